@@ -1,0 +1,29 @@
+"""Names that more than one part of vidloc must agree on: topics, groups, schema ids, keys."""
+
+from __future__ import annotations
+
+TOPIC_S3_EVENTS = "s3.events"
+TOPIC_INGEST = "video.ingest"
+TOPIC_PROGRESS = "video.progress"
+TOPIC_RESULTS = "video.results"
+TOPIC_DLQ = "video.ingest.dlq"
+ALL_TOPICS = (TOPIC_S3_EVENTS, TOPIC_INGEST, TOPIC_PROGRESS, TOPIC_RESULTS, TOPIC_DLQ)
+
+WORKER_GROUP = "vidloc-workers"
+BRIDGE_GROUP = "vidloc-bridge"
+
+# Where a job's timeline and chunk checkpoints live in the timeline bucket.
+TIMELINE_PREFIX = "timelines"
+CHECKPOINT_PREFIX = "checkpoints"
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".ogv"}
+)
+
+
+def timeline_key(video_id: str) -> str:
+    return f"{TIMELINE_PREFIX}/{video_id}/timeline.json"
+
+
+def checkpoint_key(video_id: str, job_id: str, chunk_index: int) -> str:
+    return f"{CHECKPOINT_PREFIX}/{video_id}/{job_id}/chunk-{chunk_index:05d}.json"

@@ -1,0 +1,118 @@
+"""Typed settings, read once from ``VIDLOC_*`` variables at the entrypoint and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vidloc.errors import ConfigError
+
+HOSTED_QWEN_BASE_URL = "https://wcode.net/api/gpt/v1"
+HOSTED_QWEN_MODEL = "qwen/qwen3-vl-8b-instruct"
+
+
+class Settings(BaseSettings):
+    """Everything vidloc can be told; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDLOC_", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    ingest_partitions: int = Field(default=4, ge=1)
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+
+    # S3
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_access_key: SecretStr = SecretStr("vidloc")
+    s3_secret_key: SecretStr = SecretStr("vidloc-local-secret")
+    s3_region: str = "us-east-1"
+    s3_ca_file: str | None = None
+    video_bucket: str = "videos"
+    timeline_bucket: str = "timelines"
+
+    # Model endpoint
+    vlm_base_url: str | None = None
+    vlm_model: str = HOSTED_QWEN_MODEL
+    vlm_api_key: SecretStr | None = None
+    vlm_params: dict[str, Any] = Field(default_factory=dict)
+    vlm_timeout_s: float = Field(default=120.0, gt=0)
+    vlm_max_retries: int = Field(default=6, ge=0)
+    vlm_max_backoff_s: float = Field(default=30.0, gt=0)
+    vlm_concurrency: int = Field(default=4, ge=1)
+    vlm_ca_file: str | None = None
+    price_input_per_1k: float = 0.0025
+    price_output_per_1k: float = 0.00875
+    currency: str = "CNY"
+
+    # Localization
+    localizer: Literal["vlm", "cv"] | None = None
+    sample_fps: float = Field(default=1.0, gt=0, le=30)
+    chunk_s: float = Field(default=30.0, gt=0)
+    chunk_overlap_s: float = Field(default=2.0, ge=0)
+    max_frames_per_chunk: int = Field(default=64, ge=1)
+    frame_long_side: int = Field(default=448, ge=32)
+
+    # Limits
+    max_object_bytes: int = Field(default=4 * 1024**3, ge=1)
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    max_pixels: int = Field(default=8192 * 8192, ge=1)
+    decode_timeout_s: float = Field(default=600.0, gt=0)
+    work_dir: Path | None = None
+
+    # Local stack
+    stack_dir: Path = Path(".stack")
+    cache_dir: Path = Path(".cache")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    s3_port: int = 9000
+    webhook_port: int = 9010
+
+    @field_validator("vlm_params", mode="before")
+    @classmethod
+    def _params_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"VIDLOC_VLM_PARAMS is not JSON: {exc}") from exc
+        return value
+
+    @property
+    def effective_localizer(self) -> Literal["vlm", "cv"]:
+        """``vlm`` when a model endpoint is configured, else the offline ``cv`` localizer."""
+        if self.localizer is not None:
+            return self.localizer
+        return "vlm" if (self.vlm_api_key or self.vlm_base_url) else "cv"
+
+    @property
+    def effective_vlm_base_url(self) -> str:
+        return self.vlm_base_url or HOSTED_QWEN_BASE_URL
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so tests and log filters can check none leaks."""
+        values = [self.s3_secret_key, self.vlm_api_key, self.kafka_sasl_password]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once; turn validation failures into one clear ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"VIDLOC_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"bad settings: {problems}") from exc

@@ -1,0 +1,113 @@
+"""Plain values that flow between the worker's pure modules and its adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learned about a file before any frame is decoded."""
+
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+    frame_count: int | None = None
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """One decoded frame and its real presentation time (from container timestamps)."""
+
+    t_s: float
+    image: RGBImage
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of sample times sent to a localizer together."""
+
+    index: int
+    start_s: float
+    end_s: float
+    times: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DetectedEvent:
+    """An event as a localizer reports it, in absolute video seconds."""
+
+    label: str
+    start_s: float
+    end_s: float
+    description: str = ""
+    confidence: float | None = None
+    source: str = ""  # which localizer / pass produced it
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.requests + other.requests,
+        )
+
+
+@dataclass(frozen=True)
+class LocalizeRequest:
+    """What the user asked for, as a localizer needs it."""
+
+    prompt: str | None = None
+    labels: tuple[str, ...] = ()
+    video_duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk_index: int
+    events: tuple[DetectedEvent, ...]
+    usage: Usage = field(default_factory=Usage)
+    rejected_events: int = 0  # answer items dropped by the defensive parser
+
+
+class FrameSource(Protocol):
+    """A video decoder adapter: probe a local file, then stream frames at planned times."""
+
+    name: str
+
+    def probe(self, path: str) -> VideoInfo: ...
+
+    def frames(
+        self, path: str, times: Sequence[float], size: tuple[int, int]
+    ) -> Sequence[FrameSample] | object:
+        """Yield one FrameSample per requested time (nearest decoded frame), in time order.
+
+        ``size`` is (width, height) of the returned images. Implementations stream: they never
+        hold more than a few decoded frames at once.
+        """
+        ...
+
+
+class Localizer(Protocol):
+    """Turns the frames of one chunk into events."""
+
+    name: str
+
+    def localize(
+        self, chunk: Chunk, frames: Sequence[FrameSample], request: LocalizeRequest
+    ) -> ChunkResult: ...
