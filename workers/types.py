@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -94,7 +94,7 @@ class FrameSource(Protocol):
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
-    ) -> Sequence[FrameSample] | object:
+    ) -> Iterator[FrameSample]:
         """Yield one FrameSample per requested time (nearest decoded frame), in time order.
 
         ``size`` is (width, height) of the returned images. Implementations stream: they never
