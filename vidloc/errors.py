@@ -4,6 +4,7 @@
 
     VidlocError
      ├── ConfigError                 bad or missing settings; the process cannot start
+     │    └── ModelAuthFailed         401/403/404 from the model endpoint: wrong key, URL or model
      ├── StackError                  the local stack could not be brought up or down
      ├── InputError                  permanent: the job can never succeed -> failed result + DLQ
      │    ├── BadIngestEvent          malformed / unknown-version / refused ingest message
@@ -11,7 +12,8 @@
      │    ├── ObjectTooLarge          over VIDLOC_MAX_OBJECT_BYTES
      │    ├── NotAVideo               no decodable video stream
      │    ├── VideoTooLong            duration over VIDLOC_MAX_DURATION_S
-     │    └── DecodeFailed            the decoder gave up on the file
+     │    ├── DecodeFailed            the decoder gave up on the file
+     │    └── ModelRequestRejected    4xx (400/413/422...) for this request: too large, bad input
      └── TransientError              retry later: the world, not the input, is broken
           ├── ModelRateLimited        429 from the model endpoint (carries Retry-After)
           ├── ModelUnavailable        5xx, timeouts, refused connections
@@ -43,6 +45,16 @@ class VidlocError(Exception):
 
 class ConfigError(VidlocError):
     code = "config"
+
+
+class ModelAuthFailed(ConfigError):
+    """The model endpoint refused our credentials, URL or model name (401/403/404).
+
+    Not an InputError: every message would fail the same way, so the DLQ is the wrong place;
+    the operator must fix the configuration.
+    """
+
+    code = "model_auth_failed"
 
 
 class StackError(VidlocError):
@@ -77,6 +89,19 @@ class VideoTooLong(InputError):
 
 class DecodeFailed(InputError):
     code = "decode_failed"
+
+
+class ModelRequestRejected(InputError):
+    """The endpoint rejected this particular request (e.g. 400 too many image tokens, 413).
+
+    Permanent for the chunk that produced it: sending the same frames again cannot help.
+    """
+
+    code = "model_request_rejected"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class TransientError(VidlocError):
