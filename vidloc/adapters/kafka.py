@@ -1,0 +1,189 @@
+"""The one Kafka adapter (kafka-python 3.x): config, a blocking publisher, consumers, topics.
+
+Every kafka-python error that escapes this module is turned into
+:class:`vidloc.errors.BusUnavailable` (``raise ... from exc``) so callers handle one type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from vidloc.errors import BusUnavailable
+from vidloc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A dead broker should fail a CLI or a worker start in seconds, not after kafka-python's 30-60 s.
+_BOOTSTRAP_TIMEOUT_MS = 10_000
+_MAX_BLOCK_MS = 10_000
+
+
+def kafka_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security options shared by producers, consumers and the admin client."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()],
+        "security_protocol": settings.kafka_security_protocol,
+        "bootstrap_timeout_ms": _BOOTSTRAP_TIMEOUT_MS,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username:
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password is not None:
+        config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        config["ssl_cafile"] = settings.kafka_ssl_cafile
+    return config
+
+
+def _describe(settings: Settings) -> str:
+    # Only the address and protocol: the config dict may carry a SASL password.
+    return f"{settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
+
+
+class EventPublisher:
+    """Publishes one message at a time and returns only once the broker has acknowledged it.
+
+    ``acks="all"`` plus idempotence means an acked message is on every in-sync replica and a
+    retried send is not written twice; callers commit their own input offsets after ``publish``.
+    """
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        config = kafka_config(settings)
+        config.update(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=_MAX_BLOCK_MS,
+            max_request_size=settings.max_message_bytes,
+        )
+        config.update(overrides)
+        self._where = _describe(settings)
+        try:
+            self._producer = KafkaProducer(**config)
+        except KafkaError as exc:
+            raise BusUnavailable(
+                f"cannot connect a producer to Kafka at {self._where}: {exc}"
+            ) from exc
+
+    def publish(self, topic: str, key: str, value: bytes, *, timeout_s: float = 30.0) -> None:
+        """Send ``value`` keyed by ``key`` and block until acked (or raise BusUnavailable)."""
+        try:
+            future = self._producer.send(topic, key=key.encode("utf-8"), value=value)
+            metadata = future.get(timeout=timeout_s)
+        except KafkaError as exc:
+            raise BusUnavailable(
+                f"publishing to {topic} on {self._where} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        log.debug(
+            "published %s key=%s partition=%s offset=%s",
+            topic,
+            key,
+            metadata.partition,
+            metadata.offset,
+        )
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            raise BusUnavailable(f"flushing to {self._where} failed: {exc}") from exc
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaError as exc:
+            raise BusUnavailable(f"closing the producer for {self._where} failed: {exc}") from exc
+
+    def __enter__(self) -> EventPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def make_consumer(
+    settings: Settings,
+    *,
+    group_id: str | None,
+    topics: Sequence[str],
+    **overrides: Any,
+) -> KafkaConsumer:
+    """A consumer with manual commits; subscribes to ``topics`` unless the list is empty.
+
+    Pass ``topics=()`` to get an unsubscribed consumer for manual ``assign`` (e.g. a follower).
+    """
+    config = kafka_config(settings)
+    config.update(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Small batches: one record can mean minutes of model calls, and the poll interval
+        # must cover a whole batch before the group evicts the member.
+        max_poll_records=1,
+        max_poll_interval_ms=30 * 60 * 1000,
+        session_timeout_ms=45_000,
+        fetch_max_bytes=max(settings.max_message_bytes * 2, 1_048_576),
+        max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
+    )
+    config.update(overrides)
+    try:
+        consumer = KafkaConsumer(**config)
+        if topics:
+            consumer.subscribe(list(topics))
+    except KafkaError as exc:
+        raise BusUnavailable(
+            f"cannot create a consumer on {_describe(settings)} for {list(topics)}: {exc}"
+        ) from exc
+    return consumer
+
+
+def ensure_topics(
+    settings: Settings,
+    topics: Iterable[str],
+    partitions: int,
+    *,
+    replication_factor: int = 1,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create any of ``topics`` that do not exist yet; returns the names it created."""
+    wanted = list(dict.fromkeys(topics))
+    try:
+        admin = KafkaAdminClient(**kafka_config(settings))
+    except KafkaError as exc:
+        raise BusUnavailable(f"cannot reach Kafka admin at {_describe(settings)}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    {
+                        t: {"num_partitions": partitions, "replication_factor": replication_factor}
+                        for t in missing
+                    },
+                    timeout_ms=int(timeout_s * 1000),
+                    wait_for_metadata=True,
+                )
+            except TopicAlreadyExistsError:
+                # Another process won the race; the topic exists, which is all we need.
+                log.debug("topics %s were created concurrently", missing)
+            log.info("created topics %s with %d partitions", missing, partitions)
+        return missing
+    except KafkaError as exc:
+        raise BusUnavailable(
+            f"creating topics {wanted} on {_describe(settings)} failed: {exc}"
+        ) from exc
+    finally:
+        admin.close()
