@@ -1,0 +1,303 @@
+"""The one adapter for an OpenAI-compatible ``/chat/completions`` endpoint.
+
+It knows HTTP, retries and the response envelope; it knows nothing about videos or answers.
+Every httpx error leaves this module as a ``vidloc.errors`` exception, and the API key is
+scrubbed from anything that could reach a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from vidloc.errors import (
+    ModelAnswerInvalid,
+    ModelAuthFailed,
+    ModelRateLimited,
+    ModelRequestRejected,
+    ModelUnavailable,
+)
+from vidloc.settings import Settings
+from workers.backoff import MAX_RETRY_AFTER_S, compute_backoff, parse_retry_after
+from workers.types import Usage
+
+logger = logging.getLogger(__name__)
+
+# Sent unless the operator's VIDLOC_VLM_PARAMS says otherwise. Low temperature: we want the
+# same events from the same frames, not creative variety.
+DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0.1, "max_tokens": 4096}
+
+# 408 Request Timeout and 409 Conflict are the 4xx a server uses to say "try again".
+RETRY_STATUSES = frozenset({408, 409, 429})
+AUTH_STATUSES = frozenset({401, 403, 404})
+# Keys we own: the operator's params must not replace the conversation or switch to streaming.
+RESERVED_KEYS = frozenset({"messages", "stream"})
+ERROR_BODY_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    content: str
+    finish_reason: str
+    usage: Usage
+    model: str
+
+
+class _Retryable(Exception):
+    """Internal: one attempt failed in a way worth retrying."""
+
+    def __init__(self, error: Exception, retry_after_s: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after_s = retry_after_s
+
+
+class ModelClient:
+    """Sends chat completions with retries; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        params: Mapping[str, Any],
+        http: httpx.Client,
+        *,
+        max_retries: int = 6,
+        max_backoff_s: float = 30.0,
+        base_backoff_s: float = 0.5,
+        max_retry_after_s: float = MAX_RETRY_AFTER_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key or None
+        self._params = dict(params)
+        self._http = http
+        self._max_retries = max(0, max_retries)
+        self._max_backoff_s = max_backoff_s
+        self._base_backoff_s = base_backoff_s
+        self._max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
+        # Set once an endpoint has refused json_schema, so later chunks skip the wasted 400.
+        self._json_schema_refused = False
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self._url.removesuffix("/chat/completions")
+
+    def request_body(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The JSON we POST: defaults, then the caller's format, then the operator's params."""
+        body: dict[str, Any] = {"model": self.model, **DEFAULT_PARAMS}
+        if response_format is not None:
+            body["response_format"] = response_format
+        for key, value in self._params.items():
+            if key not in RESERVED_KEYS:
+                body[key] = value
+        with self._lock:
+            refused = self._json_schema_refused
+        if refused and _is_json_schema(body.get("response_format")):
+            body["response_format"] = {"type": "json_object"}
+        body["messages"] = messages
+        body["stream"] = False
+        return body
+
+    def complete(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+    ) -> ModelReply:
+        body = self.request_body(messages, response_format)
+        try:
+            return self._post_with_retries(body)
+        except ModelRequestRejected as exc:
+            # Endpoints without guided decoding (or with an older schema dialect) answer 400
+            # naming response_format; plain JSON mode is the next best thing, tried once.
+            if not (_is_json_schema(body.get("response_format")) and _mentions_format(exc)):
+                raise
+            logger.warning(
+                "model endpoint %s refused json_schema response_format; using json_object",
+                self.base_url,
+            )
+            with self._lock:
+                self._json_schema_refused = True
+            body = {**body, "response_format": {"type": "json_object"}}
+            return self._post_with_retries(body)
+
+    def _post_with_retries(self, body: dict[str, Any]) -> ModelReply:
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(body)
+            except _Retryable as failure:
+                error = failure.error
+                if attempt >= self._max_retries:
+                    raise error from failure.__cause__
+                too_long = (
+                    failure.retry_after_s is not None
+                    and failure.retry_after_s > self._max_retry_after_s
+                )
+                if too_long:
+                    # Parking a worker thread that long is worse than failing the job now.
+                    raise error from failure.__cause__
+                delay = compute_backoff(
+                    attempt,
+                    base_s=self._base_backoff_s,
+                    cap_s=self._max_backoff_s,
+                    retry_after_s=failure.retry_after_s,
+                    max_retry_after_s=self._max_retry_after_s,
+                )
+                attempt += 1
+                logger.warning(
+                    "model request failed (%s: %s); retry %d/%d in %.2fs",
+                    type(error).__name__,
+                    error,
+                    attempt,
+                    self._max_retries,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _post_once(self, body: dict[str, Any]) -> ModelReply:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            response = self._http.post(self._url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(
+                ModelUnavailable(f"model endpoint timed out: {self._scrub(str(exc))}")
+            ) from exc
+        except httpx.TransportError as exc:
+            # Connect errors, dropped connections, protocol errors: the world, not the input.
+            raise _Retryable(
+                ModelUnavailable(
+                    f"model endpoint unreachable ({type(exc).__name__}): {self._scrub(str(exc))}"
+                )
+            ) from exc
+        except httpx.HTTPError as exc:  # e.g. an invalid URL: a configuration problem
+            raise ModelAuthFailed(f"cannot call model endpoint: {self._scrub(str(exc))}") from exc
+        return self._reply_from(response)
+
+    def _reply_from(self, response: httpx.Response) -> ModelReply:
+        status = response.status_code
+        if status >= 400:
+            raise self._status_error(response)
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            message = choice.get("message") or {}
+            content = _text_of(message.get("content"))
+            finish_reason = str(choice.get("finish_reason") or "stop")
+            usage_data = payload.get("usage") or {}
+            usage = Usage(
+                prompt_tokens=int(usage_data.get("prompt_tokens") or 0),
+                completion_tokens=int(usage_data.get("completion_tokens") or 0),
+                requests=1,
+            )
+            model = str(payload.get("model") or self.model)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # A 200 without a chat-completion envelope usually comes from a proxy in trouble.
+            raise _Retryable(
+                ModelAnswerInvalid(
+                    f"model endpoint returned no chat completion: {self._snippet(response)}"
+                )
+            ) from exc
+        return ModelReply(content=content, finish_reason=finish_reason, usage=usage, model=model)
+
+    def _status_error(self, response: httpx.Response) -> Exception:
+        status = response.status_code
+        detail = f"HTTP {status} from model endpoint: {self._snippet(response)}"
+        cause = httpx.HTTPStatusError(detail, request=response.request, response=response)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            error: Exception = ModelRateLimited(detail, retry_after_s=retry_after)
+            return _chain(_Retryable(error, retry_after), cause)
+        if status in RETRY_STATUSES or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return _chain(_Retryable(ModelUnavailable(detail), retry_after), cause)
+        if status in AUTH_STATUSES:
+            return _chain(ModelAuthFailed(detail), cause)
+        return _chain(ModelRequestRejected(detail, status_code=status), cause)
+
+    def _snippet(self, response: httpx.Response) -> str:
+        try:
+            payload = response.json()
+            error = payload.get("error") if isinstance(payload, dict) else None
+            text = error.get("message") if isinstance(error, dict) else None
+            if not isinstance(text, str):
+                text = json.dumps(payload)
+        except ValueError:
+            text = response.text
+        return self._scrub(text[:ERROR_BODY_CHARS])
+
+    def _scrub(self, text: str) -> str:
+        # Some gateways echo the key back ("invalid api key sk-..."); never let it through.
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+
+def _chain(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
+
+
+def _is_json_schema(response_format: Any) -> bool:
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+
+
+def _mentions_format(error: ModelRequestRejected) -> bool:
+    text = str(error).lower()
+    return error.status_code == 400 and ("response_format" in text or "json_schema" in text)
+
+
+def _text_of(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a content-part list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", "output_text")
+        )
+    raise TypeError(f"unexpected message content type {type(content).__name__}")
+
+
+def http_client_from_settings(settings: Settings) -> httpx.Client:
+    """The httpx client for the model endpoint; the caller owns it and must close it."""
+    # httpx deprecates a CA path as ``verify``; an SSL context is the supported spelling.
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=settings.vlm_ca_file) if settings.vlm_ca_file else True
+    )
+    limits = httpx.Limits(max_connections=settings.vlm_concurrency * 2)
+    timeout = httpx.Timeout(settings.vlm_timeout_s, connect=min(10.0, settings.vlm_timeout_s))
+    return httpx.Client(timeout=timeout, limits=limits, verify=verify)
+
+
+def model_client_from_settings(
+    settings: Settings, http: httpx.Client, *, sleep: Callable[[float], None] = time.sleep
+) -> ModelClient:
+    key = settings.vlm_api_key.get_secret_value() if settings.vlm_api_key else None
+    return ModelClient(
+        settings.effective_vlm_base_url,
+        settings.vlm_model,
+        key,
+        settings.vlm_params,
+        http,
+        max_retries=settings.vlm_max_retries,
+        max_backoff_s=settings.vlm_max_backoff_s,
+        sleep=sleep,
+    )
