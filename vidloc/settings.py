@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     decode_timeout_s: float = Field(default=600.0, gt=0)
     work_dir: Path | None = None
 
+    # Worker loop
+    worker_group: str = "vidloc-workers"
+    job_retry_deadline_s: float = Field(default=600.0, ge=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool = False
+
     # Local stack
     stack_dir: Path = Path(".stack")
     cache_dir: Path = Path(".cache")

@@ -1,0 +1,5 @@
+import sys
+
+from vidloc.cli import main
+
+sys.exit(main())

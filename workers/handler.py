@@ -1,0 +1,188 @@
+"""What the worker does with one ``video.ingest`` message, independent of the consumer loop.
+
+The handler decides; the loop only polls, commits and seeks. Every path ends in one of three
+dispositions: COMMIT (a final result was announced), RETRY (transient, same offset again later)
+or HAND_BACK (shutting down; another group member picks the message up, checkpoints intact).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from contracts import ContractError, IngestEvent, ProgressEvent, decode_ingest, derive_job_id, encode
+from vidloc import names
+from vidloc.errors import BadIngestEvent, InputError, TransientError, VidlocError
+from vidloc.settings import Settings
+from workers.job import JobRunner
+from workers.outcomes import dlq_record, failed_result, succeeded_result
+
+log = logging.getLogger(__name__)
+
+
+class Disposition(enum.Enum):
+    COMMIT = "commit"
+    RETRY = "retry"
+    HAND_BACK = "hand_back"
+
+
+class JobCancelled(VidlocError):
+    """The worker is shutting down; the job is handed back unfinished."""
+
+    code = "cancelled"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class IngestHandler:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: JobRunner,
+        publish: Callable[[str, str, bytes], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._runner = runner
+        self._publish = publish
+        self._clock = clock
+        self._first_failure: dict[tuple[str, int, int], float] = {}
+        self.cancel = threading.Event()
+
+    def handle(self, delivery: Delivery) -> Disposition:
+        where = (delivery.topic, delivery.partition, delivery.offset)
+        fallback_id = (delivery.key or b"").decode("utf-8", errors="replace")[:128] or "unknown"
+        fallback_job = "job-" + hashlib.sha256(delivery.value).hexdigest()[:24]
+        try:
+            event = self._decode(delivery)
+        except BadIngestEvent as exc:
+            log.warning("refused ingest message at %s: %s", where, exc)
+            return self._fail(delivery, exc, fallback_id, fallback_job, "", "")
+
+        video_id = event.effective_video_id
+        job_id = derive_job_id(event.event_id)
+        ids = {"video_id": video_id, "job_id": job_id}
+        try:
+            outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id))
+            result = succeeded_result(event, job_id, outcome)
+            self._publish(names.TOPIC_PROGRESS, video_id, encode(self._progress(
+                video_id, job_id, "done", outcome.timeline.sampling.get("chunks", 0), "done")))
+            self._publish(names.TOPIC_RESULTS, video_id, encode(result))
+            self._first_failure.pop(where, None)
+            log.info(
+                "job succeeded: %d events, %d tokens, cost %.6f %s",
+                len(outcome.timeline.events),
+                outcome.usage.prompt_tokens + outcome.usage.completion_tokens,
+                outcome.cost,
+                self._settings.currency,
+                extra=ids,
+            )
+            return Disposition.COMMIT
+        except JobCancelled:
+            log.info("job handed back unfinished (shutting down)", extra=ids)
+            return Disposition.HAND_BACK
+        except InputError as exc:
+            log.warning("job failed permanently: %s: %s", exc.code, exc, extra=ids)
+            return self._fail(delivery, exc, video_id, job_id, event.source.bucket, event.source.key)
+        except TransientError as exc:
+            first = self._first_failure.setdefault(where, self._clock())
+            if self._clock() - first < self._settings.job_retry_deadline_s:
+                log.warning("job hit a transient error, will retry: %s: %s", exc.code, exc,
+                            extra=ids)
+                return Disposition.RETRY
+            log.error("job gave up after the retry deadline: %s: %s", exc.code, exc, extra=ids)
+            self._first_failure.pop(where, None)
+            return self._fail(delivery, exc, video_id, job_id, event.source.bucket, event.source.key)
+        except Exception as exc:  # a bug must not take the partition down with it
+            log.exception("job crashed", extra=ids)
+            wrapped = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
+            return self._fail(
+                delivery, wrapped, video_id, job_id, event.source.bucket, event.source.key
+            )
+
+    def _decode(self, delivery: Delivery) -> IngestEvent:
+        s = self._settings
+        if len(delivery.value) > s.max_message_bytes:
+            raise BadIngestEvent(
+                f"ingest message is {len(delivery.value)} bytes; the limit is "
+                f"{s.max_message_bytes}",
+                code="message_too_large",
+            )
+        try:
+            event = decode_ingest(delivery.value)
+        except ContractError as exc:
+            raise BadIngestEvent(str(exc)) from exc
+        if event.source.bucket != s.video_bucket:
+            raise BadIngestEvent(
+                f"bucket {event.source.bucket!r} is not the configured video bucket",
+                code="bucket_not_allowed",
+            )
+        return event
+
+    def _fail(
+        self,
+        delivery: Delivery,
+        exc: VidlocError,
+        video_id: str,
+        job_id: str,
+        bucket: str,
+        key: str,
+    ) -> Disposition:
+        """Announce a failed result and keep the original in the DLQ; both must be acked."""
+        message = str(exc)[:2000]
+        result = failed_result(
+            video_id=video_id, job_id=job_id, bucket=bucket, key=key, code=exc.code,
+            message=message,
+        )
+        record = dlq_record(
+            raw=delivery.value, topic=delivery.topic, partition=delivery.partition,
+            offset=delivery.offset, code=exc.code, message=message, video_id=video_id,
+            job_id=job_id,
+        )
+        self._publish(names.TOPIC_DLQ, video_id, encode(record))
+        self._publish(names.TOPIC_PROGRESS, video_id, encode(
+            self._progress(video_id, job_id, "failed", 0, message)))
+        self._publish(names.TOPIC_RESULTS, video_id, encode(result))
+        return Disposition.COMMIT
+
+    def _progress_fn(self, video_id: str, job_id: str) -> Callable[[str, int, int, str], None]:
+        def report(stage: str, done: int, total: int, message: str) -> None:
+            if self.cancel.is_set():
+                raise JobCancelled("worker is shutting down")
+            try:
+                self._publish(names.TOPIC_PROGRESS, video_id, encode(
+                    self._progress(video_id, job_id, stage, total, message, done)))
+            except TransientError as exc:  # progress is best effort; results are not
+                log.warning("progress event not sent: %s", exc)
+
+        return report
+
+    @staticmethod
+    def _progress(
+        video_id: str, job_id: str, stage: str, total: int, message: str, done: int | None = None
+    ) -> ProgressEvent:
+        return ProgressEvent.model_validate({
+            "schema": "vidloc.progress.v1",
+            "event_id": f"prg-{job_id}-{stage}-{done if done is not None else total}",
+            "video_id": video_id,
+            "job_id": job_id,
+            "stage": stage,
+            "chunks_done": total if done is None else done,
+            "chunks_total": total,
+            "message": message[:500],
+            "at": datetime.now(UTC).isoformat(),
+        })

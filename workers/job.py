@@ -1,0 +1,351 @@
+"""One job: an ingest event in, a stored timeline out.
+
+fetch object -> probe -> plan -> sample (streamed) -> localize chunk by chunk (concurrently, with
+checkpoints) -> merge -> store timeline. The consumer loop around it owns Kafka; this module owns
+the order of the work and nothing about transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from contracts import IngestEvent, Timeline
+from vidloc import names
+from vidloc.errors import InputError, ObjectMissing, VideoTooLong, VidlocError
+from vidloc.settings import Settings
+from workers.assemble import ChunkAssembler
+from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
+from workers.cost import Prices, price_usage
+from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
+from workers.merge import assign_event_ids, merge_events
+from workers.types import (
+    Chunk,
+    ChunkResult,
+    FrameSample,
+    FrameSource,
+    LocalizeRequest,
+    Localizer,
+    Usage,
+    VideoInfo,
+)
+
+log = logging.getLogger(__name__)
+
+
+class JobStore(Protocol):
+    """The part of the object store a job uses."""
+
+    def download(
+        self, bucket: str, key: str, dest: Path, *, max_bytes: int, expected_etag: str | None = None
+    ) -> Any: ...
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/json"
+    ) -> Any: ...
+
+    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+
+
+ProgressFn = Callable[[str, int, int, str], None]  # stage, chunks_done, chunks_total, message
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything decided before the first frame is decoded."""
+
+    info: VideoInfo
+    localizer: str
+    sample_fps: float
+    chunk_s: float
+    overlap_s: float
+    frame_size: tuple[int, int]
+    times: tuple[float, ...]
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass
+class JobOutcome:
+    timeline: Timeline
+    timeline_bucket: str
+    timeline_key: str
+    usage: Usage
+    cost: float
+    chunks_from_checkpoint: int = 0
+    rejected_events: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def make_plan(info: VideoInfo, event: IngestEvent, settings: Settings, localizer: str) -> JobPlan:
+    """Pure: turn probe facts, user options and settings into a sampling and chunking plan."""
+    if info.duration_s > settings.max_duration_s:
+        raise VideoTooLong(
+            f"video is {info.duration_s:.0f} s long; the limit is {settings.max_duration_s:.0f} s"
+        )
+    if info.width * info.height > settings.max_pixels:
+        raise InputError(
+            f"resolution {info.width}x{info.height} is over the limit of "
+            f"{settings.max_pixels} pixels",
+            code="resolution_too_large",
+        )
+    opts = event.options
+    sample_fps = opts.sample_fps or settings.sample_fps
+    chunk_s = opts.chunk_s or settings.chunk_s
+    overlap_s = min(settings.chunk_overlap_s, chunk_s / 2)
+    times = plan_sample_times(info.duration_s, sample_fps)
+    chunks = plan_chunks(times, chunk_s, overlap_s, settings.max_frames_per_chunk)
+    size = frame_size_for(info.width, info.height, settings.frame_long_side)
+    return JobPlan(info, localizer, sample_fps, chunk_s, overlap_s, size, times, chunks)
+
+
+class JobRunner:
+    """Runs one ingest event to a stored timeline; safe to reuse across jobs, not across threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        open_source: Callable[[Path], tuple[FrameSource, VideoInfo]],
+        make_localizer: Callable[[str], Localizer],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._open_source = open_source
+        self._make_localizer = make_localizer
+        self._prices = Prices(
+            settings.price_input_per_1k, settings.price_output_per_1k, settings.currency
+        )
+
+    def run(self, event: IngestEvent, job_id: str, progress: ProgressFn) -> JobOutcome:
+        s = self._settings
+        video_id = event.effective_video_id
+        timings: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="vidloc-job-", dir=s.work_dir) as tmp:
+            path = Path(tmp) / "video"
+            progress("downloading", 0, 0, f"fetching s3://{event.source.bucket}/{event.source.key}")
+            started = time.monotonic()
+            self._store.download(
+                event.source.bucket,
+                event.source.key,
+                path,
+                max_bytes=s.max_object_bytes,
+                expected_etag=event.source.etag,
+            )
+            timings["download_s"] = time.monotonic() - started
+
+            progress("probing", 0, 0, "probing")
+            source, info = self._open_source(path)
+            localizer_name = event.options.localizer or s.effective_localizer
+            plan = make_plan(info, event, s, localizer_name)
+            localizer = self._make_localizer(localizer_name)
+            log.info(
+                "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
+                len(plan.times),
+                len(plan.chunks),
+                plan.sample_fps,
+                plan.frame_size[0],
+                plan.frame_size[1],
+                localizer_name,
+                extra={"video_id": video_id, "job_id": job_id},
+            )
+            started = time.monotonic()
+            results, from_checkpoint = self._localize(
+                event, job_id, plan, source, localizer, path, progress
+            )
+            timings["localize_s"] = time.monotonic() - started
+
+        progress("merging", len(plan.chunks), len(plan.chunks), "merging chunk events")
+        usage = sum((r.usage for r in results), Usage())
+        cost = price_usage(usage, self._prices)
+        rejected = sum(r.rejected_events for r in results)
+        merged = merge_events([e for r in results for e in r.events])
+        timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected)
+        key = names.timeline_key(video_id)
+        progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
+        from contracts import encode
+
+        self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
+        return JobOutcome(
+            timeline, s.timeline_bucket, key, usage, cost, from_checkpoint, rejected, timings
+        )
+
+    def _localize(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        plan: JobPlan,
+        source: FrameSource,
+        localizer: Localizer,
+        path: Path,
+        progress: ProgressFn,
+    ) -> tuple[list[ChunkResult], int]:
+        s = self._settings
+        video_id = event.effective_video_id
+        fingerprint = plan_fingerprint(
+            plan.localizer,
+            plan.chunks,
+            {
+                "size": plan.frame_size,
+                "prompt": event.options.prompt,
+                "labels": list(event.options.labels),
+            },
+        )
+        results: dict[int, ChunkResult] = {}
+        for chunk in plan.chunks:
+            stored = self._load_checkpoint(video_id, job_id, chunk.index, fingerprint)
+            if stored is not None:
+                results[chunk.index] = stored
+        from_checkpoint = len(results)
+        total = len(plan.chunks)
+        pending = [c for c in plan.chunks if c.index not in results]
+        progress("localizing", len(results), total, f"{from_checkpoint} chunks from checkpoints")
+        if not pending:
+            return [results[c.index] for c in plan.chunks], from_checkpoint
+
+        request = LocalizeRequest(
+            prompt=event.options.prompt,
+            labels=tuple(event.options.labels),
+            video_duration_s=plan.info.duration_s,
+        )
+        workers = s.vlm_concurrency if plan.localizer == "vlm" else 1
+        assembler = ChunkAssembler(pending)
+        wanted = assembler.wanted_times
+        in_flight: set[Future[ChunkResult]] = set()
+
+        def finish(done: set[Future[ChunkResult]]) -> None:
+            for fut in done:
+                result = fut.result()  # re-raises the localizer's error in this thread
+                results[result.chunk_index] = result
+                self._save_checkpoint(video_id, job_id, result, fingerprint)
+                progress("localizing", len(results), total, f"chunk {result.chunk_index} done")
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="localize") as pool:
+            try:
+                for chunk, frames in self._chunks(assembler, wanted, source, path, plan):
+                    # Bound memory: never more chunks of frames alive than localizer slots.
+                    while len(in_flight) >= workers:
+                        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                        in_flight.difference_update(done)
+                        finish(done)
+                    in_flight.add(pool.submit(localizer.localize, chunk, frames, request))
+                done, _ = wait(in_flight)
+                in_flight.clear()
+                finish(done)
+            finally:
+                for fut in in_flight:
+                    fut.cancel()
+        missing = [c.index for c in plan.chunks if c.index not in results]
+        if missing:
+            raise VidlocError(f"chunks {missing} produced no result", code="internal")
+        return [results[c.index] for c in plan.chunks], from_checkpoint
+
+    def _chunks(
+        self,
+        assembler: ChunkAssembler,
+        wanted: Sequence[float],
+        source: FrameSource,
+        path: Path,
+        plan: JobPlan,
+    ) -> Iterator[tuple[Chunk, list[FrameSample]]]:
+        frames = source.frames(str(path), wanted, plan.frame_size)
+        for planned_t, frame in zip(wanted, frames, strict=False):
+            yield from assembler.feed(planned_t, frame)
+        yield from assembler.leftovers()
+
+    def _load_checkpoint(
+        self, video_id: str, job_id: str, index: int, fingerprint: str
+    ) -> ChunkResult | None:
+        key = names.checkpoint_key(video_id, job_id, index)
+        try:
+            data = self._store.get_bytes(self._settings.timeline_bucket, key)
+        except ObjectMissing:
+            return None
+        return decode_checkpoint(data, fingerprint)
+
+    def _save_checkpoint(
+        self, video_id: str, job_id: str, result: ChunkResult, fingerprint: str
+    ) -> None:
+        key = names.checkpoint_key(video_id, job_id, result.chunk_index)
+        self._store.put_bytes(
+            self._settings.timeline_bucket, key, encode_checkpoint(result, fingerprint)
+        )
+
+    def _timeline(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        plan: JobPlan,
+        merged: Sequence[Any],
+        usage: Usage,
+        cost: float,
+        rejected: int,
+    ) -> Timeline:
+        s = self._settings
+        video_id = event.effective_video_id
+        info = plan.info
+        model: dict[str, Any] | None = None
+        if plan.localizer == "vlm":
+            model = {
+                "name": s.vlm_model,
+                "base_url": s.effective_vlm_base_url,
+                "params": dict(s.vlm_params),
+            }
+        doc: dict[str, Any] = {
+            "schema": Timeline.SCHEMA if hasattr(Timeline, "SCHEMA") else "vidloc.timeline.v1",
+            "video_id": video_id,
+            "job_id": job_id,
+            "source": {
+                "bucket": event.source.bucket,
+                "key": event.source.key,
+                "etag": event.source.etag,
+                "size": event.source.size,
+            },
+            "video": {
+                "duration_s": info.duration_s,
+                "fps": info.fps,
+                "width": info.width,
+                "height": info.height,
+                "codec": info.codec,
+            },
+            "localizer": plan.localizer,
+            "model": model,
+            "prompt": event.options.prompt,
+            "labels": list(event.options.labels),
+            "sampling": {
+                "sample_fps": plan.sample_fps,
+                "chunk_s": plan.chunk_s,
+                "chunk_overlap_s": plan.overlap_s,
+                "frames": len(plan.times),
+                "chunks": len(plan.chunks),
+                "frame_size": list(plan.frame_size),
+            },
+            "events": [
+                {
+                    "id": event_id,
+                    "label": e.label,
+                    "start_s": round(e.start_s, 3),
+                    "end_s": round(e.end_s, 3),
+                    "description": e.description,
+                    "confidence": e.confidence,
+                    "source": e.source or plan.localizer,
+                }
+                for event_id, e in assign_event_ids(merged, video_id)
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "requests": usage.requests,
+                "cost": cost,
+                "currency": s.currency,
+            },
+            "stats": {"rejected_events": rejected},
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        return Timeline.model_validate(doc)

@@ -1,0 +1,94 @@
+"""``vidloc worker``: wire the adapters into a WorkerLoop and run it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from vidloc import names
+from vidloc.adapters.kafka import EventPublisher, make_consumer
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.settings import Settings
+from workers.consumer import WorkerLoop
+from workers.frames import open_frame_source
+from workers.handler import IngestHandler
+from workers.job import JobRunner
+from workers.localizers.cv import CvLocalizer
+from workers.localizers.vlm import vlm_localizer_from_settings
+from workers.types import FrameSource, Localizer, VideoInfo
+
+log = logging.getLogger(__name__)
+
+
+def localizer_factory(settings: Settings, http: httpx.Client) -> Callable[[str], Localizer]:
+    vlm: Localizer | None = None
+
+    def make(name: str) -> Localizer:
+        nonlocal vlm
+        if name == "cv":
+            return CvLocalizer()  # per job: it keeps per-chunk state only, but cheap to make
+        if vlm is None:
+            vlm = vlm_localizer_from_settings(settings, http)
+        return vlm
+
+    return make
+
+
+def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, VideoInfo]]:
+    def open_source(path: Path) -> tuple[FrameSource, VideoInfo]:
+        return open_frame_source(str(path), decode_timeout_s=settings.decode_timeout_s)
+
+    return open_source
+
+
+def build_handler(settings: Settings, publisher: EventPublisher, http: httpx.Client) -> IngestHandler:
+    store = ObjectStore(settings)
+    runner = JobRunner(
+        settings, store, source_opener(settings), localizer_factory(settings, http)
+    )
+    return IngestHandler(settings, runner, publisher.publish)
+
+
+def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d received: leaving the group after the current job", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    limits = httpx.Limits(max_connections=settings.vlm_concurrency * 2)
+    verify: str | bool = settings.vlm_ca_file or True
+    with (
+        httpx.Client(timeout=settings.vlm_timeout_s, limits=limits, verify=verify) as http,
+        EventPublisher(settings) as publisher,
+    ):
+        handler = build_handler(settings, publisher, http)
+        # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
+        # the default interval holds; a short session lets a dead worker's partitions move fast.
+        consumer = make_consumer(
+            settings,
+            group_id=settings.worker_group,
+            topics=[],
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+        )
+        loop = WorkerLoop(settings, consumer, handler)
+        log.info(
+            "worker started: group %s on %s, localizer default %s",
+            settings.worker_group,
+            names.TOPIC_INGEST,
+            settings.effective_localizer,
+        )
+        loop.run([names.TOPIC_INGEST], stop)
+    log.info("worker stopped after %d jobs", loop.jobs_done)
+    return 0

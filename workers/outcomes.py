@@ -1,0 +1,86 @@
+"""Build the events a finished or failed job announces (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import DlqRecord, IngestEvent, ResultEvent
+from workers.job import JobOutcome
+
+
+def result_event_id(job_id: str, status: str) -> str:
+    """Deterministic, so a replayed job re-announces an identical event instead of a new one."""
+    return f"res-{hashlib.sha256(f'{job_id}:{status}'.encode()).hexdigest()[:24]}"
+
+
+def succeeded_result(event: IngestEvent, job_id: str, outcome: JobOutcome) -> ResultEvent:
+    timeline = outcome.timeline
+    doc: dict[str, Any] = {
+        "schema": "vidloc.result.v1",
+        "event_id": result_event_id(job_id, "succeeded"),
+        "video_id": event.effective_video_id,
+        "job_id": job_id,
+        "status": "succeeded",
+        "source": {"bucket": event.source.bucket, "key": event.source.key},
+        "timeline": {"bucket": outcome.timeline_bucket, "key": outcome.timeline_key},
+        "summary": {"events": len(timeline.events), "duration_s": timeline.video.duration_s},
+        "usage": {
+            "prompt_tokens": outcome.usage.prompt_tokens,
+            "completion_tokens": outcome.usage.completion_tokens,
+            "requests": outcome.usage.requests,
+            "cost": outcome.cost,
+            "currency": timeline.usage.currency,
+        },
+        "localizer": timeline.localizer,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    return ResultEvent.model_validate(doc)
+
+
+def failed_result(
+    *,
+    video_id: str,
+    job_id: str,
+    bucket: str,
+    key: str,
+    code: str,
+    message: str,
+) -> ResultEvent:
+    doc: dict[str, Any] = {
+        "schema": "vidloc.result.v1",
+        "event_id": result_event_id(job_id, "failed"),
+        "video_id": video_id,
+        "job_id": job_id,
+        "status": "failed",
+        "source": {"bucket": bucket, "key": key},
+        "error": {"code": code, "message": message},
+        "summary": {"events": 0, "duration_s": 0.0},
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0},
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    return ResultEvent.model_validate(doc)
+
+
+def dlq_record(
+    *,
+    raw: bytes,
+    topic: str,
+    partition: int,
+    offset: int,
+    code: str,
+    message: str,
+    video_id: str,
+    job_id: str,
+) -> DlqRecord:
+    doc: dict[str, Any] = {
+        "schema": "vidloc.dlq.v1",
+        "video_id": video_id,
+        "job_id": job_id,
+        "original": raw.decode("utf-8", errors="replace"),
+        "error": {"code": code, "message": message},
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "failed_at": datetime.now(UTC).isoformat(),
+    }
+    return DlqRecord.model_validate(doc)
