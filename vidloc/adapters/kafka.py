@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
@@ -147,6 +149,62 @@ def make_consumer(
             f"cannot create a consumer on {_describe(settings)} for {list(topics)}: {exc}"
         ) from exc
     return consumer
+
+
+@dataclass(frozen=True)
+class BusRecord:
+    """One consumed message as plain values, so loops never touch kafka-python types."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+
+
+def poll_records(
+    consumer: KafkaConsumer, *, timeout_s: float, max_records: int | None = None
+) -> list[BusRecord]:
+    """Fetched records in partition order (empty when nothing arrived within ``timeout_s``)."""
+    try:
+        batch = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+    except KafkaError as exc:
+        raise BusUnavailable(f"polling Kafka failed: {type(exc).__name__}: {exc}") from exc
+    records: list[BusRecord] = []
+    for tp, messages in batch.items():
+        for message in messages:
+            key = message.key
+            records.append(
+                BusRecord(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=message.offset,
+                    key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+                    value=message.value if message.value is not None else b"",
+                )
+            )
+    return records
+
+
+def commit_record(consumer: KafkaConsumer, record: BusRecord) -> None:
+    """Commit past ``record`` (offset + 1): call only once its outputs are safely acked."""
+    tp = TopicPartition(record.topic, record.partition)
+    try:
+        consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+    except KafkaError as exc:
+        raise BusUnavailable(
+            f"committing {record.topic}[{record.partition}]@{record.offset} failed: {exc}"
+        ) from exc
+
+
+def rewind_to(consumer: KafkaConsumer, record: BusRecord) -> None:
+    """Make the next poll return ``record`` again (after a transient failure)."""
+    try:
+        consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
+    except (KafkaError, ValueError) as exc:
+        # kafka-python refuses once a rebalance took the partition away; its new owner
+        # resumes from the last commit anyway.
+        log.info("cannot rewind %s[%d]: %s", record.topic, record.partition, exc)
 
 
 def ensure_topics(
