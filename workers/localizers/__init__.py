@@ -1,0 +1,1 @@
+"""Localizers: turn the frames of one chunk into events (VLM or offline CV)."""

@@ -1,0 +1,135 @@
+"""What we say to the vision-language model: pure functions from frames and a request to messages.
+
+Qwen3-VL reads time from text: each frame is preceded by ``<t seconds>`` (its own timestamp
+format), so the model can answer in absolute video seconds without knowing the sampling plan.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+
+from workers.types import Chunk, FrameSample, LocalizeRequest, RGBImage
+
+DEFAULT_PROMPT = (
+    "Find every distinct visible event or object appearance and when it starts and ends"
+)
+
+# The model-answer contract of DESIGN.md. Strict-mode json_schema needs every property required
+# and no extras; the parser still defends against endpoints that ignore the schema.
+# TODO(contracts): use contracts' ANSWER_JSON_SCHEMA once it lands; keep the two identical.
+ANSWER_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "label": {"type": "string"},
+                    "start_s": {"type": "number"},
+                    "end_s": {"type": "number"},
+                    "description": {"type": "string"},
+                    "confidence": {"type": "number"},
+                },
+                "required": ["label", "start_s", "end_s", "description", "confidence"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["events"],
+    "additionalProperties": False,
+}
+
+SYSTEM_PROMPT = (
+    "You are a precise video event localizer. You are shown frames sampled from a video in "
+    "time order; each frame is preceded by its timestamp in the video, written as "
+    "<T seconds>. Report when things happen. Answer with one JSON object and nothing else, "
+    'exactly of the form {"events": [{"label": string, "start_s": number, "end_s": number, '
+    '"description": string, "confidence": number}]}. '
+    "start_s and end_s are absolute times in seconds of the video, read from the timestamps "
+    "shown: start_s is the time of the first frame where the event is visible, end_s the time "
+    "of the last frame where it is still visible. label is a short lowercase noun phrase. "
+    "description is one short sentence. confidence is between 0 and 1. Report each "
+    'continuous occurrence once. If nothing relevant is visible, answer {"events": []}.'
+)
+
+
+def timestamp_text(t_s: float) -> str:
+    return f"<{t_s:.1f} seconds>"
+
+
+def labels_instruction(labels: Sequence[str]) -> str:
+    # JSON list syntax keeps labels that contain commas unambiguous for model and fake server.
+    return "Only report these labels: " + json.dumps(list(labels)) + "."
+
+
+def encode_jpeg_data_uri(image: RGBImage, *, jpeg_quality: int = 85) -> str:
+    """A ``data:image/jpeg;base64,...`` URI for an RGB frame."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # OpenCV encoders expect BGR channel order
+    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    if not ok:
+        raise ValueError(f"cannot JPEG-encode a frame of shape {image.shape}")
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+
+
+def build_messages(
+    frames: Sequence[FrameSample],
+    request: LocalizeRequest,
+    chunk: Chunk,
+    *,
+    jpeg_quality: int = 85,
+) -> list[dict[str, Any]]:
+    """System + user messages for one chunk: timestamped images, then the question."""
+    content: list[dict[str, Any]] = []
+    for frame in frames:
+        content.append({"type": "text", "text": timestamp_text(frame.t_s)})
+        content.append(
+            {
+                "type": "image_url",
+                "image_url": {"url": encode_jpeg_data_uri(frame.image, jpeg_quality=jpeg_quality)},
+            }
+        )
+    content.append({"type": "text", "text": question_text(request, chunk)})
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": content},
+    ]
+
+
+def question_text(request: LocalizeRequest, chunk: Chunk) -> str:
+    span = f"These frames cover {chunk.start_s:.1f} to {chunk.end_s:.1f} seconds of the video"
+    if request.video_duration_s > 0:
+        span += f" (total length {request.video_duration_s:.1f} seconds)"
+    prompt = (request.prompt or "").strip() or DEFAULT_PROMPT
+    if prompt[-1] not in ".?!":
+        prompt += "."
+    parts = [span + ".", prompt]
+    if request.labels:
+        parts.append(labels_instruction(request.labels))
+    parts.append("Answer with the JSON object only.")
+    return " ".join(parts)
+
+
+def answer_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The answer schema; with labels, guided decoding can only emit the labels asked for."""
+    schema = copy.deepcopy(ANSWER_JSON_SCHEMA)  # callers may mutate what they get
+    if not labels:
+        return schema
+    schema["properties"]["events"]["items"]["properties"]["label"] = {
+        "type": "string",
+        "enum": list(dict.fromkeys(labels)),
+    }
+    return schema
+
+
+def response_format_for_answer(labels: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "vidloc_events", "strict": True, "schema": answer_schema(labels)},
+    }
