@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     vlm_max_backoff_s: float = Field(default=30.0, gt=0)
     vlm_concurrency: int = Field(default=4, ge=1)
     vlm_ca_file: str | None = None
+    vlm_answer_retries: int = Field(default=1, ge=0)  # re-asks when an answer holds no JSON
+    vlm_jpeg_quality: int = Field(default=85, ge=10, le=100)
     price_input_per_1k: float = 0.0025
     price_output_per_1k: float = 0.00875
     currency: str = "CNY"
