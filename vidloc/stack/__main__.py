@@ -1,0 +1,31 @@
+"""`python -m vidloc.stack up|down|status|logs [component]` until the main CLI wires it in."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from vidloc.errors import ConfigError
+from vidloc.settings import load_settings
+from vidloc.stack.commands import ACTIONS, COMPONENTS, stack_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vidloc.stack")
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("component", nargs="?", choices=COMPONENTS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # kafka-python reports every refused connection while the broker boots; that is expected.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return stack_command(args.action, settings, args.component)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The local Kafka broker: jars from Maven Central, a KRaft config, one JVM, the vidloc topics."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from string import Template
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from vidloc import names
+from vidloc.errors import StackError
+from vidloc.settings import Settings
+from vidloc.stack.layout import StackLayout
+from vidloc.stack.processes import port_open
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "kafka"
+HOST = "127.0.0.1"
+# A broker with 384 MiB heap is plenty for tests and keeps the shared 2-core box responsive.
+JVM_OPTS = ("-Xmx384m", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+_STAMP = ".pom-sha256"
+
+
+def markers(layout: StackLayout) -> tuple[str, ...]:
+    """What must be on the broker's command line for `down` to believe it started it."""
+    return ("kafka.Kafka", f"-Dvidloc.stack.dir={layout.stack_dir}")
+
+
+def require_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise StackError(
+            "java not found: Kafka 4 needs a Java 17+ runtime "
+            "(Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    return java
+
+
+def ensure_jars(layout: StackLayout) -> bool:
+    """Copy Kafka and its runtime jars into the cache once per pom; True if it downloaded."""
+    pom_hash = hashlib.sha256(layout.kafka_pom.read_bytes()).hexdigest()
+    stamp = layout.kafka_libs / _STAMP
+    if stamp.is_file() and stamp.read_text().strip() == pom_hash:
+        return False
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(
+            "mvn not found: the Kafka jars are fetched with Maven (Debian: apt-get install maven)"
+        )
+    # Download beside the cache and swap in whole, so an interrupted fetch never looks complete.
+    staging = layout.kafka_libs.with_name(layout.kafka_libs.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(layout.kafka_pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+    ]
+    log.info("fetching Kafka jars: %s", " ".join(cmd))
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+    except subprocess.CalledProcessError as exc:
+        raise StackError(f"mvn could not fetch the Kafka jars:\n{exc.stdout}{exc.stderr}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"mvn could not fetch the Kafka jars: {exc}") from exc
+    (staging / _STAMP).write_text(pom_hash + "\n")
+    shutil.rmtree(layout.kafka_libs, ignore_errors=True)
+    staging.rename(layout.kafka_libs)
+    return True
+
+
+def render_server_properties(template: str, settings: Settings, layout: StackLayout) -> str:
+    try:
+        return Template(template).substitute(
+            kafka_port=settings.kafka_port,
+            controller_port=settings.kafka_controller_port,
+            log_dirs=str(layout.kafka_data),
+            message_max_bytes=settings.max_message_bytes,
+        )
+    except (KeyError, ValueError) as exc:
+        raise StackError(f"bad placeholder in {layout.kafka_template}: {exc}") from exc
+
+
+def write_config(settings: Settings, layout: StackLayout) -> None:
+    text = render_server_properties(layout.kafka_template.read_text(), settings, layout)
+    layout.kafka_config.parent.mkdir(parents=True, exist_ok=True)
+    layout.kafka_config.write_text(text)
+
+
+def new_cluster_id() -> str:
+    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _classpath(layout: StackLayout) -> str:
+    return f"{layout.kafka_libs}/*"
+
+
+def _log4j_flag(layout: StackLayout) -> str:
+    return f"-Dlog4j2.configurationFile={layout.kafka_log4j}"
+
+
+def ensure_formatted(layout: StackLayout, java: str) -> bool:
+    """Format the KRaft log dir on first start only; a restart must keep the data."""
+    if (layout.kafka_data / "meta.properties").is_file():
+        return False
+    layout.kafka_data.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        java,
+        _log4j_flag(layout),
+        "-cp",
+        _classpath(layout),
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        new_cluster_id(),
+        "-c",
+        str(layout.kafka_config),
+    ]
+    log_file = layout.log_file(COMPONENT)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        try:
+            subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise StackError(f"kafka storage format failed ({exc}); see {log_file}") from exc
+    return True
+
+
+def server_argv(layout: StackLayout, java: str) -> list[str]:
+    return [
+        java,
+        *JVM_OPTS,
+        "-Djava.awt.headless=true",
+        f"-Dvidloc.stack.dir={layout.stack_dir}",
+        _log4j_flag(layout),
+        "-cp",
+        _classpath(layout),
+        "kafka.Kafka",
+        str(layout.kafka_config),
+    ]
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Partitions per vidloc topic: the ingest fan-out is configurable, the rest is fixed."""
+    counts = {
+        names.TOPIC_S3_EVENTS: 4,
+        names.TOPIC_INGEST: settings.ingest_partitions,
+        names.TOPIC_PROGRESS: 4,
+        names.TOPIC_RESULTS: 4,
+        names.TOPIC_DLQ: 1,
+    }
+    assert set(counts) == set(names.ALL_TOPICS), "every vidloc topic needs a partition count"
+    return counts
+
+
+def _admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=f"{HOST}:{settings.kafka_port}",
+        client_id="vidloc-stack",
+        request_timeout_ms=10_000,
+    )
+
+
+def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> None:
+    """Block until a metadata request succeeds; fail fast if the broker process died."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise StackError("the Kafka broker exited during start-up")
+        # Probe the port first: kafka-python logs loudly for every refused connection.
+        if port_open(HOST, settings.kafka_port):
+            try:
+                admin = _admin(settings)
+                try:
+                    admin.list_topics()
+                finally:
+                    admin.close()
+                return
+            except KafkaError as exc:
+                last = exc
+        time.sleep(0.5)
+    raise StackError(
+        f"Kafka did not answer on {HOST}:{settings.kafka_port} within {timeout_s:.0f} s"
+        f" (last error: {last})"
+    )
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the vidloc topics that are missing; return the names it created."""
+    wanted = topic_partitions(settings)
+    try:
+        admin = _admin(settings)
+    except KafkaError as exc:
+        raise StackError(f"cannot reach Kafka to create topics: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name=t, num_partitions=n, replication_factor=1)
+            for t, n in wanted.items()
+            if t not in existing
+        ]
+        # Another `up` may have raced us; an existing topic is all we want.
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        return [t.name for t in missing]
+    except KafkaError as exc:
+        raise StackError(f"could not create Kafka topics: {exc}") from exc
+    finally:
+        admin.close()
