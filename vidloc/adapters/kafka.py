@@ -1,4 +1,4 @@
-"""The one Kafka adapter (kafka-python 3.x): config, a blocking publisher, consumers, topics.
+"""The one Kafka adapter (kafka-python 3.x): config, a blocking publisher, consumers.
 
 Every kafka-python error that escapes this module is turned into
 :class:`vidloc.errors.BusUnavailable` (``raise ... from exc``) so callers handle one type.
@@ -7,13 +7,13 @@ Every kafka-python error that escapes this module is turned into
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.errors import BusUnavailable
@@ -207,41 +207,39 @@ def rewind_to(consumer: KafkaConsumer, record: BusRecord) -> None:
         log.info("cannot rewind %s[%d]: %s", record.topic, record.partition, exc)
 
 
-def ensure_topics(
-    settings: Settings,
-    topics: Iterable[str],
-    partitions: int,
-    *,
-    replication_factor: int = 1,
-    timeout_s: float = 30.0,
-) -> list[str]:
-    """Create any of ``topics`` that do not exist yet; returns the names it created."""
-    wanted = list(dict.fromkeys(topics))
+def open_tail(
+    settings: Settings, topics: Sequence[str], *, timeout_s: float = 15.0
+) -> KafkaConsumer:
+    """A group-less consumer on every partition of ``topics``, positioned at their current end.
+
+    ``position()`` is forced before returning, so anything published after this call is seen:
+    callers open the tail *before* triggering the work whose outputs they wait for.
+    """
+    consumer = make_consumer(settings, group_id=None, topics=(), auto_offset_reset="latest")
     try:
-        admin = KafkaAdminClient(**kafka_config(settings))
-    except KafkaError as exc:
-        raise BusUnavailable(f"cannot reach Kafka admin at {_describe(settings)}: {exc}") from exc
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic))
+        ]
+        missing = [t for t in topics if not any(tp.topic == t for tp in partitions)]
         if missing:
-            try:
-                admin.create_topics(
-                    {
-                        t: {"num_partitions": partitions, "replication_factor": replication_factor}
-                        for t in missing
-                    },
-                    timeout_ms=int(timeout_s * 1000),
-                    wait_for_metadata=True,
-                )
-            except TopicAlreadyExistsError:
-                # Another process won the race; the topic exists, which is all we need.
-                log.debug("topics %s were created concurrently", missing)
-            log.info("created topics %s with %d partitions", missing, partitions)
-        return missing
+            raise BusUnavailable(f"topics {missing} do not exist on {_describe(settings)}")
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            consumer.position(tp, timeout_ms=int(timeout_s * 1000))
     except KafkaError as exc:
-        raise BusUnavailable(
-            f"creating topics {wanted} on {_describe(settings)} failed: {exc}"
-        ) from exc
-    finally:
-        admin.close()
+        consumer.close()
+        raise BusUnavailable(f"cannot tail {list(topics)} on {_describe(settings)}: {exc}") from exc
+    except BusUnavailable:
+        consumer.close()
+        raise
+    return consumer
+
+
+def close_consumer(consumer: KafkaConsumer) -> None:
+    try:
+        consumer.close()
+    except KafkaError as exc:
+        log.warning("closing a Kafka consumer failed: %s", exc)

@@ -11,8 +11,8 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,6 +45,11 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str | None = None
+    # User metadata (``x-amz-meta-*``), lower-case names without the prefix; only from stat().
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+_META_PREFIX = "x-amz-meta-"
 
 
 def normalize_etag(etag: str | None) -> str:
@@ -148,6 +153,11 @@ class ObjectStore:
             size=int(obj.size or 0),
             etag=normalize_etag(obj.etag),
             content_type=obj.content_type,
+            metadata={
+                name.lower().removeprefix(_META_PREFIX): str(value)
+                for name, value in (obj.metadata or {}).items()
+                if name.lower().startswith(_META_PREFIX)
+            },
         )
 
     def exists(self, bucket: str, key: str) -> bool:
@@ -243,10 +253,16 @@ class ObjectStore:
         *,
         content_type: str | None = None,
         progress: Callable[[int], None] | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
-        """Upload a file; minio switches to multipart above one part (64 MiB)."""
+        """Upload a file; minio switches to multipart above one part (64 MiB).
+
+        ``metadata`` becomes ``x-amz-meta-<name>`` headers (ASCII values only, as S3 requires).
+        """
         size = path.stat().st_size
         kwargs: dict[str, Any] = {"part_size": MULTIPART_PART_BYTES}
+        if metadata:
+            kwargs["metadata"] = {f"{_META_PREFIX}{k}": v for k, v in metadata.items()}
         if progress is not None:
             kwargs["progress"] = _ProgressAdapter(progress)
         with self._translate("upload", bucket, key):
@@ -262,7 +278,14 @@ class ObjectStore:
             # Some stores omit the etag on multipart completion; ask rather than guess.
             return self.stat(bucket, key)
         log.debug("uploaded %s to %s/%s (%d bytes)", path, bucket, key, size)
-        return ObjectInfo(bucket=bucket, key=key, size=size, etag=etag, content_type=content_type)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=size,
+            etag=etag,
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+        )
 
     def put_bytes(
         self, bucket: str, key: str, data: bytes, content_type: str = "application/json"

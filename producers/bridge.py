@@ -1,0 +1,247 @@
+"""The bucket-notification bridge: ``s3.events`` (the store's own JSON) -> ``video.ingest``.
+
+The parsing is pure and lives in :mod:`producers.notifications`; this module is the loop.
+Delivery is at-least-once: a record's offset is committed only after each of its ingest events
+(or its DLQ record) is acked by Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer
+
+from contracts import DlqRecord, ErrorInfo, MessageSource, encode, wrap_original
+from producers.notifications import (
+    BAD_NOTIFICATION,
+    SUBMITTED_META,
+    BridgeDecision,
+    CreatedObject,
+    SeenObjects,
+    decode_object_key,
+    ingest_events_from_notification,
+    is_video_key,
+    notification_event_id,
+    parse_notification,
+)
+from vidloc import names
+from vidloc.adapters.kafka import (
+    BusRecord,
+    EventPublisher,
+    commit_record,
+    make_consumer,
+    poll_records,
+    rewind_to,
+)
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.errors import InputError, ObjectMissing, TransientError, VidlocError
+from vidloc.settings import Settings
+from workers.backoff import compute_backoff
+
+__all__ = [
+    "BAD_NOTIFICATION",
+    "SUBMITTED_META",
+    "BridgeDecision",
+    "CreatedObject",
+    "SeenObjects",
+    "add_bridge_parser",
+    "dead_letter",
+    "decode_object_key",
+    "forward_notification",
+    "ingest_events_from_notification",
+    "is_video_key",
+    "notification_event_id",
+    "parse_notification",
+    "run_bridge",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, key: str, value: bytes, *, timeout_s: float = 30.0) -> None: ...
+
+
+def forward_notification(
+    payload: bytes,
+    *,
+    video_bucket: str,
+    publisher: Publisher,
+    seen: SeenObjects,
+    now: datetime,
+    submitted: Callable[[str, str, str], bool] | None = None,
+) -> int:
+    """Publish the ingest events of one notification, each acked; returns how many were new.
+
+    Raises BadIngestEvent for a payload that is no notification, BusUnavailable when Kafka fails
+    (the caller rewinds and retries; ``seen`` only records what was acked). ``submitted`` says
+    whether an object version was uploaded by ``vidloc submit``, which publishes its own event.
+    """
+    decision = ingest_events_from_notification(payload, video_bucket=video_bucket, now=now)
+    for key, reason in decision.skipped:
+        if reason.startswith("not a video"):
+            log.info("skipping non-video object %s: %s", key, reason)
+        else:
+            log.info("skipping %s: %s", key or "(notification)", reason)
+    published = 0
+    for event in decision.events:
+        source = event.source
+        identity = (source.bucket, source.key, source.etag)
+        if identity in seen:
+            log.info("duplicate notification for %s/%s, already bridged", source.bucket, source.key)
+            continue
+        if submitted is not None and submitted(*identity):
+            log.info("skipping %s/%s: uploaded by vidloc submit", source.bucket, source.key)
+            seen.add(identity)
+            continue
+        publisher.publish(names.TOPIC_INGEST, event.effective_video_id, encode(event))
+        seen.add(identity)
+        published += 1
+        log.info(
+            "bridged %s/%s -> %s",
+            source.bucket,
+            source.key,
+            names.TOPIC_INGEST,
+            extra={"video_id": event.effective_video_id, "job_id": event.job_id},
+        )
+    return published
+
+
+def dead_letter(record: BusRecord, error: VidlocError, *, now: datetime) -> tuple[str, bytes]:
+    """Key and value of the DLQ message for a notification that can never be bridged."""
+    original, encoding = wrap_original(record.value)
+    dlq = DlqRecord(
+        original=original,
+        original_encoding=encoding,
+        error=ErrorInfo(code=error.code, message=error.message[:4000]),
+        failed_at=now,
+        source=MessageSource(
+            topic=record.topic, partition=record.partition, offset=record.offset, key=record.key
+        ),
+    )
+    # No video id exists for an unreadable notification; its position is unique and stable.
+    return f"{record.topic}-{record.partition}-{record.offset}", encode(dlq)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_bridge(settings: Settings, *, stop: threading.Event, poll_timeout_s: float = 0.5) -> None:
+    """Consume ``s3.events`` until ``stop`` is set; never crashes on bad input or a Kafka blip."""
+    seen = SeenObjects()
+    consumer = make_consumer(
+        settings,
+        group_id=names.BRIDGE_GROUP,
+        topics=[names.TOPIC_S3_EVENTS],
+        # Bridging a notification is milliseconds, so larger batches than the workers' are fine.
+        max_poll_records=100,
+        max_poll_interval_ms=5 * 60 * 1000,
+    )
+    store = ObjectStore(settings)
+    failures = 0
+    try:
+        with EventPublisher(settings) as publisher:
+            log.info("bridge consuming %s -> %s", names.TOPIC_S3_EVENTS, names.TOPIC_INGEST)
+            while not stop.is_set():
+                try:
+                    records = poll_records(consumer, timeout_s=poll_timeout_s)
+                    _bridge_batch(consumer, records, settings, publisher, seen, store)
+                    failures = 0
+                except TransientError as exc:
+                    delay = compute_backoff(failures, base_s=0.5, cap_s=15.0)
+                    failures += 1
+                    log.warning("bridge retrying in %.1fs: %s", delay, exc)
+                    stop.wait(delay)
+    finally:
+        consumer.close()
+        log.info("bridge stopped")
+
+
+def _bridge_batch(
+    consumer: KafkaConsumer,
+    records: list[BusRecord],
+    settings: Settings,
+    publisher: EventPublisher,
+    seen: SeenObjects,
+    store: ObjectStore,
+) -> None:
+    def submitted(bucket: str, key: str, etag: str) -> bool:
+        try:
+            info = store.stat(bucket, key)
+        except ObjectMissing:
+            return False  # gone already: bridge it anyway, the worker reports the failure
+        return info.etag == etag and info.metadata.get(SUBMITTED_META) == "1"
+
+    for index, record in enumerate(records):
+        try:
+            forward_notification(
+                record.value,
+                video_bucket=settings.video_bucket,
+                publisher=publisher,
+                seen=seen,
+                now=_utcnow(),
+                submitted=submitted,
+            )
+        except InputError as exc:
+            log.error(
+                "notification %s[%d]@%d sent to %s: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                names.TOPIC_DLQ,
+                exc,
+            )
+            try:
+                key, value = dead_letter(record, exc, now=_utcnow())
+                publisher.publish(names.TOPIC_DLQ, key, value)
+            except TransientError:
+                _rewind_rest(consumer, records[index:])
+                raise
+        except TransientError:
+            # Not committed: rewind so this and every later fetched record is polled again.
+            _rewind_rest(consumer, records[index:])
+            raise
+        commit_record(consumer, record)
+
+
+def _rewind_rest(consumer: KafkaConsumer, rest: list[BusRecord]) -> None:
+    first: dict[tuple[str, int], BusRecord] = {}
+    for record in rest:
+        first.setdefault((record.topic, record.partition), record)
+    for record in first.values():
+        rewind_to(consumer, record)
+
+
+def add_bridge_parser(subparsers: Any) -> None:
+    """Register ``vidloc bridge`` on the CLI's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "bridge",
+        help="forward bucket notifications (s3.events) to video.ingest until SIGINT/SIGTERM",
+    )
+    parser.set_defaults(func=_bridge_command)
+
+
+def _bridge_command(args: argparse.Namespace, settings: Settings) -> int:
+    del args
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("bridge got signal %d, stopping after the current record", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_bridge(settings, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
