@@ -1,0 +1,170 @@
+"""Probe a local file with PyAV: is it a video, and what are its duration, rate, size and codec?
+
+Both frame sources probe through here (decord exposes no codec name and no way to tell "not a
+video" from "broken video"). PyAV/FFmpeg errors become :mod:`vidloc.errors`:
+
+* missing file                                  -> ObjectMissing
+* empty file, random bytes, text, an image,
+  audio only, no video stream                   -> NotAVideo
+* a recognisable video container that FFmpeg
+  cannot open or whose first frame cannot be
+  decoded (truncated, garbled)                  -> DecodeFailed
+
+A single still image (PNG, JPEG, ... read by FFmpeg's image demuxers) is NotAVideo: there is no
+time axis to localize events on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+
+import av
+import av.container
+import av.video.stream
+
+from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing
+from workers.types import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+# Leading bytes of containers that hold video: a file that starts like one but cannot be opened
+# is a broken video (DecodeFailed), anything else is not a video at all (NotAVideo).
+_VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (4, b"ftyp"),  # MP4 / MOV / 3GP
+    (4, b"moov"),
+    (4, b"mdat"),
+    (4, b"wide"),
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
+    (8, b"AVI "),  # RIFF ... AVI
+    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
+    (0, b"\x00\x00\x01\xb3"),  # MPEG-1/2 elementary video
+    (0, b"FLV"),
+    (0, b"\x30\x26\xb2\x75"),  # ASF / WMV
+    (0, b"OggS"),
+)
+_TS_PACKET = 188
+
+
+def looks_like_video_container(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts like a known video container."""
+    if any(head[off : off + len(magic)] == magic for off, magic in _VIDEO_MAGIC):
+        return True
+    # MPEG-TS: sync byte every 188 bytes.
+    return len(head) > 2 * _TS_PACKET and all(
+        head[i] == 0x47 for i in range(0, 3 * _TS_PACKET, _TS_PACKET) if i < len(head)
+    )
+
+
+def is_still_image_format(format_name: str) -> bool:
+    """FFmpeg demuxers that read single pictures: ``image2`` and the ``*_pipe`` family."""
+    return any(name == "image2" or name.endswith("_pipe") for name in format_name.split(","))
+
+
+def open_input(path: str) -> av.container.InputContainer:
+    """``av.open`` for reading, with errors translated as the module docstring says."""
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError as exc:
+        raise ObjectMissing(f"no such file: {path}") from exc
+    if size == 0:
+        raise NotAVideo("the file is empty")
+    try:
+        return av.open(path, mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        with open(path, "rb") as fh:
+            head = fh.read(4 * _TS_PACKET)
+        if looks_like_video_container(head):
+            raise DecodeFailed(f"video container cannot be opened: {exc}") from exc
+        raise NotAVideo(f"not a video file: {exc}") from exc
+
+
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream, or NotAVideo for images and audio-only files."""
+    if is_still_image_format(container.format.name):
+        raise NotAVideo(f"a still image ({container.format.name}), not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        raise NotAVideo(f"no video stream (streams: {', '.join(kinds) or 'none'})")
+    return container.streams.video[0]
+
+
+def stream_origin_s(stream: av.video.stream.VideoStream) -> float:
+    """Presentation time of the stream's start, subtracted from every frame time.
+
+    Players (and decord's ``get_frame_timestamp``) show time from the stream start, so an
+    MPEG-TS whose clock starts at 1.4 s still has its first frame at 0.0.
+    """
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Read the header (and decode the first frame) of ``path``; see the module docstring."""
+    with open_input(path) as container:
+        stream = video_stream(container)
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = _duration_s(container, stream)
+        frame_count = int(stream.frames) or None
+        codec = ctx.codec.canonical_name  # "av1", not the decoder "libdav1d"
+        # A readable header is not enough: a garbled or unsupported stream fails here, cheaply.
+        first = _first_frame(container, stream)
+        if not width or not height:
+            width, height = first.width, first.height
+    if duration <= 0 and fps > 0 and frame_count:
+        duration = frame_count / fps
+    if duration <= 0:
+        raise DecodeFailed("cannot tell the video's duration")
+    logger.debug("probed %s: %s %dx%d %.3f fps %.3f s", path, codec, width, height, fps, duration)
+    return VideoInfo(
+        duration_s=duration,
+        fps=fps,
+        width=width,
+        height=height,
+        codec=codec,
+        frame_count=frame_count,
+    )
+
+
+def _duration_s(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    if stream.duration and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return float(Fraction(container.duration, av.time_base))
+    return _duration_from_packets(container, stream)
+
+
+def _duration_from_packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    """Last packet end when neither stream nor container states a duration (demux only)."""
+    origin = stream_origin_s(stream)
+    end = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            tail = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            end = max(end, tail - origin)
+        container.seek(0)
+    except av.FFmpegError as exc:
+        raise DecodeFailed(f"cannot read packets: {exc}") from exc
+    return end
+
+
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise DecodeFailed(f"first frame cannot be decoded: {exc}") from exc
+    raise DecodeFailed("the video stream holds no decodable frame")
