@@ -1,0 +1,65 @@
+"""``python -m vidloc.fake_vlm --host 127.0.0.1 --port 8900``: run the fake model server.
+
+Flags fall back to ``VIDLOC_FAKE_VLM_*`` environment variables so a stack script can set them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import uvicorn
+
+from vidloc.fake_vlm.faults import parse_faults
+from vidloc.fake_vlm.server import DEFAULT_MODEL, FakeConfig, create_app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m vidloc.fake_vlm", description=__doc__)
+    parser.add_argument("--host", default=env("VIDLOC_FAKE_VLM_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("VIDLOC_FAKE_VLM_PORT", "8900")))
+    parser.add_argument("--model", default=env("VIDLOC_FAKE_VLM_MODEL", DEFAULT_MODEL))
+    parser.add_argument(
+        "--api-key",
+        default=env("VIDLOC_FAKE_VLM_API_KEY"),
+        help="require this bearer key (default: accept any)",
+    )
+    parser.add_argument(
+        "--no-json-schema",
+        action="store_true",
+        default=env("VIDLOC_FAKE_VLM_NO_JSON_SCHEMA", "") not in ("", "0", "false"),
+        help="answer 400 to response_format json_schema, like endpoints without guided decoding",
+    )
+    parser.add_argument(
+        "--faults",
+        default=env("VIDLOC_FAKE_VLM_FAULTS", ""),
+        help='JSON list of fault specs applied from the first request, e.g. [{"kind":"429"}]',
+    )
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        faults = tuple(parse_faults(json.loads(args.faults))) if args.faults.strip() else ()
+    except ValueError as exc:
+        print(f"bad --faults: {exc}", file=sys.stderr)
+        return 2
+    config = FakeConfig(
+        model=args.model,
+        api_key=args.api_key or None,
+        json_schema_supported=not args.no_json_schema,
+        faults=faults,
+    )
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""The fake model's HTTP surface: OpenAI-style chat completions, models, and an admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from vidloc.fake_vlm.faults import Fault, FaultQueue, parse_faults, render_answer
+from vidloc.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "qwen/qwen3-vl-8b-instruct"
+_TIMESTAMP = re.compile(r"^\s*<\s*(\d+(?:\.\d+)?)\s*seconds?\s*>\s*$")
+_LABELS = re.compile(r"Only report these labels:\s*(\[.*?\])")
+_DATA_URI = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,(.*)$", re.DOTALL)
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    model: str = DEFAULT_MODEL
+    api_key: str | None = None  # when set, requests must carry "Authorization: Bearer <key>"
+    json_schema_supported: bool = True
+    faults: tuple[Fault, ...] = ()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.code = code
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    images: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    faults_applied: Counter[str] = field(default_factory=Counter)
+    frames_seen_times: list[float] = field(default_factory=list)
+    last_params: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "images": self.images,
+            "by_status": dict(self.by_status),
+            "faults_applied": dict(self.faults_applied),
+            "frames_seen_times": list(self.frames_seen_times),
+            "last_params": self.last_params,
+        }
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": str(error), "type": error.kind, "code": error.code}}
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+class DeliberateDrop(ConnectionAbortedError):
+    """Raised mid-response so uvicorn closes the socket; not a bug, so not logged as one."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DeliberateDrop))
+
+
+def _silence_deliberate_drops() -> None:
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_QuietDrops())
+
+
+class _DroppedConnection(Response):
+    """Starts a response, then dies mid-body: the client sees the connection drop."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"id": "chatcm', "more_body": True})
+        raise DeliberateDrop("fake_vlm: dropping the connection on purpose")
+
+
+def create_app(config: FakeConfig | None = None) -> FastAPI:
+    config = config or FakeConfig()
+    _silence_deliberate_drops()
+    app = FastAPI(title="vidloc fake VLM", docs_url=None, redoc_url=None, openapi_url=None)
+    faults = FaultQueue(config.faults)
+    stats = Stats()
+    lock = threading.Lock()
+
+    def count(status: int) -> None:
+        with lock:
+            stats.by_status[str(status)] += 1
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        entry = {"id": config.model, "object": "model", "created": 0, "owned_by": "vidloc"}
+        return {"object": "list", "data": [entry]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        with lock:
+            stats.requests += 1
+        try:
+            _check_auth(request, config)
+            fault = faults.take()
+            if fault is not None:
+                with lock:
+                    stats.faults_applied[fault.kind] += 1
+                early = await _http_fault(fault)
+                if early is not None:
+                    count(200 if isinstance(early, _DroppedConnection) else early.status_code)
+                    return early
+            body = await _json_body(request)
+            _validate(body)
+            json_mode = _json_mode(body.get("response_format"), config, fault)
+            sightings, prompt_text, text_chars = _read_messages(body["messages"])
+        except ApiError as exc:
+            count(exc.status)
+            return error_response(exc)
+        with lock:
+            stats.images += len(sightings)
+            stats.frames_seen_times.extend(s.t_s for s in sightings)
+            stats.last_params = {k: v for k, v in body.items() if k != "messages"}
+        events = events_from_sightings(sightings, _wanted_labels(prompt_text))
+        content_fault = fault.kind if fault is not None else None
+        content, finish_reason = render_answer(events, content_fault, json_mode)
+        count(200)
+        return JSONResponse(
+            _completion(body, config, content, finish_reason, sightings, text_chars)
+        )
+
+    @app.post("/_fake/faults")
+    async def add_faults(request: Request) -> Response:
+        try:
+            new = parse_faults(await _json_body(request))
+        except (ValueError, ApiError) as exc:
+            return error_response(ApiError(400, str(exc), "invalid_request_error"))
+        faults.add(new)
+        return JSONResponse({"pending": faults.pending()})
+
+    @app.post("/_fake/reset")
+    async def reset() -> dict[str, Any]:
+        faults.clear()
+        with lock:
+            fresh = Stats()
+            for name in ("requests", "images", "by_status", "faults_applied"):
+                setattr(stats, name, getattr(fresh, name))
+            stats.frames_seen_times = []
+            stats.last_params = {}
+        return {"ok": True}
+
+    @app.get("/_fake/stats")
+    async def get_stats() -> dict[str, Any]:
+        with lock:
+            return {**stats.as_json(), "pending_faults": faults.pending()}
+
+    return app
+
+
+def _check_auth(request: Request, config: FakeConfig) -> None:
+    if config.api_key is None:
+        return
+    if request.headers.get("authorization", "") != f"Bearer {config.api_key}":
+        # Like the real APIs, never echo the key that was sent.
+        raise ApiError(
+            401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+        )
+
+
+async def _http_fault(fault: Fault) -> Response | None:
+    if fault.kind == "slow":
+        await asyncio.sleep(fault.delay_s)
+        return None
+    if fault.kind == "429":
+        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+        error = ApiError(429, "Rate limit reached, slow down.", "rate_limit_error", "rate_limit")
+        return error_response(error, headers)
+    if fault.kind in ("500", "502", "503"):
+        return error_response(ApiError(int(fault.kind), "The server had an error.", "server_error"))
+    if fault.kind == "drop_connection":
+        return _DroppedConnection()
+    return None
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not JSON: {exc}", "invalid_request_error") from exc
+
+
+def _validate(body: Any) -> None:
+    def bad(message: str, param: str) -> ApiError:
+        return ApiError(400, message, "invalid_request_error", f"invalid_{param}")
+
+    if not isinstance(body, dict):
+        raise bad("request body must be a JSON object", "body")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise bad("'model' is a required string", "model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad("'messages' must be a non-empty array", "messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise bad(f"messages[{i}] needs a valid 'role'", "messages")
+        if not isinstance(message.get("content"), str | list):
+            raise bad(f"messages[{i}].content must be a string or an array", "messages")
+    if body.get("stream"):
+        raise bad("streaming is not supported by the fake server", "stream")
+
+
+def _json_mode(response_format: Any, config: FakeConfig, fault: Fault | None) -> bool:
+    if response_format is None:
+        return False
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise ApiError(400, f"invalid response_format type {kind!r}", "invalid_request_error")
+    if kind == "json_schema":
+        refused = not config.json_schema_supported or (
+            fault is not None and fault.kind == "reject_json_schema"
+        )
+        if refused:
+            raise ApiError(
+                400,
+                "response_format type 'json_schema' is not supported by this model",
+                "invalid_request_error",
+                "unsupported_response_format",
+            )
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise ApiError(
+                400, "response_format.json_schema.schema is required", "invalid_request_error"
+            )
+    return kind != "text"
+
+
+def _read_messages(messages: list[dict[str, Any]]) -> tuple[list[Sighting], str, int]:
+    """Frames with the time from the ``<t seconds>`` part before each, the prompt, text size."""
+    sightings: list[Sighting] = []
+    prompt: list[str] = []
+    text_chars = 0
+    for message in messages:
+        content = message["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        pending_t: float | None = None
+        for part in parts:
+            if not isinstance(part, dict):
+                raise ApiError(400, "content parts must be objects", "invalid_request_error")
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                text = part["text"]
+                text_chars += len(text)
+                stamp = _TIMESTAMP.match(text)
+                if stamp:
+                    pending_t = float(stamp.group(1))
+                elif message["role"] == "user":
+                    prompt.append(text)
+            elif part.get("type") == "image_url":
+                image = _decode_image(part.get("image_url"))
+                t = pending_t if pending_t is not None else float(len(sightings))
+                tokens = image_tokens(image.shape[1], image.shape[0])
+                sightings.append(Sighting(t, visible_labels(image), tokens))
+                pending_t = None
+            else:
+                raise ApiError(
+                    400, f"unsupported content part {part.get('type')!r}", "invalid_request_error"
+                )
+    return sightings, "\n".join(prompt), text_chars
+
+
+def _decode_image(image_url: Any) -> np.ndarray[Any, Any]:
+    url = image_url.get("url") if isinstance(image_url, dict) else None
+    match = _DATA_URI.match(url) if isinstance(url, str) else None
+    if match is None:
+        raise ApiError(
+            400,
+            "image_url.url must be a data:image/...;base64 URI",
+            "invalid_request_error",
+            "invalid_image_url",
+        )
+    try:
+        data = np.frombuffer(base64.b64decode(match.group(1), validate=True), dtype=np.uint8)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "image data is not valid base64", "invalid_request_error") from exc
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ApiError(
+            400, "image data could not be decoded", "invalid_request_error", "invalid_image"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _wanted_labels(prompt: str) -> list[str] | None:
+    match = _LABELS.search(prompt)
+    if match is None:
+        return None
+    try:
+        labels = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return [str(label) for label in labels] if isinstance(labels, list) else None
+
+
+def _completion(
+    body: dict[str, Any],
+    config: FakeConfig,
+    content: str,
+    finish_reason: str,
+    sightings: list[Sighting],
+    text_chars: int,
+) -> dict[str, Any]:
+    # The fake has no tokenizer: ~4 characters per text token, plus a little chat framing.
+    image_tokens = sum(s.tokens for s in sightings)
+    prompt_tokens = image_tokens + text_chars // 4 + 8
+    completion_tokens = max(1, len(content) // 4)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or config.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def serve_in_thread(
+    port: int = 0, *, config: FakeConfig | None = None, host: str = "127.0.0.1"
+) -> tuple[str, Callable[[], None]]:
+    """Run the server on a real socket in a daemon thread: (base URL ending in /v1, stop)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    uv_config = uvicorn.Config(
+        create_app(config), log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(uv_config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("fake VLM server did not start")
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10.0)
+        sock.close()
+
+    return f"http://{host}:{bound_port}/v1", stop

@@ -1,0 +1,99 @@
+"""The VLM localizer: frames -> prompt -> model endpoint -> defensive parse -> events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import httpx
+
+from vidloc.settings import Settings
+from workers.localizers.answer import ParsedAnswer, parse_answer
+from workers.localizers.prompt import build_messages, response_format_for_answer
+from workers.model_client import ModelClient, model_client_from_settings
+from workers.types import Chunk, ChunkResult, FrameSample, LocalizeRequest, Usage
+
+logger = logging.getLogger(__name__)
+
+
+class VlmLocalizer:
+    """Implements ``workers.types.Localizer`` with a vision-language model.
+
+    Thread-safe: it holds no per-call state, and a semaphore caps how many requests are in
+    flight at once however many worker threads call it.
+    """
+
+    name = "vlm"
+
+    def __init__(
+        self,
+        client: ModelClient,
+        *,
+        answer_retries: int = 1,
+        jpeg_quality: int = 85,
+        max_concurrency: int = 4,
+        use_response_format: bool = True,
+    ) -> None:
+        self.client = client
+        self.answer_retries = max(0, answer_retries)
+        self.jpeg_quality = jpeg_quality
+        self.use_response_format = use_response_format
+        self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
+
+    def localize(
+        self, chunk: Chunk, frames: Sequence[FrameSample], request: LocalizeRequest
+    ) -> ChunkResult:
+        if not frames:
+            return ChunkResult(chunk_index=chunk.index, events=())
+        messages = build_messages(frames, request, chunk, jpeg_quality=self.jpeg_quality)
+        response_format = (
+            response_format_for_answer(request.labels) if self.use_response_format else None
+        )
+        usage = Usage()
+        rejected = 0
+        parsed: ParsedAnswer | None = None
+        for attempt in range(1 + self.answer_retries):
+            with self._slots:
+                reply = self.client.complete(messages, response_format)
+            usage += reply.usage
+            parsed = parse_answer(
+                reply.content,
+                reply.finish_reason,
+                chunk=chunk,
+                video_duration_s=request.video_duration_s,
+                labels=request.labels,
+            )
+            rejected += parsed.rejected
+            if parsed.problems:
+                logger.info(
+                    "chunk %d answer (attempt %d): %d events, %d rejected: %s",
+                    chunk.index,
+                    attempt + 1,
+                    len(parsed.events),
+                    parsed.rejected,
+                    "; ".join(parsed.problems),
+                )
+            if parsed.found_json:
+                break
+            # Sampling differs between calls, so asking again often gets a readable answer.
+            logger.warning(
+                "chunk %d: model answer held no JSON (attempt %d/%d, finish_reason=%s)",
+                chunk.index,
+                attempt + 1,
+                1 + self.answer_retries,
+                reply.finish_reason,
+            )
+        events = parsed.events if parsed is not None and parsed.found_json else ()
+        return ChunkResult(
+            chunk_index=chunk.index, events=events, usage=usage, rejected_events=rejected
+        )
+
+
+def vlm_localizer_from_settings(settings: Settings, http: httpx.Client) -> VlmLocalizer:
+    return VlmLocalizer(
+        model_client_from_settings(settings, http),
+        answer_retries=settings.vlm_answer_retries,
+        jpeg_quality=settings.vlm_jpeg_quality,
+        max_concurrency=settings.vlm_concurrency,
+    )
