@@ -1,0 +1,208 @@
+"""Shot boundaries from already-decoded frames, with PySceneDetect's detectors (pure: no I/O).
+
+Times follow one convention everywhere in the cv localizer: a change is reported at the **first
+sampled frame that shows the new state**. A cut at 12.3 s sampled at 1 fps is reported at 13.0 s;
+it lies in ``(previous sample, reported sample]``, so the error is always in ``[0, one sampling
+period)``. That is what "within one sampled frame" means in the tests.
+
+Cuts are instants (``start_s == end_s``, label ``cut``); shots are derived from the merged cuts
+with :func:`shots_from_cuts` and must not go through ``merge_events``: consecutive shots touch at
+their cut and would be glued into one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import cv2
+import numpy as np
+from scenedetect.common import FrameTimecode, Timecode
+from scenedetect.detectors import ContentDetector
+from scenedetect.stats_manager import StatsManager
+
+from workers.types import DetectedEvent, FrameSample
+
+# PySceneDetect's ContentDetector default: mean HSV change (0-255 scale) that counts as a cut.
+DEFAULT_CUT_THRESHOLD = 27.0
+# Our frames carry true times in seconds; a millisecond time base keeps them exact enough and
+# gives every frame a distinct key in PySceneDetect's StatsManager (keyed by frame number).
+_TIME_BASE = Fraction(1, 1000)
+_TICKS_PER_S = 1000
+# Channel spread (0-255) under which a pixel counts as grey; see detector_input.
+DEFAULT_CHROMA_GATE = 16.0
+# A frame this grey is judged on luma alone (see scored_cuts).
+_GREY_FRAME_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class ScoredCut:
+    """A cut between two consecutive sampled frames; ``t_s`` is the later one."""
+
+    prev_t_s: float
+    t_s: float
+    score: float
+
+
+def ordered_frames(frames: Iterable[FrameSample]) -> list[FrameSample]:
+    """Frames in time order, one per millisecond tick.
+
+    A frame source may return the same decoded frame for two requested times (sampling faster
+    than the video's frame rate); comparing a frame with itself would fake a frozen picture.
+    """
+    out: list[FrameSample] = []
+    last_tick: int | None = None
+    for f in sorted(frames, key=lambda f: f.t_s):
+        tick = round(f.t_s * _TICKS_PER_S)
+        if tick != last_tick:
+            out.append(f)
+            last_tick = tick
+    return out
+
+
+def detector_input(
+    image: np.ndarray, chroma_gate: float = DEFAULT_CHROMA_GATE
+) -> tuple[np.ndarray, float]:
+    """The BGR picture ContentDetector sees, and the share of it that is grey.
+
+    ContentDetector averages hue, saturation and luma changes. On grey areas hue is pure noise
+    (a few levels of sensor noise swing it across the whole circle), so a noisy grey shot scores
+    about 25 against the default threshold of 27. Blurring tames the noise; forcing pixels whose
+    channels differ by less than ``chroma_gate`` to grey gives them hue 0 in every frame. Real
+    colour changes are far above the gate and keep their full hue difference.
+    """
+    # PySceneDetect's detectors take OpenCV's BGR order; our frames are RGB.
+    bgr = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), (5, 5), 0)
+    if chroma_gate <= 0:
+        return bgr, 0.0
+    chroma = bgr.max(axis=2).astype(np.int16) - bgr.min(axis=2)
+    grey = chroma < chroma_gate
+    bgr[grey] = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[grey][:, None]
+    return bgr, float(np.count_nonzero(grey)) / grey.size
+
+
+def _timecode(t_s: float) -> FrameTimecode:
+    tick = max(0, round(t_s * _TICKS_PER_S))
+    return FrameTimecode(Timecode(pts=tick, time_base=_TIME_BASE), fps=Fraction(_TICKS_PER_S))
+
+
+class _Scorer:
+    """One PySceneDetect ContentDetector plus the StatsManager that reads its scores back."""
+
+    def __init__(self, threshold: float, min_scene_len_s: float, luma_only: bool) -> None:
+        self.detector = ContentDetector(
+            threshold=threshold, min_scene_len=float(min_scene_len_s), luma_only=luma_only
+        )
+        self.stats = StatsManager()
+        self.detector.stats_manager = self.stats
+
+    def feed(self, tc: FrameTimecode, bgr: np.ndarray) -> tuple[bool, float]:
+        found = bool(self.detector.process_frame(tc, bgr))
+        (score,) = self.stats.get_metrics(tc, [ContentDetector.FRAME_SCORE_KEY])
+        return found, float(score) if score is not None else 0.0
+
+
+def scored_cuts(
+    frames: Iterable[FrameSample],
+    *,
+    threshold: float = DEFAULT_CUT_THRESHOLD,
+    min_scene_len_s: float = 0.0,
+    chroma_gate: float = DEFAULT_CHROMA_GATE,
+) -> list[ScoredCut]:
+    """Cuts between consecutive frames, with ContentDetector's score for each.
+
+    Between two mostly grey frames (black-and-white footage, grey scenes) hue and saturation say
+    nothing and would divide the luma change by three, so that pair is judged by a luma-only
+    ContentDetector instead (PySceneDetect's own advice for such footage).
+
+    ``min_scene_len_s`` defaults to 0 on purpose: with it, whether a cut is kept depends on cuts
+    before it, so two overlapping chunks could disagree about a cut in their overlap. With 0, every
+    pair of frames is judged on its own and both chunks report the same cuts there.
+    """
+    colour = _Scorer(threshold, min_scene_len_s, luma_only=False)
+    luma = _Scorer(threshold, min_scene_len_s, luma_only=True)
+    out: list[ScoredCut] = []
+    prev_t: float | None = None
+    prev_grey = 0.0
+    for f in ordered_frames(frames):
+        tc = _timecode(f.t_s)
+        bgr, grey = detector_input(f.image, chroma_gate)
+        colour_found, colour_score = colour.feed(tc, bgr)
+        luma_found, luma_score = luma.feed(tc, bgr)
+        both_grey = min(grey, prev_grey) >= _GREY_FRAME_SHARE
+        found, score = (luma_found, luma_score) if both_grey else (colour_found, colour_score)
+        if found and prev_t is not None:
+            out.append(ScoredCut(prev_t, f.t_s, score))
+        prev_t, prev_grey = f.t_s, grey
+    return out
+
+
+def detect_cuts(
+    frames: Iterable[FrameSample],
+    threshold: float = DEFAULT_CUT_THRESHOLD,
+    *,
+    min_scene_len_s: float = 0.0,
+    chroma_gate: float = DEFAULT_CHROMA_GATE,
+) -> list[float]:
+    """Times of the first sampled frame after each cut, ascending (see the module docstring)."""
+    cuts = scored_cuts(
+        frames, threshold=threshold, min_scene_len_s=min_scene_len_s, chroma_gate=chroma_gate
+    )
+    return [c.t_s for c in cuts]
+
+
+def cut_confidence(score: float, threshold: float) -> float:
+    """0.5 at the threshold, rising linearly to 1.0 at twice the threshold."""
+    if threshold <= 0:
+        return 1.0
+    return float(np.clip(score / (2.0 * threshold), 0.5, 1.0))
+
+
+def cut_event(cut: ScoredCut, threshold: float, source: str = "cv") -> DetectedEvent:
+    return DetectedEvent(
+        label="cut",
+        start_s=cut.t_s,
+        end_s=cut.t_s,
+        description=(
+            f"hard cut between {cut.prev_t_s:.1f} s and {cut.t_s:.1f} s "
+            f"(content change {cut.score:.1f}, threshold {threshold:.1f})"
+        ),
+        confidence=round(cut_confidence(cut.score, threshold), 3),
+        source=source,
+    )
+
+
+def shots_from_cuts(
+    cuts: Iterable[float], duration_s: float, *, source: str = "cv"
+) -> list[DetectedEvent]:
+    """Shots ``[0, c1), [c1, c2), ..., [ck, duration]`` from merged cut times.
+
+    Call it after ``merge_events`` (on the ``cut`` instants), never feed its output back to it.
+    Cuts at 0 or at/after the end are ignored; ``duration_s`` <= 0 ends the last shot at the last
+    cut (the video's length is unknown).
+    """
+    times = sorted({round(c, 3) for c in cuts if c > 0})
+    if duration_s > 0:
+        times = [c for c in times if c < duration_s]
+        end = duration_s
+    else:
+        end = times[-1] if times else 0.0
+    bounds: Sequence[float] = [0.0, *times, end]
+    n = len(bounds) - 1
+    shots: list[DetectedEvent] = []
+    for i in range(n):
+        start, stop = bounds[i], bounds[i + 1]
+        if stop <= start:
+            continue
+        how = "from the start" if i == 0 else f"after the cut at {start:.1f} s"
+        shots.append(
+            DetectedEvent(
+                label="shot",
+                start_s=start,
+                end_s=stop,
+                description=f"shot {i + 1} of {n}, {how}",
+                source=source,
+            )
+        )
+    return shots
