@@ -9,6 +9,7 @@ re-delivered notification becomes the same event, the same video and the same jo
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -58,9 +59,26 @@ def _bad(reason: str) -> BadIngestEvent:
     return BadIngestEvent(f"s3 notification rejected: {reason}", code=BAD_NOTIFICATION)
 
 
+# versitygw names its (global, not per-bucket) notification targets like this, and unlike AWS
+# and MinIO it puts the key in the record as stored, not form-encoded.
+_RAW_KEY_CONFIGURATIONS = frozenset({"kafka-global", "webhook-global", "nats-global"})
+# What a form-encoded key can contain; anything else (a space, 'ü') means it was never encoded.
+_ENCODED_KEY = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/%-]*")
+
+
 def decode_object_key(raw: str) -> str:
-    """S3 notifications form-encode keys: ``%XX`` escapes (UTF-8) and ``+`` for a space."""
+    """AWS and MinIO form-encode keys: ``%XX`` escapes (UTF-8) and ``+`` for a space."""
     return unquote_plus(raw, encoding="utf-8", errors="strict")
+
+
+def key_is_encoded(raw: str, configuration_id: str | None) -> bool:
+    """Whether a record's key still needs :func:`decode_object_key`.
+
+    A key with characters encoding would have escaped was sent raw; so are all of versitygw's.
+    """
+    if configuration_id in _RAW_KEY_CONFIGURATIONS:
+        return False
+    return _ENCODED_KEY.fullmatch(raw) is not None
 
 
 def _bare_etag(etag: Any) -> str | None:
@@ -96,6 +114,8 @@ def _created_object(index: int, record: Any) -> CreatedObject | tuple[str, str]:
     if not isinstance(s3, Mapping):
         raise _bad(f"record {index} has no 's3' object")
     bucket_doc, obj = s3.get("bucket"), s3.get("object")
+    config_id = s3.get("configurationId")
+    config_id = config_id if isinstance(config_id, str) else None
     bucket = bucket_doc.get("name") if isinstance(bucket_doc, Mapping) else None
     raw_key = obj.get("key") if isinstance(obj, Mapping) else None
     if not isinstance(bucket, str) or not bucket:
@@ -103,7 +123,7 @@ def _created_object(index: int, record: Any) -> CreatedObject | tuple[str, str]:
     if not isinstance(obj, Mapping) or not isinstance(raw_key, str) or not raw_key:
         raise _bad(f"record {index} has no s3.object.key")
     try:
-        key = decode_object_key(raw_key)
+        key = decode_object_key(raw_key) if key_is_encoded(raw_key, config_id) else raw_key
     except UnicodeDecodeError as exc:
         raise _bad(f"record {index} key {raw_key!r} is not valid percent-encoded UTF-8") from exc
     if not event_name.removeprefix("s3:").startswith("ObjectCreated"):

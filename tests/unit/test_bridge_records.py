@@ -28,8 +28,13 @@ def record(
     event: str = "s3:ObjectCreated:Put",
     etag: str | None = '"9b2cf535f27731c974343645a3985328"',
     size: int = 123_456,
+    config: str = "vidloc-new-videos",
 ) -> dict[str, Any]:
-    """One record as versitygw's s3event package (and AWS, version 2.2) writes it."""
+    """One record in the S3 event message structure 2.2 (AWS; versitygw writes the same shape).
+
+    AWS names the bucket's notification configuration in ``configurationId`` and form-encodes
+    the key; versitygw uses ``<target>-global`` there and sends the key as stored.
+    """
     return {
         "eventVersion": "2.2",
         "eventSource": "aws:s3",
@@ -41,7 +46,7 @@ def record(
         "responseElements": {"x-amz-request-id": "1843A4F0C0E0A1B2", "x-amz-id-2": ""},
         "s3": {
             "s3SchemaVersion": "1.0",
-            "configurationId": "kafka-global",
+            "configurationId": config,
             "bucket": {
                 "name": bucket,
                 "ownerIdentity": {"PrincipalId": "vidloc"},
@@ -76,6 +81,44 @@ def test_keys_are_url_decoded(raw: str, decoded: str) -> None:
     assert decode_object_key(raw) == decoded
     parsed = parse_notification(notification(record(raw)))
     assert [c.key for c in parsed.created] == [decoded]
+
+
+# Verbatim from the local versitygw (webhook target) after a minio put of "tmp-probe/a b ü.json".
+VERSITYGW_RAW = (
+    '{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","awsRegion":"us-east-1",'
+    '"eventTime":"2026-11-25T17:28:18Z","eventName":"s3:ObjectCreated:Put",'
+    '"userIdentity":{"PrincipalId":"vidloc"},"requestParameters":{"sourceIPAddress":"127.0.0.1"},'
+    '"responseElements":{"x-amz-request-id":"","x-amz-id-2":""},"s3":{"s3SchemaVersion":"1.0",'
+    '"configurationId":"webhook-global","bucket":{"name":"videos","ownerIdentity":'
+    '{"PrincipalId":"vidloc"},"arn":"arn:aws:s3:::/videos/tmp-probe/a b \u00fc.json"},'
+    '"object":{"key":"tmp-probe/a b \u00fc.json","size":7,'
+    '"eTag":"\\"ac3ef48caa08fa3ed5e025da69edc645\\"","versionId":null,"sequencer":"1"}},'
+    '"glacierEventData":{"restoreEventData":{"lifecycleRestorationExpiryTime":"",'
+    '"lifecycleRestoreStorageClass":""}}}]}'
+).encode()
+
+
+def test_versitygw_record_as_sent_by_the_local_store() -> None:
+    (created,) = parse_notification(VERSITYGW_RAW).created
+    assert created.key == "tmp-probe/a b ü.json"
+    assert created.etag == "ac3ef48caa08fa3ed5e025da69edc645"
+    assert created.size == 7
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["some dir/clip ü.mp4", "a+b/c%20d.mp4", "100%/x.mp4", "plain/clip.mp4"],
+)
+def test_versitygw_keys_are_taken_as_stored(key: str) -> None:
+    # versitygw does not form-encode: '+' and '%' in its keys are literal characters.
+    parsed = parse_notification(notification(record(key, config="webhook-global")))
+    assert [c.key for c in parsed.created] == [key]
+
+
+def test_unencoded_key_from_another_store_is_not_decoded_twice() -> None:
+    # A space or 'ü' cannot survive form-encoding, so such a key was sent raw.
+    parsed = parse_notification(notification(record("a+b dir/ü.mp4")))
+    assert [c.key for c in parsed.created] == ["a+b dir/ü.mp4"]
 
 
 def test_created_record_fields_and_bare_etag() -> None:
