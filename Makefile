@@ -1,0 +1,33 @@
+# One entry point for developers and CI. `make check` is what CI runs (.ci/run).
+.PHONY: setup test check lint typecheck up down status logs
+
+# Extra pytest arguments: make test ARGS="-k stack -x"
+ARGS ?=
+
+setup:
+	scripts/setup.sh
+
+test:
+	scripts/test.sh $(ARGS)
+
+check:
+	scripts/check.sh $(ARGS)
+
+lint: setup
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+
+typecheck: setup
+	.venv/bin/mypy
+
+up: setup
+	.venv/bin/python -m vidloc.stack up
+
+down:
+	.venv/bin/python -m vidloc.stack down
+
+status:
+	.venv/bin/python -m vidloc.stack status
+
+logs:
+	.venv/bin/python -m vidloc.stack logs

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Prepare a machine to build and test vidloc: the venv with dev tools, and the system packages
+# the tests and the local stack need. Idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/pip}"
+
+# System packages, installed only when absent (Debian names). ffmpeg encodes the test media.
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]} with apt-get"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: need root to install ${missing[*]}; install them and re-run" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian's own Go is too old for versitygw (go.mod asks for 1.25), so no apt fallback here.
+if ! command -v go >/dev/null 2>&1; then
+    echo "setup: go not found: the local S3 store (versitygw) is built with Go 1.25+;" \
+         "install it from go.dev and put it on PATH" >&2
+    exit 1
+fi
+
+# The venv, re-installed whenever pyproject.toml changes.
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+fi
+stamp=.venv/.vidloc-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: pip install -e .[dev]"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi
