@@ -1,0 +1,93 @@
+"""vidloc's wire formats: pydantic models plus language-neutral JSON Schemas (``schemas/``).
+
+Pure values only: nothing here talks to Kafka, S3 or the network.
+
+    decode_<name>(bytes | str | dict) -> model     raises ContractError (.field, message)
+    encode(model) -> bytes                          compact UTF-8 JSON
+    schema_for(name) -> dict                        the draft 2020-12 JSON Schema
+"""
+
+from contracts.answer import (
+    ANSWER_JSON_SCHEMA,
+    AnswerEvent,
+    ModelAnswer,
+    answer_response_format,
+    decode_answer,
+)
+from contracts.codec import ROOT, ContractError, encode
+from contracts.common import ErrorInfo, ObjectRef, SourceObject, Usage, check_bucket, check_key
+from contracts.dlq import DlqRecord, MessageSource, decode_dlq, wrap_original
+from contracts.ingest import (
+    IngestEvent,
+    IngestOptions,
+    decode_ingest,
+    derive_job_id,
+    derive_video_id,
+)
+from contracts.progress import STAGES, ProgressEvent, decode_progress
+from contracts.registry import SCHEMA_NAMES, schema_for
+from contracts.result import ResultEvent, Summary, decode_result
+from contracts.timeline import (
+    ModelInfo,
+    Sampling,
+    Timeline,
+    TimelineEvent,
+    TimelineStats,
+    VideoMeta,
+    decode_timeline,
+)
+from contracts.versions import (
+    DLQ_V1,
+    INGEST_V1,
+    PROGRESS_V1,
+    RESULT_V1,
+    SCHEMA_IDS,
+    TIMELINE_V1,
+)
+
+__all__ = [
+    "ANSWER_JSON_SCHEMA",
+    "DLQ_V1",
+    "INGEST_V1",
+    "PROGRESS_V1",
+    "RESULT_V1",
+    "ROOT",
+    "SCHEMA_IDS",
+    "SCHEMA_NAMES",
+    "STAGES",
+    "TIMELINE_V1",
+    "AnswerEvent",
+    "ContractError",
+    "DlqRecord",
+    "ErrorInfo",
+    "IngestEvent",
+    "IngestOptions",
+    "MessageSource",
+    "ModelAnswer",
+    "ModelInfo",
+    "ObjectRef",
+    "ProgressEvent",
+    "ResultEvent",
+    "Sampling",
+    "SourceObject",
+    "Summary",
+    "Timeline",
+    "TimelineEvent",
+    "TimelineStats",
+    "Usage",
+    "VideoMeta",
+    "answer_response_format",
+    "check_bucket",
+    "check_key",
+    "decode_answer",
+    "decode_dlq",
+    "decode_ingest",
+    "decode_progress",
+    "decode_result",
+    "decode_timeline",
+    "derive_job_id",
+    "derive_video_id",
+    "encode",
+    "schema_for",
+    "wrap_original",
+]

@@ -1,0 +1,164 @@
+"""Field types and small parts shared by several contracts.
+
+Every rule here is mirrored in the ``$defs`` of the JSON Schema files; tests check that model and
+schema judge the same documents alike. The few rules JSON Schema cannot state (UTF-8 byte length
+of a key, ``start_s <= end_s``) are enforced by the models only and listed in the schema's
+``$comment``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat
+
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_LIKE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
+_URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+# Ids that become Kafka keys and S3 key segments: nothing that can climb out of a prefix.
+SAFE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_SAFE_ID = re.compile(SAFE_ID_PATTERN)
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def check_bucket(value: str) -> str:
+    """S3 bucket naming rules (general purpose buckets), with a pointed message for URLs."""
+    if "://" in value or _URL_LIKE.match(value):
+        raise ValueError(f"{value!r} is a URL; give the bucket name only, e.g. 'videos'")
+    if not 3 <= len(value) <= 63:
+        raise ValueError(f"bucket name {value!r} must be 3 to 63 characters long")
+    if not _BUCKET.fullmatch(value):
+        raise ValueError(
+            f"bucket name {value!r} may hold only a-z, 0-9, '.' and '-', "
+            "and must start and end with a letter or digit"
+        )
+    if ".." in value:
+        raise ValueError(f"bucket name {value!r} must not contain '..'")
+    if _IPV4_LIKE.fullmatch(value):
+        raise ValueError(f"bucket name {value!r} must not look like an IP address")
+    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
+        raise ValueError(f"bucket name {value!r} uses a prefix or suffix S3 reserves")
+    return value
+
+
+def check_key(value: str) -> str:
+    """An object key a worker may fetch: relative, no '..' segments, no NUL, <= 1024 bytes."""
+    if not value:
+        raise ValueError("object key must not be empty")
+    if value.startswith("/"):
+        raise ValueError(f"object key {value!r} must not start with '/'")
+    if "\x00" in value:
+        raise ValueError("object key must not contain NUL")
+    if ".." in value.split("/"):
+        raise ValueError(f"object key {value!r} must not contain a '..' segment")
+    size = len(value.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise ValueError(f"object key is {size} bytes in UTF-8; the limit is {MAX_KEY_BYTES}")
+    return value
+
+
+def _check_pattern(pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _check_bucket_text(value: object) -> object:
+    return check_bucket(value) if isinstance(value, str) else value
+
+
+def _check_key_text(value: object) -> object:
+    return check_key(value) if isinstance(value, str) else value
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type; 3.0 is an integer to JSON Schema, so it is one here too.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+BucketName = Annotated[str, BeforeValidator(_check_bucket_text)]
+ObjectKey = Annotated[str, BeforeValidator(_check_key_text)]
+SafeId = Annotated[str, _check_pattern(_SAFE_ID, "id (letters, digits, '.', '_', '-')")]
+Text = Annotated[str, Field(min_length=1, max_length=256)]
+ErrorCode = Annotated[str, _check_pattern(_ERROR_CODE, "error code (snake_case)")]
+Currency = Annotated[str, _check_pattern(_CURRENCY, "ISO 4217 currency code")]
+
+
+def _parse_timestamp(value: object) -> object:
+    # Parsed here rather than by pydantic: after a before-validator the inner validator sees a
+    # Python value, and strict mode would refuse the string.
+    if not isinstance(value, str):
+        return value
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 date-time with offset, e.g. '2025-01-31T12:00:00Z'"
+        )
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a real date-time: {exc}") from exc
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_parse_timestamp)]
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=0)]
+PositiveCount = Annotated[int, BeforeValidator(_integral), Field(ge=1)]
+Seconds = NonNegativeFloat
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+LocalizerName = Literal["vlm", "cv"]
+
+
+class Part(BaseModel):
+    """A nested object of a document: typed fields strict, unknown fields kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+
+
+class ObjectRef(Part):
+    """Where an object lives in the S3 store."""
+
+    bucket: BucketName
+    key: ObjectKey
+
+
+class SourceObject(ObjectRef):
+    """The uploaded video as the store described it; the etag pins one version of it."""
+
+    etag: Annotated[str, Field(min_length=1, max_length=256)]
+    size: Count
+
+
+class ErrorInfo(Part):
+    code: ErrorCode
+    message: Annotated[str, Field(max_length=4000)]
+
+
+class Usage(Part):
+    """Model usage summed over a job and priced (zero for the cv localizer)."""
+
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    cost: NonNegativeFloat = 0.0
+    currency: Currency = "CNY"
+    requests: Count | None = None
+
+
+class Document(BaseModel):
+    """A top-level versioned document. ``schema`` is aliased: BaseModel owns that name."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="allow", allow_inf_nan=False, serialize_by_alias=True
+    )

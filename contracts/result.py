@@ -1,0 +1,74 @@
+"""``video.results`` v1: how a job ended. One per job; a replay re-sends the same event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, NonNegativeFloat, model_validator
+
+from contracts.codec import FieldProblem, decode_document
+from contracts.common import (
+    Count,
+    Document,
+    ErrorInfo,
+    LocalizerName,
+    ObjectRef,
+    Part,
+    Seconds,
+    Text,
+    Timestamp,
+    Usage,
+)
+from contracts.versions import RESULT_V1
+
+Status = Literal["succeeded", "failed"]
+
+
+class Summary(Part):
+    events: Count = 0
+    duration_s: Seconds = 0.0
+
+
+class ResultEvent(Document):
+    """``timeline`` is there exactly when the job succeeded, ``error`` exactly when it failed.
+
+    ``source`` is required on success; a failed result may lack it, because a message refused
+    before it could be decoded has no trustworthy source to name.
+    """
+
+    SCHEMA: ClassVar[str] = RESULT_V1
+
+    schema_id: Literal["vidloc.result.v1"] = Field(default=RESULT_V1, alias="schema")
+    event_id: Text
+    video_id: Text
+    job_id: Text
+    status: Status
+    source: ObjectRef | None = None
+    timeline: ObjectRef | None = None
+    error: ErrorInfo | None = None
+    summary: Summary = Field(default_factory=Summary)
+    usage: Usage = Field(default_factory=Usage)
+    localizer: LocalizerName | None = None
+    timings: dict[str, NonNegativeFloat] | None = None
+    created_at: Timestamp
+
+    @model_validator(mode="after")
+    def _status_matches_payload(self) -> ResultEvent:
+        if self.status == "succeeded":
+            if self.source is None:
+                raise FieldProblem("source", "required when status is 'succeeded'")
+            if self.timeline is None:
+                raise FieldProblem("timeline", "required when status is 'succeeded'")
+            if self.error is not None:
+                raise FieldProblem("error", "must be absent when status is 'succeeded'")
+        else:
+            if self.error is None:
+                raise FieldProblem("error", "required when status is 'failed'")
+            if self.timeline is not None:
+                raise FieldProblem("timeline", "must be absent when status is 'failed'")
+        return self
+
+
+def decode_result(data: bytes | str | Mapping[str, Any]) -> ResultEvent:
+    return decode_document(data, ResultEvent, RESULT_V1)

@@ -1,0 +1,103 @@
+"""The timeline v1: what a job found, stored as JSON in the timeline bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from contracts.codec import FieldProblem, decode_document
+from contracts.common import (
+    Confidence,
+    Count,
+    Document,
+    LocalizerName,
+    Part,
+    PositiveCount,
+    SafeId,
+    Seconds,
+    SourceObject,
+    Text,
+    Timestamp,
+    Usage,
+)
+from contracts.versions import TIMELINE_V1
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class VideoMeta(Part):
+    duration_s: Seconds
+    fps: Seconds  # 0 when the container does not say
+    width: PositiveCount
+    height: PositiveCount
+    codec: Annotated[str, Field(max_length=64)]
+
+
+class ModelInfo(Part):
+    """The model endpoint that produced the events. Never carries the API key."""
+
+    name: Text
+    base_url: Annotated[str, Field(min_length=1, max_length=2000)]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sampling(Part):
+    sample_fps: PositiveFloat
+    chunk_s: PositiveFloat
+    chunk_overlap_s: Seconds = 0.0
+    frames: Count
+    chunks: Count
+    frame_size: tuple[PositiveCount, PositiveCount] | None = None  # (width, height) sent
+
+
+class TimelineEvent(Part):
+    id: Text
+    label: Text
+    start_s: Seconds
+    end_s: Seconds
+    description: Annotated[str, Field(max_length=4000)] = ""
+    confidence: Confidence | None = None
+    source: Annotated[str, Field(max_length=64)] | None = None  # localizer / pass
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimelineEvent:
+        if self.end_s < self.start_s:
+            raise FieldProblem("end_s", f"end_s {self.end_s} is before start_s {self.start_s}")
+        return self
+
+
+class TimelineStats(Part):
+    rejected_events: Count = 0
+
+
+class Timeline(Document):
+    """``model`` is required when the vlm localizer made the events."""
+
+    SCHEMA: ClassVar[str] = TIMELINE_V1
+
+    schema_id: Literal["vidloc.timeline.v1"] = Field(default=TIMELINE_V1, alias="schema")
+    video_id: SafeId
+    job_id: SafeId
+    source: SourceObject
+    video: VideoMeta
+    localizer: LocalizerName
+    model: ModelInfo | None = None
+    prompt: Annotated[str, Field(max_length=8000)] | None = None
+    labels: list[Text] = Field(default_factory=list)
+    sampling: Sampling
+    events: list[TimelineEvent]
+    usage: Usage = Field(default_factory=Usage)
+    stats: TimelineStats | None = None
+    created_at: Timestamp
+
+    @model_validator(mode="after")
+    def _model_named(self) -> Timeline:
+        if self.localizer == "vlm" and self.model is None:
+            raise FieldProblem("model", "required when localizer is 'vlm'")
+        return self
+
+
+def decode_timeline(data: bytes | str | Mapping[str, Any]) -> Timeline:
+    return decode_document(data, Timeline, TIMELINE_V1)
