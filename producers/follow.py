@@ -1,0 +1,173 @@
+"""Follow jobs to the end: progress bars from ``video.progress``, results from ``video.results``.
+
+The tail is opened (every partition assigned, positioned at the end) *before* the caller
+publishes its ingest events, so a result that arrives milliseconds later is not missed:
+``Follower.start()`` -> publish -> ``Follower.wait()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from types import TracebackType
+
+from kafka import KafkaConsumer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from contracts import (
+    ContractError,
+    ProgressEvent,
+    ResultEvent,
+    decode_progress,
+    decode_result,
+    decode_timeline,
+)
+from vidloc import names
+from vidloc.adapters.kafka import BusRecord, close_consumer, open_tail, poll_records
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.errors import VidlocError
+from vidloc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Follower:
+    """Watches progress and results of a set of videos; start it before publishing."""
+
+    def __init__(self, settings: Settings, *, console: Console | None = None) -> None:
+        self._settings = settings
+        self._console = console or Console(stderr=True)
+        self._consumer: KafkaConsumer | None = None
+        self._labels: dict[str, str] = {}
+        self._results: dict[str, ResultEvent] = {}
+        self._jobs: dict[str, str] = {}
+
+    def start(self) -> None:
+        self._consumer = open_tail(self._settings, [names.TOPIC_PROGRESS, names.TOPIC_RESULTS])
+
+    def expect(self, video_id: str, label: str | None = None, *, job_id: str | None = None) -> None:
+        """Wait for ``video_id``; with ``job_id``, only that job's result counts (not a replay
+        of an earlier submission of the same file)."""
+        self._labels[video_id] = label or video_id
+        if job_id is not None:
+            self._jobs[video_id] = job_id
+
+    def wait(self, timeout_s: float) -> dict[str, ResultEvent]:
+        """Results of the expected videos that arrived within ``timeout_s`` (others absent)."""
+        if self._consumer is None:
+            raise RuntimeError("Follower.start() must run before the ingest events are published")
+        deadline = time.monotonic() + timeout_s
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("chunks  [dim]{task.fields[stage]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self._console, transient=False) as bars:
+            tasks = {
+                vid: bars.add_task(label, total=None, stage="queued")
+                for vid, label in self._labels.items()
+            }
+            while self._pending() and time.monotonic() < deadline:
+                remaining = deadline - time.monotonic()
+                records = poll_records(self._consumer, timeout_s=max(0.05, min(0.5, remaining)))
+                for record in records:
+                    self._handle(record, bars, tasks)
+        return {vid: self._results[vid] for vid in self._labels if vid in self._results}
+
+    def _pending(self) -> list[str]:
+        return [vid for vid in self._labels if vid not in self._results]
+
+    def _handle(self, record: BusRecord, bars: Progress, tasks: dict[str, TaskID]) -> None:
+        if record.key not in self._labels:
+            return  # someone else's job: cheap to skip before decoding
+        try:
+            if record.topic == names.TOPIC_RESULTS:
+                self._on_result(decode_result(record.value), bars, tasks)
+            else:
+                _show_progress(bars, tasks, decode_progress(record.value))
+        except ContractError as exc:
+            log.warning("ignoring unreadable %s message: %s", record.topic, exc)
+
+    def _on_result(self, result: ResultEvent, bars: Progress, tasks: dict[str, TaskID]) -> None:
+        task = tasks.get(result.video_id)
+        if task is None or self._jobs.get(result.video_id, result.job_id) != result.job_id:
+            return
+        self._results[result.video_id] = result
+        total = bars.tasks[task].total
+        done = total if result.status == "succeeded" and total else None
+        bars.update(task, completed=done, stage=result.status)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            close_consumer(self._consumer)
+            self._consumer = None
+
+    def __enter__(self) -> Follower:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _show_progress(bars: Progress, tasks: dict[str, TaskID], event: ProgressEvent) -> None:
+    task = tasks.get(event.video_id)
+    if task is not None:
+        total = event.chunks_total or None
+        bars.update(task, total=total, completed=event.chunks_done, stage=event.stage)
+
+
+def follow_jobs(
+    settings: Settings,
+    video_ids: Iterable[str],
+    *,
+    timeout_s: float,
+    console: Console | None = None,
+) -> dict[str, ResultEvent]:
+    """Follow already-published jobs; only results published after this call are seen.
+
+    Prefer :class:`Follower` (start, publish, wait) when you publish the jobs yourself.
+    """
+    with Follower(settings, console=console) as follower:
+        for vid in video_ids:
+            follower.expect(vid)
+        return follower.wait(timeout_s)
+
+
+def print_result(console: Console, store: ObjectStore, label: str, result: ResultEvent) -> None:
+    """One job's outcome: where its timeline is and its events, or why it failed."""
+    if result.status != "succeeded" or result.timeline is None:
+        error = result.error
+        reason = f"{error.code}: {error.message}" if error is not None else "no reason given"
+        console.print(f"[red]{label}: failed[/red] ({reason})")
+        return
+    where = f"s3://{result.timeline.bucket}/{result.timeline.key}"
+    console.print(f"[green]{label}[/green]: {result.summary.events} events -> {where}")
+    try:
+        timeline = decode_timeline(store.get_bytes(result.timeline.bucket, result.timeline.key))
+    except (VidlocError, ContractError) as exc:
+        console.print(f"  [yellow]cannot show the timeline: {exc}[/yellow]")
+        return
+    table = Table("label", "start", "end", "description", title=label, title_justify="left")
+    for event in sorted(timeline.events, key=lambda e: (e.start_s, e.end_s)):
+        table.add_row(
+            event.label, f"{event.start_s:.1f}s", f"{event.end_s:.1f}s", event.description
+        )
+    console.print(table)
