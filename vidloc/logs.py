@@ -58,7 +58,9 @@ class ContextText(logging.Formatter):
         return f"{text} [{context}]" if context else text
 
 
-def configure_logging(level: str = "INFO", *, json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
+def configure_logging(
+    level: str = "INFO", *, json_lines: bool = False, secrets: Iterable[str] = ()
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets(secrets))
     if json_lines:

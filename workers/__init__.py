@@ -1,1 +1,1 @@
-"""Everything that consumes ``video.ingest``: frame sources, localizers, merge, the consumer loop."""
+"""Everything that consumes ``video.ingest``: frame sources, localizers, merge, consumer loop."""

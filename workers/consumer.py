@@ -97,7 +97,9 @@ class WorkerLoop:
         try:
             disposition = job.result()
         except Exception:  # the handler publishes failures itself; this is the bus failing
-            log.exception("could not announce the outcome of offset %d; will retry", delivery.offset)
+            log.exception(
+                "could not announce the outcome of offset %d; will retry", delivery.offset
+            )
             disposition = Disposition.RETRY
         if disposition is Disposition.COMMIT:
             self._commit(tp, delivery.offset + 1)

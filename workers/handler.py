@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from contracts import ContractError, IngestEvent, ProgressEvent, decode_ingest, derive_job_id, encode
+from contracts import (
+    ContractError,
+    IngestEvent,
+    ProgressEvent,
+    decode_ingest,
+    derive_job_id,
+    encode,
+)
 from vidloc import names
 from vidloc.errors import BadIngestEvent, InputError, TransientError, VidlocError
 from vidloc.settings import Settings
@@ -79,8 +86,15 @@ class IngestHandler:
         try:
             outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id))
             result = succeeded_result(event, job_id, outcome)
-            self._publish(names.TOPIC_PROGRESS, video_id, encode(self._progress(
-                video_id, job_id, "done", outcome.timeline.sampling.get("chunks", 0), "done")))
+            self._publish(
+                names.TOPIC_PROGRESS,
+                video_id,
+                encode(
+                    self._progress(
+                        video_id, job_id, "done", outcome.timeline.sampling.chunks, "done"
+                    )
+                ),
+            )
             self._publish(names.TOPIC_RESULTS, video_id, encode(result))
             self._first_failure.pop(where, None)
             log.info(
@@ -97,16 +111,21 @@ class IngestHandler:
             return Disposition.HAND_BACK
         except InputError as exc:
             log.warning("job failed permanently: %s: %s", exc.code, exc, extra=ids)
-            return self._fail(delivery, exc, video_id, job_id, event.source.bucket, event.source.key)
+            return self._fail(
+                delivery, exc, video_id, job_id, event.source.bucket, event.source.key
+            )
         except TransientError as exc:
             first = self._first_failure.setdefault(where, self._clock())
             if self._clock() - first < self._settings.job_retry_deadline_s:
-                log.warning("job hit a transient error, will retry: %s: %s", exc.code, exc,
-                            extra=ids)
+                log.warning(
+                    "job hit a transient error, will retry: %s: %s", exc.code, exc, extra=ids
+                )
                 return Disposition.RETRY
             log.error("job gave up after the retry deadline: %s: %s", exc.code, exc, extra=ids)
             self._first_failure.pop(where, None)
-            return self._fail(delivery, exc, video_id, job_id, event.source.bucket, event.source.key)
+            return self._fail(
+                delivery, exc, video_id, job_id, event.source.bucket, event.source.key
+            )
         except Exception as exc:  # a bug must not take the partition down with it
             log.exception("job crashed", extra=ids)
             wrapped = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
@@ -145,17 +164,29 @@ class IngestHandler:
         """Announce a failed result and keep the original in the DLQ; both must be acked."""
         message = str(exc)[:2000]
         result = failed_result(
-            video_id=video_id, job_id=job_id, bucket=bucket, key=key, code=exc.code,
+            video_id=video_id,
+            job_id=job_id,
+            bucket=bucket,
+            key=key,
+            code=exc.code,
             message=message,
         )
         record = dlq_record(
-            raw=delivery.value, topic=delivery.topic, partition=delivery.partition,
-            offset=delivery.offset, code=exc.code, message=message, video_id=video_id,
+            raw=delivery.value,
+            topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            code=exc.code,
+            message=message,
+            video_id=video_id,
             job_id=job_id,
         )
         self._publish(names.TOPIC_DLQ, video_id, encode(record))
-        self._publish(names.TOPIC_PROGRESS, video_id, encode(
-            self._progress(video_id, job_id, "failed", 0, message)))
+        self._publish(
+            names.TOPIC_PROGRESS,
+            video_id,
+            encode(self._progress(video_id, job_id, "failed", 0, message)),
+        )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         return Disposition.COMMIT
 
@@ -164,8 +195,11 @@ class IngestHandler:
             if self.cancel.is_set():
                 raise JobCancelled("worker is shutting down")
             try:
-                self._publish(names.TOPIC_PROGRESS, video_id, encode(
-                    self._progress(video_id, job_id, stage, total, message, done)))
+                self._publish(
+                    names.TOPIC_PROGRESS,
+                    video_id,
+                    encode(self._progress(video_id, job_id, stage, total, message, done)),
+                )
             except TransientError as exc:  # progress is best effort; results are not
                 log.warning("progress event not sent: %s", exc)
 
@@ -175,14 +209,16 @@ class IngestHandler:
     def _progress(
         video_id: str, job_id: str, stage: str, total: int, message: str, done: int | None = None
     ) -> ProgressEvent:
-        return ProgressEvent.model_validate({
-            "schema": "vidloc.progress.v1",
-            "event_id": f"prg-{job_id}-{stage}-{done if done is not None else total}",
-            "video_id": video_id,
-            "job_id": job_id,
-            "stage": stage,
-            "chunks_done": total if done is None else done,
-            "chunks_total": total,
-            "message": message[:500],
-            "at": datetime.now(UTC).isoformat(),
-        })
+        return ProgressEvent.model_validate(
+            {
+                "schema": "vidloc.progress.v1",
+                "event_id": f"prg-{job_id}-{stage}-{done if done is not None else total}",
+                "video_id": video_id,
+                "job_id": job_id,
+                "stage": stage,
+                "chunks_done": total if done is None else done,
+                "chunks_total": total,
+                "message": message[:500],
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )

@@ -31,8 +31,8 @@ from workers.types import (
     ChunkResult,
     FrameSample,
     FrameSource,
-    LocalizeRequest,
     Localizer,
+    LocalizeRequest,
     Usage,
     VideoInfo,
 )

@@ -47,17 +47,18 @@ def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, Vid
     return open_source
 
 
-def build_handler(settings: Settings, publisher: EventPublisher, http: httpx.Client) -> IngestHandler:
+def build_handler(
+    settings: Settings, publisher: EventPublisher, http: httpx.Client
+) -> IngestHandler:
     store = ObjectStore(settings)
-    runner = JobRunner(
-        settings, store, source_opener(settings), localizer_factory(settings, http)
-    )
+    runner = JobRunner(settings, store, source_opener(settings), localizer_factory(settings, http))
     return IngestHandler(settings, runner, publisher.publish)
 
 
 def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
+
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d received: leaving the group after the current job", signum)
             stop.set()
