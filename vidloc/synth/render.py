@@ -7,6 +7,7 @@ whatever the length. ffmpeg failures become :class:`vidloc.errors.VidlocError` w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -89,10 +90,11 @@ def render(spec: VideoSpec, path: Path, *, threads: int = 2) -> GroundTruth:
         try:
             for index in range(spec.source_frame_count):
                 proc.stdin.write(drawer.draw(index).tobytes())
-            proc.stdin.close()
         except BrokenPipeError:
             pass  # ffmpeg died; its exit status and log say why
         finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
             rc = proc.wait()
         if rc != 0:
             log.seek(0)
