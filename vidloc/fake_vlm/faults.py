@@ -129,8 +129,8 @@ def huge_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "label": label,
-            "start_s": round(start + i * 0.001, 3),
-            "end_s": round(start + i * 0.001 + 1.0, 3),
+            "start_s": round(start + i * 0.01, 2),
+            "end_s": round(start + i * 0.01 + 1.0, 2),
             "description": f"occurrence {i}",
             "confidence": 0.5,
         }
