@@ -146,7 +146,7 @@ event_lists = st.lists(pieces(), max_size=25)
 GAP = 1.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(event_lists, st.randoms(use_true_random=False))
 def test_order_independent(events: list[DetectedEvent], rnd: random.Random) -> None:
     shuffled = list(events)
@@ -154,7 +154,7 @@ def test_order_independent(events: list[DetectedEvent], rnd: random.Random) -> N
     assert merge_events(shuffled, gap_s=GAP) == merge_events(events, gap_s=GAP)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(event_lists)
 def test_no_event_lost(events: list[DetectedEvent]) -> None:
     out = merge_events(events, gap_s=GAP)
@@ -167,7 +167,7 @@ def test_no_event_lost(events: list[DetectedEvent]) -> None:
         ), e
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(event_lists)
 def test_none_duplicated(events: list[DetectedEvent]) -> None:
     out = merge_events(events, gap_s=GAP)
@@ -184,14 +184,14 @@ def test_none_duplicated(events: list[DetectedEvent]) -> None:
                 assert second.start_s > first.end_s, (a, b)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(event_lists)
 def test_idempotent(events: list[DetectedEvent]) -> None:
     once = merge_events(events, gap_s=GAP)
     assert merge_events(once, gap_s=GAP) == once
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(event_lists)
 def test_output_sorted_and_never_longer(events: list[DetectedEvent]) -> None:
     out = merge_events(events, gap_s=GAP)
