@@ -78,7 +78,7 @@ class IngestHandler:
             event = self._decode(delivery)
         except BadIngestEvent as exc:
             log.warning("refused ingest message at %s: %s", where, exc)
-            return self._fail(delivery, exc, fallback_id, fallback_job, "", "")
+            return self._fail(delivery, exc, fallback_id, fallback_job, None, None)
 
         video_id = event.effective_video_id
         job_id = derive_job_id(event.event_id)
@@ -158,8 +158,8 @@ class IngestHandler:
         exc: VidlocError,
         video_id: str,
         job_id: str,
-        bucket: str,
-        key: str,
+        bucket: str | None,
+        key: str | None,
     ) -> Disposition:
         """Announce a failed result and keep the original in the DLQ; both must be acked."""
         message = str(exc)[:2000]

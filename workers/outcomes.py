@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts import DlqRecord, IngestEvent, ResultEvent
+from contracts import DlqRecord, IngestEvent, ResultEvent, wrap_original
 from workers.job import JobOutcome
 
 
@@ -43,23 +43,25 @@ def failed_result(
     *,
     video_id: str,
     job_id: str,
-    bucket: str,
-    key: str,
+    bucket: str | None,
+    key: str | None,
     code: str,
     message: str,
 ) -> ResultEvent:
+    """``bucket``/``key`` are None when the message was too broken to name its object."""
     doc: dict[str, Any] = {
         "schema": "vidloc.result.v1",
         "event_id": result_event_id(job_id, "failed"),
         "video_id": video_id,
         "job_id": job_id,
         "status": "failed",
-        "source": {"bucket": bucket, "key": key},
         "error": {"code": code, "message": message},
         "summary": {"events": 0, "duration_s": 0.0},
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0},
         "created_at": datetime.now(UTC).isoformat(),
     }
+    if bucket and key:
+        doc["source"] = {"bucket": bucket, "key": key}
     return ResultEvent.model_validate(doc)
 
 
@@ -74,11 +76,13 @@ def dlq_record(
     video_id: str,
     job_id: str,
 ) -> DlqRecord:
+    original, encoding = wrap_original(raw)
     doc: dict[str, Any] = {
         "schema": "vidloc.dlq.v1",
         "video_id": video_id,
         "job_id": job_id,
-        "original": raw.decode("utf-8", errors="replace"),
+        "original": original,
+        "original_encoding": encoding,
         "error": {"code": code, "message": message},
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "failed_at": datetime.now(UTC).isoformat(),

@@ -1,0 +1,144 @@
+"""A harness for end-to-end tests: real workers as processes, a watcher on the output topics.
+
+Every harness uses consumer groups of its own, positioned at the current end of their topics,
+so leftovers from earlier runs on a developer's stack are never replayed into a test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from contracts import DlqRecord, ProgressEvent, ResultEvent, decode_dlq, decode_progress, decode_result
+from vidloc import names
+from vidloc.adapters.kafka import make_consumer
+from vidloc.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def park_group_at_end(settings: Settings, group: str, topic: str) -> None:
+    """Commit the current end offsets for ``group`` so it starts with what arrives next."""
+    consumer = make_consumer(settings, group_id=group, topics=())
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
+    finally:
+        consumer.close(autocommit=False)
+
+
+@dataclass
+class Outputs:
+    results: dict[str, list[ResultEvent]] = field(default_factory=lambda: defaultdict(list))
+    dlq: dict[str, list[DlqRecord]] = field(default_factory=lambda: defaultdict(list))
+    progress: dict[str, list[ProgressEvent]] = field(default_factory=lambda: defaultdict(list))
+
+
+class Watcher:
+    """Reads video.results, video.ingest.dlq and video.progress from their current ends."""
+
+    TOPICS = (names.TOPIC_RESULTS, names.TOPIC_DLQ, names.TOPIC_PROGRESS)
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = make_consumer(settings, group_id=None, topics=())
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self.TOPICS
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_end(*tps)
+        for tp in tps:  # force the lookup now, before anything is published
+            self._consumer.position(tp)
+        self.seen = Outputs()
+
+    def drain(self, timeout_s: float = 1.0) -> None:
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=500)
+        for tp, messages in batches.items():
+            for msg in messages:
+                if tp.topic == names.TOPIC_RESULTS:
+                    result = decode_result(msg.value)
+                    self.seen.results[result.video_id].append(result)
+                elif tp.topic == names.TOPIC_DLQ:
+                    record = decode_dlq(msg.value)
+                    self.seen.dlq[record.video_id].append(record)
+                else:
+                    progress = decode_progress(msg.value)
+                    self.seen.progress[progress.video_id].append(progress)
+
+    def wait_results(
+        self, video_ids: Iterable[str], timeout_s: float, *, settle_s: float = 3.0
+    ) -> Outputs:
+        """Poll until every video has a result, then a little longer to catch duplicates."""
+        wanted = set(video_ids)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not wanted <= set(self.seen.results):
+            self.drain()
+        settle_end = time.monotonic() + settle_s
+        while time.monotonic() < settle_end:
+            self.drain(0.5)
+        missing = wanted - set(self.seen.results)
+        assert not missing, f"no result within {timeout_s:.0f} s for {sorted(missing)}"
+        return self.seen
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class Workers:
+    """``vidloc worker`` processes sharing one fresh consumer group."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str], log_dir: Path) -> None:
+        self.group = f"test-workers-{uuid.uuid4().hex[:10]}"
+        park_group_at_end(settings, self.group, names.TOPIC_INGEST)
+        self._env = {**os.environ, **env, "VIDLOC_WORKER_GROUP": self.group}
+        self._log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(count):
+            log = self._log_dir / f"worker-{len(self.procs)}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vidloc", "worker"],
+                cwd=REPO,
+                env=self._env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            self.procs.append(proc)
+            started.append(proc)
+        return started
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted(self._log_dir.glob("worker-*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-40:]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+    def stop(self, timeout_s: float = 40.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
