@@ -430,3 +430,22 @@ def test_faults_apply_in_order_and_reset_clears(base_url: str) -> None:
 def test_bad_fault_specs_are_refused(base_url: str, spec: Any) -> None:
     response = HTTP.post(base_url.removesuffix("/v1") + "/_fake/faults", json=spec)
     assert response.status_code == 400
+
+
+def test_localizer_is_safe_to_share_between_threads(base_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    localizer = VlmLocalizer(client(base_url, []), max_concurrency=2)
+    frames = {RED: make_frames(RED), BLUE: make_frames(BLUE)}
+    jobs = [RED, BLUE] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(
+                lambda truth: localizer.localize(
+                    CHUNK, frames[truth], LocalizeRequest(video_duration_s=8.0)
+                ),
+                jobs,
+            )
+        )
+    assert [spans(r) for r in results] == [[truth] for truth in jobs]
+    assert admin(base_url, "/_fake/stats")["requests"] == len(jobs)

@@ -86,10 +86,17 @@ def test_response_format_is_strict_json_schema(labels: tuple[str, ...]) -> None:
     if labels:
         assert item["properties"]["label"]["enum"] == list(labels)
     else:
-        assert item["properties"]["label"] == {"type": "string"}
+        assert "enum" not in item["properties"]["label"]
+    assert item["properties"]["label"]["type"] == "string"
 
 
 def test_schema_copies_are_independent() -> None:
     fmt = response_format_for_answer()
     fmt["json_schema"]["schema"]["required"].append("junk")
     assert response_format_for_answer()["json_schema"]["schema"]["required"] == ["events"]
+
+
+def test_schema_is_the_contracts_answer_schema() -> None:
+    from contracts import ANSWER_JSON_SCHEMA
+
+    assert response_format_for_answer()["json_schema"]["schema"] == ANSWER_JSON_SCHEMA

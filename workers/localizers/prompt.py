@@ -14,37 +14,12 @@ from typing import Any
 
 import cv2
 
+from contracts import ANSWER_JSON_SCHEMA
 from workers.types import Chunk, FrameSample, LocalizeRequest, RGBImage
 
 DEFAULT_PROMPT = (
     "Find every distinct visible event or object appearance and when it starts and ends"
 )
-
-# The model-answer contract of DESIGN.md. Strict-mode json_schema needs every property required
-# and no extras; the parser still defends against endpoints that ignore the schema.
-# TODO(contracts): use contracts' ANSWER_JSON_SCHEMA once it lands; keep the two identical.
-ANSWER_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "events": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "label": {"type": "string"},
-                    "start_s": {"type": "number"},
-                    "end_s": {"type": "number"},
-                    "description": {"type": "string"},
-                    "confidence": {"type": "number"},
-                },
-                "required": ["label", "start_s", "end_s", "description", "confidence"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["events"],
-    "additionalProperties": False,
-}
 
 SYSTEM_PROMPT = (
     "You are a precise video event localizer. You are shown frames sampled from a video in "
@@ -118,13 +93,12 @@ def question_text(request: LocalizeRequest, chunk: Chunk) -> str:
 
 def answer_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
     """The answer schema; with labels, guided decoding can only emit the labels asked for."""
-    schema = copy.deepcopy(ANSWER_JSON_SCHEMA)  # callers may mutate what they get
+    # The strict schema of the model-answer contract; callers may mutate what they get.
+    schema = copy.deepcopy(ANSWER_JSON_SCHEMA)
     if not labels:
         return schema
-    schema["properties"]["events"]["items"]["properties"]["label"] = {
-        "type": "string",
-        "enum": list(dict.fromkeys(labels)),
-    }
+    label = schema["properties"]["events"]["items"]["properties"]["label"]
+    label["enum"] = list(dict.fromkeys(labels))
     return schema
 
 
