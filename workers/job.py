@@ -25,6 +25,7 @@ from workers.assemble import ChunkAssembler
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
+from workers.localizers.shots import shots_from_cuts
 from workers.merge import assign_event_ids, merge_events
 from workers.types import (
     Chunk,
@@ -166,6 +167,10 @@ class JobRunner:
         cost = price_usage(usage, self._prices)
         rejected = sum(r.rejected_events for r in results)
         merged = merge_events([e for r in results for e in r.events])
+        if plan.localizer == "cv":
+            # Shots come from the merged cuts; merging them would glue touching shots together.
+            cuts = [e.start_s for e in merged if e.label == "cut"]
+            merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
         timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected)
         key = names.timeline_key(video_id)
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")

@@ -20,7 +20,14 @@ from pathlib import Path
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from contracts import DlqRecord, ProgressEvent, ResultEvent, decode_dlq, decode_progress, decode_result
+from contracts import (
+    DlqRecord,
+    ProgressEvent,
+    ResultEvent,
+    decode_dlq,
+    decode_progress,
+    decode_result,
+)
 from vidloc import names
 from vidloc.adapters.kafka import make_consumer
 from vidloc.settings import Settings
