@@ -97,6 +97,8 @@ def _launch(
     try:
         comp.ready(timeout, lambda: owns(pid, comp.markers))
     except StackError as exc:
+        stop(pid, comp.markers, grace_s=5)  # a half-started service would block the next `up`
+        layout.pid_file(comp.name).unlink(missing_ok=True)
         raise StackError(
             f"{comp.name}: failed to start: {exc}\n--- last lines of {log_file} ---\n"
             f"{tail(log_file, 20)}"

@@ -53,8 +53,8 @@ def ensure_binary(layout: StackLayout) -> bool:
     go = shutil.which("go")
     if go is None:
         raise StackError(
-            "go not found: versitygw is built with `go install` (install Go 1.24+ from go.dev"
-            " or Debian's golang package)"
+            "go not found: versitygw is built with `go install` (install Go 1.25+ from go.dev;"
+            " Debian bookworm's golang package is too old)"
         )
     env = dict(os.environ)
     env["GOBIN"] = str(layout.versitygw_bin.parent)
