@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from vidloc.errors import DecodeFailed
 from workers.frames.probe import probe_video
-from workers.frames.pyav_source import select_index
+from workers.frames.pyav_source import ends_early, select_index
 from workers.types import FrameSample, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class DecordSource:
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
-    ) -> Iterator[FrameSample]:
+    ) -> Generator[FrameSample, None, None]:
+        # A generator: closing it early (``.close()``, garbage collection) kills the child.
         wanted = sorted(times)
         if not wanted:
             return
@@ -70,7 +71,7 @@ class DecordSource:
         child.start()
         sender.close()  # the child holds its own copy; EOF on ours means it is gone
         try:
-            yield from self._receive(receiver, child, path, len(wanted))
+            yield from self._receive(receiver, child, path, wanted)
         finally:
             receiver.close()
             if child.is_alive():
@@ -80,20 +81,34 @@ class DecordSource:
                 child.close()
 
     def _receive(
-        self, receiver: Connection, child: Any, path: str, count: int
+        self, receiver: Connection, child: Any, path: str, wanted: list[float]
     ) -> Iterator[FrameSample]:
+        count, last_wanted = len(wanted), wanted[-1]
         produced = 0
         while produced < count:
             message = self._next(receiver, child, path)
             kind = message[0]
             if kind == "error":
                 raise DecodeFailed(f"decord: {message[1]}")
+            if kind == "index":
+                self._check_end(path, float(message[1]), float(message[2]), last_wanted)
             if kind == "frames":
                 for t_s, image, repeats in message[1]:
                     for _ in range(repeats):
                         yield FrameSample(t_s=t_s, image=image)
                         produced += 1
         logger.debug("decord served %d frames from %s", produced, path)
+
+    def _check_end(self, path: str, last_frame: float, fps: float, last_wanted: float) -> None:
+        """decord answers late requests with its last indexed frame; a truncated file must fail."""
+        if last_frame >= last_wanted:
+            return  # the common case: no need to look at the container again
+        stated = probe_video(path).duration_s
+        if ends_early(last_frame, last_wanted, stated, fps):
+            raise DecodeFailed(
+                f"decord: frames stop at {last_frame:.2f} s but the file claims {stated:.2f} s "
+                "(truncated or corrupt)"
+            )
 
     def _next(self, receiver: Connection, child: Any, path: str) -> tuple[Any, ...]:
         if not receiver.poll(self.decode_timeout_s):
@@ -134,6 +149,10 @@ def _serve(
         starts = [float(s) for s in reader.get_frame_timestamp(range(count))[:, 0]]
     except Exception as exc:  # decord raises its own DECORDError and plain RuntimeErrors
         out.send(("error", f"cannot open: {type(exc).__name__}: {_first_line(exc)}"))
+        return
+    try:
+        out.send(("index", max(starts), float(reader.get_avg_fps())))
+    except (BrokenPipeError, EOFError):
         return
     # Distinct frames in order, each with how many consecutive requests it answers.
     picks: list[list[int]] = []

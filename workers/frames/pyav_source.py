@@ -43,6 +43,21 @@ def select_index(frame_times: Sequence[float], t: float) -> int:
     return max(0, lo - 1)
 
 
+def ends_early(
+    last_frame_s: float, last_wanted_s: float, stated_s: float | None, fps: float
+) -> bool:
+    """Whether decoded frames stop well before both the last request and the stated duration.
+
+    A stream may legitimately hold its last frame for a while (VFR, a still ending), so only a
+    gap of more than ``max(1 s, 2 frames)`` against what the container claims counts as
+    truncation.
+    """
+    if stated_s is None:
+        return False
+    slack = max(1.0, 2.0 / fps) if fps > 0 else 1.0
+    return last_frame_s + slack < min(last_wanted_s, stated_s)
+
+
 class PyAVSource:
     """Streams frames with PyAV (FFmpeg); decodes every codec FFmpeg knows, AV1 included."""
 
@@ -129,12 +144,10 @@ def _check_end(
     if candidate is None:
         raise DecodeFailed("the video stream holds no decodable frame")
     stated = _stated_duration_s(container, stream)
-    last_t = candidate[0]
     rate = stream.average_rate or stream.guessed_rate
-    slack = max(1.0, 2.0 / float(rate)) if rate else 1.0
-    if stated is not None and last_t + slack < min(last_wanted, stated):
+    if ends_early(candidate[0], last_wanted, stated, float(rate) if rate else 0.0):
         raise DecodeFailed(
-            f"frames stop at {last_t:.2f} s but the file claims {stated:.2f} s "
+            f"frames stop at {candidate[0]:.2f} s but the file claims {stated or 0:.2f} s "
             "(truncated or corrupt)"
         )
     return candidate
