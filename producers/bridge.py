@@ -134,12 +134,21 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def run_bridge(settings: Settings, *, stop: threading.Event, poll_timeout_s: float = 0.5) -> None:
-    """Consume ``s3.events`` until ``stop`` is set; never crashes on bad input or a Kafka blip."""
+def run_bridge(
+    settings: Settings,
+    *,
+    stop: threading.Event,
+    poll_timeout_s: float = 0.5,
+    group_id: str = names.BRIDGE_GROUP,
+) -> None:
+    """Consume ``s3.events`` until ``stop`` is set; never crashes on bad input or a Kafka blip.
+
+    ``group_id`` exists for tests; bridges in production share the one group.
+    """
     seen = SeenObjects()
     consumer = make_consumer(
         settings,
-        group_id=names.BRIDGE_GROUP,
+        group_id=group_id,
         topics=[names.TOPIC_S3_EVENTS],
         # Bridging a notification is milliseconds, so larger batches than the workers' are fine.
         max_poll_records=100,

@@ -6,20 +6,25 @@ Every kafka-python error that escapes this module is turned into
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from kafka.net.compat import KafkaNetClient
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Client = TypeVar("Client")
 
 # A dead broker should fail a CLI or a worker start in seconds, not after kafka-python's 30-60 s.
 _BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -42,6 +47,50 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
     if settings.kafka_ssl_cafile:
         config["ssl_cafile"] = settings.kafka_ssl_cafile
     return config
+
+
+def _construct(cls: Callable[..., Client], config: dict[str, Any]) -> Client:
+    """Build a producer/consumer, closing its network client if the constructor fails.
+
+    kafka-python bootstraps inside ``__init__``; when that times out the half-built object
+    is dropped without closing its sockets, which leaks them in every retry loop.
+    """
+    created: list[Any] = []
+    factory = config.get("kafka_client", KafkaNetClient)
+
+    def tracking_factory(**kwargs: Any) -> Any:
+        client = factory(**kwargs)
+        created.append(client)
+        return client
+
+    try:
+        return cls(**{**config, "kafka_client": tracking_factory})
+    except BaseException:
+        for client in created:
+            with contextlib.suppress(Exception):
+                client.close()
+        raise
+
+
+def _require_listener(settings: Settings, timeout_s: float = 3.0) -> None:
+    """Fail fast (and leak nothing) when no bootstrap server even accepts a TCP connection.
+
+    kafka-python's own bootstrap would wait ``bootstrap_timeout_ms`` and then leave its
+    half-open sockets behind.
+    """
+    problems = []
+    last: Exception | None = None
+    for server in kafka_config(settings)["bootstrap_servers"]:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server}: {exc}")
+            last = exc
+    raise BusUnavailable(
+        f"no Kafka broker answers at {_describe(settings)}: {'; '.join(problems)}"
+    ) from last
 
 
 def _describe(settings: Settings) -> str:
@@ -67,8 +116,9 @@ class EventPublisher:
         )
         config.update(overrides)
         self._where = _describe(settings)
+        _require_listener(settings)
         try:
-            self._producer = KafkaProducer(**config)
+            self._producer = _construct(KafkaProducer, config)
         except KafkaError as exc:
             raise BusUnavailable(
                 f"cannot connect a producer to Kafka at {self._where}: {exc}"
@@ -140,8 +190,9 @@ def make_consumer(
         max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
     )
     config.update(overrides)
+    _require_listener(settings)
     try:
-        consumer = KafkaConsumer(**config)
+        consumer = _construct(KafkaConsumer, config)
         if topics:
             consumer.subscribe(list(topics))
     except KafkaError as exc:

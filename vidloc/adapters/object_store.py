@@ -254,13 +254,14 @@ class ObjectStore:
         content_type: str | None = None,
         progress: Callable[[int], None] | None = None,
         metadata: Mapping[str, str] | None = None,
+        part_size: int = MULTIPART_PART_BYTES,
     ) -> ObjectInfo:
-        """Upload a file; minio switches to multipart above one part (64 MiB).
+        """Upload a file; minio switches to multipart above one ``part_size`` (>= 5 MiB).
 
         ``metadata`` becomes ``x-amz-meta-<name>`` headers (ASCII values only, as S3 requires).
         """
         size = path.stat().st_size
-        kwargs: dict[str, Any] = {"part_size": MULTIPART_PART_BYTES}
+        kwargs: dict[str, Any] = {"part_size": part_size}
         if metadata:
             kwargs["metadata"] = {f"{_META_PREFIX}{k}": v for k, v in metadata.items()}
         if progress is not None:

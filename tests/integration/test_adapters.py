@@ -1,0 +1,222 @@
+"""The Kafka and S3 adapters against the real local stack (Kafka 4, versitygw)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from vidloc.adapters.kafka import (
+    BusRecord,
+    EventPublisher,
+    close_consumer,
+    commit_record,
+    make_consumer,
+    open_tail,
+    poll_records,
+)
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.errors import BusUnavailable, ObjectMissing, ObjectTooLarge, StorageUnavailable
+from vidloc.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def poll_until(consumer: object, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
+    records: list[BusRecord] = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < want and time.monotonic() < deadline:
+        records += poll_records(consumer, timeout_s=0.5)  # type: ignore[arg-type]
+    return records
+
+
+# -- Kafka ----------------------------------------------------------------------------------
+
+
+def test_publish_consume_and_commit_resumes_after_the_committed_record(
+    stack: Settings, make_topic: Callable[[int], str], group_id: str
+) -> None:
+    topic = make_topic(1)
+    key = f"video-{uuid.uuid4().hex}"
+    with EventPublisher(stack) as publisher:
+        for n in range(3):
+            publisher.publish(topic, key, f"message {n}".encode())
+
+    first = make_consumer(stack, group_id=group_id, topics=[topic])
+    try:
+        records = poll_until(first, 3)
+        assert [r.value for r in records] == [b"message 0", b"message 1", b"message 2"]
+        assert {r.key for r in records} == {key}
+        assert [r.offset for r in records] == [0, 1, 2]
+        commit_record(first, records[1])  # as if the third had not been finished
+    finally:
+        close_consumer(first)
+
+    second = make_consumer(stack, group_id=group_id, topics=[topic])
+    try:
+        again = poll_until(second, 1)
+        assert [(r.offset, r.value) for r in again] == [(2, b"message 2")]
+    finally:
+        close_consumer(second)
+
+
+def test_tail_sees_only_what_is_published_after_it_opens(
+    stack: Settings, make_topic: Callable[[int], str]
+) -> None:
+    topic = make_topic(3)
+    with EventPublisher(stack) as publisher:
+        for n in range(3):
+            publisher.publish(topic, f"before-{n}", b"old")
+        tail = open_tail(stack, [topic])
+        try:
+            for n in range(3):
+                publisher.publish(topic, f"after-{n}", b"new")
+            records = poll_until(tail, 3, timeout_s=20)
+        finally:
+            close_consumer(tail)
+    assert sorted(r.key or "" for r in records) == ["after-0", "after-1", "after-2"]
+    assert {r.value for r in records} == {b"new"}
+
+
+def test_tail_of_a_missing_topic_is_bus_unavailable(stack: Settings) -> None:
+    with pytest.raises(BusUnavailable, match="do not exist"):
+        open_tail(stack, [f"no-such-topic-{uuid.uuid4().hex}"], timeout_s=5)
+
+
+def test_dead_broker_is_bus_unavailable_quickly(stack: Settings) -> None:
+    dead = stack.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable) as info:
+        EventPublisher(dead, bootstrap_timeout_ms=2000)
+    assert time.monotonic() - started < 20
+    assert "127.0.0.1:1" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(stack: Settings) -> ObjectStore:
+    return ObjectStore(stack)
+
+
+@pytest.fixture
+def prefix(store: ObjectStore, stack: Settings) -> Iterator[str]:
+    """A key prefix unique to the test, emptied afterwards (in the timeline bucket, which the
+    bridge does not watch, so these objects never become ingest events)."""
+    value = f"test-adapters/{uuid.uuid4().hex}/"
+    yield value
+    for key in list(store.list_keys(stack.timeline_bucket, value)):
+        store.delete(stack.timeline_bucket, key)
+
+
+def test_put_get_stat_list_delete(store: ObjectStore, stack: Settings, prefix: str) -> None:
+    bucket = stack.timeline_bucket
+    data = b'{"hello": "w\xc3\xb6rld"}'
+    key = f"{prefix}dir with space/ü.json"
+    put = store.put_bytes(bucket, key, data)
+    assert put.etag == hashlib.md5(data).hexdigest()
+    assert store.get_bytes(bucket, key) == data
+    info = store.stat(bucket, key)
+    assert (info.size, info.etag, info.content_type) == (len(data), put.etag, "application/json")
+    assert store.exists(bucket, key)
+    store.put_bytes(bucket, f"{prefix}other.json", b"{}")
+    assert sorted(store.list_keys(bucket, prefix)) == [
+        f"{prefix}dir with space/ü.json",
+        f"{prefix}other.json",
+    ]
+    store.delete(bucket, key)
+    assert not store.exists(bucket, key)
+    store.delete(bucket, key)  # deleting what is gone is fine, as in S3
+
+
+def test_missing_objects_are_object_missing(
+    store: ObjectStore, stack: Settings, prefix: str, tmp_path: Path
+) -> None:
+    bucket = stack.timeline_bucket
+    with pytest.raises(ObjectMissing):
+        store.stat(bucket, f"{prefix}nope.mp4")
+    with pytest.raises(ObjectMissing):
+        store.get_bytes(bucket, f"{prefix}nope.mp4")
+    with pytest.raises(ObjectMissing):
+        store.download(bucket, f"{prefix}nope.mp4", tmp_path / "x", max_bytes=10)
+    with pytest.raises(ObjectMissing):
+        store.stat(f"no-such-bucket-{uuid.uuid4().hex[:8]}", "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_download_checks_etag_and_size(
+    store: ObjectStore, stack: Settings, prefix: str, tmp_path: Path
+) -> None:
+    bucket = stack.timeline_bucket
+    data = os.urandom(300_000)
+    key = f"{prefix}clip.bin"
+    put = store.put_bytes(bucket, key, data, content_type="application/octet-stream")
+    dest = tmp_path / "sub" / "clip.bin"
+
+    info = store.download(bucket, key, dest, max_bytes=len(data), expected_etag=f'"{put.etag}"')
+    assert dest.read_bytes() == data
+    assert info.etag == put.etag
+
+    with pytest.raises(ObjectMissing, match="replaced"):
+        store.download(bucket, key, tmp_path / "b", max_bytes=10**9, expected_etag="0" * 32)
+    with pytest.raises(ObjectTooLarge, match="300000 bytes"):
+        store.download(bucket, key, tmp_path / "c", max_bytes=len(data) - 1)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert list(tmp_path.glob("*.part")) == []
+
+
+def test_multipart_upload_roundtrip(
+    store: ObjectStore, stack: Settings, prefix: str, tmp_path: Path
+) -> None:
+    bucket = stack.timeline_bucket
+    source = tmp_path / "big.bin"
+    data = os.urandom(11 * 1024 * 1024)
+    source.write_bytes(data)
+    seen: list[int] = []
+    key = f"{prefix}big.bin"
+    info = store.upload_file(
+        bucket, key, source, progress=seen.append, part_size=5 * 1024 * 1024, metadata={"a": "b"}
+    )
+    assert info.etag.endswith("-3")  # S3's multipart etag: md5 of part md5s, dash, part count
+    assert sum(seen) == len(data)
+    stat = store.stat(bucket, key)
+    assert (stat.size, stat.etag, stat.metadata.get("a")) == (len(data), info.etag, "b")
+    back = tmp_path / "back.bin"
+    store.download(bucket, key, back, max_bytes=len(data), expected_etag=info.etag)
+    assert back.read_bytes() == data
+
+
+def test_presigned_url_serves_the_object(store: ObjectStore, stack: Settings, prefix: str) -> None:
+    key = f"{prefix}p.json"
+    store.put_bytes(stack.timeline_bucket, key, b'{"p": 1}')
+    url = store.presigned_get_url(stack.timeline_bucket, key, expires_s=60)
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b'{"p": 1}'
+
+
+def test_bad_credentials_are_storage_unavailable_without_the_secret(stack: Settings) -> None:
+    secret = "not-the-right-secret-" + uuid.uuid4().hex
+    wrong = ObjectStore(stack.model_copy(update={"s3_secret_key": SecretStr(secret)}))
+    with pytest.raises(StorageUnavailable) as info:
+        wrong.stat(stack.timeline_bucket, "anything")
+    assert secret not in str(info.value)
+    assert stack.s3_secret_key.get_secret_value() not in str(info.value)
+
+
+def test_dead_store_fails_fast(stack: Settings) -> None:
+    dead = ObjectStore(
+        stack.model_copy(update={"s3_endpoint": "http://127.0.0.1:1"}), connect_timeout_s=1
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match=r"127\.0\.0\.1:1"):
+        dead.stat("videos", "x.mp4")
+    assert time.monotonic() - started < 15
