@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
 from pydantic import SecretStr
 
 from vidloc.adapters.kafka import (
@@ -29,11 +30,11 @@ from vidloc.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def poll_until(consumer: object, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
+def poll_until(consumer: KafkaConsumer, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
     records: list[BusRecord] = []
     deadline = time.monotonic() + timeout_s
     while len(records) < want and time.monotonic() < deadline:
-        records += poll_records(consumer, timeout_s=0.5)  # type: ignore[arg-type]
+        records += poll_records(consumer, timeout_s=0.5)
     return records
 
 

@@ -1,0 +1,210 @@
+"""``vidloc submit`` and the bucket-notification bridge against the live stack.
+
+The bridge runs in a thread under a consumer group of its own whose offsets are first set to
+the current end of ``s3.events``, so it bridges only what these tests upload.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from minio import Minio
+
+from contracts import IngestEvent, decode_dlq, decode_ingest, derive_video_id, schema_for
+from producers.bridge import BAD_NOTIFICATION, SUBMITTED_META, run_bridge
+from producers.submit import submit_files
+from vidloc import names
+from vidloc.adapters.kafka import (
+    BusRecord,
+    EventPublisher,
+    close_consumer,
+    kafka_config,
+    open_tail,
+    poll_records,
+)
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def collect(
+    tail: KafkaConsumer, done: Callable[[list[BusRecord]], bool], *, timeout_s: float = 30.0
+) -> list[BusRecord]:
+    """Records from ``tail`` until ``done(records)`` or the deadline."""
+    records: list[BusRecord] = []
+    deadline = time.monotonic() + timeout_s
+    while not done(records) and time.monotonic() < deadline:
+        records += poll_records(tail, timeout_s=0.5)
+    return records
+
+
+def ingest_events(records: list[BusRecord]) -> list[IngestEvent]:
+    return [decode_ingest(r.value) for r in records if r.topic == names.TOPIC_INGEST]
+
+
+@pytest.fixture
+def store(stack: Settings) -> ObjectStore:
+    return ObjectStore(stack)
+
+
+@pytest.fixture
+def prefix(store: ObjectStore, stack: Settings) -> Iterator[str]:
+    value = f"test-producers/{uuid.uuid4().hex[:12]}/"
+    yield value
+    for key in list(store.list_keys(stack.video_bucket, value)):
+        store.delete(stack.video_bucket, key)
+
+
+@pytest.fixture
+def ingest_tail(stack: Settings) -> Iterator[KafkaConsumer]:
+    tail = open_tail(stack, [names.TOPIC_INGEST, names.TOPIC_DLQ])
+    yield tail
+    close_consumer(tail)
+
+
+def _start_group_at_end(settings: Settings, group_id: str) -> None:
+    consumer = KafkaConsumer(group_id=group_id, enable_auto_commit=False, **kafka_config(settings))
+    try:
+        partitions = [
+            TopicPartition(names.TOPIC_S3_EVENTS, p)
+            for p in consumer.partitions_for_topic(names.TOPIC_S3_EVENTS)
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def bridge(stack: Settings, group_id: str) -> Iterator[threading.Thread]:
+    _start_group_at_end(stack, group_id)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_bridge,
+        kwargs={"settings": stack, "stop": stop, "group_id": group_id},
+        name="test-bridge",
+        daemon=True,
+    )
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the bridge did not stop within 20 s of stop.set()"
+
+
+def test_submit_uploads_and_publishes_a_schema_valid_ingest_event(
+    stack: Settings, store: ObjectStore, prefix: str, ingest_tail: KafkaConsumer, tmp_path: Path
+) -> None:
+    clip = tmp_path / "tiny clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes)
+    options = {"prompt": "find the red ball", "labels": ["ball", "goal"], "sample_fps": 2.0}
+    with EventPublisher(stack) as publisher:
+        (event,) = submit_files([clip], options, stack, store, publisher, key_prefix=prefix)
+
+    key = f"{prefix}tiny clip.mp4"
+    stored = store.stat(stack.video_bucket, key)
+    assert stored.size == clip.stat().st_size
+    assert stored.metadata.get(SUBMITTED_META) == "1"
+    assert event.video_id == derive_video_id(stack.video_bucket, key, stored.etag)
+
+    records = collect(ingest_tail, lambda rs: any(r.key == event.video_id for r in rs))
+    (record,) = [r for r in records if r.key == event.video_id]
+    jsonschema.validate(json.loads(record.value), schema_for("ingest"))
+    published = decode_ingest(record.value)
+    assert published == event
+    assert (published.source.bucket, published.source.key) == (stack.video_bucket, key)
+    assert (published.source.etag, published.source.size) == (stored.etag, stored.size)
+    assert published.options.labels == ["ball", "goal"]
+    assert published.options.prompt == "find the red ball"
+
+
+def test_bridge_turns_a_plain_upload_into_one_ingest_event_and_skips_non_videos(
+    stack: Settings,
+    minio_client: Minio,
+    prefix: str,
+    ingest_tail: KafkaConsumer,
+    bridge: threading.Thread,
+) -> None:
+    bucket = stack.video_bucket
+    text_key = f"{prefix}notes.txt"
+    video_key = f"{prefix}some dir/clip ü.mp4"
+    data = b"not really a video " + uuid.uuid4().bytes
+    minio_client.put_object(bucket, text_key, io.BytesIO(b"hello"), 5)
+    put = minio_client.put_object(bucket, video_key, io.BytesIO(data), len(data))
+    etag = (put.etag or "").strip('"')
+    video_id = derive_video_id(bucket, video_key, etag)
+
+    records = collect(ingest_tail, lambda rs: any(r.key == video_id for r in rs))
+    ours = [e for e in ingest_events(records) if e.source.key.startswith(prefix)]
+    assert [e.source.key for e in ours] == [video_key]  # the .txt was skipped
+    (event,) = ours
+    assert event.video_id == video_id
+    assert (event.source.bucket, event.source.etag, event.source.size) == (bucket, etag, len(data))
+    assert bridge.is_alive()
+
+
+def test_bridge_dead_letters_malformed_notifications_and_keeps_going(
+    stack: Settings,
+    minio_client: Minio,
+    prefix: str,
+    ingest_tail: KafkaConsumer,
+    bridge: threading.Thread,
+) -> None:
+    marker = uuid.uuid4().hex
+    with EventPublisher(stack) as publisher:
+        publisher.publish(names.TOPIC_S3_EVENTS, f"test-{marker}", f"{{not json {marker}".encode())
+    # A good upload after the bad message: the bridge must go on past it.
+    key = f"{prefix}after.webm"
+    put = minio_client.put_object(stack.video_bucket, key, io.BytesIO(b"webm"), 4)
+    video_id = derive_video_id(stack.video_bucket, key, (put.etag or "").strip('"'))
+
+    def both_arrived(rs: list[BusRecord]) -> bool:
+        # The bad message may sit in another partition than the store's, so wait for both.
+        dlq = any(r.topic == names.TOPIC_DLQ and marker.encode() in r.value for r in rs)
+        return dlq and any(r.key == video_id for r in rs)
+
+    records = collect(ingest_tail, both_arrived)
+    dead = [decode_dlq(r.value) for r in records if r.topic == names.TOPIC_DLQ]
+    (letter,) = [d for d in dead if marker in str(d.original)]
+    assert letter.error.code == BAD_NOTIFICATION
+    assert "not JSON" in letter.error.message
+    assert letter.source.topic == names.TOPIC_S3_EVENTS
+    assert letter.original_bytes() == f"{{not json {marker}".encode()
+    assert [e.source.key for e in ingest_events(records) if e.source.key == key] == [key]
+    assert bridge.is_alive()
+
+
+def test_bridge_leaves_uploads_of_vidloc_submit_alone(
+    stack: Settings,
+    store: ObjectStore,
+    minio_client: Minio,
+    prefix: str,
+    ingest_tail: KafkaConsumer,
+    bridge: threading.Thread,
+    tmp_path: Path,
+) -> None:
+    clip = tmp_path / "submitted.mkv"
+    clip.write_bytes(b"mkv " + uuid.uuid4().bytes)
+    with EventPublisher(stack) as publisher:
+        (submitted,) = submit_files([clip], {}, stack, store, publisher, key_prefix=prefix)
+    # Notifications arrive in upload order, so once this later upload is bridged the
+    # submitted file's notification has been handled too.
+    later_key = f"{prefix}later.mp4"
+    put = minio_client.put_object(stack.video_bucket, later_key, io.BytesIO(b"mp4"), 3)
+    later_id = derive_video_id(stack.video_bucket, later_key, (put.etag or "").strip('"'))
+
+    records = collect(ingest_tail, lambda rs: any(r.key == later_id for r in rs))
+    for_submitted = [e for e in ingest_events(records) if e.source.key == submitted.source.key]
+    assert [e.event_id for e in for_submitted] == [submitted.event_id]
