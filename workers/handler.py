@@ -25,7 +25,13 @@ from contracts import (
     encode,
 )
 from vidloc import names
-from vidloc.errors import BadIngestEvent, InputError, TransientError, VidlocError
+from vidloc.errors import (
+    BadIngestEvent,
+    ConfigError,
+    InputError,
+    TransientError,
+    VidlocError,
+)
 from vidloc.settings import Settings
 from workers.job import JobRunner
 from workers.outcomes import dlq_record, failed_result, succeeded_result
@@ -114,7 +120,9 @@ class IngestHandler:
             return self._fail(
                 delivery, exc, video_id, job_id, event.source.bucket, event.source.key
             )
-        except TransientError as exc:
+        except (TransientError, ConfigError) as exc:
+            # A wrong model key is fixed by an operator, not by the input: retry like an outage
+            # until the deadline rather than burning the queue into the DLQ.
             first = self._first_failure.setdefault(where, self._clock())
             if self._clock() - first < self._settings.job_retry_deadline_s:
                 log.warning(

@@ -22,6 +22,7 @@ from pipeline import REPO, Watcher, Workers
 
 from contracts import decode_timeline, derive_job_id, encode, schema_for
 from producers.bridge import run_bridge
+from producers.submit import SUBMITTED_META
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
@@ -52,13 +53,22 @@ def fake_vlm() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline_settings(stack: Settings, fake_vlm: str) -> Settings:
-    return stack.model_copy(update={"vlm_base_url": fake_vlm})
+def video_bucket(stack: Settings) -> str:
+    """A bucket of this module's own: a bridge left running elsewhere never bridges its puts."""
+    bucket = f"e2e-videos-{uuid.uuid4().hex[:8]}"
+    ObjectStore(stack).ensure_bucket(bucket)
+    return bucket
 
 
 @pytest.fixture(scope="module")
-def worker_env(fake_vlm: str) -> dict[str, str]:
+def pipeline_settings(stack: Settings, fake_vlm: str, video_bucket: str) -> Settings:
+    return stack.model_copy(update={"vlm_base_url": fake_vlm, "video_bucket": video_bucket})
+
+
+@pytest.fixture(scope="module")
+def worker_env(fake_vlm: str, video_bucket: str) -> dict[str, str]:
     return {
+        "VIDLOC_VIDEO_BUCKET": video_bucket,
         "VIDLOC_VLM_BASE_URL": fake_vlm,
         "VIDLOC_VLM_API_KEY": "test-key-not-secret",
         "VIDLOC_VLM_MAX_BACKOFF_S": "2",
@@ -219,7 +229,8 @@ def test_corrupt_file_fails_to_dlq_and_the_next_video_on_its_partition_succeeds(
     events = []
     for path in (bad_path, good_path):
         key = f"e2e-{run}/partition/{path.name}"
-        info = store.upload_file(bucket, key, path)
+        # Tagged like `vidloc submit` does, so the bridge leaves these puts to this test.
+        info = store.upload_file(bucket, key, path, metadata={SUBMITTED_META: "1"})
         video_id = derive_video_id(bucket, key, info.etag)
         events.append(
             IngestEvent.model_validate(
