@@ -42,7 +42,7 @@ def _fake_vlm(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from vidloc.demo import run_demo
 
-    return run_demo(settings, timeout_s=args.timeout)
+    return run_demo(settings, timeout_s=args.timeout, fake_model=args.fake_model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="stack up, worker + bridge, upload a sample video, print its timeline"
     )
     demo.add_argument("--timeout", type=float, default=600.0)
+    demo.add_argument(
+        "--fake-model",
+        action="store_true",
+        help="run the in-repo fake model server and the vlm localizer (no key needed)",
+    )
     demo.set_defaults(func=_demo)
 
     from producers.bridge import add_bridge_parser
