@@ -1,5 +1,5 @@
 # One entry point for developers and CI. `make check` is what CI runs (.ci/run).
-.PHONY: setup test check lint typecheck up down status logs
+.PHONY: setup test check lint typecheck up down status logs demo
 
 # Extra pytest arguments: make test ARGS="-k stack -x"
 ARGS ?=
@@ -31,3 +31,6 @@ status:
 
 logs:
 	.venv/bin/python -m vidloc.stack logs
+
+demo: setup
+	.venv/bin/vidloc demo
