@@ -146,14 +146,27 @@ class ErrorInfo(Part):
     message: Annotated[str, Field(max_length=4000)]
 
 
+class UsagePart(Part):
+    """The share of a job's usage one pass spent (already included in the job's totals)."""
+
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    cost: NonNegativeFloat = 0.0
+    requests: Count | None = None
+
+
 class Usage(Part):
-    """Model usage summed over a job and priced (zero for the cv localizer)."""
+    """Model usage summed over a job and priced (zero for the cv localizer).
+
+    ``refine`` is the part of the totals that boundary refinement spent, when it ran.
+    """
 
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
     cost: NonNegativeFloat = 0.0
     currency: Currency = "CNY"
     requests: Count | None = None
+    refine: UsagePart | None = None
 
 
 class Document(BaseModel):

@@ -55,6 +55,10 @@ class IngestOptions(BaseModel):
     chunk_s: PositiveFloat | None = None
     chunk_overlap_s: Annotated[float, Field(ge=0)] | None = None
     max_frames: PositiveCount | None = None
+    # Quality/cost knobs; None means the worker's settings decide.
+    sampling: Literal["uniform", "adaptive"] | None = None
+    token_budget_per_min: PositiveFloat | None = None
+    refine: bool | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -50,6 +50,12 @@ class Sampling(Part):
     frames: Count
     chunks: Count
     frame_size: tuple[PositiveCount, PositiveCount] | None = None  # (width, height) sent
+    # Adaptive sampling and boundary refinement (absent on timelines made without them).
+    mode: Literal["uniform", "adaptive"] | None = None
+    token_budget_per_min: PositiveFloat | None = None
+    refine: bool | None = None
+    refined_boundaries: Count | None = None
+    refine_frames: Count | None = None
 
 
 class TimelineEvent(Part):
