@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     chunk_overlap_s: float = Field(default=2.0, ge=0)
     max_frames_per_chunk: int = Field(default=64, ge=1)
     frame_long_side: int = Field(default=448, ge=32)
+    # Adaptive sampling: a cheap cv pre-pass (small frames at prepass_fps) finds where the
+    # picture changes; the model sees frames bracketing each change, and static stretches at
+    # adaptive_min_fps, within token_budget_per_min (None = no cap) per video-minute.
+    sampling_mode: Literal["uniform", "adaptive"] = "uniform"
+    token_budget_per_min: float | None = Field(default=None, gt=0)
+    prepass_fps: float = Field(default=4.0, gt=0, le=30)
+    prepass_long_side: int = Field(default=96, ge=16)
+    adaptive_min_fps: float = Field(default=0.2, gt=0, le=30)
+    adaptive_change_threshold: float = Field(default=0.02, ge=0, le=1)
+    # Boundary refinement: re-ask the model with frames at refine_fps between the coarse
+    # samples that bracket each boundary (at most refine_window_s on either side).
+    refine: bool = False
+    refine_fps: float = Field(default=10.0, gt=0, le=60)
+    refine_window_s: float = Field(default=2.0, gt=0)
+    snap_to_cut_s: float = Field(default=0.5, ge=0)  # 0 = never snap boundaries to cuts
 
     # Limits
     max_object_bytes: int = Field(default=4 * 1024**3, ge=1)
@@ -74,10 +89,25 @@ class Settings(BaseSettings):
     job_retry_deadline_s: float = Field(default=600.0, ge=0)
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    # Jobs run in a thread while the loop keeps polling with partitions paused, so the poll
+    # interval only has to cover one loop turn; tests shrink it to prove that.
+    worker_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    worker_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    worker_heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    # Circuit breaker on the model endpoint: after this many jobs in a row fail on the model,
+    # the worker pauses (jobs retried, not dead-lettered) for the cool-down, then probes.
+    circuit_failure_threshold: int = Field(default=3, ge=1)
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    # Largest chat request body sent to the model; bigger chunks are split in halves.
+    vlm_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
 
     # Logging
     log_level: str = "INFO"
     log_json: bool = False
+
+    # Metrics: workers serve Prometheus /metrics on this port (0 = off); lag refresh period
+    metrics_port: int = Field(default=9400, ge=0, le=65535)
+    metrics_lag_interval_s: float = Field(default=15.0, gt=0)
 
     # Local stack
     stack_dir: Path = Path(".stack")

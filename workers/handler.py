@@ -7,9 +7,11 @@ or HAND_BACK (shutting down; another group member picks the message up, checkpoi
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 
 from contracts import (
     ContractError,
+    DlqRecord,
     IngestEvent,
     ProgressEvent,
     decode_ingest,
@@ -29,14 +32,27 @@ from vidloc.errors import (
     BadIngestEvent,
     ConfigError,
     InputError,
+    ModelAuthFailed,
+    ModelRateLimited,
+    ModelUnavailable,
     TransientError,
     VidlocError,
 )
+from vidloc.logs import bind_job
+from vidloc.metrics import Metrics
 from vidloc.settings import Settings
+from workers.circuit import CircuitBreaker, CircuitState
 from workers.job import JobRunner
 from workers.outcomes import dlq_record, failed_result, succeeded_result
 
 log = logging.getLogger(__name__)
+
+# Failures that say the model endpoint is down (not that this input is bad): they feed the breaker.
+MODEL_OUTAGES = (ModelRateLimited, ModelUnavailable, ModelAuthFailed)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# A dead-lettered original keeps at most this share of the message limit, so the DLQ record
+# (original + error + envelope) always fits on the bus even when the original did not.
+DLQ_ORIGINAL_SHARE = 4
 
 
 class Disposition(enum.Enum):
@@ -68,18 +84,41 @@ class IngestHandler:
         publish: Callable[[str, str, bytes], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        breaker: CircuitBreaker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
+        self._localizer: str | None = None  # the current job's, for metrics labels
         self._settings = settings
         self._runner = runner
         self._publish = publish
         self._clock = clock
         self._first_failure: dict[tuple[str, int, int], float] = {}
+        self.breaker = breaker or CircuitBreaker(
+            settings.circuit_failure_threshold, settings.circuit_cooldown_s, clock=clock
+        )
+        # Set by the loop (shutdown, or the partition moved away); checked between chunks.
         self.cancel = threading.Event()
+        # How long the loop should wait before offering a RETRY'd message again (0: its own).
+        self.retry_hint_s = 0.0
 
     def handle(self, delivery: Delivery) -> Disposition:
+        self._localizer = None
+        with self._metrics.job_in_flight():
+            # A fresh context per message: the job ids bound in _handle tag every log line of
+            # this job, in every thread it fans out to, and vanish with it.
+            disposition = contextvars.copy_context().run(self._handle, delivery)
+        if disposition is not Disposition.COMMIT:  # COMMITs are counted where they are decided
+            self._metrics.job_finished(
+                "retried" if disposition is Disposition.RETRY else "handed_back", self._localizer
+            )
+        return disposition
+
+    def _handle(self, delivery: Delivery) -> Disposition:
         where = (delivery.topic, delivery.partition, delivery.offset)
         fallback_id = (delivery.key or b"").decode("utf-8", errors="replace")[:128] or "unknown"
         fallback_job = "job-" + hashlib.sha256(delivery.value).hexdigest()[:24]
+        bind_job(fallback_id, fallback_job)  # until the event names its own ids
         try:
             event = self._decode(delivery)
         except BadIngestEvent as exc:
@@ -89,8 +128,21 @@ class IngestHandler:
         video_id = event.effective_video_id
         job_id = derive_job_id(event.event_id)
         ids = {"video_id": video_id, "job_id": job_id}
+        bind_job(video_id, job_id)
+        self._localizer = event.options.localizer or self._settings.effective_localizer
+        self.retry_hint_s = 0.0
+        uses_model = (event.options.localizer or self._settings.effective_localizer) == "vlm"
+        if uses_model and not self.breaker.allow():
+            # The endpoint is known to be down: wait it out instead of failing the job.
+            self.retry_hint_s = self.breaker.retry_in_s()
+            log.info(
+                "model circuit open; job waits %.1f s before a probe", self.retry_hint_s, extra=ids
+            )
+            return Disposition.RETRY
         try:
             outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id))
+            if uses_model:
+                self.breaker.record_success()
             result = succeeded_result(event, job_id, outcome)
             self._publish(
                 names.TOPIC_PROGRESS,
@@ -111,6 +163,7 @@ class IngestHandler:
                 self._settings.currency,
                 extra=ids,
             )
+            self._metrics.job_finished("succeeded", self._localizer)
             return Disposition.COMMIT
         except JobCancelled:
             log.info("job handed back unfinished (shutting down)", extra=ids)
@@ -121,8 +174,25 @@ class IngestHandler:
                 delivery, exc, video_id, job_id, event.source.bucket, event.source.key
             )
         except (TransientError, ConfigError) as exc:
+            self._metrics.error(exc.code)
             # A wrong model key is fixed by an operator, not by the input: retry like an outage
             # until the deadline rather than burning the queue into the DLQ.
+            if isinstance(exc, MODEL_OUTAGES) and self.breaker.record_failure() in (
+                CircuitState.OPEN,
+                CircuitState.HALF_OPEN,
+            ):
+                # An endpoint outage is nobody's input: the clock restarts after it, so a dead
+                # model pauses the queue instead of dead-lettering it one job at a time.
+                self._first_failure.pop(where, None)
+                self.retry_hint_s = self.breaker.retry_in_s()
+                log.warning(
+                    "model endpoint failing (%s); circuit open for %.1f s: %s",
+                    exc.code,
+                    self.retry_hint_s,
+                    exc,
+                    extra=ids,
+                )
+                return Disposition.RETRY
             first = self._first_failure.setdefault(where, self._clock())
             if self._clock() - first < self._settings.job_retry_deadline_s:
                 log.warning(
@@ -158,6 +228,11 @@ class IngestHandler:
                 f"bucket {event.source.bucket!r} is not the configured video bucket",
                 code="bucket_not_allowed",
             )
+        if _URL.match(event.source.key):
+            # Workers fetch objects from their own bucket only, never from a URL a user names.
+            raise BadIngestEvent(
+                "source.key is a URL; name an object in the video bucket", code="url_not_allowed"
+            )
         return event
 
     def _fail(
@@ -170,6 +245,8 @@ class IngestHandler:
         key: str | None,
     ) -> Disposition:
         """Announce a failed result and keep the original in the DLQ; both must be acked."""
+        self._metrics.error(exc.code)
+        self._metrics.job_finished("failed", self._localizer)
         message = str(exc)[:2000]
         result = failed_result(
             video_id=video_id,
@@ -179,8 +256,10 @@ class IngestHandler:
             code=exc.code,
             message=message,
         )
+        limit = max(1024, self._settings.max_message_bytes // DLQ_ORIGINAL_SHARE)
+        truncated = len(delivery.value) > limit
         record = dlq_record(
-            raw=delivery.value,
+            raw=delivery.value[:limit] if truncated else delivery.value,
             topic=delivery.topic,
             partition=delivery.partition,
             offset=delivery.offset,
@@ -189,6 +268,15 @@ class IngestHandler:
             video_id=video_id,
             job_id=job_id,
         )
+        if truncated:
+            record = DlqRecord.model_validate(
+                {
+                    **record.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    "original_truncated": True,
+                    "original_bytes": len(delivery.value),
+                    "original_sha256": hashlib.sha256(delivery.value).hexdigest(),
+                }
+            )
         self._publish(names.TOPIC_DLQ, video_id, encode(record))
         self._publish(
             names.TOPIC_PROGRESS,

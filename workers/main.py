@@ -14,6 +14,7 @@ import httpx
 from vidloc import names
 from vidloc.adapters.kafka import EventPublisher, make_consumer
 from vidloc.adapters.object_store import ObjectStore
+from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
 from workers.consumer import WorkerLoop
 from workers.frames import open_frame_source
@@ -22,11 +23,14 @@ from workers.job import JobRunner
 from workers.localizers.cv import CvLocalizer
 from workers.localizers.vlm import vlm_localizer_from_settings
 from workers.types import FrameSource, Localizer, VideoInfo
+from workers.workdir import own_work_dir, release_work_dir
 
 log = logging.getLogger(__name__)
 
 
-def localizer_factory(settings: Settings, http: httpx.Client) -> Callable[[str], Localizer]:
+def localizer_factory(
+    settings: Settings, http: httpx.Client, metrics: Metrics | None = None
+) -> Callable[[str], Localizer]:
     vlm: Localizer | None = None
 
     def make(name: str) -> Localizer:
@@ -34,7 +38,7 @@ def localizer_factory(settings: Settings, http: httpx.Client) -> Callable[[str],
         if name == "cv":
             return CvLocalizer()  # per job: it keeps per-chunk state only, but cheap to make
         if vlm is None:
-            vlm = vlm_localizer_from_settings(settings, http)
+            vlm = vlm_localizer_from_settings(settings, http, metrics)
         return vlm
 
     return make
@@ -48,11 +52,15 @@ def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, Vid
 
 
 def build_handler(
-    settings: Settings, publisher: EventPublisher, http: httpx.Client
+    settings: Settings,
+    publisher: EventPublisher,
+    http: httpx.Client,
+    metrics: Metrics | None = None,
 ) -> IngestHandler:
     store = ObjectStore(settings)
-    runner = JobRunner(settings, store, source_opener(settings), localizer_factory(settings, http))
-    return IngestHandler(settings, runner, publisher.publish)
+    make_localizer = localizer_factory(settings, http, metrics)
+    runner = JobRunner(settings, store, source_opener(settings), make_localizer, metrics)
+    return IngestHandler(settings, runner, publisher.publish, metrics=metrics)
 
 
 def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
@@ -66,24 +74,34 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
+    work_dir = own_work_dir(settings.work_dir)
+    try:
+        return _run(settings.model_copy(update={"work_dir": work_dir}), stop)
+    finally:
+        release_work_dir(work_dir)
+
+
+def _run(settings: Settings, stop: threading.Event) -> int:
     limits = httpx.Limits(max_connections=settings.vlm_concurrency * 2)
     verify: str | bool = settings.vlm_ca_file or True
+    metrics = Metrics()
     with (
+        serve_metrics(metrics, settings.metrics_port),
         httpx.Client(timeout=settings.vlm_timeout_s, limits=limits, verify=verify) as http,
         EventPublisher(settings) as publisher,
     ):
-        handler = build_handler(settings, publisher, http)
+        handler = build_handler(settings, publisher, http, metrics)
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.
         consumer = make_consumer(
             settings,
             group_id=settings.worker_group,
             topics=[],
-            max_poll_interval_ms=300_000,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000,
+            max_poll_interval_ms=settings.worker_max_poll_interval_ms,
+            session_timeout_ms=settings.worker_session_timeout_ms,
+            heartbeat_interval_ms=settings.worker_heartbeat_interval_ms,
         )
-        loop = WorkerLoop(settings, consumer, handler)
+        loop = WorkerLoop(settings, consumer, handler, metrics)
         log.info(
             "worker started: group %s on %s, localizer default %s",
             settings.worker_group,
@@ -91,5 +109,5 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
             settings.effective_localizer,
         )
         loop.run([names.TOPIC_INGEST], stop)
-    log.info("worker stopped after %d jobs", loop.jobs_done)
+    log.info("worker stopped after %d jobs (%d handed back)", loop.jobs_done, loop.jobs_handed_back)
     return 0
