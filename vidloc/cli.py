@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_submit_parser(sub)
     add_bridge_parser(sub)
+    from vidloc.api.cli import add_api_parser
+    from vidloc.viewer.cli import add_timeline_parser
+    from vidloc.watch import add_watch_parser
+
+    add_api_parser(sub)
+    add_timeline_parser(sub)
+    add_watch_parser(sub)
     return parser
 
 

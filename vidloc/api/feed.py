@@ -1,0 +1,131 @@
+"""The API's reader of ``video.results`` and ``video.progress``: a background thread that
+replays results from the beginning and the recent tail of progress into a StatusBook, then
+follows both. Kafka errors become BusUnavailable and only delay the feed: the API keeps
+serving timelines from S3 and says so on /readyz.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from contracts import ContractError, decode_progress, decode_result
+from vidloc import names
+from vidloc.adapters.kafka import BusRecord, close_consumer, make_consumer, poll_records
+from vidloc.api.status import StatusBook
+from vidloc.errors import BusUnavailable
+from vidloc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Progress is chatty and only its newest event per video matters: replay a bounded tail.
+PROGRESS_TAIL_PER_PARTITION = 2000
+
+
+def open_replay(settings: Settings, *, progress_tail: int) -> KafkaConsumer:
+    """A group-less consumer: results from their first offset, progress from end - tail."""
+    consumer = make_consumer(settings, group_id=None, topics=(), max_poll_records=500)
+    try:
+        tps = {
+            topic: [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+            for topic in (names.TOPIC_RESULTS, names.TOPIC_PROGRESS)
+        }
+        missing = [topic for topic, parts in tps.items() if not parts]
+        if missing:
+            raise BusUnavailable(f"topics {missing} do not exist yet")
+        consumer.assign([tp for parts in tps.values() for tp in parts])
+        consumer.seek_to_beginning(*tps[names.TOPIC_RESULTS])
+        firsts = consumer.beginning_offsets(tps[names.TOPIC_PROGRESS])
+        ends = consumer.end_offsets(tps[names.TOPIC_PROGRESS])
+        for tp in tps[names.TOPIC_PROGRESS]:
+            consumer.seek(tp, max(firsts[tp], ends[tp] - progress_tail))
+    except (KafkaError, TypeError) as exc:
+        # TypeError: partitions_for_topic() answers None for an unknown topic.
+        close_consumer(consumer)
+        raise BusUnavailable(f"cannot replay the result topics: {exc}") from exc
+    except BusUnavailable:
+        close_consumer(consumer)
+        raise
+    return consumer
+
+
+def apply_record(book: StatusBook, record: BusRecord) -> bool:
+    """Fold one record into ``book``; False (and a log line) for an unreadable one."""
+    try:
+        if record.topic == names.TOPIC_RESULTS:
+            book.apply_result(decode_result(record.value))
+        elif record.topic == names.TOPIC_PROGRESS:
+            book.apply_progress(decode_progress(record.value))
+        else:
+            return False
+    except ContractError as exc:
+        log.warning(
+            "skipping unreadable %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+        )
+        return False
+    return True
+
+
+class StatusFeed:
+    """Runs the replay-then-follow loop in a daemon thread until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        book: StatusBook,
+        *,
+        progress_tail: int = PROGRESS_TAIL_PER_PARTITION,
+        retry_s: float = 5.0,
+    ) -> None:
+        self._settings = settings
+        self._book = book
+        self._progress_tail = progress_tail
+        self._retry_s = retry_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.records_applied = 0
+        self.last_error: str | None = None
+        # Set once the replay has reached the end of the topics (an empty poll).
+        self.caught_up = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="vidloc-status-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                consumer = open_replay(self._settings, progress_tail=self._progress_tail)
+            except BusUnavailable as exc:
+                self.last_error = str(exc)
+                log.warning("status feed: %s; retrying in %.0f s", exc, self._retry_s)
+                self._stop.wait(self._retry_s)
+                continue
+            self.last_error = None
+            try:
+                self._follow(consumer)
+            except BusUnavailable as exc:
+                self.last_error = str(exc)
+                log.warning("status feed lost Kafka: %s", exc)
+                self._stop.wait(self._retry_s)
+            finally:
+                close_consumer(consumer)
+
+    def _follow(self, consumer: KafkaConsumer) -> None:
+        while not self._stop.is_set():
+            records = poll_records(consumer, timeout_s=0.5)
+            for record in records:
+                if apply_record(self._book, record):
+                    self.records_applied += 1
+            if not records and not self.caught_up.is_set():
+                log.info("status feed caught up (%d events applied)", self.records_applied)
+                self.caught_up.set()

@@ -1,0 +1,70 @@
+"""Readiness probes: can this API reach Kafka and the S3 store right now?
+
+Each probe raises a VidlocError saying what is wrong, or returns a short "ok" note. Results
+are cached briefly so a burst of /readyz calls does not open a burst of connections.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from vidloc.adapters.kafka import close_consumer, make_consumer
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.errors import BusUnavailable, VidlocError
+from vidloc.settings import Settings
+
+Probe = Callable[[], str]
+
+
+def kafka_probe(settings: Settings) -> Probe:
+    def probe() -> str:
+        # make_consumer fails fast on a closed port; topics() needs a real metadata answer.
+        consumer = make_consumer(
+            settings, group_id=None, topics=(), bootstrap_timeout_ms=3000, request_timeout_ms=5000
+        )
+        try:
+            topics = consumer.topics()
+        except Exception as exc:  # kafka-python raises several unrelated types here
+            raise BusUnavailable(f"Kafka metadata request failed: {exc}") from exc
+        finally:
+            close_consumer(consumer)
+        return f"ok ({len(topics)} topics)"
+
+    return probe
+
+
+def s3_probe(store: ObjectStore, bucket: str) -> Probe:
+    def probe() -> str:
+        # One LIST of an empty prefix: proves the endpoint, the credentials and the bucket.
+        next(iter(store.list_keys(bucket, "_readyz/")), None)
+        return "ok"
+
+    return probe
+
+
+class Readiness:
+    """Runs named probes, caching the combined answer for ``ttl_s`` seconds."""
+
+    def __init__(self, probes: Mapping[str, Probe], *, ttl_s: float = 2.0) -> None:
+        self._probes = dict(probes)
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, str], bool] | None = None
+
+    def check(self) -> tuple[bool, dict[str, str]]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._ttl_s:
+                return self._cached[2], dict(self._cached[1])
+            notes: dict[str, str] = {}
+            ready = True
+            for name, probe in self._probes.items():
+                try:
+                    notes[name] = probe()
+                except VidlocError as exc:
+                    ready = False
+                    notes[name] = f"{exc.code}: {exc}"
+            self._cached = (now, notes, ready)
+            return ready, dict(notes)

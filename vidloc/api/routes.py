@@ -1,0 +1,188 @@
+"""The API's routes. Handlers are plain ``def``: FastAPI runs them in its thread pool, which
+suits the blocking S3 and Kafka adapters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from contracts import Timeline
+from contracts.common import SAFE_ID_PATTERN
+from vidloc.api.errors import ApiError, error_body
+from vidloc.api.models import (
+    ErrorResponse,
+    EventQuery,
+    EventsResponse,
+    Health,
+    VideoList,
+    VideoState,
+)
+from vidloc.api.probes import Readiness
+from vidloc.api.query import check_window, select_events
+from vidloc.api.status import StatusBook, derive_state
+from vidloc.api.timelines import TimelineReader
+from vidloc.errors import VidlocError
+from vidloc.viewer.render import render_viewer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the routes need, built once by create_app and kept on ``app.state``."""
+
+    timelines: TimelineReader
+    book: StatusBook
+    readiness: Readiness
+    presign: Callable[[str, str], str]
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+Deps = Annotated[Services, Depends(services)]
+VideoId = Annotated[
+    str,
+    Path(pattern=f"^{SAFE_ID_PATTERN}$", description="the video id from the result event"),
+]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (404, "unknown video or route"),
+        (422, "invalid parameters"),
+        (500, "internal error"),
+        (503, "S3 or Kafka unreachable"),
+    )
+}
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health, tags=["ops"], responses=_ERRORS)
+def healthz() -> Health:
+    """The process is up and serving (no dependency is checked)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, tags=["ops"], responses=_ERRORS)
+def readyz(deps: Deps) -> Health | JSONResponse:
+    """Kafka and the S3 store answer; 503 (with what failed) otherwise."""
+    ready, checks = deps.readiness.check()
+    if not ready:
+        failed = "; ".join(f"{name}: {note}" for name, note in checks.items())
+        return JSONResponse(error_body("not_ready", failed), status_code=503)
+    return Health(status="ready", checks=checks)
+
+
+def _state(deps: Services, video_id: str) -> VideoState:
+    has_timeline = deps.timelines.exists(video_id)
+    state = derive_state(video_id, deps.book.get(video_id), has_timeline=has_timeline)
+    if state is None:
+        raise ApiError(404, "video_not_found", f"no video {video_id!r}")
+    if state.has_timeline and state.events is None:
+        timeline = deps.timelines.load(video_id)
+        if timeline is not None:
+            state = state.model_copy(
+                update={
+                    "events": len(timeline.events),
+                    "duration_s": timeline.video.duration_s,
+                    "job_id": state.job_id or timeline.job_id,
+                    "updated_at": state.updated_at or timeline.created_at,
+                }
+            )
+    return state
+
+
+def _timeline(deps: Services, video_id: str) -> Timeline:
+    timeline = deps.timelines.load(video_id)
+    if timeline is not None:
+        return timeline
+    if derive_state(video_id, deps.book.get(video_id), has_timeline=False) is None:
+        raise ApiError(404, "video_not_found", f"no video {video_id!r}")
+    raise ApiError(404, "timeline_not_found", f"video {video_id!r} has no timeline yet")
+
+
+@router.get("/videos", response_model=VideoList, tags=["videos"], responses=_ERRORS)
+def list_videos(
+    deps: Deps,
+    status: Annotated[Literal["succeeded", "failed", "running"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> VideoList:
+    """Every video with a stored timeline or a result/progress event, sorted by id."""
+    stored = deps.timelines.video_ids()
+    views = deps.book.snapshot()
+    states = []
+    for vid in sorted(stored | set(views)):
+        state = derive_state(vid, views.get(vid), has_timeline=vid in stored)
+        if state is not None and (status is None or state.status == status):
+            states.append(state)
+    return VideoList(videos=states[offset : offset + limit], total=len(states))
+
+
+@router.get("/videos/{video_id}", response_model=VideoState, tags=["videos"], responses=_ERRORS)
+def get_video(deps: Deps, video_id: VideoId) -> VideoState:
+    """One video's status: succeeded, failed (with the error) or running (with progress)."""
+    return _state(deps, video_id)
+
+
+@router.get(
+    "/videos/{video_id}/timeline", response_model=Timeline, tags=["videos"], responses=_ERRORS
+)
+def get_timeline(deps: Deps, video_id: VideoId) -> Timeline:
+    """The latest stored timeline (contract ``vidloc.timeline.v1``)."""
+    return _timeline(deps, video_id)
+
+
+@router.get(
+    "/videos/{video_id}/events", response_model=EventsResponse, tags=["videos"], responses=_ERRORS
+)
+def query_events(
+    deps: Deps,
+    video_id: VideoId,
+    label: Annotated[list[str] | None, Query(max_length=256, description="repeatable")] = None,
+    start_s: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
+    end_s: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
+) -> EventsResponse:
+    """Events with any of the labels (case-insensitive) overlapping [start_s, end_s]."""
+    try:
+        check_window(start_s, end_s)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+    timeline = _timeline(deps, video_id)
+    labels = label or []
+    events = select_events(timeline.events, labels=labels, start_s=start_s, end_s=end_s)
+    return EventsResponse(
+        video_id=video_id,
+        job_id=timeline.job_id,
+        duration_s=timeline.video.duration_s,
+        query=EventQuery(labels=labels, start_s=start_s, end_s=end_s),
+        count=len(events),
+        events=events,
+    )
+
+
+@router.get(
+    "/videos/{video_id}/view",
+    response_class=HTMLResponse,
+    tags=["viewer"],
+    responses={**_ERRORS, 200: {"content": {"text/html": {}}, "description": "viewer page"}},
+)
+def view_video(deps: Deps, video_id: VideoId) -> HTMLResponse:
+    """The timeline viewer: the video in a player, one track of event bars per label."""
+    timeline = _timeline(deps, video_id)
+    try:
+        url: str | None = deps.presign(timeline.source.bucket, timeline.source.key)
+    except VidlocError as exc:
+        # The page is still useful without the player; say why it is missing.
+        log.warning("no presigned URL for %s: %s", video_id, exc)
+        url = None
+    return HTMLResponse(render_viewer(timeline, url))

@@ -1,0 +1,52 @@
+"""Timelines as the API reads them from the timeline bucket (through the one S3 adapter)."""
+
+from __future__ import annotations
+
+from contracts import ContractError, Timeline, decode_timeline
+from vidloc import names
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.errors import ObjectMissing, VidlocError
+
+_SUFFIX = "/timeline.json"
+
+
+def video_id_from_key(key: str) -> str | None:
+    """``timelines/<video_id>/timeline.json`` -> video_id; None for any other key."""
+    prefix = f"{names.TIMELINE_PREFIX}/"
+    if not key.startswith(prefix) or not key.endswith(_SUFFIX):
+        return None
+    middle = key[len(prefix) : -len(_SUFFIX)]
+    return middle if middle and "/" not in middle else None
+
+
+class TimelineReader:
+    def __init__(self, store: ObjectStore, bucket: str) -> None:
+        self.store = store
+        self.bucket = bucket
+
+    def video_ids(self) -> set[str]:
+        """Every video with a stored timeline (one LIST per 1000 timelines)."""
+        found = set()
+        for key in self.store.list_keys(self.bucket, f"{names.TIMELINE_PREFIX}/"):
+            vid = video_id_from_key(key)
+            if vid is not None:
+                found.add(vid)
+        return found
+
+    def exists(self, video_id: str) -> bool:
+        return self.store.exists(self.bucket, names.timeline_key(video_id))
+
+    def load(self, video_id: str) -> Timeline | None:
+        """The stored timeline, None when there is none; an unreadable one is an error."""
+        key = names.timeline_key(video_id)
+        try:
+            data = self.store.get_bytes(self.bucket, key)
+        except ObjectMissing:
+            return None
+        try:
+            return decode_timeline(data)
+        except ContractError as exc:
+            raise VidlocError(
+                f"stored timeline {self.bucket}/{key} is unreadable: {exc}",
+                code="timeline_unreadable",
+            ) from exc

@@ -1,0 +1,8 @@
+"""The timeline viewer: one self-contained HTML page per timeline (inline CSS and JS, no
+external assets), served by the API at ``/videos/{id}/view`` and exported by
+``vidloc timeline ID --html FILE``."""
+
+from vidloc.viewer.layout import Bar, Track, layout_tracks
+from vidloc.viewer.render import render_viewer
+
+__all__ = ["Bar", "Track", "layout_tracks", "render_viewer"]

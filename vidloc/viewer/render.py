@@ -1,0 +1,155 @@
+"""Render a timeline as one self-contained HTML page (pure: values in, a string out).
+
+Everything is inline (the machines that open it may be offline) and every value from the
+timeline is HTML-escaped, since labels and descriptions come from a model.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from importlib import resources
+
+from contracts import Timeline
+from vidloc.viewer.layout import Track, layout_tracks, ruler_ticks, span_s
+
+
+def _asset(name: str) -> str:
+    return resources.files("vidloc.viewer").joinpath(name).read_text(encoding="utf-8")
+
+
+def _fmt_s(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def _num(value: float) -> str:
+    # Attributes read back by the JS and the browser test: plain decimal, no exponent.
+    return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+
+
+def _track_html(track: Track) -> str:
+    bars = []
+    for bar in track.bars:
+        conf = "" if bar.confidence is None else f"{bar.confidence:.2f}"
+        title = f"{bar.label} {_fmt_s(bar.start_s)}-{_fmt_s(bar.end_s)}: {bar.description}"
+        bars.append(
+            f'<button class="bar" type="button" data-event-id="{escape(bar.event_id)}" '
+            f'data-label="{escape(bar.label)}" data-start="{_num(bar.start_s)}" '
+            f'data-end="{_num(bar.end_s)}" data-confidence="{conf}" '
+            f'data-description="{escape(bar.description)}" aria-label="{escape(title)}" '
+            f'style="left:{_num(bar.left_pct)}%;width:{_num(bar.width_pct)}%;'
+            f'background:{track.colour}"></button>'
+        )
+    return (
+        f'<div class="row track" data-label="{escape(track.label)}">'
+        f'<div class="name" title="{escape(track.label)}">{escape(track.label)}</div>'
+        f'<div class="lane">{"".join(bars)}<div class="playhead"></div></div></div>'
+    )
+
+
+def _meta_html(timeline: Timeline) -> str:
+    usage = timeline.usage
+    sampling = timeline.sampling
+    video = timeline.video
+    rows: list[tuple[str, str]] = [("localizer", escape(timeline.localizer))]
+    if timeline.model is not None:
+        rows.append(("model", escape(timeline.model.name)))
+        rows.append(("endpoint", escape(timeline.model.base_url)))
+        if timeline.model.params:
+            params = json.dumps(timeline.model.params, sort_keys=True, ensure_ascii=False)
+            rows.append(("params", f"<pre>{escape(params)}</pre>"))
+    if timeline.prompt:
+        rows.append(("prompt", f'<pre class="prompt">{escape(timeline.prompt)}</pre>'))
+    if timeline.labels:
+        rows.append(("labels asked", escape(", ".join(timeline.labels))))
+    rows.append(
+        (
+            "cost",
+            f'<span class="cost">{usage.cost:.4f} {escape(usage.currency)}</span> '
+            f"({usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
+            + (f", {usage.requests} requests" if usage.requests is not None else "")
+            + ")",
+        )
+    )
+    size = (
+        f", frames sent at {sampling.frame_size[0]}x{sampling.frame_size[1]}"
+        if sampling.frame_size
+        else ""
+    )
+    rows.append(
+        (
+            "sampling",
+            f'<span class="sampling">{sampling.sample_fps:g} fps, {sampling.chunk_s:g} s chunks '
+            f"({sampling.chunk_overlap_s:g} s overlap), {sampling.frames} frames in "
+            f"{sampling.chunks} chunks{size}</span>",
+        )
+    )
+    rows.append(
+        (
+            "video",
+            f"{_fmt_s(video.duration_s)}, {video.width}x{video.height}, "
+            f"{video.fps:g} fps, {escape(video.codec)}",
+        )
+    )
+    body = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    return f'<div class="meta"><dl>{body}</dl></div>'
+
+
+def _table_html(timeline: Timeline) -> str:
+    if not timeline.events:
+        return '<p class="empty">No events were found in this video.</p>'
+    rows = []
+    for e in sorted(timeline.events, key=lambda e: (e.start_s, e.end_s, e.label)):
+        conf = "" if e.confidence is None else f"{e.confidence:.2f}"
+        rows.append(
+            f'<tr class="ev" data-start="{_num(e.start_s)}"><td>{escape(e.label)}</td>'
+            f'<td class="t">{_fmt_s(e.start_s)}</td><td class="t">{_fmt_s(e.end_s)}</td>'
+            f"<td>{conf}</td><td>{escape(e.description)}</td></tr>"
+        )
+    head = "<tr><th>label</th><th>start</th><th>end</th><th>conf.</th><th>description</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None = None) -> str:
+    """The page for ``timeline``; ``video_url`` (e.g. a presigned GET) feeds the player.
+
+    ``note`` is shown under the title (an export says when its video link expires).
+    """
+    events = timeline.events
+    span = span_s(timeline.video.duration_s, events)
+    tracks = layout_tracks(timeline.video.duration_s, events)
+    ticks = "".join(
+        f'<span class="tick" style="left:{_num(100.0 * t / span)}%">{t:g}</span>'
+        for t in ruler_ticks(span)
+    )
+    player = (
+        f'<video id="player" controls preload="auto" src="{escape(video_url)}"></video>'
+        if video_url
+        else '<div class="noplayer">The video could not be linked (no presigned URL).</div>'
+    )
+    title = f"{timeline.source.bucket}/{timeline.source.key}"
+    sub = (
+        f"video {escape(timeline.video_id)} · job {escape(timeline.job_id)} · "
+        f"{len(events)} events · {escape(timeline.created_at.isoformat())}"
+    )
+    if note:
+        sub += f" · {escape(note)}"
+    lanes = "".join(_track_html(track) for track in tracks) or ('<p class="empty">No events.</p>')
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # Only inline code and the video's own origin: the page needs nothing else.
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; media-src * blob: data:; "
+        'img-src data:">'
+        f"<title>vidloc · {escape(title)}</title><style>{_asset('viewer.css')}</style></head>"
+        f'<body data-span="{_num(span)}" data-duration="{_num(timeline.video.duration_s)}">'
+        f'<h1>{escape(title)}</h1><div class="sub">{sub}</div>'
+        f'<div class="top"><div class="player">{player}</div>{_meta_html(timeline)}</div>'
+        f'<div class="timeline"><div class="row ruler"><div class="name">seconds</div>'
+        f'<div class="lane">{ticks}</div></div><div class="lanes">{lanes}</div></div>'
+        f"{_table_html(timeline)}"
+        '<div id="tip" class="tip"></div>'
+        f"<script>{_asset('viewer.js')}</script></body></html>\n"
+    )

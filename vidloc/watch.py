@@ -1,0 +1,112 @@
+"""``vidloc watch``: print results from ``video.results`` as they arrive, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from rich.console import Console
+from rich.markup import escape
+
+from contracts import ContractError, ResultEvent, decode_result, encode
+from vidloc import names
+from vidloc.adapters.kafka import close_consumer, make_consumer, open_tail, poll_records
+from vidloc.cli import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
+from vidloc.errors import BusUnavailable
+from vidloc.settings import Settings
+
+
+def add_watch_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "watch",
+        help="print job results as they arrive on video.results",
+        description=(
+            "Runs until Ctrl-C, --count results or --timeout. Exit codes: 0 ok (Ctrl-C, or "
+            "--count reached), 2 usage, 3 --timeout passed before --count results arrived."
+        ),
+    )
+    parser.add_argument(
+        "--from-beginning", action="store_true", help="replay every stored result first"
+    )
+    parser.add_argument(
+        "--video", action="append", default=[], metavar="ID", help="only this video (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print each result as a JSON line")
+    parser.add_argument("--count", type=int, default=0, help="stop after N results (0: never)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
+    parser.set_defaults(func=run_watch)
+
+
+def format_result(result: ResultEvent) -> str:
+    """One line per result, as a person scanning a terminal wants it (rich markup)."""
+    vid = escape(result.video_id)
+    if result.status == "succeeded":
+        where = f"s3://{result.timeline.bucket}/{result.timeline.key}" if result.timeline else ""
+        return (
+            f"[green]succeeded[/green] {vid} job {escape(result.job_id)}: "
+            f"{result.summary.events} events in {result.summary.duration_s:.1f} s, "
+            f"cost {result.usage.cost:.4f} {result.usage.currency} -> {escape(where)}"
+        )
+    error = result.error
+    reason = f"{error.code}: {error.message}" if error is not None else "no reason given"
+    return f"[red]failed[/red] {vid} job {escape(result.job_id)}: {escape(reason)}"
+
+
+def open_results(settings: Settings, *, from_beginning: bool) -> KafkaConsumer:
+    if not from_beginning:
+        return open_tail(settings, [names.TOPIC_RESULTS])
+    consumer = make_consumer(settings, group_id=None, topics=(), max_poll_records=500)
+    try:
+        tps = [
+            TopicPartition(names.TOPIC_RESULTS, p)
+            for p in sorted(consumer.partitions_for_topic(names.TOPIC_RESULTS) or ())
+        ]
+        if not tps:
+            raise BusUnavailable(f"topic {names.TOPIC_RESULTS} does not exist")
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+    except KafkaError as exc:
+        close_consumer(consumer)
+        raise BusUnavailable(f"cannot read {names.TOPIC_RESULTS}: {exc}") from exc
+    except BusUnavailable:
+        close_consumer(consumer)
+        raise
+    return consumer
+
+
+def run_watch(args: argparse.Namespace, settings: Settings) -> int:
+    err = Console(stderr=True)
+    if args.count < 0 or (args.timeout is not None and args.timeout <= 0):
+        err.print("vidloc watch: --count must be >= 0 and --timeout > 0")
+        return EXIT_USAGE
+    out = Console(highlight=False, soft_wrap=True)
+    wanted = set(args.video)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    consumer = open_results(settings, from_beginning=args.from_beginning)
+    seen = 0
+    try:
+        err.print(f"watching {names.TOPIC_RESULTS} (Ctrl-C to stop)")
+        while deadline is None or time.monotonic() < deadline:
+            for record in poll_records(consumer, timeout_s=0.5):
+                if wanted and record.key not in wanted:
+                    continue
+                try:
+                    result = decode_result(record.value)
+                except ContractError as exc:
+                    err.print(f"[yellow]skipping unreadable result: {escape(str(exc))}[/yellow]")
+                    continue
+                if args.json:
+                    print(encode(result).decode("utf-8"), flush=True)
+                else:
+                    out.print(format_result(result))
+                seen += 1
+                if args.count and seen >= args.count:
+                    return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        close_consumer(consumer)
+    return EXIT_TIMEOUT if args.count else EXIT_OK
