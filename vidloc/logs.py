@@ -5,10 +5,52 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _CONTEXT_FIELDS = ("video_id", "job_id")
+
+# The job the current thread works for. A ContextVar rather than a thread-local so that pools
+# can carry it into their threads with ``contextvars.copy_context().run``.
+_JOB: ContextVar[dict[str, str] | None] = ContextVar("vidloc_job", default=None)
+
+
+def bind_job(video_id: str, job_id: str) -> None:
+    """Tag every later log line in this context with the job; for code that owns its context
+    (e.g. a function run under ``copy_context().run``), so nothing needs resetting."""
+    _JOB.set({"video_id": video_id, "job_id": job_id})
+
+
+@contextmanager
+def job_context(video_id: str, job_id: str) -> Iterator[None]:
+    """Tag log lines with the job for the duration of the block."""
+    token = _JOB.set({"video_id": video_id, "job_id": job_id})
+    try:
+        yield
+    finally:
+        _JOB.reset(token)
+
+
+def current_job() -> dict[str, str] | None:
+    return _JOB.get()
+
+
+class JobContext(logging.Filter):
+    """Put the current job's ids on records that did not pass them with ``extra=``.
+
+    Deeper modules (frames, localizers, model client) log without knowing the job; this is what
+    makes every line of a job carry video_id and job_id anyway.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = _JOB.get()
+        if job is not None:
+            for name, value in job.items():
+                if getattr(record, name, None) is None:
+                    setattr(record, name, value)
+        return True
 
 
 class RedactSecrets(logging.Filter):
@@ -62,6 +104,7 @@ def configure_logging(
     level: str = "INFO", *, json_lines: bool = False, secrets: Iterable[str] = ()
 ) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(JobContext())
     handler.addFilter(RedactSecrets(secrets))
     if json_lines:
         handler.setFormatter(JsonLines())

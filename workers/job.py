@@ -7,6 +7,7 @@ the order of the work and nothing about transport.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import tempfile
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from contracts import IngestEvent, Timeline
 from vidloc import names
 from vidloc.errors import InputError, ObjectMissing, VideoTooLong, VidlocError
+from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.assemble import ChunkAssembler
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
@@ -115,7 +117,9 @@ class JobRunner:
         store: JobStore,
         open_source: Callable[[Path], tuple[FrameSource, VideoInfo]],
         make_localizer: Callable[[str], Localizer],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._store = store
         self._open_source = open_source
@@ -223,11 +227,13 @@ class JobRunner:
         assembler = ChunkAssembler(pending)
         wanted = assembler.wanted_times
         in_flight: set[Future[ChunkResult]] = set()
+        timed = self._metrics.timed_chunk(plan.localizer, localizer.localize)
 
         def finish(done: set[Future[ChunkResult]]) -> None:
             for fut in done:
                 result = fut.result()  # re-raises the localizer's error in this thread
                 results[result.chunk_index] = result
+                self._metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
                 self._save_checkpoint(video_id, job_id, result, fingerprint)
                 progress("localizing", len(results), total, f"chunk {result.chunk_index} done")
 
@@ -239,7 +245,9 @@ class JobRunner:
                         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                         in_flight.difference_update(done)
                         finish(done)
-                    in_flight.add(pool.submit(localizer.localize, chunk, frames, request))
+                    # Each chunk runs in a copy of this job's context: its log lines keep the ids.
+                    ctx = contextvars.copy_context()
+                    in_flight.add(pool.submit(ctx.run, timed, chunk, frames, request))
                 done, _ = wait(in_flight)
                 in_flight.clear()
                 finish(done)

@@ -25,6 +25,7 @@ from vidloc.errors import (
     ModelRequestRejected,
     ModelUnavailable,
 )
+from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.backoff import MAX_RETRY_AFTER_S, compute_backoff, parse_retry_after
 from workers.types import Usage
@@ -76,8 +77,10 @@ class ModelClient:
         base_backoff_s: float = 0.5,
         max_retry_after_s: float = MAX_RETRY_AFTER_S,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._metrics = metrics or Metrics()
         self.model = model
         self._api_key = api_key or None
         self._params = dict(params)
@@ -137,7 +140,7 @@ class ModelClient:
         attempt = 0
         while True:
             try:
-                return self._post_once(body)
+                return self._timed_post(body)
             except _Retryable as failure:
                 error = failure.error
                 if attempt >= self._max_retries:
@@ -166,6 +169,16 @@ class ModelClient:
                     delay,
                 )
                 self._sleep(delay)
+
+    def _timed_post(self, body: dict[str, Any]) -> ModelReply:
+        started = time.monotonic()
+        try:
+            reply = self._post_once(body)
+        except Exception as exc:
+            self._metrics.model_request(*_outcome_of(exc), time.monotonic() - started)
+            raise
+        self._metrics.model_request("ok", "2xx", time.monotonic() - started)
+        return reply
 
     def _post_once(self, body: dict[str, Any]) -> ModelReply:
         headers = {"Accept": "application/json"}
@@ -247,6 +260,19 @@ class ModelClient:
         return text
 
 
+def _outcome_of(exc: Exception) -> tuple[str, int | None]:
+    """The metrics labels (outcome, HTTP status) of one failed attempt."""
+    error = exc.error if isinstance(exc, _Retryable) else exc
+    cause = exc.__cause__
+    if isinstance(cause, httpx.HTTPStatusError):
+        return "http_error", cause.response.status_code
+    if isinstance(error, ModelAnswerInvalid):
+        return "invalid", None
+    if isinstance(cause, httpx.TimeoutException):
+        return "timeout", None
+    return "unreachable", None
+
+
 def _chain(error: Exception, cause: BaseException) -> Exception:
     error.__cause__ = cause
     return error
@@ -288,7 +314,11 @@ def http_client_from_settings(settings: Settings) -> httpx.Client:
 
 
 def model_client_from_settings(
-    settings: Settings, http: httpx.Client, *, sleep: Callable[[float], None] = time.sleep
+    settings: Settings,
+    http: httpx.Client,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    metrics: Metrics | None = None,
 ) -> ModelClient:
     key = settings.vlm_api_key.get_secret_value() if settings.vlm_api_key else None
     return ModelClient(
@@ -300,4 +330,5 @@ def model_client_from_settings(
         max_retries=settings.vlm_max_retries,
         max_backoff_s=settings.vlm_max_backoff_s,
         sleep=sleep,
+        metrics=metrics,
     )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.localizers.answer import ParsedAnswer, parse_answer
 from workers.localizers.prompt import build_messages, response_format_for_answer
@@ -90,9 +91,11 @@ class VlmLocalizer:
         )
 
 
-def vlm_localizer_from_settings(settings: Settings, http: httpx.Client) -> VlmLocalizer:
+def vlm_localizer_from_settings(
+    settings: Settings, http: httpx.Client, metrics: Metrics | None = None
+) -> VlmLocalizer:
     return VlmLocalizer(
-        model_client_from_settings(settings, http),
+        model_client_from_settings(settings, http, metrics=metrics),
         answer_retries=settings.vlm_answer_retries,
         jpeg_quality=settings.vlm_jpeg_quality,
         max_concurrency=settings.vlm_concurrency,
