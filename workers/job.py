@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,12 +26,22 @@ from vidloc.settings import Settings
 from workers.assemble import ChunkAssembler
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
-from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
+from workers.frames.adaptive import (
+    changes_over,
+    frames_for_budget,
+    plan_adaptive_times,
+    snap_to_cut,
+)
+from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times, tokens_per_frame
+from workers.frames.prepass import Prepass, run_prepass
+from workers.join import join_unseparated
 from workers.localizers.shots import shots_from_cuts
 from workers.merge import assign_event_ids, merge_events
+from workers.refine import RefineOutcome, refine_events
 from workers.types import (
     Chunk,
     ChunkResult,
+    DetectedEvent,
     FrameSample,
     FrameSource,
     Localizer,
@@ -72,6 +82,10 @@ class JobPlan:
     frame_size: tuple[int, int]
     times: tuple[float, ...]
     chunks: tuple[Chunk, ...]
+    mode: str = "uniform"  # or "adaptive"
+    token_budget_per_min: float | None = None
+    refine: bool = False
+    cuts: tuple[float, ...] = ()  # frame-accurate cuts from the adaptive pre-pass
 
 
 @dataclass
@@ -86,8 +100,26 @@ class JobOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def make_plan(info: VideoInfo, event: IngestEvent, settings: Settings, localizer: str) -> JobPlan:
-    """Pure: turn probe facts, user options and settings into a sampling and chunking plan."""
+# Text around each frame (its "<t seconds>" label and separators), in prompt tokens.
+FRAME_TEXT_TOKENS = 4
+
+
+def wants_adaptive(event: IngestEvent, settings: Settings) -> bool:
+    return (event.options.sampling or settings.sampling_mode) == "adaptive"
+
+
+def make_plan(
+    info: VideoInfo,
+    event: IngestEvent,
+    settings: Settings,
+    localizer: str,
+    prepass: Prepass | None = None,
+) -> JobPlan:
+    """Pure: turn probe facts, user options and settings into a sampling and chunking plan.
+
+    With adaptive sampling (and the ``prepass`` it needs) the instants come from the change
+    scores within the token budget; otherwise they are uniform at ``sample_fps``.
+    """
     if info.duration_s > settings.max_duration_s:
         raise VideoTooLong(
             f"video is {info.duration_s:.0f} s long; the limit is {settings.max_duration_s:.0f} s"
@@ -102,10 +134,35 @@ def make_plan(info: VideoInfo, event: IngestEvent, settings: Settings, localizer
     sample_fps = opts.sample_fps or settings.sample_fps
     chunk_s = opts.chunk_s or settings.chunk_s
     overlap_s = min(settings.chunk_overlap_s, chunk_s / 2)
-    times = plan_sample_times(info.duration_s, sample_fps)
-    chunks = plan_chunks(times, chunk_s, overlap_s, settings.max_frames_per_chunk)
     size = frame_size_for(info.width, info.height, settings.frame_long_side)
-    return JobPlan(info, localizer, sample_fps, chunk_s, overlap_s, size, times, chunks)
+    budget = opts.token_budget_per_min or settings.token_budget_per_min
+    refine = opts.refine if opts.refine is not None else settings.refine
+    adaptive = wants_adaptive(event, settings) and prepass is not None
+    if adaptive and prepass is not None:
+        per_frame = tokens_per_frame(*size) + FRAME_TEXT_TOKENS
+        times = plan_adaptive_times(
+            info.duration_s,
+            changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold),
+            min_fps=settings.adaptive_min_fps,
+            max_frames=frames_for_budget(info.duration_s, budget, per_frame),
+        )
+    else:
+        times = plan_sample_times(info.duration_s, sample_fps)
+    chunks = plan_chunks(times, chunk_s, overlap_s, settings.max_frames_per_chunk)
+    return JobPlan(
+        info,
+        localizer,
+        sample_fps,
+        chunk_s,
+        overlap_s,
+        size,
+        times,
+        chunks,
+        mode="adaptive" if adaptive else "uniform",
+        token_budget_per_min=budget if adaptive else None,
+        refine=refine and localizer == "vlm",
+        cuts=prepass.cuts if adaptive and prepass is not None else (),
+    )
 
 
 class JobRunner:
@@ -148,7 +205,15 @@ class JobRunner:
             progress("probing", 0, 0, "probing")
             source, info = self._open_source(path)
             localizer_name = event.options.localizer or s.effective_localizer
-            plan = make_plan(info, event, s, localizer_name)
+            prepass = None
+            if wants_adaptive(event, s) and localizer_name == "vlm":
+                progress("probing", 0, 0, "pre-pass: where does the picture change")
+                started = time.monotonic()
+                prepass = run_prepass(
+                    source, str(path), info, fps=s.prepass_fps, long_side=s.prepass_long_side
+                )
+                timings["prepass_s"] = time.monotonic() - started
+            plan = make_plan(info, event, s, localizer_name, prepass)
             localizer = self._make_localizer(localizer_name)
             log.info(
                 "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
@@ -165,17 +230,21 @@ class JobRunner:
                 event, job_id, plan, source, localizer, path, progress
             )
             timings["localize_s"] = time.monotonic() - started
+            started = time.monotonic()
+            merged, refined = self._finish_events(event, plan, results, source, path, localizer)
+            timings["refine_s"] = time.monotonic() - started
 
         progress("merging", len(plan.chunks), len(plan.chunks), "merging chunk events")
         usage = sum((r.usage for r in results), Usage())
+        if refined is not None:
+            usage += refined.usage
         cost = price_usage(usage, self._prices)
         rejected = sum(r.rejected_events for r in results)
-        merged = merge_events([e for r in results for e in r.events])
         if plan.localizer == "cv":
             # Shots come from the merged cuts; merging them would glue touching shots together.
             cuts = [e.start_s for e in merged if e.label == "cut"]
             merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
-        timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected)
+        timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected, refined)
         key = names.timeline_key(video_id)
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
         from contracts import encode
@@ -272,6 +341,60 @@ class JobRunner:
             yield from assembler.feed(planned_t, frame)
         yield from assembler.leftovers()
 
+    def _finish_events(
+        self,
+        event: IngestEvent,
+        plan: JobPlan,
+        results: Sequence[ChunkResult],
+        source: FrameSource,
+        path: Path,
+        localizer: Localizer,
+    ) -> tuple[tuple[DetectedEvent, ...], RefineOutcome | None]:
+        """Merge the chunks' events, refine their boundaries if asked, snap them to cuts."""
+        s = self._settings
+        pieces = [e for r in results for e in r.events]
+        merged = merge_events(join_unseparated(pieces, plan.times))
+        refined: RefineOutcome | None = None
+        if plan.refine and merged:
+            max_frames = None
+            if plan.token_budget_per_min is not None:
+                per_frame = tokens_per_frame(*plan.frame_size) + FRAME_TEXT_TOKENS
+                budget = frames_for_budget(
+                    plan.info.duration_s, plan.token_budget_per_min, per_frame
+                )
+                max_frames = max(0, (budget or 0) - len(plan.times))
+            refined = refine_events(
+                merged,
+                plan.times,
+                source=source,
+                path=str(path),
+                size=plan.frame_size,
+                localizer=localizer,
+                request=LocalizeRequest(
+                    prompt=event.options.prompt,
+                    labels=tuple(event.options.labels),
+                    video_duration_s=plan.info.duration_s,
+                ),
+                fps=s.refine_fps,
+                window_s=s.refine_window_s,
+                concurrency=s.vlm_concurrency,
+                max_frames=max_frames,
+            )
+            merged = refined.events
+        if plan.cuts and s.snap_to_cut_s > 0:
+            merged = tuple(
+                replace(
+                    e,
+                    start_s=snap_to_cut(e.start_s, plan.cuts, s.snap_to_cut_s),
+                    end_s=snap_to_cut(e.end_s, plan.cuts, s.snap_to_cut_s),
+                )
+                if e.end_s > e.start_s
+                else e
+                for e in merged
+            )
+            merged = tuple(e for e in merged if e.end_s >= e.start_s)
+        return merged, refined
+
     def _load_checkpoint(
         self, video_id: str, job_id: str, index: int, fingerprint: str
     ) -> ChunkResult | None:
@@ -299,6 +422,7 @@ class JobRunner:
         usage: Usage,
         cost: float,
         rejected: int,
+        refined: RefineOutcome | None = None,
     ) -> Timeline:
         s = self._settings
         video_id = event.effective_video_id
@@ -338,6 +462,11 @@ class JobRunner:
                 "frames": len(plan.times),
                 "chunks": len(plan.chunks),
                 "frame_size": list(plan.frame_size),
+                "mode": plan.mode,
+                "token_budget_per_min": plan.token_budget_per_min,
+                "refine": plan.refine,
+                "refined_boundaries": refined.boundaries if refined else None,
+                "refine_frames": refined.frames if refined else None,
             },
             "events": [
                 {
@@ -357,6 +486,14 @@ class JobRunner:
                 "requests": usage.requests,
                 "cost": cost,
                 "currency": s.currency,
+                "refine": None
+                if refined is None
+                else {
+                    "prompt_tokens": refined.usage.prompt_tokens,
+                    "completion_tokens": refined.usage.completion_tokens,
+                    "requests": refined.usage.requests,
+                    "cost": price_usage(refined.usage, self._prices),
+                },
             },
             "stats": {"rejected_events": rejected},
             "created_at": datetime.now(UTC).isoformat(),

@@ -1,0 +1,1 @@
+"""Measure localization quality and cost: ground truth + timelines in, metrics out."""

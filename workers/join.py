@@ -1,0 +1,53 @@
+"""Join pieces of one event that no sample separates (pure).
+
+``merge_events`` joins same-label pieces closer than a fixed gap, which suits uniform sampling.
+Sparse (adaptive) sampling leaves seconds between samples, and an event cut by a chunk boundary
+comes back as pieces further apart than any fixed gap. The evidence that two pieces are two
+events is a sample between them where the label was absent; without one, they are one event.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from workers.merge import normalise_label
+from workers.types import DetectedEvent
+
+
+def join_unseparated(
+    events: Iterable[DetectedEvent], sample_times: Sequence[float]
+) -> list[DetectedEvent]:
+    """Stretch each interval over a following same-label interval when no sample lies between.
+
+    Returns the pieces with the earlier of each joined pair widened to cover the later one, so
+    ``merge_events`` then collapses them; instants and other labels pass through untouched.
+    """
+    ts = sorted(sample_times)
+    groups: dict[str, list[DetectedEvent]] = defaultdict(list)
+    out: list[DetectedEvent] = []
+    for ev in events:
+        if ev.end_s > ev.start_s:
+            groups[normalise_label(ev.label)].append(ev)
+        else:
+            out.append(ev)
+    for pieces in groups.values():
+        pieces.sort(key=lambda e: (e.start_s, e.end_s))
+        reach = [p.end_s for p in pieces]
+        # Walk backwards so a chain a-b-c where no sample separates any pair joins fully.
+        for k in range(len(pieces) - 2, -1, -1):
+            a, b = pieces[k], pieces[k + 1]
+            if b.start_s > a.end_s and not _sample_between(ts, a.end_s, b.start_s):
+                reach[k] = max(reach[k], reach[k + 1])
+        out.extend(
+            replace(p, end_s=r) if r != p.end_s else p for p, r in zip(pieces, reach, strict=True)
+        )
+    return out
+
+
+def _sample_between(ts: Sequence[float], lo: float, hi: float) -> bool:
+    """Whether some sample time lies strictly inside ``(lo, hi)`` (1 ms slack on both sides)."""
+    i = bisect.bisect_right(ts, lo + 1e-3)
+    return i < len(ts) and ts[i] < hi - 1e-3

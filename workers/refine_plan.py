@@ -1,0 +1,112 @@
+"""Boundary refinement, the pure half: where to look again and what the answer means.
+
+After the coarse pass an event boundary is only known to lie between two coarse samples: a
+start between the last sample without the event and the first one with it, an end between the
+last one with it and the next one without. Refinement shows the model frames at ``fps`` inside
+that bracket (never further than ``window_s`` from the boundary) and moves the boundary to
+where the model now sees the change. A bracket already narrower than one refinement step needs
+no second look, so with adaptive sampling (which brackets changes tightly) refinement is cheap.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from workers.merge import normalise_label
+from workers.types import DetectedEvent
+
+Side = Literal["start", "end"]
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """One side of one event, and the bracket ``(lo_s, hi_s)`` it is known to lie in."""
+
+    event_index: int
+    side: Side
+    label: str
+    t_s: float
+    lo_s: float
+    hi_s: float
+    times: tuple[float, ...]  # refinement instants strictly inside the bracket
+
+
+def grid_inside(lo_s: float, hi_s: float, fps: float) -> tuple[float, ...]:
+    """Instants ``lo + k / fps`` strictly inside ``(lo_s, hi_s)``, none within a quarter step of
+    ``hi_s`` (that frame is already known)."""
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    step = 1.0 / fps
+    out = []
+    k = 1
+    while lo_s + k * step < hi_s - step / 4:
+        out.append(lo_s + k * step)
+        k += 1
+    return tuple(out)
+
+
+def plan_boundaries(
+    events: Sequence[DetectedEvent],
+    coarse_times: Sequence[float],
+    *,
+    fps: float,
+    window_s: float,
+    duration_s: float,
+) -> list[Boundary]:
+    """Every interval event's boundaries that a second look at ``fps`` could move."""
+    ts = sorted(coarse_times)
+    out: list[Boundary] = []
+    for index, ev in enumerate(events):
+        if ev.end_s <= ev.start_s:
+            continue  # instants (cuts) are located by the cv pass, not by the model
+        # Start: after the last coarse sample before it, up to the first at or after it.
+        i = bisect.bisect_left(ts, ev.start_s - _EPS)
+        lo = ts[i - 1] if i > 0 else 0.0
+        hi = ts[i] if i < len(ts) else ev.start_s
+        lo, hi = max(lo, ev.start_s - window_s), min(max(hi, ev.start_s), ev.start_s + window_s)
+        out.append(Boundary(index, "start", ev.label, ev.start_s, lo, hi, grid_inside(lo, hi, fps)))
+        # End: from the last coarse sample at or before it, up to the next one after it.
+        j = bisect.bisect_right(ts, ev.end_s + _EPS)
+        lo = ts[j - 1] if j > 0 else ev.end_s
+        hi = ts[j] if j < len(ts) else duration_s
+        lo, hi = max(min(lo, ev.end_s), ev.end_s - window_s), min(hi, ev.end_s + window_s)
+        out.append(Boundary(index, "end", ev.label, ev.end_s, lo, hi, grid_inside(lo, hi, fps)))
+    return [b for b in out if b.times]
+
+
+def refined_time(boundary: Boundary, answer: Sequence[DetectedEvent]) -> float:
+    """Where the model's answer puts ``boundary``, or its coarse time when the answer is silent.
+
+    The bracket runs from "not yet" to "already" (a start) or from "still" to "no longer" (an
+    end). A start moves to the latest start of the label the model reports inside the bracket
+    (the occurrence that runs on to "already"); an end to the earliest end inside it. The answer
+    may also cover the event's other boundary (one request asks about both), so occurrences
+    whose edge falls outside this bracket say nothing about it.
+    """
+    label = normalise_label(boundary.label)
+    same = [e for e in answer if normalise_label(e.label) == label and e.end_s >= e.start_s]
+    lo, hi = boundary.lo_s - _EPS, boundary.hi_s + _EPS
+    if boundary.side == "start":
+        starts = [e.start_s for e in same if lo <= e.start_s <= hi]
+        return max(starts) if starts else boundary.t_s
+    ends = [e.end_s for e in same if lo <= e.end_s <= hi]
+    return min(ends) if ends else boundary.t_s
+
+
+def apply_moves(
+    events: Sequence[DetectedEvent], moves: dict[tuple[int, Side], float]
+) -> tuple[DetectedEvent, ...]:
+    """Events with their refined boundaries; a move that would reverse an event is ignored."""
+    out = []
+    for index, ev in enumerate(events):
+        start = moves.get((index, "start"), ev.start_s)
+        end = moves.get((index, "end"), ev.end_s)
+        if end < start:
+            start, end = ev.start_s, ev.end_s
+        tag = "+refined" if (start, end) != (ev.start_s, ev.end_s) else ""
+        out.append(replace(ev, start_s=start, end_s=end, source=(ev.source or "vlm") + tag))
+    return tuple(out)
