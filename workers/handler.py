@@ -55,6 +55,19 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DLQ_ORIGINAL_SHARE = 4
 
 
+def _contract_code(exc: ContractError) -> str:
+    """A specific code for why an ingest message was refused (see docs/errors.md)."""
+    if exc.field == "$":
+        return "malformed_message"  # not UTF-8, not JSON, or not a JSON object
+    if exc.field == "schema":
+        return "unknown_schema"
+    if exc.field == "source.key" and "'..'" in exc.reason:
+        return "key_not_allowed"
+    if exc.field == "source.bucket" and "URL" in exc.reason:
+        return "url_not_allowed"
+    return "bad_ingest_event"  # a field missing or mistyped; the message names it
+
+
 class Disposition(enum.Enum):
     COMMIT = "commit"
     RETRY = "retry"
@@ -222,7 +235,7 @@ class IngestHandler:
         try:
             event = decode_ingest(delivery.value)
         except ContractError as exc:
-            raise BadIngestEvent(str(exc)) from exc
+            raise BadIngestEvent(str(exc), code=_contract_code(exc)) from exc
         if event.source.bucket != s.video_bucket:
             raise BadIngestEvent(
                 f"bucket {event.source.bucket!r} is not the configured video bucket",
@@ -247,7 +260,12 @@ class IngestHandler:
         """Announce a failed result and keep the original in the DLQ; both must be acked."""
         self._metrics.error(exc.code)
         self._metrics.job_finished("failed", self._localizer)
-        message = str(exc)[:2000]
+        message = str(exc)
+        if self._settings.work_dir is not None:
+            # Where this worker keeps its downloads is nobody's business, and would make two
+            # workers' reports of the same failure differ.
+            message = message.replace(str(self._settings.work_dir), "<work_dir>")
+        message = message[:2000]
         result = failed_result(
             video_id=video_id,
             job_id=job_id,

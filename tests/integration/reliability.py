@@ -1,0 +1,162 @@
+"""Helpers shared by the reliability suites (faults, bad inputs, soak, security).
+
+Each suite records what it injected and what came out in a JSON-lines report, which
+``bench/report_reliability.py`` summarises: faults injected and survived, bad inputs refused,
+messages in and results out, duplicates seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kafka import KafkaProducer
+from pipeline import REPO, Outputs
+
+from contracts import IngestEvent, derive_video_id, encode
+from producers.submit import SUBMITTED_META
+from vidloc import names
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.settings import Settings
+
+REPORT_ENV = "VIDLOC_RELIABILITY_REPORT"
+DEFAULT_REPORT = REPO / ".cache" / "reliability" / "report.jsonl"
+
+
+def report_path() -> Path:
+    return Path(os.environ.get(REPORT_ENV) or DEFAULT_REPORT)
+
+
+def record(suite: str, case: str, **fields: Any) -> None:
+    """Append one observation to the reliability report."""
+    path = report_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"suite": suite, "case": case, "at": time.time(), **fields}
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line, default=str) + "\n")
+
+
+def fake_admin(base_url: str) -> str:
+    return base_url.removesuffix("/v1")
+
+
+def set_faults(base_url: str, faults: list[dict[str, Any]], *, reset: bool = True) -> None:
+    admin = fake_admin(base_url)
+    if reset:
+        httpx.post(f"{admin}/_fake/reset", timeout=10).raise_for_status()
+    if faults:
+        httpx.post(f"{admin}/_fake/faults", json=faults, timeout=10).raise_for_status()
+
+
+def fake_stats(base_url: str) -> dict[str, Any]:
+    response = httpx.get(f"{fake_admin(base_url)}/_fake/stats", timeout=10)
+    response.raise_for_status()
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+def upload(store: ObjectStore, bucket: str, key: str, path: Path) -> IngestEvent:
+    """Upload like ``vidloc submit`` (tagged, so a stray bridge skips it) and build its event."""
+    info = store.upload_file(bucket, key, path, metadata={SUBMITTED_META: "1"})
+    return ingest_event(bucket, key, info.etag, info.size)
+
+
+def ingest_event(bucket: str, key: str, etag: str, size: int, **options: Any) -> IngestEvent:
+    return IngestEvent.model_validate(
+        {
+            "schema": "vidloc.ingest.v1",
+            "event_id": f"test-{uuid.uuid4().hex}",
+            "video_id": derive_video_id(bucket, key, etag),
+            "source": {"bucket": bucket, "key": key, "etag": etag, "size": size},
+            "options": {"localizer": "vlm", **options},
+            "submitted_at": "2026-11-25T00:00:00Z",
+        }
+    )
+
+
+class Ingest:
+    """Publishes to video.ingest (acked), keyed by video id like the real producers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", max_request_size=4_000_000
+        )
+
+    def send(self, event: IngestEvent, partition: int | None = None) -> str:
+        self.send_raw(event.effective_video_id, encode(event), partition)
+        return event.effective_video_id
+
+    def send_raw(self, key: str, value: bytes, partition: int | None = None) -> None:
+        self._producer.send(
+            names.TOPIC_INGEST, key=key.encode(), value=value, partition=partition
+        ).get(30)
+
+    def close(self) -> None:
+        self._producer.close(timeout=10)
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def duplicates(seen: Outputs, video_ids: Iterable[str]) -> dict[str, int]:
+    """Videos announced more than once with *different* results (a replay of the identical
+    result event, same event and job id, is allowed by the delivery contract)."""
+    out = {}
+    for video_id in video_ids:
+        results = seen.results.get(video_id, [])
+        distinct = {(r.event_id, r.job_id, r.status) for r in results}
+        if len(distinct) > 1:
+            out[video_id] = len(distinct)
+    return out
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def grep_secrets(texts: Iterable[tuple[str, str]], secrets: Iterable[str]) -> Iterator[str]:
+    """``where: secret`` for every secret found in any (where, text) pair."""
+    wanted = [s for s in secrets if s]
+    for where, text in texts:
+        for secret in wanted:
+            if secret in text:
+                yield f"{where}: {secret[:3]}..."
+
+
+def wait_group_stable(log_dir: Path, members: int, timeout_s: float = 60.0) -> None:
+    """Until every worker logged an assignment and none changed for a few seconds.
+
+    Jobs sent while members are still joining get moved mid-flight (allowed, but it makes
+    duplicate counts depend on timing rather than on the code under test).
+    """
+    deadline = time.monotonic() + timeout_s
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        logs = [p.read_text(errors="replace") for p in sorted(log_dir.glob("worker-*.log"))]
+        joined = sum(1 for text in logs if "partitions assigned" in text)
+        count = sum(text.count("partitions assigned") for text in logs)
+        if count != last:
+            last, stable_since = count, time.monotonic()
+        elif joined >= members and time.monotonic() - stable_since >= 4.0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{members} workers did not settle into one group in {timeout_s} s")
+
+
+def assert_one_outcome(seen: Outputs, video_id: str) -> None:
+    """Exactly one final result; a replay may only repeat the identical event (same ids)."""
+    results = seen.results.get(video_id, [])
+    assert results, f"no result for {video_id}"
+    distinct = {
+        (r.event_id, r.job_id, r.status, r.error.code if r.error else None) for r in results
+    }
+    assert len(distinct) == 1, f"{video_id}: conflicting results {distinct}"
