@@ -4,7 +4,9 @@
 
 Generates (once, cached in .cache/bench/) a 10-minute 1080p H.264 file with GOP 250, then runs
 each contender in its own subprocess and reads its peak RSS from ``os.wait4``'s rusage (which
-includes the grandchild decord decodes in):
+includes the grandchild decord decodes in). Linux carries a forking parent's RSS high-water mark
+into the child's ``ru_maxrss``, so this parent stays small: rendering runs in a subprocess too
+and nothing heavy (numpy, cv2, av) is imported here.
 
 * decord sampler, 1 fps to 448x256, 1 thread
 * PyAV sequential sampler, 1 fps to 448x256, 1 and 2 threads
@@ -25,27 +27,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidloc.synth.render import ensure_rendered  # noqa: E402
-from vidloc.synth.spec import SyntheticEvent, VideoSpec  # noqa: E402
-
 SIZE = (448, 256)
 SAMPLE_FPS = 1.0
+BENCH_FILE = "bench_1080p_10min.mp4"
 
-BENCH_SPEC = VideoSpec(
-    name="bench_1080p_10min",
-    duration_s=600.0,
-    fps=25.0,
-    width=1920,
-    height=1080,
-    codec="h264",
-    cuts=tuple(float(t) for t in range(60, 600, 60)),
-    events=(
-        SyntheticEvent("red circle", 30.0, 45.0),
-        SyntheticEvent("green square", 200.0, 260.0),
-        SyntheticEvent("blue triangle", 410.0, 420.0),
-    ),
-    gop=250,
-)
+
+def render(cache: Path) -> None:
+    """Child mode: render the bench file into ``cache`` unless an identical one is there."""
+    from vidloc.synth.render import ensure_rendered
+    from vidloc.synth.spec import SyntheticEvent, VideoSpec
+
+    spec = VideoSpec(
+        name="bench_1080p_10min",
+        duration_s=600.0,
+        fps=25.0,
+        width=1920,
+        height=1080,
+        codec="h264",
+        cuts=tuple(float(t) for t in range(60, 600, 60)),
+        events=(
+            SyntheticEvent("red circle", 30.0, 45.0),
+            SyntheticEvent("green square", 200.0, 260.0),
+            SyntheticEvent("blue triangle", 410.0, 420.0),
+        ),
+        gop=250,
+    )
+    assert spec.filename == BENCH_FILE
+    ensure_rendered(spec, cache)
 
 
 def sample(source_name: str, threads: int, path: str) -> None:
@@ -81,25 +89,32 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--render", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sample", choices=("decord", "pyav"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.render:
+        render(args.cache)
+        return
     if args.sample:
         sample(args.sample, args.threads, args.path)
         return
 
+    me = [sys.executable, str(Path(__file__).resolve())]
     started = time.perf_counter()
-    path = ensure_rendered(BENCH_SPEC, args.cache)
+    subprocess.run([*me, "--render", "--cache", str(args.cache)], check=True)
+    path = args.cache / BENCH_FILE
     print(
         f"input: {path} ({path.stat().st_size / 1e6:.0f} MB, ready in "
         f"{time.perf_counter() - started:.0f} s)",
         flush=True,
     )
-    me = [sys.executable, str(Path(__file__).resolve())]
     runs = {
         ("decord", 1): [*me, "--sample", "decord", "--threads", "1", "--path", str(path)],
         ("pyav", 1): [*me, "--sample", "pyav", "--threads", "1", "--path", str(path)],
+        ("decord", 2): [*me, "--sample", "decord", "--threads", "2", "--path", str(path)],
         ("pyav", 2): [*me, "--sample", "pyav", "--threads", "2", "--path", str(path)],
         ("ffmpeg", 1): [
             "ffmpeg",
@@ -126,22 +141,36 @@ def main() -> None:
             "-",
         ],
     }
-    results: dict[tuple[str, int], tuple[float, float]] = {}
-    for (name, threads), cmd in runs.items():
-        elapsed, rss_mb, out = measure(cmd)
-        results[name, threads] = (elapsed, rss_mb)
-        print(
-            f"{name:7s} threads={threads}  {elapsed:7.1f} s  peak RSS {rss_mb:6.0f} MB  {out}",
-            flush=True,
+    _, floor_rss, _ = measure([sys.executable, "-c", "pass"])
+    print(f"(a bare python child peaks at {floor_rss:.0f} MB here)", flush=True)
+    # The CPU is shared: rounds interleave the contenders and the minimum time is reported,
+    # the usual estimator when other load can only slow a run down.
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in runs}
+    peaks: dict[tuple[str, int], float] = dict.fromkeys(runs, 0.0)
+    for round_no in range(1, args.rounds + 1):
+        for (name, threads), cmd in runs.items():
+            elapsed, rss_mb, out = measure(cmd)
+            times[name, threads].append(elapsed)
+            peaks[name, threads] = max(peaks[name, threads], rss_mb)
+            print(
+                f"round {round_no}  {name:7s} threads={threads}  {elapsed:7.1f} s  "
+                f"peak RSS {rss_mb:6.0f} MB  {out}",
+                flush=True,
+            )
+    print("best of each, ratio to the full-decode floor at the same thread count")
+    print("(target: <= 1.15x and < 300 MB peak RSS):")
+    for (name, threads), elapsed_all in times.items():
+        best = min(elapsed_all)
+        floor = min(times["ffmpeg", threads])
+        rss_mb = peaks[name, threads]
+        verdict = (
+            ""
+            if name == "ffmpeg"
+            else ("ok" if best <= 1.15 * floor and rss_mb < 300 else "MISSES TARGET")
         )
-    print("ratios to the full-decode floor at the same thread count (target <= 1.15):")
-    for (name, threads), (elapsed, rss_mb) in results.items():
-        if name == "ffmpeg":
-            continue
-        floor = results["ffmpeg", threads][0]
-        verdict = "ok" if elapsed <= 1.15 * floor and rss_mb < 300 else "MISSES TARGET"
         print(
-            f"  {name:7s} threads={threads}  {elapsed / floor:5.2f}x  {rss_mb:5.0f} MB  {verdict}"
+            f"  {name:7s} threads={threads}  best {best:6.1f} s  {best / floor:5.2f}x  "
+            f"peak {rss_mb:5.0f} MB  {verdict}"
         )
 
 

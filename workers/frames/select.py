@@ -4,10 +4,11 @@ The rule (:func:`choose_source_name`, pure):
 
 1. a forced name (``force="decord"|"pyav"``) wins;
 2. codecs decord 0.6 cannot open (AV1) go to PyAV;
-3. big inputs go to PyAV: decord's memory grows with pixel count and length while PyAV's
-   sequential pass stays flat (bench/README.md: on 10 min of 1080p, decord peaked near 1 GB,
-   PyAV under 100 MB at the same or better speed), so above ``DECORD_MAX_PIXEL_SECONDS``
-   (width x height x duration) PyAV decodes;
+3. big inputs go to PyAV: on 10 min of 1080p H.264 sampled at 1 fps (bench/README.md, one
+   thread, best of 3 on a shared 2-core box) PyAV took 9.2 s / 67 MB peak RSS against decord's
+   10.0 s / 114 MB and the full-decode floor's 7.9 s (PyAV was ahead in every run). So above
+   ``DECORD_MAX_PIXEL_SECONDS`` (width x height x duration) PyAV decodes; below it the
+   difference is about a second;
 4. everything else: decord.
 
 And at run time, :class:`FallbackSource` switches to PyAV for the remaining times when decord
@@ -28,7 +29,7 @@ from workers.types import FrameSample, FrameSource, VideoInfo
 logger = logging.getLogger(__name__)
 
 SOURCE_NAMES = ("decord", "pyav")
-# 720p for 5 minutes (~2.8e11 px*s): below this decord's memory stays well under 300 MB.
+# 720p for 5 minutes (~2.8e11 px*s): below this, decord's extra cost is about a second.
 DECORD_MAX_PIXEL_SECONDS = 1280 * 720 * 300.0
 
 
