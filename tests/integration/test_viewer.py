@@ -1,0 +1,181 @@
+"""The timeline viewer in headless Chromium (Debian's chromium driven by Playwright).
+
+A real synthetic video is uploaded so the player can load and seek it through the presigned
+URL; its ground-truth events become the timeline. Screenshots are kept under artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apistack import isolated_settings, put_timeline, timeline_for, unique_id
+from pipeline import REPO
+
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.api.app import create_app
+from vidloc.api.serve import serve_in_thread
+from vidloc.settings import Settings
+from vidloc.synth.catalogue import standard_specs
+from vidloc.synth.render import ensure_rendered
+from vidloc.synth.spec import VideoSpec
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "artifacts"
+MEDIA_CACHE = REPO / ".cache" / "test-media"
+POSITION_TOLERANCE_PX = 2.0
+SEEK_TOLERANCE_S = 0.15
+
+
+@pytest.fixture(scope="module")
+def spec() -> VideoSpec:
+    return next(s for s in standard_specs() if s.name == "h264_mp4")
+
+
+@pytest.fixture(scope="module")
+def viewer_settings(stack: Settings) -> Settings:
+    return isolated_settings(stack, "viewer")
+
+
+@pytest.fixture(scope="module")
+def video_id(viewer_settings: Settings, spec: VideoSpec) -> str:
+    path = ensure_rendered(spec, MEDIA_CACHE)
+    vid = unique_id("viewer")
+    key = f"uploads/{vid}.mp4"
+    ObjectStore(viewer_settings).upload_file(
+        viewer_settings.video_bucket, key, path, content_type="video/mp4"
+    )
+    put_timeline(viewer_settings, timeline_for(vid, viewer_settings.video_bucket, key, spec))
+    return vid
+
+
+@pytest.fixture(scope="module")
+def base_url(viewer_settings: Settings, video_id: str) -> Iterator[str]:
+    url, stop = serve_in_thread(create_app(viewer_settings, follow_bus=False))
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(url)
+    # The player must really load the video (a seek needs its metadata).
+    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=15000)
+    return page, problems
+
+
+def check_bars(page: Any, spec: VideoSpec) -> None:
+    """One track per label, one bar per event, each placed at start/duration of its lane."""
+    bars = page.eval_on_selector_all(
+        ".bar",
+        """els => els.map(b => {
+            const r = b.getBoundingClientRect(), lane = b.parentElement.getBoundingClientRect();
+            return {label: b.dataset.label, start: +b.dataset.start, end: +b.dataset.end,
+                    left: r.left - lane.left, width: r.width, lane: lane.width};
+        })""",
+    )
+    tracks = page.eval_on_selector_all(".track", "els => els.map(t => t.dataset.label)")
+    assert sorted(tracks) == sorted({e.label for e in spec.events})
+    got = sorted((b["label"], b["start"], b["end"]) for b in bars)
+    assert got == sorted((e.label, e.start_s, e.end_s) for e in spec.events)
+    for bar in bars:
+        lane = bar["lane"]
+        assert bar["left"] == pytest.approx(
+            lane * bar["start"] / spec.duration_s, abs=POSITION_TOLERANCE_PX
+        )
+        width = lane * (bar["end"] - bar["start"]) / spec.duration_s
+        assert bar["width"] == pytest.approx(width, abs=POSITION_TOLERANCE_PX)
+
+
+def click_seeks(page: Any, spec: VideoSpec) -> None:
+    event = max(spec.events, key=lambda e: e.start_s)  # the farthest seek
+    bar = page.locator(f'.bar[data-start="{event.start_s:g}"][data-label="{event.label}"]')
+    bar.hover()
+    tip = page.locator("#tip")
+    assert tip.is_visible() and f"{event.label} from {event.start_s:g} s" in tip.inner_text()
+    bar.click()
+    page.wait_for_function(
+        "t => { const v = document.getElementById('player');"
+        " return !v.seeking && Math.abs(v.currentTime - t) < 0.5; }",
+        arg=event.start_s,
+        timeout=10000,
+    )
+    current = page.evaluate("document.getElementById('player').currentTime")
+    assert current == pytest.approx(event.start_s, abs=SEEK_TOLERANCE_S)
+    # Let the frame at the new position paint before any screenshot.
+    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=10000)
+
+
+def test_viewer_page_in_chromium(
+    browser: Any, base_url: str, video_id: str, spec: VideoSpec
+) -> None:
+    page, problems = open_page(browser, f"{base_url}/videos/{video_id}/view")
+    try:
+        check_bars(page, spec)
+        text = page.inner_text("body")
+        for shown in ("qwen/qwen3-vl-8b-instruct", "Find the coloured shapes", "0.0028 CNY"):
+            assert shown in text
+        assert "1 fps, 30 s chunks" in page.inner_text(".sampling")
+        click_seeks(page, spec)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "viewer.png"), full_page=True)
+    finally:
+        page.close()
+    assert problems == []
+
+
+def test_exported_page_works_offline_from_a_file(
+    browser: Any, viewer_settings: Settings, video_id: str, spec: VideoSpec, tmp_path: Path
+) -> None:
+    """``vidloc timeline ID --html`` writes one file that works with no API running."""
+    out = tmp_path / "timeline.html"
+    env = {
+        "VIDLOC_VIDEO_BUCKET": viewer_settings.video_bucket,
+        "VIDLOC_TIMELINE_BUCKET": viewer_settings.timeline_bucket,
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "vidloc", "timeline", video_id, "--html", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page, problems = open_page(browser, out.as_uri())
+    try:
+        check_bars(page, spec)
+        click_seeks(page, spec)
+        page.screenshot(path=str(ARTIFACTS / "viewer-export.png"), full_page=True)
+    finally:
+        page.close()
+    assert problems == []
