@@ -120,13 +120,14 @@ class Workers:
         started = []
         for _ in range(count):
             log = self._log_dir / f"worker-{len(self.procs)}.log"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "vidloc", "worker"],
-                cwd=REPO,
-                env=self._env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
+            with log.open("wb") as sink:  # the child keeps its own descriptor
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "vidloc", "worker"],
+                    cwd=REPO,
+                    env=self._env,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
             self.procs.append(proc)
             started.append(proc)
         return started
