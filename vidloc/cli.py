@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     stack = sub.add_parser("stack", help="bring the local Kafka + S3 stack up or down")
-    stack.add_argument("action", choices=["up", "down", "status", "logs"])
+    stack.add_argument("action", choices=["up", "down", "status", "logs", "init"])
     stack.add_argument("component", nargs="?", default=None, help="kafka | s3 (for logs)")
     stack.set_defaults(func=_stack)
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     ingest_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)  # `stack init` on a multi-broker cluster
     max_message_bytes: int = Field(default=1_000_000, ge=1024)
 
     # S3

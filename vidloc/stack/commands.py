@@ -26,7 +26,7 @@ from vidloc.stack.processes import (
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("up", "down", "status", "logs")
+ACTIONS = ("up", "down", "status", "logs", "init")
 # Start order; `down` goes the other way. versitygw must find Kafka and s3.events at start-up,
 # because it sends a test event there and exits if that fails.
 COMPONENTS = (kafka.COMPONENT, s3.COMPONENT)
@@ -214,6 +214,10 @@ def stack_command(action: str, settings: Settings, component: str | None = None)
             file=sys.stderr,
         )
         return 2
+    if action == "init":  # topics and buckets on services this stack did not start
+        from vidloc.stack.init import init_command
+
+        return init_command(settings)
     selected = list(COMPONENTS) if component is None else [component]
     layout = StackLayout.from_settings(settings)
     try:
