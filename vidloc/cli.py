@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_api_parser(sub)
     add_timeline_parser(sub)
     add_watch_parser(sub)
+    from vidloc.evaluation.cli import add_eval_parser
+    from workers.estimate import add_estimate_parser
+
+    add_eval_parser(sub)
+    add_estimate_parser(sub)
     return parser
 
 
