@@ -63,6 +63,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
+# The viewer answers HTML, but its errors are JSON like every other route's; FastAPI would
+# label extra responses with the route's own media type, so spell the content out.
+_HTML_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": spec["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for code, spec in _ERRORS.items()
+}
+
 router = APIRouter()
 
 
@@ -150,7 +160,10 @@ def query_events(
     video_id: VideoId,
     label: Annotated[list[str] | None, Query(max_length=256, description="repeatable")] = None,
     start_s: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
-    end_s: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
+    end_s: Annotated[
+        float | None,
+        Query(ge=0, le=1e9, allow_inf_nan=False, description="must not be before start_s (422)"),
+    ] = None,
 ) -> EventsResponse:
     """Events with any of the labels (case-insensitive) overlapping [start_s, end_s]."""
     try:
@@ -174,7 +187,10 @@ def query_events(
     "/videos/{video_id}/view",
     response_class=HTMLResponse,
     tags=["viewer"],
-    responses={**_ERRORS, 200: {"content": {"text/html": {}}, "description": "viewer page"}},
+    responses={
+        **_HTML_ERRORS,
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "page"},
+    },
 )
 def view_video(deps: Deps, video_id: VideoId) -> HTMLResponse:
     """The timeline viewer: the video in a player, one track of event bars per label."""
