@@ -1,0 +1,260 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+The compose file is validated against the Compose Specification's JSON Schema (the copy that
+docker-compose 1.29.2 ships as ``compose/config/compose_spec.json``, kept verbatim in
+tests/data/compose-spec.json), and every service's environment against what vidloc actually
+reads: ``vidloc.settings.Settings``. Commands are parsed by vidloc's own CLI parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from vidloc.cli import build_parser
+from vidloc.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
+VIDLOC_SERVICES = ("init", "bridge", "worker", "api")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    with path.open() as fh:
+        doc: dict[str, Any] = yaml.safe_load(fh)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE)
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft201909Validator:
+    with SCHEMA.open() as fh:
+        schema = json.load(fh)
+    jsonschema.Draft201909Validator.check_schema(schema)
+    return jsonschema.Draft201909Validator(schema)
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> str:
+    """Compose's ``${VAR}`` / ``${VAR:-default}`` substitution, as `docker compose` does it."""
+    return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), str(value))
+
+
+def env_of(service: Mapping[str, Any]) -> dict[str, Any]:
+    environment = service.get("environment") or {}
+    assert isinstance(environment, dict), "environments are written as mappings"
+    return environment
+
+
+def setting_env_names() -> set[str]:
+    return {f"VIDLOC_{name.upper()}" for name in Settings.model_fields}
+
+
+def walk_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk_strings(key)
+            yield from walk_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk_strings(item)
+
+
+def settings_for(
+    service: Mapping[str, Any], host_env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The Settings a container of ``service`` would load, given the host's environment."""
+    for name in setting_env_names():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env_of(service).items():
+        monkeypatch.setenv(name, interpolate(value, host_env))
+    return load_settings()
+
+
+# --- the compose file --------------------------------------------------------------------
+
+
+def test_compose_file_matches_the_compose_specification(
+    compose: dict[str, Any], validator: jsonschema.Draft201909Validator
+) -> None:
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_schema_is_strict_enough_to_catch_mistakes(
+    compose: dict[str, Any], validator: jsonschema.Draft201909Validator
+) -> None:
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["worker"]["deploy"]["replicas"] = "two"
+    broken["services"]["api"]["enviroment"] = {"VIDLOC_LOG_JSON": "true"}  # a typo'd key
+    messages = sorted(e.message for e in validator.iter_errors(broken))
+    assert len(messages) == 2, messages
+
+
+def test_every_vidloc_variable_is_a_setting(compose: dict[str, Any]) -> None:
+    known = setting_env_names()
+    used = {name for service in compose["services"].values() for name in env_of(service)}
+    referenced = {m.group(1) for text in walk_strings(compose) for m in _VAR.finditer(text)}
+    unknown = sorted(n for n in used | referenced if n.startswith("VIDLOC_") and n not in known)
+    assert unknown == []
+    assert {"VIDLOC_KAFKA_BOOTSTRAP", "VIDLOC_METRICS_PORT", "VIDLOC_VLM_BASE_URL"} <= used
+
+
+@pytest.mark.parametrize("name", VIDLOC_SERVICES)
+def test_vidloc_services_reach_the_compose_kafka_and_s3(
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    env = env_of(services[name])
+    assert {"VIDLOC_KAFKA_BOOTSTRAP", "VIDLOC_S3_ENDPOINT"} <= set(env)
+    settings = settings_for(services[name], {}, monkeypatch)
+    kafka_host = settings.kafka_bootstrap.rsplit(":", 1)[0]
+    s3_host = settings.s3_endpoint.split("://", 1)[1].rsplit(":", 1)[0]
+    assert kafka_host in services and s3_host in services
+    listeners = services[kafka_host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"//{settings.kafka_bootstrap}" in listeners
+    s3_argv = services[s3_host]["command"]
+    assert s3_argv[s3_argv.index("--port") + 1] == ":" + settings.s3_endpoint.rsplit(":", 1)[1]
+    # The gateway's root keys are the ones vidloc signs with.
+    gateway_env = services[s3_host]["environment"]
+    assert interpolate(gateway_env["ROOT_ACCESS_KEY_ID"], {}) == (
+        settings.s3_access_key.get_secret_value()
+    )
+    assert interpolate(gateway_env["ROOT_SECRET_ACCESS_KEY"], {}) == (
+        settings.s3_secret_key.get_secret_value()
+    )
+
+
+@pytest.mark.parametrize("name", VIDLOC_SERVICES)
+def test_vidloc_service_commands_parse_with_the_real_cli(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    assert service["image"].startswith("vidloc") and service["build"] == "."
+    args = build_parser().parse_args(service["command"])
+    assert args.command == service["command"][0]
+
+
+def test_workers_start_offline_and_switch_to_the_gpu_model_by_one_variable(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = compose["services"]["worker"]
+    plain = settings_for(worker, {}, monkeypatch)
+    assert plain.effective_localizer == "cv"  # no endpoint configured: no paid calls
+    gpu = settings_for(worker, {"VIDLOC_VLM_BASE_URL": "http://vllm:8000/v1"}, monkeypatch)
+    assert gpu.effective_localizer == "vlm"
+    assert gpu.effective_vlm_base_url == "http://vllm:8000/v1"
+    vllm_argv = compose["services"]["vllm"]["command"]
+    served = vllm_argv[vllm_argv.index("--served-model-name") + 1 : vllm_argv.index("--host")]
+    assert gpu.vlm_model in served
+    assert gpu.metrics_port == 9400
+
+
+def test_vllm_profile_serves_qwen3_vl_with_room_for_a_chunk(compose: dict[str, Any]) -> None:
+    vllm = compose["services"]["vllm"]
+    assert vllm["profiles"] == ["gpu"]
+    assert vllm["image"].startswith("vllm/vllm-openai:")
+    argv = vllm["command"]
+
+    def flag(name: str) -> str:
+        value: str = argv[argv.index(name) + 1]
+        return value
+
+    assert flag("--model") == "Qwen/Qwen3-VL-8B-Instruct"
+    limits = json.loads(flag("--limit-mm-per-prompt"))
+    assert limits["video"] == 0  # frames go as images, never as a video
+    assert limits["image"] >= Settings().max_frames_per_chunk
+    assert int(flag("--max-model-len")) >= 16_384
+    assert 0 < float(flag("--gpu-memory-utilization")) <= 0.95
+    (device,) = vllm["deploy"]["resources"]["reservations"]["devices"]
+    assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+    assert "vllm" not in {d for s in compose["services"].values() for d in s.get("depends_on", {})}
+
+
+def test_init_runs_before_the_services_that_need_topics_and_buckets(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["init"]["restart"] == "no"
+    for name in ("bridge", "worker", "api"):
+        assert services[name]["depends_on"]["init"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert services["kafka"]["image"] == "apache/kafka:4.1.1"
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    s3 = services["s3"]
+    assert s3["image"].startswith("versity/versitygw:v1.8")
+    argv = s3["command"]
+    assert argv[argv.index("--event-kafka-topic") + 1] == "s3.events"
+    assert argv[argv.index("--event-kafka-url") + 1] == "kafka:9092"
+    assert argv[-2] == "posix"
+    filter_mount = next(v for v in s3["volumes"] if "event-filter.json" in v)
+    assert (REPO / filter_mount.split(":", 1)[0]).resolve().is_file()
+
+
+# --- the Dockerfile ----------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), " ".join(rest.split())))
+    return out
+
+
+def copied_sources(steps: list[tuple[str, str]]) -> set[str]:
+    """Every source of every COPY (all arguments but the destination)."""
+    return {src for op, arg in steps if op == "COPY" for src in arg.split()[:-1]}
+
+
+def test_dockerfile_builds_a_non_root_vidloc_image_with_ffmpeg() -> None:
+    steps = dockerfile_instructions()
+    ops = [op for op, _ in steps]
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    runs = " && ".join(arg for op, arg in steps if op == "RUN")
+    assert re.search(r"apt-get install [^&]*\bffmpeg\b", runs)
+    assert "pip install ." in runs
+    copied = copied_sources(steps)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    packages = re.search(r"include = \[(.*?)\]", pyproject)
+    assert packages is not None
+    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
+        assert package in copied, f"{package} is installed by pyproject but never copied"
+    assert {"pyproject.toml", "README.md"} <= copied
+    user = [arg for op, arg in steps if op == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    assert ops.index("USER") > max(
+        i for i, op in enumerate(ops) if op == "RUN" and "pip" in steps[i][1]
+    )
+    assert ("ENTRYPOINT", '["vidloc"]') in steps
+    exposed = {p for op, arg in steps if op == "EXPOSE" for p in arg.split()}
+    assert str(Settings().metrics_port) in exposed
+
+
+def test_dockerignore_keeps_what_the_build_copies() -> None:
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    copied = copied_sources(dockerfile_instructions())
+    assert not copied & ignored
+    assert {".venv", ".git", ".stack", ".cache"} <= ignored
