@@ -22,6 +22,7 @@ from workers.handler import IngestHandler
 from workers.job import JobRunner
 from workers.localizers.cv import CvLocalizer
 from workers.localizers.vlm import vlm_localizer_from_settings
+from workers.model_client import http_client_from_settings
 from workers.types import FrameSource, Localizer, VideoInfo
 from workers.workdir import own_work_dir, release_work_dir
 
@@ -82,12 +83,11 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
 
 
 def _run(settings: Settings, stop: threading.Event) -> int:
-    limits = httpx.Limits(max_connections=settings.vlm_concurrency * 2)
-    verify: str | bool = settings.vlm_ca_file or True
     metrics = Metrics()
     with (
         serve_metrics(metrics, settings.metrics_port),
-        httpx.Client(timeout=settings.vlm_timeout_s, limits=limits, verify=verify) as http,
+        # One builder for the model's TLS (VIDLOC_VLM_CA_FILE), limits and timeouts.
+        http_client_from_settings(settings) as http,
         EventPublisher(settings) as publisher,
     ):
         handler = build_handler(settings, publisher, http, metrics)
