@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -35,8 +36,10 @@ class VlmLocalizer:
         jpeg_quality: int = 85,
         max_concurrency: int = 4,
         use_response_format: bool = True,
+        max_request_bytes: int | None = None,
     ) -> None:
         self.client = client
+        self.max_request_bytes = max_request_bytes
         self.answer_retries = max(0, answer_retries)
         self.jpeg_quality = jpeg_quality
         self.use_response_format = use_response_format
@@ -48,6 +51,27 @@ class VlmLocalizer:
         if not frames:
             return ChunkResult(chunk_index=chunk.index, events=())
         messages = build_messages(frames, request, chunk, jpeg_quality=self.jpeg_quality)
+        if self.max_request_bytes is not None and len(frames) > 1:
+            size = len(json.dumps(messages))
+            if size > self.max_request_bytes:
+                # An endpoint refuses (413/400) or truncates an oversized body; two requests
+                # of half the frames each cost the same tokens and both get through.
+                logger.info(
+                    "chunk %d: request of %d bytes over the %d byte limit; splitting %d frames",
+                    chunk.index,
+                    size,
+                    self.max_request_bytes,
+                    len(frames),
+                )
+                half = len(frames) // 2
+                first = self.localize(chunk, frames[:half], request)
+                second = self.localize(chunk, frames[half:], request)
+                return ChunkResult(
+                    chunk_index=chunk.index,
+                    events=(*first.events, *second.events),
+                    usage=first.usage + second.usage,
+                    rejected_events=first.rejected_events + second.rejected_events,
+                )
         response_format = (
             response_format_for_answer(request.labels) if self.use_response_format else None
         )
@@ -99,4 +123,5 @@ def vlm_localizer_from_settings(
         answer_retries=settings.vlm_answer_retries,
         jpeg_quality=settings.vlm_jpeg_quality,
         max_concurrency=settings.vlm_concurrency,
+        max_request_bytes=settings.vlm_max_request_bytes,
     )
