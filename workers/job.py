@@ -353,7 +353,8 @@ class JobRunner:
         """Merge the chunks' events, refine their boundaries if asked, snap them to cuts."""
         s = self._settings
         pieces = [e for r in results for e in r.events]
-        merged = merge_events(join_unseparated(pieces, plan.times))
+        frame_period = 1.0 / plan.info.fps if plan.info.fps > 0 else 1e-3
+        merged = merge_events(join_unseparated(pieces, plan.times, frame_period))
         refined: RefineOutcome | None = None
         if plan.refine and merged:
             max_frames = None

@@ -18,9 +18,13 @@ from workers.types import DetectedEvent
 
 
 def join_unseparated(
-    events: Iterable[DetectedEvent], sample_times: Sequence[float]
+    events: Iterable[DetectedEvent], sample_times: Sequence[float], slack_s: float = 1e-3
 ) -> list[DetectedEvent]:
     """Stretch each interval over a following same-label interval when no sample lies between.
+
+    ``sample_times`` are planned instants; the decoder shows the nearest frame, whose own time
+    may differ by up to a frame period, so a sample within ``slack_s`` of either piece does not
+    count as lying between them (pass about one source frame period).
 
     Returns the pieces with the earlier of each joined pair widened to cover the later one, so
     ``merge_events`` then collapses them; instants and other labels pass through untouched.
@@ -39,7 +43,7 @@ def join_unseparated(
         # Walk backwards so a chain a-b-c where no sample separates any pair joins fully.
         for k in range(len(pieces) - 2, -1, -1):
             a, b = pieces[k], pieces[k + 1]
-            if b.start_s > a.end_s and not _sample_between(ts, a.end_s, b.start_s):
+            if b.start_s > a.end_s and not _sample_between(ts, a.end_s, b.start_s, slack_s):
                 reach[k] = max(reach[k], reach[k + 1])
         out.extend(
             replace(p, end_s=r) if r != p.end_s else p for p, r in zip(pieces, reach, strict=True)
@@ -47,7 +51,7 @@ def join_unseparated(
     return out
 
 
-def _sample_between(ts: Sequence[float], lo: float, hi: float) -> bool:
-    """Whether some sample time lies strictly inside ``(lo, hi)`` (1 ms slack on both sides)."""
-    i = bisect.bisect_right(ts, lo + 1e-3)
-    return i < len(ts) and ts[i] < hi - 1e-3
+def _sample_between(ts: Sequence[float], lo: float, hi: float, slack_s: float) -> bool:
+    """Whether some sample time lies inside ``(lo + slack_s, hi - slack_s)``."""
+    i = bisect.bisect_right(ts, lo + slack_s)
+    return i < len(ts) and ts[i] < hi - slack_s

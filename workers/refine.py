@@ -80,25 +80,27 @@ def refine_events(
     for b in boundaries:
         by_event.setdefault(b.event_index, []).append(b)
 
-    def ask(numbered: tuple[int, list[Boundary]]) -> tuple[list[Boundary], ChunkResult, int]:
+    def ask(
+        numbered: tuple[int, list[Boundary]],
+    ) -> tuple[list[Boundary], ChunkResult, tuple[float, ...]]:
         n, group = numbered
         times = sorted({t for b in group for t in b.times})
         frames = _distinct(list(source.frames(path, times, size)))
         lo, hi = min(b.lo_s for b in group), max(b.hi_s for b in group)
         chunk = Chunk(REFINE_CHUNK_BASE + n, lo, hi, tuple(f.t_s for f in frames))
         ask_for = replace(request, labels=(group[0].label,))
-        return group, localizer.localize(chunk, frames, ask_for), len(frames)
+        return group, localizer.localize(chunk, frames, ask_for), chunk.times
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refine") as pool:
         answers = list(pool.map(ask, enumerate(by_event.values())))
     moves: dict[tuple[int, Side], float] = {}
     usage = Usage()
     frames = 0
-    for group, result, sent in answers:
+    for group, result, shown in answers:
         usage += result.usage
-        frames += sent
+        frames += len(shown)
         for b in group:
-            moves[(b.event_index, b.side)] = refined_time(b, result.events)
+            moves[(b.event_index, b.side)] = refined_time(b, result.events, shown)
     refined = apply_moves(events, moves)
     moved = sum(1 for b in boundaries if abs(moves[(b.event_index, b.side)] - b.t_s) > 1e-6)
     log.info(

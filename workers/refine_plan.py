@@ -19,7 +19,7 @@ from workers.merge import normalise_label
 from workers.types import DetectedEvent
 
 Side = Literal["start", "end"]
-_EPS = 1e-6
+_EPS = 1e-3  # decoders report times as float32: 79.8 comes back as 79.800003
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,22 @@ def plan_boundaries(
     return [b for b in out if b.times]
 
 
-def refined_time(boundary: Boundary, answer: Sequence[DetectedEvent]) -> float:
+def refined_time(
+    boundary: Boundary, answer: Sequence[DetectedEvent], frame_times: Sequence[float] = ()
+) -> float:
     """Where the model's answer puts ``boundary``, or its coarse time when the answer is silent.
 
     The bracket runs from "not yet" to "already" (a start) or from "still" to "no longer" (an
     end). A start moves to the latest start of the label the model reports inside the bracket
     (the occurrence that runs on to "already"); an end to the earliest end inside it. The answer
     may also cover the event's other boundary (one request asks about both), so occurrences
-    whose edge falls outside this bracket say nothing about it.
+    whose edge falls outside this bracket say nothing about it. An end the model no longer sees
+    on any frame of its bracket moves to the first of those frames.
+
+    A refined end is then moved to the first frame shown (``frame_times``, else the bracket's
+    far side) after the last one the model saw the event on: a frame stays on screen until the
+    next one replaces it, so refined events are half-open ``[first frame with, first frame
+    without)``, the same convention as the ground truth of the synthetic videos.
     """
     label = normalise_label(boundary.label)
     same = [e for e in answer if normalise_label(e.label) == label and e.end_s >= e.start_s]
@@ -94,7 +102,13 @@ def refined_time(boundary: Boundary, answer: Sequence[DetectedEvent]) -> float:
         starts = [e.start_s for e in same if lo <= e.start_s <= hi]
         return max(starts) if starts else boundary.t_s
     ends = [e.end_s for e in same if lo <= e.end_s <= hi]
-    return min(ends) if ends else boundary.t_s
+    if not ends:
+        # Not seen on any frame after the last coarse sight: it was gone by the first of them.
+        shown = [t for t in frame_times if lo < t <= hi]
+        return min(shown) if shown else boundary.t_s
+    end = min(ends)
+    after = [t for t in (*frame_times, boundary.hi_s) if end + _EPS < t <= boundary.hi_s + _EPS]
+    return min(after) if after else end
 
 
 def apply_moves(
