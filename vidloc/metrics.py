@@ -17,6 +17,9 @@ vidloc_model_request_seconds       histogram  outcome (ok|http_error|timeout|unr
                                               invalid), status (HTTP code, "2xx" or "none")
 vidloc_tokens_total                counter    kind (prompt|completion)
 vidloc_consumer_lag_messages       gauge      topic, partition
+vidloc_api_requests_total          counter    route, method, status (the query API)
+vidloc_api_request_seconds         histogram  route
+vidloc_videos                      gauge      status (the API's view of every known video)
 =================================  =========  ==============================================
 """
 
@@ -92,6 +95,23 @@ class Metrics:
         )
         self._lag_series: set[tuple[str, str]] = set()
         self._lag_lock = threading.Lock()
+        self.api_requests = Counter(
+            "vidloc_api_requests",
+            "Query API requests, by route template, method and status code",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.api_request_seconds = Histogram(
+            "vidloc_api_request_seconds",
+            "Query API request latency, by route template",
+            ["route"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+
+    def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.api_requests.labels(route=route, method=method, status=str(status)).inc()
+        self.api_request_seconds.labels(route=route).observe(seconds)
 
     # Jobs ---------------------------------------------------------------------------------
 

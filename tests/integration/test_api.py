@@ -139,3 +139,27 @@ def test_readiness_is_503_when_kafka_is_unreachable(api_settings: Settings) -> N
     assert error["code"] == "not_ready" and "kafka: bus_unavailable" in error["message"]
     assert "s3: ok" in error["message"]
     assert healthy.status_code == 200  # alive, just not ready
+
+
+def test_metrics_count_requests_and_videos_by_status(
+    api: httpx.Client, videos: dict[str, str]
+) -> None:
+    assert api.get(f"/videos/{videos['done']}/timeline").status_code == 200
+    assert api.get("/videos/no-such-video/timeline").status_code == 404
+    scrape = api.get("/metrics")
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("text/plain")
+    lines = scrape.text.splitlines()
+
+    def value(prefix: str) -> float:
+        matching = [line for line in lines if line.startswith(prefix)]
+        assert len(matching) == 1, (prefix, matching)
+        return float(matching[0].rsplit(" ", 1)[1])
+
+    route = "/videos/{video_id}/timeline"
+    ok = f'vidloc_api_requests_total{{method="GET",route="{route}",status="200"}}'
+    missing = f'vidloc_api_requests_total{{method="GET",route="{route}",status="404"}}'
+    assert value(ok) >= 1 and value(missing) >= 1
+    # The feed has seen the failed and the running video of this module (and maybe others).
+    assert value('vidloc_videos{status="failed"}') >= 1
+    assert value('vidloc_videos{status="running"}') >= 1

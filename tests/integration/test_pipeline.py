@@ -69,6 +69,7 @@ def pipeline_settings(stack: Settings, fake_vlm: str, video_bucket: str) -> Sett
 def worker_env(fake_vlm: str, video_bucket: str) -> dict[str, str]:
     return {
         "VIDLOC_VIDEO_BUCKET": video_bucket,
+        "VIDLOC_METRICS_PORT": "0",  # several workers on one host: no port fights
         "VIDLOC_VLM_BASE_URL": fake_vlm,
         "VIDLOC_VLM_API_KEY": "test-key-not-secret",
         "VIDLOC_VLM_MAX_BACKOFF_S": "2",

@@ -3,23 +3,63 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.errors import install_error_handlers
 from vidloc.api.feed import StatusFeed
 from vidloc.api.probes import Probe, Readiness, kafka_probe, s3_probe
 from vidloc.api.routes import Services, router
-from vidloc.api.status import StatusBook
+from vidloc.api.status import StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
+from vidloc.metrics import CONTENT_TYPE, Metrics
 from vidloc.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PRESIGN_EXPIRY_S = 3600
+
+
+class VideosByStatus(Collector):
+    """``vidloc_videos{status}``, counted from the status feed at scrape time."""
+
+    def __init__(self, book: StatusBook) -> None:
+        self._book = book
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "vidloc_videos", "Videos the API has seen on the bus, by status", labels=["status"]
+        )
+        counts = Counter(
+            state.status
+            for video_id, view in self._book.snapshot().items()
+            if (state := derive_state(video_id, view, has_timeline=False)) is not None
+        )
+        for status, count in sorted(counts.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+def _count_requests(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the path: one series per endpoint, not one per video id.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.api_request(
+            route, request.method, response.status_code, time.perf_counter() - started
+        )
+        return response
 
 
 def create_app(
@@ -30,6 +70,7 @@ def create_app(
     follow_bus: bool = True,
     probes: Mapping[str, Probe] | None = None,
     presign: Callable[[str, str], str] | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -59,6 +100,14 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(router)
+    metrics = metrics or Metrics()
+    metrics.registry.register(VideosByStatus(book))
+    _count_requests(app, metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     app.state.feed = feed
     app.state.services = Services(
         timelines=TimelineReader(store, settings.timeline_bucket),
