@@ -2,7 +2,7 @@
 (model 429 / 5xx / slow / dropped answers, one worker SIGKILLed and replaced). Afterwards every
 ingest event has exactly one final result and every succeeded result has its timeline.
 
-``VIDLOC_SOAK_VIDEOS`` sets the count (default 150: about two and a half minutes on a shared 2-core box).
+``VIDLOC_SOAK_VIDEOS`` sets the count (default 150: about 2.5 minutes on a shared 2-core box).
 """
 
 from __future__ import annotations
