@@ -354,7 +354,9 @@ class JobRunner:
         s = self._settings
         pieces = [e for r in results for e in r.events]
         frame_period = 1.0 / plan.info.fps if plan.info.fps > 0 else 1e-3
-        merged = merge_events(join_unseparated(pieces, plan.times, frame_period))
+        merged = merge_events(
+            join_unseparated(pieces, plan.times, frame_period, join_instants=plan.localizer != "cv")
+        )
         refined: RefineOutcome | None = None
         if plan.refine and merged:
             max_frames = None

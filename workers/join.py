@@ -18,13 +18,21 @@ from workers.types import DetectedEvent
 
 
 def join_unseparated(
-    events: Iterable[DetectedEvent], sample_times: Sequence[float], slack_s: float = 1e-3
+    events: Iterable[DetectedEvent],
+    sample_times: Sequence[float],
+    slack_s: float = 1e-3,
+    *,
+    join_instants: bool = False,
 ) -> list[DetectedEvent]:
     """Stretch each interval over a following same-label interval when no sample lies between.
 
     ``sample_times`` are planned instants; the decoder shows the nearest frame, whose own time
     may differ by up to a frame period, so a sample within ``slack_s`` of either piece does not
     count as lying between them (pass about one source frame period).
+
+    ``join_instants``: a model that saw an event on one frame of a chunk (often the last frame
+    of an overlap) reports an instant; with this set, such instants join like intervals. Leave
+    it off for cv cuts, where two cuts one sample apart are two cuts.
 
     Returns the pieces with the earlier of each joined pair widened to cover the later one, so
     ``merge_events`` then collapses them; instants and other labels pass through untouched.
@@ -33,7 +41,7 @@ def join_unseparated(
     groups: dict[str, list[DetectedEvent]] = defaultdict(list)
     out: list[DetectedEvent] = []
     for ev in events:
-        if ev.end_s > ev.start_s:
+        if ev.end_s > ev.start_s or (join_instants and ev.end_s == ev.start_s):
             groups[normalise_label(ev.label)].append(ev)
         else:
             out.append(ev)
@@ -43,7 +51,7 @@ def join_unseparated(
         # Walk backwards so a chain a-b-c where no sample separates any pair joins fully.
         for k in range(len(pieces) - 2, -1, -1):
             a, b = pieces[k], pieces[k + 1]
-            if b.start_s > a.end_s and not _sample_between(ts, a.end_s, b.start_s, slack_s):
+            if b.start_s >= a.end_s and not _sample_between(ts, a.end_s, b.start_s, slack_s):
                 reach[k] = max(reach[k], reach[k + 1])
         out.extend(
             replace(p, end_s=r) if r != p.end_s else p for p, r in zip(pieces, reach, strict=True)
