@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 from kafka import KafkaProducer
 from pipeline import REPO, Watcher, Workers
+from reliability import wait_group_stable
 
 from contracts import decode_timeline, derive_job_id, encode, schema_for
 from producers.bridge import run_bridge
@@ -85,8 +86,12 @@ def workers(
     worker_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
-    pool = Workers(pipeline_settings, worker_env, tmp_path_factory.mktemp("worker-logs"))
+    log_dir = tmp_path_factory.mktemp("worker-logs")
+    pool = Workers(pipeline_settings, worker_env, log_dir)
     pool.start(2)
+    # Work sent while members still join may move mid-flight and be announced twice (an
+    # identical replay the contract allows); these tests count exactly one result.
+    wait_group_stable(log_dir, 2)
     yield pool
     pool.stop()
 
