@@ -104,12 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             stop_fake()
 
     rows = []
+    failed = 0
     for name in chosen:
         timelines = []
         for video_id in submitted[name]:
             result = seen.results[video_id][-1]
             if result.status != "succeeded" or result.timeline is None:
                 print(f"{name}: {video_id} failed: {result.error}", file=sys.stderr)
+                failed += 1
                 continue
             data = store.get_bytes(result.timeline.bucket, result.timeline.key)
             timelines.append(decode_timeline(data))
@@ -118,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, ev))
     print(f"\n{len(ids)} jobs through {args.workers} workers in {wall:.0f} s\n")
     print(render_table(rows))
-    return 0
+    if failed:
+        print(f"{failed} jobs failed (scored as misses); see above", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def render_table(rows: list[tuple[str, Any]]) -> str:
