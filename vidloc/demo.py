@@ -14,15 +14,13 @@ import threading
 import uuid
 from pathlib import Path
 
-from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
 from rich.console import Console
 
 from contracts import derive_video_id
 from producers.bridge import run_bridge
 from producers.follow import Follower, print_result
 from vidloc import names
-from vidloc.adapters.kafka import make_consumer
+from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 from vidloc.stack import stack_command
@@ -31,18 +29,6 @@ from vidloc.synth.render import ensure_rendered
 from vidloc.synth.spec import VideoSpec
 
 DEMO_VIDEO = "h264_mp4"
-
-
-def _park_at_end(settings: Settings, group: str, topic: str) -> None:
-    """A demo group starts at the end: old messages on a developer's stack are not its work."""
-    consumer = make_consumer(settings, group_id=group, topics=())
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_end(*tps)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
-    finally:
-        consumer.close(autocommit=False)
 
 
 def _describe_truth(spec: VideoSpec) -> str:
@@ -84,8 +70,8 @@ def _run(settings: Settings, console: Console, timeout_s: float) -> int:
 
     run = uuid.uuid4().hex[:8]
     worker_group, bridge_group = f"vidloc-demo-{run}", f"vidloc-demo-bridge-{run}"
-    _park_at_end(settings, worker_group, names.TOPIC_INGEST)
-    _park_at_end(settings, bridge_group, names.TOPIC_S3_EVENTS)
+    park_group_at_end(settings, worker_group, names.TOPIC_INGEST)
+    park_group_at_end(settings, bridge_group, names.TOPIC_S3_EVENTS)
 
     spec = spec_named(DEMO_VIDEO)
     video = ensure_rendered(spec, settings.cache_dir / "demo")

@@ -97,3 +97,13 @@ def make_topic(
 @pytest.fixture(scope="session")
 def minio_client(stack: Settings) -> Minio:
     return stack_s3.client(stack)
+
+
+@pytest.fixture(scope="module")
+def fake_vlm() -> Iterator[str]:
+    """The fake OpenAI-compatible model server on a real socket: its base URL (``.../v1``)."""
+    from vidloc.fake_vlm.server import serve_in_thread
+
+    base_url, stop = serve_in_thread()
+    yield base_url
+    stop()

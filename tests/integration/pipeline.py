@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from contracts import (
     DlqRecord,
@@ -29,23 +28,10 @@ from contracts import (
     decode_result,
 )
 from vidloc import names
-from vidloc.adapters.kafka import make_consumer
+from vidloc.adapters.kafka import make_consumer, park_group_at_end
 from vidloc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def park_group_at_end(settings: Settings, group: str, topic: str) -> None:
-    """Commit the current end offsets for ``group`` so it starts with what arrives next."""
-    consumer = make_consumer(settings, group_id=group, topics=())
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_end(*tps)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
-    finally:
-        consumer.close(autocommit=False)
 
 
 @dataclass

@@ -24,7 +24,6 @@ from contracts import derive_job_id
 from producers.submit import submit_files
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
 from vidloc.synth.catalogue import spec_named
 from vidloc.synth.render import ensure_rendered
@@ -54,13 +53,6 @@ def scrape(port: int) -> Samples:
 
 def sample(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
-
-
-@pytest.fixture(scope="module")
-def fake_vlm() -> Iterator[str]:
-    base_url, stop = serve_in_thread()
-    yield base_url
-    stop()
 
 
 @pytest.fixture(scope="module")

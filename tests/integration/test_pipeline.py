@@ -24,8 +24,8 @@ from reliability import wait_group_stable
 from contracts import decode_timeline, derive_job_id, encode, schema_for
 from producers.bridge import run_bridge
 from producers.submit import SUBMITTED_META
+from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
 from vidloc.synth.catalogue import standard_specs
 from vidloc.synth.render import corrupt_copy, ensure_rendered
@@ -44,13 +44,6 @@ def media() -> dict[str, tuple[Path, GroundTruth, VideoSpec]]:
         path = ensure_rendered(spec, MEDIA_CACHE)
         out[spec.name] = (path, spec.ground_truth(), spec)
     return out
-
-
-@pytest.fixture(scope="module")
-def fake_vlm() -> Iterator[str]:
-    base_url, stop = serve_in_thread()
-    yield base_url
-    stop()
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +91,6 @@ def workers(
 
 @pytest.fixture(scope="module")
 def bridge(pipeline_settings: Settings) -> Iterator[None]:
-    from pipeline import park_group_at_end
-
     from vidloc import names
 
     group = f"test-bridge-{uuid.uuid4().hex[:10]}"

@@ -294,3 +294,21 @@ def close_consumer(consumer: KafkaConsumer) -> None:
         consumer.close()
     except KafkaError as exc:
         log.warning("closing a Kafka consumer failed: %s", exc)
+
+
+def park_group_at_end(settings: Settings, group_id: str, topic: str) -> None:
+    """Commit ``topic``'s current end offsets for ``group_id``: it starts with what comes next.
+
+    For groups that must not replay history, e.g. a demo or a test on a long-lived stack.
+    """
+    consumer = make_consumer(settings, group_id=group_id, topics=())
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
+    except KafkaError as exc:
+        raise BusUnavailable(f"cannot park group {group_id} at the end of {topic}: {exc}") from exc
+    finally:
+        close_consumer(consumer)

@@ -101,9 +101,16 @@ def write_config(settings: Settings, layout: StackLayout) -> None:
     layout.kafka_config.write_text(text)
 
 
-def new_cluster_id() -> str:
-    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """Kafka's cluster id format: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with ``-``: StorageTool's argument
+    parser would read ``-t -abc...`` as an unknown option and refuse to format (1 in 64 ids).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _classpath(layout: StackLayout) -> str:
