@@ -19,8 +19,8 @@ from workers.cost import Prices, price_usage
 from workers.frames.adaptive import changes_over
 from workers.frames.plan import tokens_per_frame
 from workers.frames.prepass import Prepass
-from workers.job import FRAME_TEXT_TOKENS, JobPlan, make_plan, wants_adaptive
 from workers.localizers.prompt import SYSTEM_PROMPT
+from workers.planning import FRAME_TEXT_TOKENS, JobPlan, make_plan, wants_adaptive
 from workers.refine_plan import grid_inside
 from workers.types import Usage
 

@@ -1,0 +1,100 @@
+"""The job's plan, decided before the first frame is decoded (pure).
+
+Probe facts, the user's options and settings (plus, for adaptive sampling, the pre-pass's change
+scores) become sample times, chunks and frame size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts import IngestEvent
+from vidloc.errors import InputError, VideoTooLong
+from vidloc.settings import Settings
+from workers.frames.adaptive import changes_over, frames_for_budget, plan_adaptive_times
+from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times, tokens_per_frame
+from workers.frames.prepass import Prepass
+from workers.types import Chunk, VideoInfo
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything decided before the first frame is decoded."""
+
+    info: VideoInfo
+    localizer: str
+    sample_fps: float
+    chunk_s: float
+    overlap_s: float
+    frame_size: tuple[int, int]
+    times: tuple[float, ...]
+    chunks: tuple[Chunk, ...]
+    mode: str = "uniform"  # or "adaptive"
+    token_budget_per_min: float | None = None
+    refine: bool = False
+    cuts: tuple[float, ...] = ()  # frame-accurate cuts from the adaptive pre-pass
+
+
+# Text around each frame (its "<t seconds>" label and separators), in prompt tokens.
+FRAME_TEXT_TOKENS = 4
+
+
+def wants_adaptive(event: IngestEvent, settings: Settings) -> bool:
+    return (event.options.sampling or settings.sampling_mode) == "adaptive"
+
+
+def make_plan(
+    info: VideoInfo,
+    event: IngestEvent,
+    settings: Settings,
+    localizer: str,
+    prepass: Prepass | None = None,
+) -> JobPlan:
+    """Pure: turn probe facts, user options and settings into a sampling and chunking plan.
+
+    With adaptive sampling (and the ``prepass`` it needs) the instants come from the change
+    scores within the token budget; otherwise they are uniform at ``sample_fps``.
+    """
+    if info.duration_s > settings.max_duration_s:
+        raise VideoTooLong(
+            f"video is {info.duration_s:.0f} s long; the limit is {settings.max_duration_s:.0f} s"
+        )
+    if info.width * info.height > settings.max_pixels:
+        raise InputError(
+            f"resolution {info.width}x{info.height} is over the limit of "
+            f"{settings.max_pixels} pixels",
+            code="resolution_too_large",
+        )
+    opts = event.options
+    sample_fps = opts.sample_fps or settings.sample_fps
+    chunk_s = opts.chunk_s or settings.chunk_s
+    overlap_s = min(settings.chunk_overlap_s, chunk_s / 2)
+    size = frame_size_for(info.width, info.height, settings.frame_long_side)
+    budget = opts.token_budget_per_min or settings.token_budget_per_min
+    refine = opts.refine if opts.refine is not None else settings.refine
+    adaptive = wants_adaptive(event, settings) and prepass is not None
+    if adaptive and prepass is not None:
+        per_frame = tokens_per_frame(*size) + FRAME_TEXT_TOKENS
+        times = plan_adaptive_times(
+            info.duration_s,
+            changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold),
+            min_fps=settings.adaptive_min_fps,
+            max_frames=frames_for_budget(info.duration_s, budget, per_frame),
+        )
+    else:
+        times = plan_sample_times(info.duration_s, sample_fps)
+    chunks = plan_chunks(times, chunk_s, overlap_s, settings.max_frames_per_chunk)
+    return JobPlan(
+        info,
+        localizer,
+        sample_fps,
+        chunk_s,
+        overlap_s,
+        size,
+        times,
+        chunks,
+        mode="adaptive" if adaptive else "uniform",
+        token_budget_per_min=budget if adaptive else None,
+        refine=refine and localizer == "vlm",
+        cuts=prepass.cuts if adaptive and prepass is not None else (),
+    )
