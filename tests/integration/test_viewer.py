@@ -6,6 +6,7 @@ URL; its ground-truth events become the timeline. Screenshots are kept under art
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -162,9 +163,9 @@ def test_exported_page_works_offline_from_a_file(
     """``vidloc timeline ID --html`` writes one file that works with no API running."""
     out = tmp_path / "timeline.html"
     env = {
+        **os.environ,  # the stack's endpoints, wherever this run put them
         "VIDLOC_VIDEO_BUCKET": viewer_settings.video_bucket,
         "VIDLOC_TIMELINE_BUCKET": viewer_settings.timeline_bucket,
-        "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
         [sys.executable, "-m", "vidloc", "timeline", video_id, "--html", str(out)],
