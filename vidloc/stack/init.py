@@ -8,7 +8,6 @@ first refused connection. Safe to run any number of times.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
@@ -17,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from vidloc.adapters.kafka import kafka_config
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import StackError, TransientError
 from vidloc.settings import Settings
-from vidloc.stack.kafka import topic_partitions
+from vidloc.stack.kafka import create_missing_topics, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +45,7 @@ def create_topics(settings: Settings) -> list[str]:
     except KafkaError as exc:
         raise TransientError(f"Kafka at {settings.kafka_bootstrap} not ready: {exc}") from exc
     try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name=name, num_partitions=count, replication_factor=settings.topic_replication)
-            for name, count in topic_partitions(settings).items()
-            if name not in existing
-        ]
-        if missing:
-            # Two inits racing (compose restarts) both want the topic to exist; that is all.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-        return [t.name for t in missing]
+        return create_missing_topics(admin, topic_partitions(settings), settings.topic_replication)
     except KafkaError as exc:
         raise TransientError(f"could not create topics: {exc}") from exc
     finally:

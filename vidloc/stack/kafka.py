@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from string import Template
 
 from kafka import KafkaAdminClient
@@ -209,25 +209,34 @@ def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) 
     )
 
 
+def create_missing_topics(
+    admin: KafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
+) -> list[str]:
+    """Create the topics of ``wanted`` (name -> partitions) that do not exist; their names.
+
+    Raises KafkaError; callers translate it into their own vidloc error.
+    """
+    existing = set(admin.list_topics())
+    missing = [
+        NewTopic(name=t, num_partitions=n, replication_factor=replication_factor)
+        for t, n in wanted.items()
+        if t not in existing
+    ]
+    # Another `up` or `init` may have raced us; an existing topic is all we want.
+    if missing:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(missing)
+    return [t.name for t in missing]
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the vidloc topics that are missing; return the names it created."""
-    wanted = topic_partitions(settings)
     try:
         admin = _admin(settings)
     except KafkaError as exc:
         raise StackError(f"cannot reach Kafka to create topics: {exc}") from exc
     try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name=t, num_partitions=n, replication_factor=1)
-            for t, n in wanted.items()
-            if t not in existing
-        ]
-        # Another `up` may have raced us; an existing topic is all we want.
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-        return [t.name for t in missing]
+        return create_missing_topics(admin, topic_partitions(settings), 1)
     except KafkaError as exc:
         raise StackError(f"could not create Kafka topics: {exc}") from exc
     finally:
