@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -22,17 +22,7 @@ Stage = Literal[
     "done",
     "failed",
 ]
-STAGES: tuple[Stage, ...] = (
-    "queued",
-    "downloading",
-    "probing",
-    "sampling",
-    "localizing",
-    "merging",
-    "storing",
-    "done",
-    "failed",
-)
+STAGES: tuple[Stage, ...] = get_args(Stage)
 
 
 class ProgressEvent(Document):
