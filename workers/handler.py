@@ -16,13 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from contracts import (
     ContractError,
-    DlqRecord,
     IngestEvent,
-    ProgressEvent,
     decode_ingest,
     derive_job_id,
     encode,
@@ -43,7 +40,7 @@ from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.job import JobRunner
-from workers.outcomes import dlq_record, failed_result, succeeded_result
+from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +141,7 @@ class IngestHandler:
         bind_job(video_id, job_id)
         self._localizer = event.options.localizer or self._settings.effective_localizer
         self.retry_hint_s = 0.0
-        uses_model = (event.options.localizer or self._settings.effective_localizer) == "vlm"
+        uses_model = self._localizer == "vlm"
         if uses_model and not self.breaker.allow():
             # The endpoint is known to be down: wait it out instead of failing the job.
             self.retry_hint_s = self.breaker.retry_in_s()
@@ -157,14 +154,11 @@ class IngestHandler:
             if uses_model:
                 self.breaker.record_success()
             result = succeeded_result(event, job_id, outcome)
+            chunks = outcome.timeline.sampling.chunks
             self._publish(
                 names.TOPIC_PROGRESS,
                 video_id,
-                encode(
-                    self._progress(
-                        video_id, job_id, "done", outcome.timeline.sampling.chunks, "done"
-                    )
-                ),
+                encode(progress_event(video_id, job_id, "done", chunks, chunks, "done")),
             )
             self._publish(names.TOPIC_RESULTS, video_id, encode(result))
             self._first_failure.pop(where, None)
@@ -274,10 +268,8 @@ class IngestHandler:
             code=exc.code,
             message=message,
         )
-        limit = max(1024, self._settings.max_message_bytes // DLQ_ORIGINAL_SHARE)
-        truncated = len(delivery.value) > limit
         record = dlq_record(
-            raw=delivery.value[:limit] if truncated else delivery.value,
+            raw=delivery.value,
             topic=delivery.topic,
             partition=delivery.partition,
             offset=delivery.offset,
@@ -285,21 +277,13 @@ class IngestHandler:
             message=message,
             video_id=video_id,
             job_id=job_id,
+            max_original_bytes=max(1024, self._settings.max_message_bytes // DLQ_ORIGINAL_SHARE),
         )
-        if truncated:
-            record = DlqRecord.model_validate(
-                {
-                    **record.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    "original_truncated": True,
-                    "original_bytes": len(delivery.value),
-                    "original_sha256": hashlib.sha256(delivery.value).hexdigest(),
-                }
-            )
         self._publish(names.TOPIC_DLQ, video_id, encode(record))
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
-            encode(self._progress(video_id, job_id, "failed", 0, message)),
+            encode(progress_event(video_id, job_id, "failed", 0, 0, message)),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         return Disposition.COMMIT
@@ -312,27 +296,9 @@ class IngestHandler:
                 self._publish(
                     names.TOPIC_PROGRESS,
                     video_id,
-                    encode(self._progress(video_id, job_id, stage, total, message, done)),
+                    encode(progress_event(video_id, job_id, stage, done, total, message)),
                 )
             except TransientError as exc:  # progress is best effort; results are not
                 log.warning("progress event not sent: %s", exc)
 
         return report
-
-    @staticmethod
-    def _progress(
-        video_id: str, job_id: str, stage: str, total: int, message: str, done: int | None = None
-    ) -> ProgressEvent:
-        return ProgressEvent.model_validate(
-            {
-                "schema": "vidloc.progress.v1",
-                "event_id": f"prg-{job_id}-{stage}-{done if done is not None else total}",
-                "video_id": video_id,
-                "job_id": job_id,
-                "stage": stage,
-                "chunks_done": total if done is None else done,
-                "chunks_total": total,
-                "message": message[:500],
-                "at": datetime.now(UTC).isoformat(),
-            }
-        )

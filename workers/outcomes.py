@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts import DlqRecord, IngestEvent, ResultEvent, wrap_original
+from contracts import DlqRecord, IngestEvent, ProgressEvent, ResultEvent, wrap_original
 from workers.job import JobOutcome
 
 
@@ -75,8 +75,12 @@ def dlq_record(
     message: str,
     video_id: str,
     job_id: str,
+    max_original_bytes: int,
 ) -> DlqRecord:
-    original, encoding = wrap_original(raw)
+    """The dead letter for ``raw``; an original over ``max_original_bytes`` is cut and flagged,
+    so the record always fits on the bus even when the original barely did."""
+    truncated = len(raw) > max_original_bytes
+    original, encoding = wrap_original(raw[:max_original_bytes] if truncated else raw)
     doc: dict[str, Any] = {
         "schema": "vidloc.dlq.v1",
         "video_id": video_id,
@@ -87,4 +91,26 @@ def dlq_record(
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "failed_at": datetime.now(UTC).isoformat(),
     }
+    if truncated:
+        doc["original_truncated"] = True
+        doc["original_bytes"] = len(raw)
+        doc["original_sha256"] = hashlib.sha256(raw).hexdigest()
     return DlqRecord.model_validate(doc)
+
+
+def progress_event(
+    video_id: str, job_id: str, stage: str, done: int, total: int, message: str
+) -> ProgressEvent:
+    return ProgressEvent.model_validate(
+        {
+            "schema": "vidloc.progress.v1",
+            "event_id": f"prg-{job_id}-{stage}-{done}",
+            "video_id": video_id,
+            "job_id": job_id,
+            "stage": stage,
+            "chunks_done": done,
+            "chunks_total": total,
+            "message": message[:500],
+            "at": datetime.now(UTC).isoformat(),
+        }
+    )
