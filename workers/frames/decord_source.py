@@ -1,11 +1,9 @@
 """decord frame source, run in a child process so a hung or bloated decode can be killed.
 
 decord decodes in C++ threads that Python cannot interrupt: a decode stuck on a hostile file
-would pin a worker thread (and its memory) forever. So the VideoReader lives in a spawned child
-process that streams batches of frames back through a pipe; the parent waits at most
-``decode_timeout_s`` for each message and kills the child when that passes (-> DecodeFailed).
-The pipe also gives backpressure: the child blocks on ``send`` until the consumer takes the
-previous batch, so at most one batch is in flight.
+would pin a worker thread (and its memory) forever. So the VideoReader lives in a child process
+(:mod:`workers.frames.isolated`) that streams batches of frames back; the parent waits at most
+``decode_timeout_s`` for each batch and kills the child when that passes (-> DecodeFailed).
 
 decord decodes straight to the requested size (``width``/``height``), and true frame times come
 from ``get_frame_timestamp`` (container timestamps relative to the stream start; on a
@@ -19,15 +17,13 @@ grows with resolution and length (see ``bench/README.md``).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Generator, Iterator, Sequence
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
 from vidloc.errors import DecodeFailed
-from workers.frames.probe import probe_video
+from workers.frames.isolated import first_line, probe_in_child, stream_from_child
 from workers.frames.pyav_source import ends_early, select_index
 from workers.types import FrameSample, VideoInfo
 
@@ -51,7 +47,7 @@ class DecordSource:
 
     def probe(self, path: str) -> VideoInfo:
         # decord names no codec and cannot tell "not a video" from "broken": probe with PyAV.
-        return probe_video(path)
+        return probe_in_child(path, self.decode_timeout_s)
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
@@ -60,39 +56,27 @@ class DecordSource:
         wanted = sorted(times)
         if not wanted:
             return
-        mp = multiprocessing.get_context("spawn")  # fork is unsafe beside Kafka/HTTP threads
-        receiver, sender = mp.Pipe(duplex=False)
-        child = mp.Process(
-            target=_serve,
-            args=(sender, path, size, self.threads, wanted, self.batch_size),
-            name="vidloc-decord",
-            daemon=True,
+        messages = stream_from_child(
+            _serve,
+            (path, size, self.threads, wanted, self.batch_size),
+            timeout_s=self.decode_timeout_s,
+            label="decord",
+            path=path,
         )
-        child.start()
-        sender.close()  # the child holds its own copy; EOF on ours means it is gone
         try:
-            yield from self._receive(receiver, child, path, wanted)
+            yield from self._receive(messages, path, wanted)
         finally:
-            receiver.close()
-            if child.is_alive():
-                child.kill()
-            child.join(timeout=10)
-            if child.exitcode is not None:
-                child.close()
+            messages.close()
 
     def _receive(
-        self, receiver: Connection, child: Any, path: str, wanted: list[float]
+        self, messages: Iterator[tuple[Any, ...]], path: str, wanted: list[float]
     ) -> Iterator[FrameSample]:
-        count, last_wanted = len(wanted), wanted[-1]
+        last_wanted = wanted[-1]
         produced = 0
-        while produced < count:
-            message = self._next(receiver, child, path)
-            kind = message[0]
-            if kind == "error":
-                raise DecodeFailed(f"decord: {message[1]}")
-            if kind == "index":
+        for message in messages:
+            if message[0] == "index":
                 self._check_end(path, float(message[1]), float(message[2]), last_wanted)
-            if kind == "frames":
+            else:  # "frames"
                 for t_s, image, repeats in message[1]:
                     for _ in range(repeats):
                         yield FrameSample(t_s=t_s, image=image)
@@ -103,38 +87,22 @@ class DecordSource:
         """decord answers late requests with its last indexed frame; a truncated file must fail."""
         if last_frame >= last_wanted:
             return  # the common case: no need to look at the container again
-        stated = probe_video(path).duration_s
+        stated = self.probe(path).duration_s
         if ends_early(last_frame, last_wanted, stated, fps):
             raise DecodeFailed(
                 f"decord: frames stop at {last_frame:.2f} s but the file claims {stated:.2f} s "
                 "(truncated or corrupt)"
             )
 
-    def _next(self, receiver: Connection, child: Any, path: str) -> tuple[Any, ...]:
-        if not receiver.poll(self.decode_timeout_s):
-            child.kill()
-            raise DecodeFailed(
-                f"decord produced nothing for {self.decode_timeout_s:.0f} s on {path}; killed"
-            )
-        try:
-            message: tuple[Any, ...] = receiver.recv()
-        except EOFError as exc:
-            child.join(timeout=5)
-            raise DecodeFailed(
-                f"decord worker died (exit code {child.exitcode}) on {path}"
-            ) from exc
-        return message
-
 
 def _serve(
-    out: Connection,
     path: str,
     size: tuple[int, int],
     threads: int,
     wanted: list[float],
     batch_size: int,
-) -> None:
-    """Child process body: open, map requests to frames, send batches, then exit."""
+) -> Iterator[tuple[Any, ...]]:
+    """Child process body: open, map requests to frames, yield the index then frame batches."""
     try:
         import decord
 
@@ -143,17 +111,12 @@ def _serve(
             path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads
         )
         count = len(reader)
-        if count == 0:
-            out.send(("error", "no frames"))
-            return
-        starts = [float(s) for s in reader.get_frame_timestamp(range(count))[:, 0]]
+        starts = [float(s) for s in reader.get_frame_timestamp(range(count))[:, 0]] if count else []
     except Exception as exc:  # decord raises its own DECORDError and plain RuntimeErrors
-        out.send(("error", f"cannot open: {type(exc).__name__}: {_first_line(exc)}"))
-        return
-    try:
-        out.send(("index", max(starts), float(reader.get_avg_fps())))
-    except (BrokenPipeError, EOFError):
-        return
+        raise DecodeFailed(f"decord: cannot open: {type(exc).__name__}: {first_line(exc)}") from exc
+    if count == 0:
+        raise DecodeFailed("decord: no frames")
+    yield ("index", max(starts), float(reader.get_avg_fps()))
     # Distinct frames in order, each with how many consecutive requests it answers.
     picks: list[list[int]] = []
     for t in wanted:
@@ -162,28 +125,19 @@ def _serve(
             picks[-1][1] += 1
         else:
             picks.append([index, 1])
-    try:
-        for first in range(0, len(picks), batch_size):
-            batch = picks[first : first + batch_size]
+    for first in range(0, len(picks), batch_size):
+        batch = picks[first : first + batch_size]
+        try:
             images = reader.get_batch([index for index, _ in batch]).asnumpy()
-            out.send(
-                (
-                    "frames",
-                    [
-                        (round(starts[index], 6), np.ascontiguousarray(images[k]), repeats)
-                        for k, (index, repeats) in enumerate(batch)
-                    ],
-                )
-            )
-            del images
-    except (BrokenPipeError, EOFError):
-        return  # the consumer stopped early
-    except Exception as exc:
-        out.send(("error", f"decode failed: {type(exc).__name__}: {_first_line(exc)}"))
-    finally:
-        out.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1][:300] if text else ""
+        except Exception as exc:
+            raise DecodeFailed(
+                f"decord: decode failed: {type(exc).__name__}: {first_line(exc)}"
+            ) from exc
+        yield (
+            "frames",
+            [
+                (round(starts[index], 6), np.ascontiguousarray(images[k]), repeats)
+                for k, (index, repeats) in enumerate(batch)
+            ],
+        )
+        del images

@@ -7,6 +7,9 @@ the container timestamps (relative to the stream start), never the requested tim
 answered by the same frame each get it (one sample per request, in order).
 
 Memory is flat: besides the frame being decoded, only the current candidate is kept.
+
+This class decodes in-process with no time limit; the worker runs it in a killable child
+through :class:`workers.frames.isolated.IsolatedSource` (see ``select.make_source``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ The rule (:func:`choose_source_name`, pure):
 
 And at run time, :class:`FallbackSource` switches to PyAV for the remaining times when decord
 fails to open or decode a file (DecodeFailed), so an odd file decord chokes on is still served.
+
+Every decoder runs in a killable child process bounded by ``decode_timeout_s`` per message
+(:mod:`workers.frames.isolated`): decord always, PyAV through :class:`IsolatedSource`, and the
+probe too, so no file can hang a job thread in C code.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from vidloc.errors import ConfigError, DecodeFailed
 from workers.frames.decord_source import DECORD_UNSUPPORTED_CODECS, DecordSource
-from workers.frames.probe import probe_video
+from workers.frames.isolated import IsolatedSource, probe_in_child
 from workers.frames.pyav_source import PyAVSource
 from workers.types import FrameSample, FrameSource, VideoInfo
 
@@ -85,8 +89,8 @@ class FallbackSource:
 
 
 def make_source(name: str, *, decode_timeout_s: float = 600.0, threads: int = 0) -> FrameSource:
-    """A source by name; ``decord`` comes wrapped with the PyAV fallback."""
-    pyav = PyAVSource(threads=threads)
+    """A source by name; ``decord`` comes wrapped with the PyAV fallback; all run isolated."""
+    pyav = IsolatedSource(PyAVSource(threads=threads), decode_timeout_s=decode_timeout_s)
     if name == "pyav":
         return pyav
     if name == "decord":
@@ -107,7 +111,7 @@ def open_frame_source(
 
     Raises NotAVideo / DecodeFailed / ObjectMissing for files that cannot be sampled.
     """
-    info = probe_video(path)
+    info = probe_in_child(path, decode_timeout_s)
     name = choose_source_name(info, force)
     logger.info(
         "frame source %s for %s (%s %dx%d, %.1f s)",
