@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     s3_port: int = 9000
+    # Off by default. When set, the local broker also listens with SASL_PLAINTEXT (mechanism
+    # PLAIN) on this port and accepts one user: VIDLOC_KAFKA_SASL_USERNAME/_PASSWORD.
+    stack_kafka_sasl_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_port: int = 9010
 
     @field_validator("vlm_params", mode="before")

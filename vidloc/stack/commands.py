@@ -46,7 +46,7 @@ def _components(settings: Settings, layout: StackLayout) -> dict[str, _Component
     return {
         kafka.COMPONENT: _Component(
             kafka.COMPONENT,
-            (settings.kafka_port, settings.kafka_controller_port),
+            kafka.ports(settings),
             kafka.markers(layout),
             lambda t, alive: kafka.wait_ready(settings, t, alive),
         ),
@@ -81,7 +81,7 @@ def _refuse_taken_ports(comp: _Component) -> None:
         raise StackError(
             f"{comp.name}: port(s) {', '.join(map(str, taken))} on {kafka.HOST} already taken by a"
             " process this stack did not start; stop it or choose other ports (VIDLOC_KAFKA_PORT,"
-            " VIDLOC_KAFKA_CONTROLLER_PORT, VIDLOC_S3_PORT)"
+            " VIDLOC_KAFKA_CONTROLLER_PORT, VIDLOC_STACK_KAFKA_SASL_PORT, VIDLOC_S3_PORT)"
         )
 
 

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import re
 import shutil
 import subprocess
 import time
@@ -30,11 +31,22 @@ HOST = "127.0.0.1"
 # A broker with 384 MiB heap is plenty for tests and keeps the shared 2-core box responsive.
 JVM_OPTS = ("-Xmx384m", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
 _STAMP = ".pom-sha256"
+# The optional client listener with SASL/PLAIN (Settings.stack_kafka_sasl_port).
+SASL_LISTENER = "SASL_PLAINTEXT"
+_SASL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SASL_PASSWORD = re.compile(r"[ !#-\[\]-~]+")  # printable ASCII except " and \
 
 
 def markers(layout: StackLayout) -> tuple[str, ...]:
     """What must be on the broker's command line for `down` to believe it started it."""
     return ("kafka.Kafka", f"-Dvidloc.stack.dir={layout.stack_dir}")
+
+
+def ports(settings: Settings) -> tuple[int, ...]:
+    """Every port the broker listens on: clients, controller, and SASL clients when enabled."""
+    fixed = (settings.kafka_port, settings.kafka_controller_port)
+    sasl = settings.stack_kafka_sasl_port
+    return fixed if sasl is None else (*fixed, sasl)
 
 
 def require_java() -> str:
@@ -83,21 +95,77 @@ def ensure_jars(layout: StackLayout) -> bool:
     return True
 
 
+def _sasl_user(settings: Settings) -> tuple[str, str]:
+    """The one SASL/PLAIN user of the local broker, refused if it cannot be written safely.
+
+    The name becomes a JAAS option name (``user_<name>``) and the password a quoted JAAS
+    value in a properties file that Java reads as ISO-8859-1, so both stay plain ASCII.
+    """
+    username = settings.kafka_sasl_username
+    password = settings.kafka_sasl_password
+    if not username or password is None or not password.get_secret_value():
+        raise StackError(
+            "VIDLOC_STACK_KAFKA_SASL_PORT needs VIDLOC_KAFKA_SASL_USERNAME and"
+            " VIDLOC_KAFKA_SASL_PASSWORD: the SASL listener accepts that one user"
+        )
+    if not _SASL_NAME.fullmatch(username):
+        raise StackError(
+            "VIDLOC_KAFKA_SASL_USERNAME for the local stack must match [A-Za-z0-9._-]+"
+        )
+    secret = password.get_secret_value()
+    if not _SASL_PASSWORD.fullmatch(secret):
+        # Never echo the value: this message reaches the terminal and the logs.
+        raise StackError(
+            'VIDLOC_KAFKA_SASL_PASSWORD for the local stack must be printable ASCII without " or \\'
+        )
+    return username, secret
+
+
+def _sasl_properties(settings: Settings) -> dict[str, str]:
+    """Template values for the optional SASL_PLAINTEXT listener; all empty when it is off."""
+    port = settings.stack_kafka_sasl_port
+    if port is None:
+        return {"sasl_listener": "", "sasl_protocol": "", "sasl_block": ""}
+    username, password = _sasl_user(settings)
+    name = SASL_LISTENER
+    # Inter-broker and controller traffic stay on PLAINTEXT, so the broker never logs in
+    # itself: the login module needs only the accepted user, no username=/password= pair.
+    block = (
+        "\n# SASL/PLAIN listener for clients (VIDLOC_STACK_KAFKA_SASL_PORT), one user.\n"
+        "sasl.enabled.mechanisms=PLAIN\n"
+        f"listener.name.{name.lower()}.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        f' user_{username}="{password}";\n'
+    )
+    return {
+        "sasl_listener": f",{name}://{HOST}:{port}",
+        "sasl_protocol": f",{name}:SASL_PLAINTEXT",
+        "sasl_block": block,
+    }
+
+
 def render_server_properties(template: str, settings: Settings, layout: StackLayout) -> str:
+    sasl = _sasl_properties(settings)
     try:
-        return Template(template).substitute(
+        text = Template(template).substitute(
             kafka_port=settings.kafka_port,
             controller_port=settings.kafka_controller_port,
             log_dirs=str(layout.kafka_data),
             message_max_bytes=settings.max_message_bytes,
+            sasl_listener=sasl["sasl_listener"],
+            sasl_protocol=sasl["sasl_protocol"],
         )
     except (KeyError, ValueError) as exc:
         raise StackError(f"bad placeholder in {layout.kafka_template}: {exc}") from exc
+    return text + sasl["sasl_block"]
 
 
 def write_config(settings: Settings, layout: StackLayout) -> None:
     text = render_server_properties(layout.kafka_template.read_text(), settings, layout)
     layout.kafka_config.parent.mkdir(parents=True, exist_ok=True)
+    # The file may hold the SASL user's password: readable by its owner only.
+    layout.kafka_config.touch(mode=0o600)
+    layout.kafka_config.chmod(0o600)
     layout.kafka_config.write_text(text)
 
 
