@@ -8,7 +8,6 @@ import binascii
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
@@ -19,11 +18,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from vidloc.asgi import run_in_thread
 from vidloc.fake_vlm.faults import Fault, FaultQueue, parse_faults, render_answer
 from vidloc.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
 
@@ -361,26 +360,5 @@ def serve_in_thread(
     port: int = 0, *, config: FakeConfig | None = None, host: str = "127.0.0.1"
 ) -> tuple[str, Callable[[], None]]:
     """Run the server on a real socket in a daemon thread: (base URL ending in /v1, stop)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    uv_config = uvicorn.Config(
-        create_app(config), log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(uv_config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10.0
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("fake VLM server did not start")
-        time.sleep(0.01)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10.0)
-        sock.close()
-
-    return f"http://{host}:{bound_port}/v1", stop
+    base_url, stop = run_in_thread(create_app(config), host=host, port=port, lifespan="off")
+    return f"{base_url}/v1", stop
