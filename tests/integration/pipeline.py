@@ -13,9 +13,11 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kafka import TopicPartition
 
@@ -30,6 +32,7 @@ from contracts import (
 from vidloc import names
 from vidloc.adapters.kafka import make_consumer, park_group_at_end
 from vidloc.settings import Settings
+from vidloc.stack import stack_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,3 +139,36 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def own_stack(
+    base: Settings,
+    stack_dir: Path,
+    *,
+    kafka_port: int,
+    controller_port: int,
+    s3_port: int | None = None,
+    **update: Any,
+) -> Iterator[Settings]:
+    """A second local stack on other ports, for tests that stop or reconfigure components.
+
+    It shares the built jars and versitygw binary (``cache_dir``) but nothing else with the
+    stack every other test uses. Without ``s3_port`` only Kafka is started.
+    """
+    changes: dict[str, Any] = {
+        "kafka_port": kafka_port,
+        "kafka_controller_port": controller_port,
+        "kafka_bootstrap": f"127.0.0.1:{kafka_port}",
+        "stack_dir": stack_dir,
+        "cache_dir": (REPO / base.cache_dir).resolve(),
+    }
+    if s3_port is not None:
+        changes |= {"s3_port": s3_port, "s3_endpoint": f"http://127.0.0.1:{s3_port}"}
+    settings = base.model_copy(update=changes | update)
+    component = None if s3_port is not None else "kafka"
+    try:
+        assert stack_command("up", settings, component) == 0, "the test's own stack did not start"
+        yield settings
+    finally:
+        stack_command("down", settings, component)

@@ -13,22 +13,20 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from pipeline import own_stack
 from pydantic import SecretStr
 
 from vidloc.adapters.kafka import EventPublisher, close_consumer, make_consumer, poll_records
 from vidloc.errors import BusUnavailable
 from vidloc.logs import RedactSecrets
 from vidloc.settings import Settings
-from vidloc.stack import stack_command
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 KAFKA_PORT, CONTROLLER_PORT, SASL_PORT = 39092, 39093, 39094
 USER = "vidloc-sasl-test"
 # A wrong password must fail within this (the adapter's bootstrap timeout is 10 s).
@@ -38,24 +36,17 @@ REFUSAL_BOUND_S = 30.0
 @pytest.fixture(scope="module")
 def sasl_broker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The broker's settings: plaintext bootstrap for admin work, the SASL user configured."""
-    broker = settings.model_copy(
-        update={
-            "kafka_port": KAFKA_PORT,
-            "kafka_controller_port": CONTROLLER_PORT,
-            "stack_kafka_sasl_port": SASL_PORT,
-            "kafka_bootstrap": f"127.0.0.1:{KAFKA_PORT}",
-            "kafka_security_protocol": "PLAINTEXT",
-            "kafka_sasl_username": USER,
-            "kafka_sasl_password": SecretStr(f"right-{uuid.uuid4().hex}"),
-            "stack_dir": tmp_path_factory.mktemp("sasl-stack"),
-            "cache_dir": (REPO / settings.cache_dir).resolve(),
-        }
-    )
-    try:
-        assert stack_command("up", broker, "kafka") == 0, "the SASL broker did not come up"
+    with own_stack(
+        settings,
+        tmp_path_factory.mktemp("sasl-stack"),
+        kafka_port=KAFKA_PORT,
+        controller_port=CONTROLLER_PORT,
+        stack_kafka_sasl_port=SASL_PORT,
+        kafka_security_protocol="PLAINTEXT",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=SecretStr(f"right-{uuid.uuid4().hex}"),
+    ) as broker:
         yield broker
-    finally:
-        stack_command("down", broker, "kafka")
 
 
 def sasl_client(broker: Settings, password: str) -> Settings:

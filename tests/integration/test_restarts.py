@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import REPO, Watcher, Workers
+from pipeline import REPO, Watcher, Workers, own_stack
 from reliability import Ingest, assert_one_outcome, record, set_faults, upload, wait_group_stable
 
 from vidloc.adapters.object_store import ObjectStore
@@ -47,22 +47,14 @@ def _collect_leaked_sockets() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def second_stack(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = stack.model_copy(
-        update={
-            "kafka_port": KAFKA_PORT,
-            "kafka_controller_port": CONTROLLER_PORT,
-            "s3_port": S3_PORT,
-            "kafka_bootstrap": f"127.0.0.1:{KAFKA_PORT}",
-            "s3_endpoint": f"http://127.0.0.1:{S3_PORT}",
-            "stack_dir": tmp_path_factory.mktemp("second-stack"),
-            "cache_dir": (REPO / stack.cache_dir).resolve(),
-        }
-    )
-    assert stack_command("up", settings) == 0, "the second stack did not come up"
-    try:
+    with own_stack(
+        stack,
+        tmp_path_factory.mktemp("second-stack"),
+        kafka_port=KAFKA_PORT,
+        controller_port=CONTROLLER_PORT,
+        s3_port=S3_PORT,
+    ) as settings:
         yield settings
-    finally:
-        stack_command("down", settings)
 
 
 @pytest.fixture(scope="module")
