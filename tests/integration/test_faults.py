@@ -142,16 +142,22 @@ def _timeline(rig: Rig, seen: Outputs, video_id: str) -> dict[str, object]:
     return doc
 
 
+def start_slow_long_job(rig: Rig, fake: str, clips: dict[str, Path], *, chunks_done: int) -> str:
+    """One worker on the long clip in 10 s chunks, each model answer 1 s late; returns once
+    ``chunks_done`` chunks are in, i.e. with the job surely mid-flight."""
+    set_faults(fake, [{"kind": "slow", "delay_s": 1.0, "count": 1000}])
+    rig.workers.start(1)
+    wait_group_stable(rig.log_dir, 1)
+    video_id = rig.submit(clips["long_h264"], chunk_s=10.0).effective_video_id
+    rig.wait_progress(video_id, chunks_done)
+    return video_id
+
+
 def test_sigkill_mid_job_another_member_finishes_without_paying_twice(
     rig_factory: Callable[..., Rig], fake: str, clips: dict[str, Path]
 ) -> None:
     rig = rig_factory()
-    set_faults(fake, [{"kind": "slow", "delay_s": 1.0, "count": 1000}])
-    rig.workers.start(1)
-    wait_group_stable(rig.log_dir, 1)
-    event = rig.submit(clips["long_h264"], chunk_s=10.0)
-    video_id = event.effective_video_id
-    rig.wait_progress(video_id, 3)
+    video_id = start_slow_long_job(rig, fake, clips, chunks_done=3)
     rig.workers.procs[0].send_signal(signal.SIGKILL)
     rig.workers.procs[0].wait(10)
     before_restart = fake_stats(fake)["requests"]
@@ -180,12 +186,7 @@ def test_sigterm_hands_the_job_back_and_leaves_the_group(
     rig_factory: Callable[..., Rig], fake: str, clips: dict[str, Path]
 ) -> None:
     rig = rig_factory()
-    set_faults(fake, [{"kind": "slow", "delay_s": 1.0, "count": 1000}])
-    rig.workers.start(1)
-    wait_group_stable(rig.log_dir, 1)
-    event = rig.submit(clips["long_h264"], chunk_s=10.0)
-    video_id = event.effective_video_id
-    rig.wait_progress(video_id, 2)
+    video_id = start_slow_long_job(rig, fake, clips, chunks_done=2)
     proc = rig.workers.procs[0]
     stopped_at = time.monotonic()
     proc.send_signal(signal.SIGTERM)
