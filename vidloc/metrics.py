@@ -38,7 +38,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    make_asgi_app,
     start_http_server,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -241,9 +240,3 @@ class MetricsServer:
 def serve_metrics(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> MetricsServer:
     """Start serving ``metrics`` on ``port`` (0 = off); close the result to stop."""
     return MetricsServer(metrics, port, addr)
-
-
-def metrics_asgi_app(metrics: Metrics) -> Callable[..., Any]:
-    """An ASGI app serving ``metrics``; mount it in FastAPI with ``app.mount("/metrics", ...)``."""
-    app: Callable[..., Any] = make_asgi_app(registry=metrics.registry)
-    return app
