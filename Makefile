@@ -21,16 +21,16 @@ typecheck: setup
 	.venv/bin/mypy
 
 up: setup
-	.venv/bin/python -m vidloc.stack up
+	.venv/bin/python -m devkit.stack up
 
 down:
-	.venv/bin/python -m vidloc.stack down
+	.venv/bin/python -m devkit.stack down
 
 status:
-	.venv/bin/python -m vidloc.stack status
+	.venv/bin/python -m devkit.stack status
 
 logs:
-	.venv/bin/python -m vidloc.stack logs
+	.venv/bin/python -m devkit.stack logs
 
 demo: setup
 	.venv/bin/vidloc demo

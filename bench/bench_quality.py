@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import Watcher, Workers
 
     from contracts import decode_timeline
+    from devkit.fake_vlm.server import serve_in_thread
+    from devkit.synth.corpus import write_corpus
     from producers.submit import submit_files
     from vidloc.adapters.kafka import EventPublisher
     from vidloc.adapters.object_store import ObjectStore
     from vidloc.evaluation.metrics import evaluate
     from vidloc.evaluation.sources import pair_timelines, read_truth
-    from vidloc.fake_vlm.server import serve_in_thread
     from vidloc.settings import load_settings
-    from vidloc.synth.corpus import write_corpus
 
     started = time.monotonic()
     paths, truth_path = write_corpus(ROOT / ".cache" / "bench-corpus")

@@ -34,8 +34,8 @@ BENCH_FILE = "bench_1080p_10min.mp4"
 
 def render(cache: Path) -> None:
     """Child mode: render the bench file into ``cache`` unless an identical one is there."""
-    from vidloc.synth.render import ensure_rendered
-    from vidloc.synth.spec import SyntheticEvent, VideoSpec
+    from devkit.synth.render import ensure_rendered
+    from devkit.synth.spec import SyntheticEvent, VideoSpec
 
     spec = VideoSpec(
         name="bench_1080p_10min",

@@ -44,8 +44,8 @@ def tree_rss_bytes(pid: int) -> int:
 
 
 def render(minutes: int) -> Path:
-    from vidloc.synth.render import ensure_rendered
-    from vidloc.synth.spec import SyntheticEvent, VideoSpec
+    from devkit.synth.render import ensure_rendered
+    from devkit.synth.spec import SyntheticEvent, VideoSpec
 
     duration = minutes * 60.0
     spec = VideoSpec(
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--localizer", choices=["vlm", "cv"], default="vlm")
     args = parser.parse_args()
 
-    from vidloc.fake_vlm.server import serve_in_thread
+    from devkit.fake_vlm.server import serve_in_thread
 
     for minutes in args.minutes:  # render first, so the timings below are the worker's alone
         render(minutes)

@@ -35,9 +35,11 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.vidloc-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: pip install -e .[dev]"
+# The devkit (local stack, fake model, synthetic media) is its own distribution, installed
+# only here: the product's wheel and image never carry it.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ devkit/pyproject.toml -nt "$stamp" ]; then
+    echo "setup: pip install -e .[dev] -e ./devkit"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -e '.[dev]' -e ./devkit
     touch "$stamp"
 fi

@@ -12,15 +12,15 @@ started=()
 cleanup() {
     local i
     for ((i = ${#started[@]} - 1; i >= 0; i--)); do
-        "$PY" -m vidloc.stack down "${started[i]}" || true
+        "$PY" -m devkit.stack down "${started[i]}" || true
     done
 }
 trap cleanup EXIT
 
 for component in kafka s3; do
-    if ! "$PY" -m vidloc.stack status "$component" >/dev/null 2>&1; then
+    if ! "$PY" -m devkit.stack status "$component" >/dev/null 2>&1; then
         started+=("$component")
-        "$PY" -m vidloc.stack up "$component"
+        "$PY" -m devkit.stack up "$component"
     fi
 done
 

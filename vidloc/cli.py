@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any
 
 from vidloc.errors import VidlocError
 from vidloc.logs import configure_logging
@@ -19,12 +21,6 @@ EXIT_TIMEOUT = 3
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-def _stack(args: argparse.Namespace, settings: Settings) -> int:
-    from vidloc.stack import stack_command
-
-    return stack_command(args.action, settings, args.component)
-
-
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.main import run_worker
 
@@ -33,16 +29,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
-def _fake_vlm(args: argparse.Namespace, settings: Settings) -> int:
-    from vidloc.fake_vlm.__main__ import main as fake_main
-
-    return fake_main(["--host", args.host, "--port", str(args.port)])
-
-
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from vidloc.demo import run_demo
-
-    return run_demo(settings, timeout_s=args.timeout, fake_model=args.fake_model)
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands other distributions register under ``vidloc.commands`` (the devkit's stack,
+    fake-vlm and demo). The product names none of them, so its image simply lacks them."""
+    for entry in entry_points(group="vidloc.commands"):
+        entry.load()(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,30 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = sub.add_parser("stack", help="bring the local Kafka + S3 stack up or down")
-    stack.add_argument("action", choices=["up", "down", "status", "logs", "init"])
-    stack.add_argument("component", nargs="?", default=None, help="kafka | s3 (for logs)")
-    stack.set_defaults(func=_stack)
-
     worker = sub.add_parser("worker", help="consume video.ingest and produce timelines")
     worker.add_argument("--localizer", choices=["vlm", "cv"], default=None)
     worker.set_defaults(func=_worker)
-
-    fake = sub.add_parser("fake-vlm", help="run the fake OpenAI-compatible model server")
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=8900)
-    fake.set_defaults(func=_fake_vlm)
-
-    demo = sub.add_parser(
-        "demo", help="stack up, worker + bridge, upload a sample video, print its timeline"
-    )
-    demo.add_argument("--timeout", type=float, default=600.0)
-    demo.add_argument(
-        "--fake-model",
-        action="store_true",
-        help="run the in-repo fake model server and the vlm localizer (no key needed)",
-    )
-    demo.set_defaults(func=_demo)
 
     from producers.bridge import add_bridge_parser
     from producers.submit import add_submit_parser
@@ -95,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
     add_estimate_parser(sub)
+    _add_plugin_commands(sub)
     return parser
 
 

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import decode_progress, decode_result, decode_timeline, encode
+from devkit.synth.spec import VideoSpec
 from vidloc import names
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.synth.spec import VideoSpec
 
 
 def unique_id(prefix: str) -> str:

@@ -17,11 +17,11 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from minio import Minio
 
+from devkit.stack import s3 as stack_s3
+from devkit.stack.processes import port_open
 from vidloc.settings import Settings, load_settings
-from vidloc.stack import s3 as stack_s3
-from vidloc.stack.processes import port_open
 
-_HOW_TO_START = "start it with `make up` (or `python -m vidloc.stack up`), or run `make test`"
+_HOW_TO_START = "start it with `make up` (or `python -m devkit.stack up`), or run `make test`"
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +102,7 @@ def minio_client(stack: Settings) -> Minio:
 @pytest.fixture(scope="module")
 def fake_vlm() -> Iterator[str]:
     """The fake OpenAI-compatible model server on a real socket: its base URL (``.../v1``)."""
-    from vidloc.fake_vlm.server import serve_in_thread
+    from devkit.fake_vlm.server import serve_in_thread
 
     base_url, stop = serve_in_thread()
     yield base_url

@@ -29,10 +29,10 @@ from contracts import (
     decode_progress,
     decode_result,
 )
+from devkit.stack import stack_command
 from vidloc import names
 from vidloc.adapters.kafka import make_consumer, park_group_at_end
 from vidloc.settings import Settings
-from vidloc.stack import stack_command
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ from apistack import (
     unique_id,
 )
 
+from devkit.serve_api import serve_in_thread
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.api.app import create_app
-from vidloc.api.serve import serve_in_thread
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration

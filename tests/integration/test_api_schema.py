@@ -14,8 +14,8 @@ import schemathesis
 from apistack import isolated_settings, put_timeline, timeline_for, unique_id
 from hypothesis import HealthCheck, settings
 
+from devkit.serve_api import serve_in_thread
 from vidloc.api.app import create_app
-from vidloc.api.serve import serve_in_thread
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -30,16 +30,16 @@ from reliability import (
 )
 
 from contracts import IngestEvent, encode
-from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
-from vidloc.settings import Settings
-from vidloc.synth.catalogue import standard_specs
-from vidloc.synth.render import (
+from devkit.fake_vlm.server import serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import (
     corrupt_copy,
     ensure_rendered,
     write_audio_only,
     write_still_image,
 )
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
 

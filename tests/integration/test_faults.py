@@ -32,11 +32,11 @@ from reliability import (
 )
 
 from contracts import IngestEvent
+from devkit.fake_vlm.server import serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import ensure_rendered
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
-from vidloc.synth.catalogue import standard_specs
-from vidloc.synth.render import ensure_rendered
 
 pytestmark = pytest.mark.integration
 

@@ -21,12 +21,12 @@ from pipeline import REPO, Watcher, Workers
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import derive_job_id
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import ensure_rendered
 from producers.submit import submit_files
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.synth.catalogue import spec_named
-from vidloc.synth.render import ensure_rendered
 
 pytestmark = pytest.mark.integration
 

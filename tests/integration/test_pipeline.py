@@ -22,14 +22,14 @@ from pipeline import REPO, Watcher, Workers
 from reliability import wait_group_stable
 
 from contracts import decode_timeline, derive_job_id, encode, schema_for
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import corrupt_copy, ensure_rendered
+from devkit.synth.spec import GroundTruth, VideoSpec
 from producers.bridge import run_bridge
 from producers.submit import SUBMITTED_META
 from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.synth.catalogue import standard_specs
-from vidloc.synth.render import corrupt_copy, ensure_rendered
-from vidloc.synth.spec import GroundTruth, VideoSpec
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from contracts import IngestEvent, decode_timeline
+from devkit.fake_vlm.server import serve_in_thread
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import SyntheticEvent, VideoSpec
 from workers.job import JobRunner
 from workers.main import localizer_factory, source_opener
 

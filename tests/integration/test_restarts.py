@@ -19,11 +19,11 @@ import pytest
 from pipeline import REPO, Watcher, Workers, own_stack
 from reliability import Ingest, assert_one_outcome, record, set_faults, upload, wait_group_stable
 
+from devkit.stack import stack_command
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import ensure_rendered
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.stack import stack_command
-from vidloc.synth.catalogue import spec_named
-from vidloc.synth.render import ensure_rendered
 
 # kafka-python 3.0.12 drops the socket of a refused reconnect without closing it
 # (kafka/net/inet.py sock_connect); while a broker is down every client in this process leaks

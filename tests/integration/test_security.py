@@ -14,12 +14,12 @@ from pipeline import REPO, Watcher, Workers
 from reliability import Ingest, files_under, grep_secrets, record, upload, wait_group_stable
 
 from contracts import encode
+from devkit.fake_vlm.server import FakeConfig, serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import ensure_rendered
 from vidloc import names
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import FakeConfig, serve_in_thread
 from vidloc.settings import Settings
-from vidloc.synth.catalogue import standard_specs
-from vidloc.synth.render import ensure_rendered
 
 pytestmark = pytest.mark.integration
 

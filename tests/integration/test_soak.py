@@ -21,12 +21,12 @@ from pipeline import Watcher, Workers
 from reliability import Ingest, duplicates, fake_stats, record, set_faults, wait_group_stable
 
 from contracts import IngestEvent, derive_video_id
+from devkit.fake_vlm.server import serve_in_thread
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import SyntheticEvent, VideoSpec
 from producers.submit import SUBMITTED_META
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.fake_vlm.server import serve_in_thread
 from vidloc.settings import Settings
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import SyntheticEvent, VideoSpec
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from minio import Minio
 
+from devkit.stack import kafka as stack_kafka
+from devkit.stack import stack_command
+from devkit.stack.layout import StackLayout
+from devkit.stack.processes import owns, read_cmdline, read_pid, spawn_detached, stop
 from vidloc import names
 from vidloc.settings import Settings
-from vidloc.stack import kafka as stack_kafka
-from vidloc.stack import stack_command
-from vidloc.stack.layout import StackLayout
-from vidloc.stack.processes import owns, read_cmdline, read_pid, spawn_detached, stop
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import uuid
 import pytest
 from kafka import KafkaAdminClient
 
+from devkit.stack.init import init_deployment
 from vidloc import names
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.stack.init import init_deployment
 
 pytestmark = pytest.mark.integration
 

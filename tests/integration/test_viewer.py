@@ -18,13 +18,13 @@ import pytest
 from apistack import isolated_settings, put_timeline, timeline_for, unique_id
 from pipeline import REPO
 
+from devkit.serve_api import serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import VideoSpec
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.app import create_app
-from vidloc.api.serve import serve_in_thread
 from vidloc.settings import Settings
-from vidloc.synth.catalogue import standard_specs
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import VideoSpec
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidloc.fake_vlm.vision import Sighting, events_from_sightings
+from devkit.fake_vlm.vision import Sighting, events_from_sightings
 from workers.frames.adaptive import (
     Change,
     changes_over,

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from api_fixtures import MemoryStore, make_progress, make_result, make_timeline
 
+from devkit.serve_api import serve_in_thread
 from vidloc.api.app import create_app
-from vidloc.api.serve import serve_in_thread
 from vidloc.api.status import StatusBook
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vidloc.synth.catalogue import spec_named
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import VideoSpec
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import VideoSpec
 from workers.frames.plan import plan_chunks, plan_sample_times
 from workers.frames.pyav_source import PyAVSource
 from workers.localizers.cv import CvLocalizer, CvParams

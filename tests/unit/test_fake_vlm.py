@@ -10,10 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
+from devkit.fake_vlm.server import FakeConfig, serve_in_thread
+from devkit.fake_vlm.vision import Sighting, events_from_sightings, visible_labels
+from devkit.synth.palette import BACKGROUNDS, entry_for_label
 from vidloc.errors import ModelAuthFailed, ModelRateLimited, ModelUnavailable
-from vidloc.fake_vlm.server import FakeConfig, serve_in_thread
-from vidloc.fake_vlm.vision import Sighting, events_from_sightings, visible_labels
-from vidloc.synth.palette import BACKGROUNDS, entry_for_label
 from workers.localizers.answer import MAX_EVENTS, parse_answer
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.localizers.vlm import VlmLocalizer

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import corrupt_copy, ensure_rendered
 from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing, VidlocError
-from vidloc.synth.catalogue import spec_named
-from vidloc.synth.render import corrupt_copy, ensure_rendered
 from workers.frames import make_source
 from workers.frames.isolated import (
     IsolatedSource,

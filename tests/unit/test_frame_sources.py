@@ -13,17 +13,17 @@ import decord
 import numpy as np
 import pytest
 
-from vidloc.errors import ConfigError, DecodeFailed, NotAVideo, ObjectMissing
-from vidloc.synth.catalogue import spec_named, standard_specs
-from vidloc.synth.draw import visible_labels
-from vidloc.synth.palette import PALETTE
-from vidloc.synth.render import (
+from devkit.synth.catalogue import spec_named, standard_specs
+from devkit.synth.draw import visible_labels
+from devkit.synth.palette import PALETTE
+from devkit.synth.render import (
     corrupt_copy,
     ensure_rendered,
     write_audio_only,
     write_still_image,
 )
-from vidloc.synth.spec import VideoSpec
+from devkit.synth.spec import VideoSpec
+from vidloc.errors import ConfigError, DecodeFailed, NotAVideo, ObjectMissing
 from workers.frames import choose_source_name, open_frame_source
 from workers.frames.decord_source import DecordSource
 from workers.frames.probe import looks_like_video_container

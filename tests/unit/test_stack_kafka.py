@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.stack.kafka import new_cluster_id, ports, render_server_properties
+from devkit.stack.layout import StackLayout
 from vidloc.errors import StackError
 from vidloc.settings import Settings
-from vidloc.stack.kafka import new_cluster_id, ports, render_server_properties
-from vidloc.stack.layout import StackLayout
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,11 +10,11 @@ import av
 import numpy as np
 import pytest
 
-from vidloc.synth.catalogue import spec_named, standard_specs
-from vidloc.synth.draw import FrameDrawer, colour_coverage, visible_labels
-from vidloc.synth.palette import PALETTE, entry_for_label
-from vidloc.synth.render import corrupt_copy, encode_args, ensure_rendered, render
-from vidloc.synth.spec import (
+from devkit.synth.catalogue import spec_named, standard_specs
+from devkit.synth.draw import FrameDrawer, colour_coverage, visible_labels
+from devkit.synth.palette import PALETTE, entry_for_label
+from devkit.synth.render import corrupt_copy, encode_args, ensure_rendered, render
+from devkit.synth.spec import (
     Segment,
     SyntheticEvent,
     VfrStretch,

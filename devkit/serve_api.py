@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from vidloc.asgi import run_in_thread
+from devkit.asgi import run_in_thread
 
 
 def serve_in_thread(

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from vidloc.synth.palette import BACKGROUNDS, entry_for_label
+from devkit.synth.palette import BACKGROUNDS, entry_for_label
 
 Codec = Literal["h264", "h265", "vp9", "av1", "mpeg4", "mjpeg"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vidloc.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, PaletteEntry
+from devkit.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, PaletteEntry
 
 CONFIDENCE = 0.9
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order

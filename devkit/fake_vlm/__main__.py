@@ -1,4 +1,4 @@
-"""``python -m vidloc.fake_vlm --host 127.0.0.1 --port 8900``: run the fake model server.
+"""``python -m devkit.fake_vlm --host 127.0.0.1 --port 8900``: run the fake model server.
 
 Flags fall back to ``VIDLOC_FAKE_VLM_*`` environment variables so a stack script can set them.
 """
@@ -13,13 +13,13 @@ import sys
 
 import uvicorn
 
-from vidloc.fake_vlm.faults import parse_faults
-from vidloc.fake_vlm.server import DEFAULT_MODEL, FakeConfig, create_app
+from devkit.fake_vlm.faults import parse_faults
+from devkit.fake_vlm.server import DEFAULT_MODEL, FakeConfig, create_app
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m vidloc.fake_vlm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devkit.fake_vlm", description=__doc__)
     parser.add_argument("--host", default=env("VIDLOC_FAKE_VLM_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("VIDLOC_FAKE_VLM_PORT", "8900")))
     parser.add_argument("--model", default=env("VIDLOC_FAKE_VLM_MODEL", DEFAULT_MODEL))

@@ -8,7 +8,7 @@ average fps is off from the real time by seconds.
 
 from __future__ import annotations
 
-from vidloc.synth.spec import Codec, Segment, SyntheticEvent, VfrStretch, VideoSpec
+from devkit.synth.spec import Codec, Segment, SyntheticEvent, VfrStretch, VideoSpec
 
 E = SyntheticEvent
 

@@ -1,4 +1,4 @@
-"""`python -m vidloc.stack up|down|status|logs [component]` until the main CLI wires it in."""
+"""`python -m devkit.stack up|down|status|logs [component]` until the main CLI wires it in."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 import logging
 import sys
 
+from devkit.stack.commands import ACTIONS, COMPONENTS, stack_command
 from vidloc.errors import ConfigError
 from vidloc.settings import load_settings
-from vidloc.stack.commands import ACTIONS, COMPONENTS, stack_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vidloc.stack")
+    parser = argparse.ArgumentParser(prog="python -m devkit.stack")
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("component", nargs="?", choices=COMPONENTS)
     args = parser.parse_args(argv)

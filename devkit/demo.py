@@ -17,16 +17,16 @@ from pathlib import Path
 from rich.console import Console
 
 from contracts import derive_video_id
+from devkit.stack import stack_command
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import VideoSpec
 from producers.bridge import run_bridge
 from producers.follow import Follower, print_result
 from vidloc import names
 from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from vidloc.stack import stack_command
-from vidloc.synth.catalogue import spec_named
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import VideoSpec
 
 DEMO_VIDEO = "h264_mp4"
 
@@ -45,7 +45,7 @@ def run_demo(settings: Settings, *, timeout_s: float = 600.0, fake_model: bool =
         return 1
     stop_fake = None
     if fake_model:
-        from vidloc.fake_vlm.server import serve_in_thread
+        from devkit.fake_vlm.server import serve_in_thread
 
         base_url, stop_fake = serve_in_thread()
         settings = settings.model_copy(update={"vlm_base_url": base_url, "localizer": "vlm"})

@@ -20,9 +20,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from devkit.synth.draw import FrameDrawer
+from devkit.synth.spec import GroundTruth, VideoSpec
 from vidloc.errors import VidlocError
-from vidloc.synth.draw import FrameDrawer
-from vidloc.synth.spec import GroundTruth, VideoSpec
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from devkit.stack.layout import StackLayout
+from devkit.stack.processes import port_open
 from vidloc import names
 from vidloc.errors import StackError
 from vidloc.settings import Settings
-from vidloc.stack.layout import StackLayout
-from vidloc.stack.processes import port_open
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _SASL_PASSWORD = re.compile(r"[ !#-\[\]-~]+")  # printable ASCII except " and \
 
 def markers(layout: StackLayout) -> tuple[str, ...]:
     """What must be on the broker's command line for `down` to believe it started it."""
-    return ("kafka.Kafka", f"-Dvidloc.stack.dir={layout.stack_dir}")
+    return ("kafka.Kafka", f"-Ddevkit.stack.dir={layout.stack_dir}")
 
 
 def ports(settings: Settings) -> tuple[int, ...]:
@@ -222,7 +222,7 @@ def server_argv(layout: StackLayout, java: str) -> list[str]:
         java,
         *JVM_OPTS,
         "-Djava.awt.headless=true",
-        f"-Dvidloc.stack.dir={layout.stack_dir}",
+        f"-Ddevkit.stack.dir={layout.stack_dir}",
         _log4j_flag(layout),
         "-cp",
         _classpath(layout),

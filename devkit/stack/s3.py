@@ -20,11 +20,11 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from devkit.stack.layout import StackLayout
+from devkit.stack.processes import port_open
 from vidloc import names
 from vidloc.errors import StackError
 from vidloc.settings import Settings
-from vidloc.stack.layout import StackLayout
-from vidloc.stack.processes import port_open
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vidloc.errors import StackError
-from vidloc.settings import Settings
-from vidloc.stack import kafka, s3
-from vidloc.stack.layout import StackLayout
-from vidloc.stack.processes import (
+from devkit.stack import kafka, s3
+from devkit.stack.layout import StackLayout
+from devkit.stack.processes import (
     owns,
     port_open,
     running_pid,
@@ -23,6 +21,8 @@ from vidloc.stack.processes import (
     tail,
     write_pid,
 )
+from vidloc.errors import StackError
+from vidloc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def stack_command(action: str, settings: Settings, component: str | None = None)
         )
         return 2
     if action == "init":  # topics and buckets on services this stack did not start
-        from vidloc.stack.init import init_command
+        from devkit.stack.init import init_command
 
         return init_command(settings)
     selected = list(COMPONENTS) if component is None else [component]

@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from vidloc.asgi import run_in_thread
-from vidloc.fake_vlm.faults import Fault, FaultQueue, parse_faults, render_answer
-from vidloc.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
+from devkit.asgi import run_in_thread
+from devkit.fake_vlm.faults import Fault, FaultQueue, parse_faults, render_answer
+from devkit.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
 
 logger = logging.getLogger(__name__)
 

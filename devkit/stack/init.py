@@ -18,11 +18,11 @@ from typing import TypeVar
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from devkit.stack.kafka import create_missing_topics, topic_partitions
 from vidloc.adapters.kafka import kafka_config
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import StackError, TransientError
 from vidloc.settings import Settings
-from vidloc.stack.kafka import create_missing_topics, topic_partitions
 
 log = logging.getLogger(__name__)
 

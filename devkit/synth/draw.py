@@ -7,8 +7,8 @@ import math
 import cv2
 import numpy as np
 
-from vidloc.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, entry_for_label
-from vidloc.synth.spec import VideoSpec
+from devkit.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, entry_for_label
+from devkit.synth.spec import VideoSpec
 from workers.types import RGBImage
 
 # Stripes keep shots from being flat colour (decoders and cut detectors behave differently on

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidloc.synth.render import ensure_rendered
-from vidloc.synth.spec import Segment, SyntheticEvent, VideoSpec, write_ground_truth_jsonl
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import Segment, SyntheticEvent, VideoSpec, write_ground_truth_jsonl
 
 E = SyntheticEvent
 TRUTH_FILE = "truth.jsonl"
