@@ -62,6 +62,7 @@ __all__ = [
     "ErrorInfo",
     "IngestEvent",
     "IngestOptions",
+    "JobWarning",
     "MessageSource",
     "ModelAnswer",
     "ModelInfo",

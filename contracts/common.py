@@ -146,6 +146,19 @@ class ErrorInfo(Part):
     message: Annotated[str, Field(max_length=4000)]
 
 
+class JobWarning(Part):
+    """Something a job could not do as asked, said out loud instead of succeeding quietly.
+
+    ``code`` is a stable slug (see docs/errors.md), ``count`` how many times it happened (model
+    answers rejected, frames re-decoded, ...), ``chunks`` the chunk indexes it touched.
+    """
+
+    code: ErrorCode
+    message: Annotated[str, Field(max_length=4000)]
+    count: Count | None = None
+    chunks: list[Count] | None = None
+
+
 class UsagePart(Part):
     """The share of a job's usage one pass spent (already included in the job's totals)."""
 

@@ -12,6 +12,7 @@ from contracts.common import (
     Count,
     Document,
     ErrorInfo,
+    JobWarning,
     LocalizerName,
     ObjectRef,
     Part,
@@ -51,6 +52,9 @@ class ResultEvent(Document):
     usage: Usage = Field(default_factory=Usage)
     localizer: LocalizerName | None = None
     timings: dict[str, NonNegativeFloat] | None = None
+    # What the job could not do as asked (rejected model answers, ignored options, a decoder
+    # abandoned, a partly decodable file): empty when everything went as asked.
+    warnings: list[JobWarning] = Field(default_factory=list)
     created_at: Timestamp
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from contracts.common import (
     Confidence,
     Count,
     Document,
+    JobWarning,
     LocalizerName,
     Part,
     PositiveCount,
@@ -96,6 +97,9 @@ class Timeline(Document):
     events: list[TimelineEvent]
     usage: Usage = Field(default_factory=Usage)
     stats: TimelineStats | None = None
+    # What the job could not do as asked (rejected model answers, ignored options, a decoder
+    # abandoned, a partly decodable file): empty when everything went as asked.
+    warnings: list[JobWarning] = Field(default_factory=list)
     created_at: Timestamp
 
     @model_validator(mode="after")
