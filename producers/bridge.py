@@ -41,9 +41,9 @@ from vidloc.adapters.kafka import (
     rewind_to,
 )
 from vidloc.adapters.object_store import ObjectStore
+from vidloc.backoff import compute_backoff
 from vidloc.errors import InputError, ObjectMissing, TransientError, VidlocError
 from vidloc.settings import Settings
-from workers.backoff import compute_backoff
 
 __all__ = [
     "BAD_NOTIFICATION",

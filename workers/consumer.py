@@ -19,9 +19,9 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from vidloc.backoff import compute_backoff
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
-from workers.backoff import compute_backoff
 from workers.handler import Delivery, Disposition, IngestHandler
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from vidloc.backoff import MAX_RETRY_AFTER_S, compute_backoff, parse_retry_after
 from vidloc.errors import (
     ModelAnswerInvalid,
     ModelAuthFailed,
@@ -27,7 +28,6 @@ from vidloc.errors import (
 )
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
-from workers.backoff import MAX_RETRY_AFTER_S, compute_backoff, parse_retry_after
 from workers.types import Usage
 
 logger = logging.getLogger(__name__)

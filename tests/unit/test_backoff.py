@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.backoff import compute_backoff, parse_retry_after
+from vidloc.backoff import compute_backoff, parse_retry_after
 
 
 @pytest.mark.parametrize(
