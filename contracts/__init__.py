@@ -1,21 +1,25 @@
-"""vidloc's wire formats: pydantic models plus language-neutral JSON Schemas (``schemas/``).
+"""vidloc's wire formats: pydantic models, and JSON Schemas generated from them (``schemas/``).
 
 Pure values only: nothing here talks to Kafka, S3 or the network.
 
     decode_<name>(bytes | str | dict) -> model     raises ContractError (.field, message)
     encode(model) -> bytes                          compact UTF-8 JSON
     schema_for(name) -> dict                        the draft 2020-12 JSON Schema
+    generate_schemas() -> {name: dict}              the same, built from the models
+                                                    (``python -m contracts.generate`` writes them)
 """
 
-from contracts.answer import (
-    ANSWER_JSON_SCHEMA,
-    AnswerEvent,
-    ModelAnswer,
-    answer_response_format,
-    decode_answer,
-)
+from contracts.answer import AnswerEvent, ModelAnswer, answer_response_format, answer_schema
 from contracts.codec import ROOT, ContractError, encode
-from contracts.common import ErrorInfo, ObjectRef, SourceObject, Usage, check_bucket, check_key
+from contracts.common import (
+    ErrorInfo,
+    JobWarning,
+    ObjectRef,
+    SourceObject,
+    Usage,
+    check_bucket,
+    check_key,
+)
 from contracts.dlq import DlqRecord, MessageSource, decode_dlq, wrap_original
 from contracts.ingest import (
     IngestEvent,
@@ -25,7 +29,7 @@ from contracts.ingest import (
     derive_video_id,
 )
 from contracts.progress import STAGES, ProgressEvent, decode_progress
-from contracts.registry import SCHEMA_NAMES, schema_for
+from contracts.registry import SCHEMA_NAMES, generate_schemas, schema_for
 from contracts.result import ResultEvent, Summary, decode_result
 from contracts.timeline import (
     ModelInfo,
@@ -46,7 +50,6 @@ from contracts.versions import (
 )
 
 __all__ = [
-    "ANSWER_JSON_SCHEMA",
     "DLQ_V1",
     "INGEST_V1",
     "PROGRESS_V1",
@@ -78,9 +81,9 @@ __all__ = [
     "Usage",
     "VideoMeta",
     "answer_response_format",
+    "answer_schema",
     "check_bucket",
     "check_key",
-    "decode_answer",
     "decode_dlq",
     "decode_ingest",
     "decode_progress",
@@ -89,6 +92,7 @@ __all__ = [
     "derive_job_id",
     "derive_video_id",
     "encode",
+    "generate_schemas",
     "schema_for",
     "wrap_original",
 ]

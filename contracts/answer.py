@@ -1,68 +1,66 @@
 """The model answer v1: the JSON the prompt asks the vision-language model to write.
 
-Two views of one shape. ``ANSWER_JSON_SCHEMA`` is strict, for the endpoint's structured output
-(every field required, nothing else allowed); ``ModelAnswer`` is lenient, because models drift
-anyway: it coerces numeric strings, fills a missing description, drops unknown keys, and leaves
-range and order repairs (reversed or out-of-range times) to the answer parser that calls it.
+``ModelAnswer`` is the shape asked for, strict as endpoints' structured output wants it (every
+field required, nothing else allowed); ``answer_schema`` / ``answer_response_format`` turn it into
+what a request carries. Reading what a model actually wrote is lenient and lives with the
+localizer (``workers.localizers.answer``), because models drift anyway.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.codec import ContractError, load_object
-from contracts.registry import schema_for
+from contracts.schemagen import inline_refs, model_schema
 
 RESPONSE_FORMAT_NAME = "vidloc_events"
 
 
-def _bare_answer_schema() -> dict[str, Any]:
-    # Endpoints' structured-output validators know the keywords that shape output, not "$id".
-    schema = schema_for("answer")
-    for keyword in ("$schema", "$id", "$comment"):
-        schema.pop(keyword, None)
+class AnswerEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = Field(description="What happens, ideally one of the requested labels")
+    start_s: float = Field(description="When it starts, in seconds from the start of the video")
+    end_s: float = Field(description="When it ends, in seconds from the start of the video")
+    description: str = Field(description="One sentence on what is seen")
+    confidence: float = Field(description="0 to 1")
+
+
+class ModelAnswer(BaseModel):
+    """Events the model found in the frames it was shown, in seconds of the video."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events: list[AnswerEvent]
+
+
+@cache
+def _bare_schema() -> dict[str, Any]:
+    # Inlined: not every endpoint's guided decoding follows "$ref".
+    return inline_refs(model_schema(ModelAnswer))
+
+
+def answer_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The strict answer schema (a fresh copy); with labels, ``label`` may only be one of them,
+    so guided decoding cannot emit a label nobody asked for."""
+    schema = copy.deepcopy(_bare_schema())
+    if labels:
+        label = schema["properties"]["events"]["items"]["properties"]["label"]
+        label["enum"] = list(dict.fromkeys(labels))
     return schema
 
 
-ANSWER_JSON_SCHEMA: dict[str, Any] = _bare_answer_schema()
-
-
-def answer_response_format() -> dict[str, Any]:
-    """The OpenAI ``response_format`` value asking for a schema-conforming answer (a fresh copy)."""
+def answer_response_format(labels: Sequence[str] = ()) -> dict[str, Any]:
+    """The OpenAI ``response_format`` value asking for a schema-conforming answer."""
     return {
         "type": "json_schema",
         "json_schema": {
             "name": RESPONSE_FORMAT_NAME,
-            "schema": copy.deepcopy(ANSWER_JSON_SCHEMA),
+            "schema": answer_schema(labels),
             "strict": True,
         },
     }
-
-
-class AnswerEvent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
-
-    label: str
-    start_s: float
-    end_s: float
-    description: str = ""
-    confidence: float | None = None
-
-
-class ModelAnswer(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
-
-    events: list[AnswerEvent] = Field(default_factory=list)
-
-
-def decode_answer(data: bytes | str | Mapping[str, Any]) -> ModelAnswer:
-    """Validate an answer already cut out of the model's text (fences etc. are the parser's job)."""
-    text, _ = load_object(data)
-    try:
-        return ModelAnswer.model_validate_json(text)
-    except ValidationError as exc:
-        raise ContractError.from_validation(exc) from exc

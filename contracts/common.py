@@ -1,18 +1,28 @@
 """Field types and small parts shared by several contracts.
 
-Every rule here is mirrored in the ``$defs`` of the JSON Schema files; tests check that model and
-schema judge the same documents alike. The few rules JSON Schema cannot state (UTF-8 byte length
-of a key, ``start_s <= end_s``) are enforced by the models only and listed in the schema's
-``$comment``.
+The JSON Schema files are generated from these models (``python -m contracts.generate``). A rule
+checked by a Python validator is invisible to pydantic's schema generator, so each such type also
+says its rule in JSON Schema terms (``WithJsonSchema``); tests check that model and schema judge
+the same documents alike. The few rules JSON Schema cannot state (UTF-8 byte length of a key,
+``start_s <= end_s``) are enforced by the models only and said in a ``$comment`` or description.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    WithJsonSchema,
+)
 
 MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 
@@ -90,12 +100,56 @@ def _integral(value: object) -> object:
     return value
 
 
-BucketName = Annotated[str, BeforeValidator(_check_bucket_text)]
-ObjectKey = Annotated[str, BeforeValidator(_check_key_text)]
-SafeId = Annotated[str, _check_pattern(_SAFE_ID, "id (letters, digits, '.', '_', '-')")]
+def _pattern(regex: re.Pattern[str]) -> str:
+    # JSON Schema patterns search; anchor them. Python's "$" also matches before a final "\n",
+    # which fullmatch does not, so the lookahead refuses that too.
+    return f"^{regex.pattern}$(?!\\n)"
+
+
+def _string(pattern: str, description: str | None = None, **extra: Any) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": "string", **extra, "pattern": pattern}
+    if description:
+        schema["description"] = description
+    return WithJsonSchema(schema)
+
+
+# S3's bucket rules as one pattern: no "xn--"/"sthree-" prefix, not an IPv4 address, no "..",
+# no reserved suffix; 3-63 of [a-z0-9.-], starting and ending with a letter or digit.
+_BUCKET_SCHEMA = (
+    r"^(?!xn--)(?!sthree-)(?![0-9]{1,3}(\.[0-9]{1,3}){3}$)(?!.*\.\.)(?!.*-s3alias$)(?!.*--ol-s3$)"
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$(?!\n)"
+)
+# No leading "/", no ".." segment, no NUL. The byte limit is the models' (maxLength counts chars).
+_KEY_SCHEMA = r"^(?!/)(?!([^/]*/)*\.\.(?![^/]))[^\x00]*$"
+
+BucketName = Annotated[
+    str,
+    BeforeValidator(_check_bucket_text),
+    _string(_BUCKET_SCHEMA, "An S3 bucket name (not a URL)", minLength=3, maxLength=63),
+]
+ObjectKey = Annotated[
+    str,
+    BeforeValidator(_check_key_text),
+    _string(
+        _KEY_SCHEMA,
+        "An object key: no leading '/', no '..' segment, no NUL; at most 1024 bytes in UTF-8 "
+        "(checked by the models; maxLength here counts characters)",
+        minLength=1,
+        maxLength=MAX_KEY_BYTES,
+    ),
+]
+SafeId = Annotated[
+    str,
+    _check_pattern(_SAFE_ID, "id (letters, digits, '.', '_', '-')"),
+    _string(_pattern(_SAFE_ID), "An id that is safe as a Kafka key and an S3 key segment"),
+]
 Text = Annotated[str, Field(min_length=1, max_length=256)]
-ErrorCode = Annotated[str, _check_pattern(_ERROR_CODE, "error code (snake_case)")]
-Currency = Annotated[str, _check_pattern(_CURRENCY, "ISO 4217 currency code")]
+ErrorCode = Annotated[
+    str, _check_pattern(_ERROR_CODE, "error code (snake_case)"), _string(_pattern(_ERROR_CODE))
+]
+Currency = Annotated[
+    str, _check_pattern(_CURRENCY, "ISO 4217 currency code"), _string(_pattern(_CURRENCY))
+]
 
 
 def _parse_timestamp(value: object) -> object:
@@ -113,9 +167,18 @@ def _parse_timestamp(value: object) -> object:
         raise ValueError(f"{value!r} is not a real date-time: {exc}") from exc
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_parse_timestamp)]
-Count = Annotated[int, BeforeValidator(_integral), Field(ge=0)]
-PositiveCount = Annotated[int, BeforeValidator(_integral), Field(ge=1)]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_parse_timestamp),
+    _string(
+        _pattern(_RFC3339),
+        "RFC 3339 date-time with an offset, e.g. 2025-01-31T12:00:00Z",
+        format="date-time",
+    ),
+]
+# The bound comes before the validator so that the schema generator still sees it.
+Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+PositiveCount = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 Seconds = NonNegativeFloat
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 LocalizerName = Literal["vlm", "cv"]
@@ -182,9 +245,28 @@ class Usage(Part):
     refine: UsagePart | None = None
 
 
+def _document_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    # The decoders demand ``schema`` (it has a default only so Python code need not repeat it),
+    # and cross-field rules a subclass states in SCHEMA_RULES join its generated schema.
+    schema["properties"]["schema"] = {"const": getattr(model, "SCHEMA", None)}
+    schema["required"] = ["schema", *schema.get("required", [])]
+    schema.update(copy.deepcopy(getattr(model, "SCHEMA_RULES", {})))
+
+
 class Document(BaseModel):
-    """A top-level versioned document. ``schema`` is aliased: BaseModel owns that name."""
+    """A top-level versioned document. ``schema`` is aliased: BaseModel owns that name.
+
+    Subclasses set ``SCHEMA`` (the version id) and may set ``SCHEMA_RULES``: the JSON Schema
+    form (``if``/``then``/``else``, ``allOf``) of the cross-field checks their validators make.
+    """
+
+    SCHEMA: ClassVar[str]
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {}
 
     model_config = ConfigDict(
-        frozen=True, extra="allow", allow_inf_nan=False, serialize_by_alias=True
+        frozen=True,
+        extra="allow",
+        allow_inf_nan=False,
+        serialize_by_alias=True,
+        json_schema_extra=_document_schema,
     )

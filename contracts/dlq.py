@@ -53,10 +53,35 @@ class MessageSource(Part):
 
 class DlqRecord(Document):
     SCHEMA: ClassVar[str] = DLQ_V1
+    # _original_fits_encoding below, as JSON Schema says it.
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {
+                "if": {
+                    "properties": {"original_encoding": {"enum": ["text", "base64"]}},
+                    "required": ["original_encoding"],
+                },
+                "then": {"required": ["original"], "properties": {"original": {"type": "string"}}},
+            },
+            {
+                "if": {
+                    "properties": {"original_encoding": {"const": "base64"}},
+                    "required": ["original_encoding"],
+                },
+                "then": {"properties": {"original": {"pattern": f"^{BASE64_PATTERN}$(?!\\n)"}}},
+            },
+        ]
+    }
 
     schema_id: Literal["vidloc.dlq.v1"] = Field(default=DLQ_V1, alias="schema")
-    original: JsonValue = None  # absent means the message was JSON null
-    original_encoding: OriginalEncoding | None = None
+    original: JsonValue = Field(
+        default=None,
+        description="The message: parsed JSON, its text, or base64 of its bytes "
+        "(see original_encoding); absent means JSON null",
+    )
+    original_encoding: OriginalEncoding | None = Field(
+        default=None, description="Absent: a string is text, anything else JSON"
+    )
     error: ErrorInfo
     failed_at: Timestamp
     source: MessageSource

@@ -67,7 +67,9 @@ class IngestEvent(Document):
 
     schema_id: Literal["vidloc.ingest.v1"] = Field(default=INGEST_V1, alias="schema")
     event_id: Text
-    video_id: SafeId | None = None
+    video_id: SafeId | None = Field(
+        default=None, description="Optional; else derived from bucket + key + etag"
+    )
     source: SourceObject
     options: IngestOptions = Field(default_factory=IngestOptions)
     submitted_at: Timestamp

@@ -39,6 +39,22 @@ class ResultEvent(Document):
     """
 
     SCHEMA: ClassVar[str] = RESULT_V1
+    # _status_matches_payload below, as JSON Schema says it.
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"status": {"const": "succeeded"}}, "required": ["status"]},
+        "then": {
+            "required": ["source", "timeline"],
+            "properties": {
+                "source": {"type": "object"},
+                "timeline": {"type": "object"},
+                "error": {"type": "null"},
+            },
+        },
+        "else": {
+            "required": ["error"],
+            "properties": {"error": {"type": "object"}, "timeline": {"type": "null"}},
+        },
+    }
 
     schema_id: Literal["vidloc.result.v1"] = Field(default=RESULT_V1, alias="schema")
     event_id: Text
@@ -51,7 +67,9 @@ class ResultEvent(Document):
     summary: Summary = Field(default_factory=Summary)
     usage: Usage = Field(default_factory=Usage)
     localizer: LocalizerName | None = None
-    timings: dict[str, NonNegativeFloat] | None = None
+    timings: dict[str, NonNegativeFloat] | None = Field(
+        default=None, description="Seconds spent per stage"
+    )
     # What the job could not do as asked (rejected model answers, ignored options, a decoder
     # abandoned, a partly decodable file): empty when everything went as asked.
     warnings: list[JobWarning] = Field(default_factory=list)

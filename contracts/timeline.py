@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from contracts.codec import FieldProblem, decode_document
 from contracts.common import (
@@ -50,9 +50,15 @@ class Sampling(Part):
     chunk_overlap_s: Seconds = 0.0
     frames: Count
     chunks: Count
-    frame_size: tuple[PositiveCount, PositiveCount] | None = None  # (width, height) sent
+    frame_size: tuple[PositiveCount, PositiveCount] | None = Field(
+        default=None, description="[width, height] of the frames sent"
+    )
     # Adaptive sampling and boundary refinement (absent on timelines made without them).
-    mode: Literal["uniform", "adaptive"] | None = None
+    mode: Literal["uniform", "adaptive"] | None = Field(
+        default=None,
+        description="uniform: sample_fps everywhere; "
+        "adaptive: dense where a cv pre-pass saw change",
+    )
     token_budget_per_min: PositiveFloat | None = None
     refine: bool | None = None
     refined_boundaries: Count | None = None
@@ -60,6 +66,13 @@ class Sampling(Part):
 
 
 class TimelineEvent(Part):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "$comment": "end_s >= start_s is enforced by the models; JSON Schema cannot "
+            "compare fields."
+        }
+    )
+
     id: Text
     label: Text
     start_s: Seconds
@@ -83,6 +96,11 @@ class Timeline(Document):
     """``model`` is required when the vlm localizer made the events."""
 
     SCHEMA: ClassVar[str] = TIMELINE_V1
+    # _model_named below, as JSON Schema says it.
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"localizer": {"const": "vlm"}}, "required": ["localizer"]},
+        "then": {"required": ["model"], "properties": {"model": {"type": "object"}}},
+    }
 
     schema_id: Literal["vidloc.timeline.v1"] = Field(default=TIMELINE_V1, alias="schema")
     video_id: SafeId

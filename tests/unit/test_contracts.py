@@ -9,6 +9,8 @@ import sys
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,12 +20,14 @@ from pydantic import BaseModel
 import contracts
 from contracts import (
     ContractError,
-    decode_answer,
+    ModelAnswer,
     decode_ingest,
     encode,
     schema_for,
 )
-from contracts.versions import SCHEMA_IDS, schema_url
+from contracts.generate import write_schemas
+from contracts.registry import REGENERATE_COMMAND, generate_schemas, render
+from contracts.versions import SCHEMA_IDS, schema_file, schema_url
 
 DECODERS: dict[str, Callable[[Any], BaseModel]] = {
     "ingest": contracts.decode_ingest,
@@ -552,7 +556,7 @@ def test_dlq_keeps_the_original_message(raw: bytes, encoding: str) -> None:
     assert back == raw if encoding != "json" else json.loads(back) == json.loads(raw)
 
 
-# --- the model answer: strict schema for the endpoint, lenient model for the parser ----------
+# --- the model answer: what the request asks for, strict as structured output wants it -------
 
 ANSWER_EVENT = {
     "label": "red ball",
@@ -564,50 +568,35 @@ ANSWER_EVENT = {
 
 
 @pytest.mark.parametrize(
-    ("doc", "schema_valid", "model_valid"),
+    ("doc", "valid"),
     [
-        pytest.param({"events": []}, True, True, id="empty"),
-        pytest.param({"events": [ANSWER_EVENT]}, True, True, id="full"),
-        pytest.param({"events": [{**ANSWER_EVENT, "start_s": 3}]}, True, True, id="int-time"),
-        # drift the parser tolerates
+        pytest.param({"events": []}, True, id="empty"),
+        pytest.param({"events": [ANSWER_EVENT]}, True, id="full"),
+        pytest.param({"events": [{**ANSWER_EVENT, "start_s": 3}]}, True, id="int-time"),
+        # drift the lenient parser (workers.localizers.answer) tolerates, but not asked for
         pytest.param(
-            {"events": [edit(ANSWER_EVENT, "confidence", drop=True)]},
-            False,
-            True,
-            id="no-confidence",
+            {"events": [edit(ANSWER_EVENT, "confidence", drop=True)]}, False, id="no-confidence"
         ),
         pytest.param(
-            {"events": [edit(ANSWER_EVENT, "description", drop=True)]},
-            False,
-            True,
-            id="no-description",
+            {"events": [edit(ANSWER_EVENT, "description", drop=True)]}, False, id="no-description"
         ),
-        pytest.param(
-            {"events": [{**ANSWER_EVENT, "start_s": "3.5"}]}, False, True, id="string-number"
-        ),
-        pytest.param({"events": [{**ANSWER_EVENT, "note": "x"}]}, False, True, id="extra-key"),
-        pytest.param({"events": [], "thinking": "..."}, False, True, id="extra-top-level"),
-        # nothing usable
-        pytest.param({"events": "none"}, False, False, id="events-not-list"),
-        pytest.param(
-            {"events": [edit(ANSWER_EVENT, "end_s", drop=True)]}, False, False, id="no-end"
-        ),
-        pytest.param(
-            {"events": [{**ANSWER_EVENT, "start_s": "soon"}]}, False, False, id="word-time"
-        ),
+        pytest.param({"events": [{**ANSWER_EVENT, "start_s": "3.5"}]}, False, id="string-number"),
+        pytest.param({"events": [{**ANSWER_EVENT, "note": "x"}]}, False, id="extra-key"),
+        pytest.param({"events": [], "thinking": "..."}, False, id="extra-top-level"),
+        pytest.param({}, False, id="no-events"),
+        pytest.param({"events": "none"}, False, id="events-not-list"),
+        pytest.param({"events": [edit(ANSWER_EVENT, "end_s", drop=True)]}, False, id="no-end"),
+        pytest.param({"events": [{**ANSWER_EVENT, "start_s": "soon"}]}, False, id="word-time"),
     ],
 )
-def test_answer_schema_is_strict_and_model_lenient(
-    doc: dict[str, Any], schema_valid: bool, model_valid: bool
-) -> None:
-    assert validator("answer").is_valid(doc) is schema_valid
+def test_answer_schema_and_model_agree_strictly(doc: dict[str, Any], valid: bool) -> None:
+    assert validator("answer").is_valid(doc) is valid
     try:
-        answer = decode_answer(json.dumps(doc))
-    except ContractError:
-        assert not model_valid
+        ModelAnswer.model_validate_json(json.dumps(doc), strict=True)
+    except ValueError:
+        assert not valid
     else:
-        assert model_valid
-        assert [e.label for e in answer.events] == [e["label"] for e in doc["events"]]
+        assert valid
 
 
 def test_answer_response_format_fits_openai_strict_mode() -> None:
@@ -616,8 +605,13 @@ def test_answer_response_format_fits_openai_strict_mode() -> None:
     assert fmt["json_schema"]["name"] == "vidloc_events"
     assert fmt["json_schema"]["strict"] is True
     schema = fmt["json_schema"]["schema"]
-    assert schema == contracts.ANSWER_JSON_SCHEMA
-    assert "$id" not in schema and "$schema" not in schema
+    assert schema == contracts.answer_schema()
+    assert "$id" not in schema and "$schema" not in schema and "$defs" not in schema
+    # the request carries what the checked-in contract says, less its address
+    checked_in = schema_for("answer")
+    for keyword in ("$schema", "$id", "title"):
+        checked_in.pop(keyword)
+    assert schema == checked_in
 
     # strict mode: every object closes its properties and requires all of them
     def objects(node: Any) -> list[dict[str, Any]]:
@@ -636,7 +630,20 @@ def test_answer_response_format_fits_openai_strict_mode() -> None:
         assert set(obj["required"]) == set(obj["properties"])
     # callers get a copy they may change
     fmt["json_schema"]["schema"]["required"].append("x")
-    assert contracts.ANSWER_JSON_SCHEMA["required"] == ["events"]
+    assert contracts.answer_schema()["required"] == ["events"]
+
+
+def test_answer_schema_with_labels_allows_only_those_labels() -> None:
+    schema = contracts.answer_schema(["dog", "cat", "dog"])
+    label = schema["properties"]["events"]["items"]["properties"]["label"]
+    assert label["enum"] == ["dog", "cat"]
+    check = jsonschema.Draft202012Validator(schema)
+    assert check.is_valid({"events": [ANSWER_EVENT | {"label": "cat"}]})
+    assert not check.is_valid({"events": [ANSWER_EVENT | {"label": "red ball"}]})
+    assert (
+        "enum"
+        not in contracts.answer_schema()["properties"]["events"]["items"]["properties"]["label"]
+    )
 
 
 # --- the schema files themselves ------------------------------------------------------------
@@ -656,13 +663,33 @@ def test_schema_files_are_valid_and_addressed(name: str) -> None:
         assert SCHEMA_IDS[name] == MODELS[name].SCHEMA  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("name", contracts.SCHEMA_NAMES)
+def test_checked_in_schemas_are_generated_from_the_models(name: str) -> None:
+    # The models are the source of truth; this fails after a model change until the files are
+    # regenerated, so a stale file can never disagree with the code that decodes.
+    path = f"contracts/schemas/{schema_file(name)}"
+    text = resources.files("contracts").joinpath("schemas", schema_file(name)).read_text("utf-8")
+    assert text == render(generate_schemas()[name]), (
+        f"{path} is stale: the models changed. Run `.venv/bin/{REGENERATE_COMMAND}` "
+        "and commit the schema files."
+    )
+
+
+def test_generate_command_writes_what_the_test_expects(tmp_path: Path) -> None:
+    assert sorted(write_schemas(tmp_path)) == sorted(schema_file(n) for n in contracts.SCHEMA_NAMES)
+    assert write_schemas(tmp_path) == []  # nothing changed, nothing written
+    for name in contracts.SCHEMA_NAMES:
+        assert json.loads((tmp_path / schema_file(name)).read_text("utf-8")) == schema_for(name)
+
+
 def test_shared_definitions_do_not_drift_between_files() -> None:
+    # Same $defs name, same model: two classes of one name would collide here.
     seen: dict[str, tuple[str, Any]] = {}
     for name in contracts.SCHEMA_NAMES:
         for key, definition in schema_for(name).get("$defs", {}).items():
             first = seen.setdefault(key, (name, definition))
             assert definition == first[1], f"$defs/{key} differs in {name} and {first[0]}"
-    assert {"bucket", "key", "timestamp", "usage"} <= set(seen)
+    assert {"ObjectRef", "SourceObject", "ErrorInfo", "Usage"} <= set(seen)
 
 
 def test_schema_for_returns_a_copy_and_knows_its_names() -> None:
