@@ -97,6 +97,7 @@ def test_schema_copies_are_independent() -> None:
 
 
 def test_schema_is_the_contracts_answer_schema() -> None:
-    from contracts import ANSWER_JSON_SCHEMA
+    from contracts import answer_response_format, answer_schema
 
-    assert response_format_for_answer()["json_schema"]["schema"] == ANSWER_JSON_SCHEMA
+    assert response_format_for_answer()["json_schema"]["schema"] == answer_schema()
+    assert response_format_for_answer(["dog"]) == answer_response_format(["dog"])

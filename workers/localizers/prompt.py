@@ -7,14 +7,13 @@ format), so the model can answer in absolute video seconds without knowing the s
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import cv2
 
-from contracts import ANSWER_JSON_SCHEMA
+from contracts import answer_response_format
 from workers.types import Chunk, FrameSample, LocalizeRequest, RGBImage
 
 DEFAULT_PROMPT = (
@@ -91,19 +90,7 @@ def question_text(request: LocalizeRequest, chunk: Chunk) -> str:
     return " ".join(parts)
 
 
-def answer_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
-    """The answer schema; with labels, guided decoding can only emit the labels asked for."""
-    # The strict schema of the model-answer contract; callers may mutate what they get.
-    schema = copy.deepcopy(ANSWER_JSON_SCHEMA)
-    if not labels:
-        return schema
-    label = schema["properties"]["events"]["items"]["properties"]["label"]
-    label["enum"] = list(dict.fromkeys(labels))
-    return schema
-
-
 def response_format_for_answer(labels: Sequence[str] = ()) -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "vidloc_events", "strict": True, "schema": answer_schema(labels)},
-    }
+    """The structured-output request for the model-answer contract; with labels, guided
+    decoding can only emit the labels asked for. Built by the contract, the one source."""
+    return answer_response_format(labels)
