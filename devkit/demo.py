@@ -22,10 +22,10 @@ from devkit.synth.catalogue import spec_named
 from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import VideoSpec
 from producers.bridge import run_bridge
-from producers.follow import Follower, print_result
 from vidloc import names
 from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
+from vidloc.cli.follow import Follower, print_result
 from vidloc.settings import Settings
 
 DEMO_VIDEO = "h264_mp4"

@@ -7,16 +7,11 @@ Delivery is at-least-once: a record's offset is committed only after each of its
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
-from typing import Any, Protocol
-
-from kafka import KafkaConsumer
+from typing import Protocol
 
 from contracts import DlqRecord, ErrorInfo, MessageSource, encode, wrap_original
 from producers.notifications import (
@@ -32,14 +27,7 @@ from producers.notifications import (
     parse_notification,
 )
 from vidloc import names
-from vidloc.adapters.kafka import (
-    BusRecord,
-    EventPublisher,
-    commit_record,
-    make_consumer,
-    poll_records,
-    rewind_to,
-)
+from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.backoff import compute_backoff
 from vidloc.errors import InputError, ObjectMissing, TransientError, VidlocError
@@ -51,7 +39,6 @@ __all__ = [
     "BridgeDecision",
     "CreatedObject",
     "SeenObjects",
-    "add_bridge_parser",
     "dead_letter",
     "decode_object_key",
     "forward_notification",
@@ -146,10 +133,10 @@ def run_bridge(
     ``group_id`` exists for tests; bridges in production share the one group.
     """
     seen = SeenObjects()
-    consumer = make_consumer(
+    stream = EventStream.join(
         settings,
-        group_id=group_id,
-        topics=[names.TOPIC_S3_EVENTS],
+        group_id,
+        [names.TOPIC_S3_EVENTS],
         # Bridging a notification is milliseconds, so larger batches than the workers' are fine.
         max_poll_records=100,
         max_poll_interval_ms=5 * 60 * 1000,
@@ -161,8 +148,8 @@ def run_bridge(
             log.info("bridge consuming %s -> %s", names.TOPIC_S3_EVENTS, names.TOPIC_INGEST)
             while not stop.is_set():
                 try:
-                    records = poll_records(consumer, timeout_s=poll_timeout_s)
-                    _bridge_batch(consumer, records, settings, publisher, seen, store)
+                    records = stream.poll(timeout_s=poll_timeout_s)
+                    _bridge_batch(stream, records, settings, publisher, seen, store)
                     failures = 0
                 except TransientError as exc:
                     delay = compute_backoff(failures, base_s=0.5, cap_s=15.0)
@@ -170,12 +157,12 @@ def run_bridge(
                     log.warning("bridge retrying in %.1fs: %s", delay, exc)
                     stop.wait(delay)
     finally:
-        consumer.close()
+        stream.close()
         log.info("bridge stopped")
 
 
 def _bridge_batch(
-    consumer: KafkaConsumer,
+    stream: EventStream,
     records: list[BusRecord],
     settings: Settings,
     publisher: EventPublisher,
@@ -212,45 +199,10 @@ def _bridge_batch(
                 key, value = dead_letter(record, exc, now=_utcnow())
                 publisher.publish(names.TOPIC_DLQ, key, value)
             except TransientError:
-                _rewind_rest(consumer, records[index:])
+                stream.rewind(records[index:])
                 raise
         except TransientError:
             # Not committed: rewind so this and every later fetched record is polled again.
-            _rewind_rest(consumer, records[index:])
+            stream.rewind(records[index:])
             raise
-        commit_record(consumer, record)
-
-
-def _rewind_rest(consumer: KafkaConsumer, rest: list[BusRecord]) -> None:
-    first: dict[tuple[str, int], BusRecord] = {}
-    for record in rest:
-        first.setdefault((record.topic, record.partition), record)
-    for record in first.values():
-        rewind_to(consumer, record)
-
-
-def add_bridge_parser(subparsers: Any) -> None:
-    """Register ``vidloc bridge`` on the CLI's subparsers."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "bridge",
-        help="forward bucket notifications (s3.events) to video.ingest until SIGINT/SIGTERM",
-    )
-    parser.set_defaults(func=_bridge_command)
-
-
-def _bridge_command(args: argparse.Namespace, settings: Settings) -> int:
-    del args
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("bridge got signal %d, stopping after the current record", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run_bridge(settings, stop=stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+        stream.commit_past(record)

@@ -6,7 +6,6 @@ publish a second, option-less event for the same object when the store notifies 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import mimetypes
 import os
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from rich.console import Console
 
 from contracts import (
     ContractError,
@@ -38,8 +36,6 @@ from vidloc.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "uploads/"
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 def check_files(paths: Sequence[Path]) -> list[Path]:
@@ -121,82 +117,3 @@ def submit_files(
         )
         events.append(event)
     return events
-
-
-def add_submit_parser(subparsers: Any) -> None:
-    """Register ``vidloc submit`` on the CLI's subparsers."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "submit", help="upload videos and queue them for localization"
-    )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    parser.add_argument("--prompt", help="what to look for, in words")
-    parser.add_argument("--labels", help="comma-separated event labels, e.g. goal,foul")
-    parser.add_argument("--localizer", choices=["vlm", "cv"])
-    parser.add_argument("--sample-fps", type=float, help="frames per second to sample")
-    parser.add_argument("--chunk-s", type=float, help="seconds of video per model call")
-    parser.add_argument("--key-prefix", default=DEFAULT_KEY_PREFIX, help="object key prefix")
-    parser.add_argument("--wait", action="store_true", help="follow the jobs until they finish")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds --wait waits")
-    parser.set_defaults(func=run_submit)
-
-
-def _options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    labels = [part.strip() for part in (args.labels or "").split(",") if part.strip()]
-    return {
-        "localizer": args.localizer,
-        "prompt": args.prompt,
-        "labels": labels,
-        "sample_fps": args.sample_fps,
-        "chunk_s": args.chunk_s,
-    }
-
-
-def run_submit(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit codes: 0 all ok, 1 some job failed, 2 usage error, 3 --wait timed out."""
-    from producers.follow import Follower, print_result
-
-    console = Console()
-    try:
-        check_files(args.files)
-        ingest_options(_options_from_args(args))
-        for path in args.files:
-            object_key_for(path, args.key_prefix)
-    except InputError as exc:
-        console.print(f"[red]vidloc submit: {exc}[/red]")
-        return EXIT_USAGE
-    store = ObjectStore(settings)
-    follower = Follower(settings, console=Console(stderr=True)) if args.wait else None
-    try:
-        if follower is not None:
-            follower.start()  # before publishing, so no fast result is missed
-        with EventPublisher(settings) as publisher:
-            events = submit_files(
-                args.files,
-                _options_from_args(args),
-                settings,
-                store,
-                publisher,
-                key_prefix=args.key_prefix,
-            )
-        for path, event in zip(args.files, events, strict=True):
-            console.print(
-                f"queued {path} as s3://{event.source.bucket}/{event.source.key} "
-                f"(video {event.effective_video_id}, job {event.job_id})"
-            )
-        if follower is None:
-            return EXIT_OK
-        for path, event in zip(args.files, events, strict=True):
-            follower.expect(event.effective_video_id, path.name, job_id=event.job_id)
-        results = follower.wait(args.timeout)
-    finally:
-        if follower is not None:
-            follower.close()
-    for path, event in zip(args.files, events, strict=True):
-        result = results.get(event.effective_video_id)
-        if result is not None:
-            print_result(console, store, path.name, result)
-        else:
-            console.print(f"[yellow]{path.name}: no result within {args.timeout:.0f}s[/yellow]")
-    if len(results) < len(events):
-        return EXIT_TIMEOUT
-    return EXIT_OK if all(r.status == "succeeded" for r in results.values()) else EXIT_FAILED

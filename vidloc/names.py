@@ -9,7 +9,6 @@ TOPIC_RESULTS = "video.results"
 TOPIC_DLQ = "video.ingest.dlq"
 ALL_TOPICS = (TOPIC_S3_EVENTS, TOPIC_INGEST, TOPIC_PROGRESS, TOPIC_RESULTS, TOPIC_DLQ)
 
-WORKER_GROUP = "vidloc-workers"
 BRIDGE_GROUP = "vidloc-bridge"
 
 # Where a job's timeline and chunk checkpoints live in the timeline bucket.

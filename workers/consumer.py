@@ -3,8 +3,8 @@
 A job can take far longer than ``max.poll.interval.ms``. So the job runs in a thread while this
 loop keeps calling ``poll()`` with every assigned partition paused: the consumer stays a live
 member of the group, fetches nothing, and commits the offset only after the handler has
-announced a final result. kafka-python's consumer is not thread-safe, so only this thread
-touches it.
+announced a final result. The Kafka consumer is not thread-safe, so only this thread
+touches the stream.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
-
+from vidloc.adapters.kafka import BusRecord, EventStream, Partition
 from vidloc.backoff import compute_backoff
+from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
 from workers.handler import Delivery, Disposition, IngestHandler
@@ -27,41 +24,24 @@ from workers.handler import Delivery, Disposition, IngestHandler
 log = logging.getLogger(__name__)
 
 
-class _PauseNewAssignments(ConsumerRebalanceListener):
-    """Partitions assigned while a job runs must stay paused too."""
-
-    def __init__(self, loop: WorkerLoop) -> None:
-        self._loop = loop
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
-        self._loop.check_ownership()
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
-        if self._loop.busy:
-            self._loop.consumer.pause(*assigned)
-        self._loop.check_ownership()
-
-
 class WorkerLoop:
     def __init__(
         self,
         settings: Settings,
-        consumer: KafkaConsumer,
+        stream: EventStream,
         handler: IngestHandler,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._lag_due = 0.0
         self.settings = settings
-        self.consumer = consumer
+        self.stream = stream
         self.handler = handler
         self._job: Future[Disposition] | None = None
         self._delivery: Delivery | None = None
         self._resume_at = 0.0
         self._attempts: dict[tuple[int, int], int] = {}
-        self._lost: TopicPartition | None = None
+        self._lost: Partition | None = None
         self.jobs_done = 0
         self.jobs_handed_back = 0
 
@@ -78,14 +58,23 @@ class WorkerLoop:
         delivery = self._delivery
         if delivery is None or self._job is None:
             return
-        tp = TopicPartition(delivery.topic, delivery.partition)
-        if tp not in self.consumer.assignment():
-            log.warning("%s moved to another member mid-job; handing the job back", tp)
-            self._lost = tp
+        part = Partition(delivery.topic, delivery.partition)
+        if part not in self.stream.assignment():
+            log.warning("%s moved to another member mid-job; handing the job back", part)
+            self._lost = part
             self.handler.cancel.set()
 
+    def _on_assigned(self, assigned: set[Partition]) -> None:
+        # Partitions assigned while a job runs must stay paused too.
+        if self.busy:
+            self.stream.pause(assigned)
+        self.check_ownership()
+
+    def _on_revoked(self, revoked: set[Partition]) -> None:
+        self.check_ownership()
+
     def run(self, topics: list[str], stop: threading.Event) -> None:
-        self.consumer.subscribe(topics, listener=_PauseNewAssignments(self))
+        self.stream.subscribe(topics, on_assigned=self._on_assigned, on_revoked=self._on_revoked)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job") as pool:
             while True:
                 self._report_lag()
@@ -102,28 +91,25 @@ class WorkerLoop:
 
     def _poll_for_work(self, pool: ThreadPoolExecutor) -> None:
         if time.monotonic() < self._resume_at:
-            self.consumer.poll(timeout_ms=200)
+            self.stream.poll(timeout_s=0.2)
             return
-        if self.consumer.paused():
-            self.consumer.resume(*self.consumer.paused())
-        records = self.consumer.poll(timeout_ms=500, max_records=1)
-        for tp, messages in records.items():
-            for msg in messages:
-                self._delivery = Delivery(tp.topic, tp.partition, msg.offset, msg.key, msg.value)
-                # Pause before the job starts so no further record is fetched meanwhile.
-                self.consumer.pause(*self.consumer.assignment())
-                self._job = pool.submit(self.handler.handle, self._delivery)
-                return
+        self.stream.resume_all()
+        for record in self.stream.poll(timeout_s=0.5, max_records=1):
+            self._delivery = _delivery(record)
+            # Pause before the job starts so no further record is fetched meanwhile.
+            self.stream.pause_all()
+            self._job = pool.submit(self.handler.handle, self._delivery)
+            return
 
     def _keep_alive_until_done(self, stop: threading.Event) -> None:
         assert self._job is not None and self._delivery is not None
-        self.consumer.poll(timeout_ms=200)
+        self.stream.poll(timeout_s=0.2)
         if not self._job.done():
             return
         delivery, job = self._delivery, self._job
         self._job, self._delivery = None, None
-        tp = TopicPartition(delivery.topic, delivery.partition)
-        lost, self._lost = self._lost == tp, None
+        part = Partition(delivery.topic, delivery.partition)
+        lost, self._lost = self._lost == part, None
         if lost and not stop.is_set():
             self.handler.cancel.clear()  # that cancel was for the moved job only
         try:
@@ -134,16 +120,16 @@ class WorkerLoop:
             )
             disposition = Disposition.RETRY
         if disposition is Disposition.COMMIT:
-            self._commit(tp, delivery.offset + 1)
+            self._commit({part: delivery.offset + 1})
             self._attempts.pop((delivery.partition, delivery.offset), None)
             self.jobs_done += 1
-        elif tp not in self.consumer.assignment():
+        elif part not in self.stream.assignment():
             # Its new owner starts from the last commit; seeking a partition we lost would raise.
-            log.info("offset %d of %s is now another member's", delivery.offset, tp)
+            log.info("offset %d of %s is now another member's", delivery.offset, part)
             self.jobs_handed_back += 1
         else:
             # Same offset again: after a backoff on RETRY, by another member on HAND_BACK.
-            self.consumer.seek(tp, delivery.offset)
+            self.stream.seek(part, delivery.offset)
             if disposition is Disposition.HAND_BACK:
                 self.jobs_handed_back += 1
             if disposition is Disposition.RETRY:
@@ -162,27 +148,27 @@ class WorkerLoop:
         if now < self._lag_due:
             return
         self._lag_due = now + self.settings.metrics_lag_interval_s
-        assigned = list(self.consumer.assignment())
         try:
-            ends = self.consumer.end_offsets(assigned, timeout_ms=2000) if assigned else {}
-            positions = {tp: self.consumer.position(tp, timeout_ms=2000) for tp in assigned}
-        except KafkaError as exc:  # a metric is not worth failing the loop for
+            ends, positions = self.stream.lag_inputs(timeout_s=2.0)
+        except BusUnavailable as exc:  # a metric is not worth failing the loop for
             log.debug("consumer lag not refreshed: %s", exc)
             return
         self._metrics.set_consumer_lag(consumer_lag(ends, positions))
 
-    def _commit(self, tp: TopicPartition, offset: int) -> None:
+    def _commit(self, offsets: dict[Partition, int]) -> None:
+        """The one place the worker commits: next offset to read per partition."""
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
-        except CommitFailedError:
-            # The partition moved to another member; it will replay this message and, with
-            # deterministic ids and checkpoints, announce the identical result.
-            log.warning("commit of %s@%d failed after a rebalance", tp, offset)
-        except KafkaError as exc:
-            log.warning("commit of %s@%d failed: %s", tp, offset, exc)
+            self.stream.commit(offsets)
+        except BusUnavailable as exc:
+            # After a rebalance (code commit_rejected) the partition's new owner replays this
+            # message and, with deterministic ids and checkpoints, announces the identical
+            # result; any other failure is replayed the same way by the next owner.
+            log.warning("%s", exc)
 
     def _close(self) -> None:
-        try:
-            self.consumer.close(autocommit=False)
-        except KafkaError as exc:
-            log.warning("consumer close failed: %s", exc)
+        self.stream.close()
+
+
+def _delivery(record: BusRecord) -> Delivery:
+    key = record.key.encode("utf-8") if record.key is not None else None
+    return Delivery(record.topic, record.partition, record.offset, key, record.value)

@@ -7,7 +7,7 @@ saw is counted as a boundary to refine, which is an upper bound for the frames i
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,15 +17,20 @@ from contracts import IngestEvent
 from vidloc.settings import Settings
 from workers.cost import Prices, price_usage
 from workers.frames.adaptive import changes_over
-from workers.frames.plan import tokens_per_frame
+from workers.frames.plan import parts_for
 from workers.frames.prepass import Prepass
-from workers.localizers.prompt import SYSTEM_PROMPT
-from workers.planning import FRAME_TEXT_TOKENS, JobPlan, make_plan, wants_adaptive
+from workers.localizers.prompt import (
+    SYSTEM_PROMPT,
+    question_text,
+    timestamp_decimals,
+    timestamp_text,
+)
+from workers.planning import JobPlan, make_plan, wants_adaptive
 from workers.refine_plan import grid_inside
-from workers.types import Usage
+from workers.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
+from workers.types import Chunk, LocalizeRequest, Usage
 
-# Question text and message framing per request, and a typical answer, in tokens.
-REQUEST_TEXT_TOKENS = len(SYSTEM_PROMPT) // 4 + 60
+# A typical answer, in tokens.
 ANSWER_TOKENS = 80
 
 
@@ -36,7 +41,7 @@ class Estimate:
     frames: int
     chunks: int
     frame_size: tuple[int, int]
-    tokens_per_frame: int
+    tokens_per_frame: int  # image tokens, as the server bills the frame size
     coarse: Usage
     refine: Usage
     refine_boundaries: int
@@ -56,12 +61,11 @@ class Estimate:
 
 def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) -> Estimate:
     """Pure: what ``plan`` will cost (refinement bounded as the module docstring says)."""
-    per_frame = tokens_per_frame(*plan.frame_size)
+    per_frame = image_tokens(*plan.frame_size)
     frames = len({t for c in plan.chunks for t in c.times})
-    sent = sum(len(c.times) for c in plan.chunks)  # overlap frames go out twice
-    requests = len(plan.chunks)
+    requests = len(plan.chunks)  # overlap frames go out twice, and are counted twice
     coarse = Usage(
-        prompt_tokens=sent * (per_frame + FRAME_TEXT_TOKENS) + requests * REQUEST_TEXT_TOKENS,
+        prompt_tokens=sum(request_tokens(plan, c.times, c.start_s, c.end_s) for c in plan.chunks),
         completion_tokens=requests * ANSWER_TOKENS,
         requests=requests,
     )
@@ -69,14 +73,31 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) ->
     boundaries = 0
     if plan.refine and prepass is not None:
         changes = changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold)
-        refine_frames = sum(
-            len(grid_inside(c.before_s, c.after_s, settings.refine_fps)) for c in changes
-        )
-        boundaries = len(changes)
-        ref_requests = (boundaries + 1) // 2  # both boundaries of an event share a request
+        windows = [
+            (grid_inside(c.before_s, c.after_s, settings.refine_fps), c.before_s, c.after_s)
+            for c in changes
+        ]
+        windows = [w for w in windows if w[0]]
+        boundaries = len(windows)
+        cap = settings.vlm_max_images_per_request
+        prompt_tokens = ref_requests = 0
+        # Both boundaries of an event share a request while they fit the image cap
+        # (workers.refine_plan.plan_requests); consecutive changes stand in for the two.
+        for k in range(0, len(windows), 2):
+            pair = windows[k : k + 2]
+            shown = sorted({t for w in pair for t in w[0]})
+            if len(shown) <= cap:
+                lo, hi = min(w[1] for w in pair), max(w[2] for w in pair)
+                prompt_tokens += request_tokens(plan, shown, lo, hi)
+                ref_requests += 1
+                continue
+            for times, _, _ in pair:
+                for first, stop in parts_for(len(times), cap):
+                    part = times[first:stop]
+                    prompt_tokens += request_tokens(plan, part, part[0], part[-1])
+                    ref_requests += 1
         refine = Usage(
-            prompt_tokens=refine_frames * (per_frame + FRAME_TEXT_TOKENS)
-            + ref_requests * REQUEST_TEXT_TOKENS,
+            prompt_tokens=prompt_tokens,
             completion_tokens=ref_requests * ANSWER_TOKENS,
             requests=ref_requests,
         )
@@ -94,6 +115,23 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) ->
         cost=price_usage(coarse + refine, prices),
         refine_cost=price_usage(refine, prices),
         currency=settings.currency,
+    )
+
+
+def request_tokens(plan: JobPlan, times: Sequence[float], start_s: float, end_s: float) -> int:
+    """Prompt tokens of one request showing ``times``, as ``build_messages`` writes it (with
+    the default question) and the server bills it."""
+    decimals = timestamp_decimals(times)
+    labels = [timestamp_text(t, decimals) for t in times]
+    chunk = Chunk(0, start_s, end_s, tuple(times))
+    question = question_text(
+        LocalizeRequest(video_duration_s=plan.info.duration_s), chunk, decimals
+    )
+    return (
+        frames_tokens(*plan.frame_size, labels)
+        + text_tokens(SYSTEM_PROMPT)
+        + text_tokens(question)
+        + CHAT_FRAMING_TOKENS
     )
 
 
@@ -139,28 +177,3 @@ def render(e: Estimate) -> str:
         f"{e.tokens_per_minute:.0f} tokens/video-minute"
     )
     return "\n".join(lines)
-
-
-def add_estimate_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "estimate", help="frames, tokens and cost of a configuration, without calling the model"
-    )
-    parser.add_argument("file", type=Path, metavar="FILE")
-    parser.add_argument("--sample-fps", type=float, help="uniform sampling rate")
-    parser.add_argument("--chunk-s", type=float, help="seconds of video per model call")
-    parser.add_argument("--sampling", choices=["uniform", "adaptive"])
-    parser.add_argument("--token-budget", type=float, help="tokens per video-minute (adaptive)")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None)
-    parser.set_defaults(func=run_estimate)
-
-
-def run_estimate(args: argparse.Namespace, settings: Settings) -> int:
-    options = {
-        "sample_fps": args.sample_fps,
-        "chunk_s": args.chunk_s,
-        "sampling": args.sampling,
-        "token_budget_per_min": args.token_budget,
-        "refine": args.refine,
-    }
-    print(render(estimate_file(args.file, options, settings)))
-    return 0

@@ -12,7 +12,7 @@ from types import FrameType
 import httpx
 
 from vidloc import names
-from vidloc.adapters.kafka import EventPublisher, make_consumer
+from vidloc.adapters.kafka import EventPublisher, EventStream
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
@@ -93,15 +93,15 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         handler = build_handler(settings, publisher, http, metrics)
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.
-        consumer = make_consumer(
+        # The producer side (the publisher above) and the consumer side are separate objects.
+        stream = EventStream.connect(
             settings,
             group_id=settings.worker_group,
-            topics=[],
             max_poll_interval_ms=settings.worker_max_poll_interval_ms,
             session_timeout_ms=settings.worker_session_timeout_ms,
             heartbeat_interval_ms=settings.worker_heartbeat_interval_ms,
         )
-        loop = WorkerLoop(settings, consumer, handler, metrics)
+        loop = WorkerLoop(settings, stream, handler, metrics)
         log.info(
             "worker started: group %s on %s, localizer default %s",
             settings.worker_group,

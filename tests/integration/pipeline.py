@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
-
 from contracts import (
     DlqRecord,
     ProgressEvent,
@@ -31,7 +29,7 @@ from contracts import (
 )
 from devkit.stack import stack_command
 from vidloc import names
-from vidloc.adapters.kafka import make_consumer, park_group_at_end
+from vidloc.adapters.kafka import EventStream, park_group_at_end
 from vidloc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,31 +48,21 @@ class Watcher:
     TOPICS = (names.TOPIC_RESULTS, names.TOPIC_DLQ, names.TOPIC_PROGRESS)
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = make_consumer(settings, group_id=None, topics=())
-        tps = [
-            TopicPartition(topic, p)
-            for topic in self.TOPICS
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-        ]
-        self._consumer.assign(tps)
-        self._consumer.seek_to_end(*tps)
-        for tp in tps:  # force the lookup now, before anything is published
-            self._consumer.position(tp)
+        # Positioned before anything is published, so nothing the test triggers is missed.
+        self._stream = EventStream.tail(settings, self.TOPICS)
         self.seen = Outputs()
 
     def drain(self, timeout_s: float = 1.0) -> None:
-        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=500)
-        for tp, messages in batches.items():
-            for msg in messages:
-                if tp.topic == names.TOPIC_RESULTS:
-                    result = decode_result(msg.value)
-                    self.seen.results[result.video_id].append(result)
-                elif tp.topic == names.TOPIC_DLQ:
-                    record = decode_dlq(msg.value)
-                    self.seen.dlq[record.video_id].append(record)
-                else:
-                    progress = decode_progress(msg.value)
-                    self.seen.progress[progress.video_id].append(progress)
+        for msg in self._stream.poll(timeout_s=timeout_s, max_records=500):
+            if msg.topic == names.TOPIC_RESULTS:
+                result = decode_result(msg.value)
+                self.seen.results[result.video_id].append(result)
+            elif msg.topic == names.TOPIC_DLQ:
+                record = decode_dlq(msg.value)
+                self.seen.dlq[record.video_id].append(record)
+            else:
+                progress = decode_progress(msg.value)
+                self.seen.progress[progress.video_id].append(progress)
 
     def wait_results(
         self, video_ids: Iterable[str], timeout_s: float, *, settle_s: float = 3.0
@@ -92,7 +80,7 @@ class Watcher:
         return self.seen
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        self._stream.close()
 
 
 class Workers:

@@ -8,21 +8,13 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 from pydantic import SecretStr
 
-from vidloc.adapters.kafka import (
-    BusRecord,
-    EventPublisher,
-    close_consumer,
-    commit_record,
-    make_consumer,
-    open_tail,
-    poll_records,
-)
+from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream, Partition, Start
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import BusUnavailable, ObjectMissing, ObjectTooLarge, StorageUnavailable
 from vidloc.settings import Settings
@@ -30,11 +22,11 @@ from vidloc.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def poll_until(consumer: KafkaConsumer, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
+def poll_until(stream: EventStream, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
     records: list[BusRecord] = []
     deadline = time.monotonic() + timeout_s
     while len(records) < want and time.monotonic() < deadline:
-        records += poll_records(consumer, timeout_s=0.5)
+        records += stream.poll(timeout_s=0.5)
     return records
 
 
@@ -50,22 +42,16 @@ def test_publish_consume_and_commit_resumes_after_the_committed_record(
         for n in range(3):
             publisher.publish(topic, key, f"message {n}".encode())
 
-    first = make_consumer(stack, group_id=group_id, topics=[topic])
-    try:
+    with EventStream.join(stack, group_id, [topic]) as first:
         records = poll_until(first, 3)
         assert [r.value for r in records] == [b"message 0", b"message 1", b"message 2"]
         assert {r.key for r in records} == {key}
         assert [r.offset for r in records] == [0, 1, 2]
-        commit_record(first, records[1])  # as if the third had not been finished
-    finally:
-        close_consumer(first)
+        first.commit_past(records[1])  # as if the third had not been finished
 
-    second = make_consumer(stack, group_id=group_id, topics=[topic])
-    try:
+    with EventStream.join(stack, group_id, [topic]) as second:
         again = poll_until(second, 1)
         assert [(r.offset, r.value) for r in again] == [(2, b"message 2")]
-    finally:
-        close_consumer(second)
 
 
 def test_tail_sees_only_what_is_published_after_it_opens(
@@ -75,20 +61,17 @@ def test_tail_sees_only_what_is_published_after_it_opens(
     with EventPublisher(stack) as publisher:
         for n in range(3):
             publisher.publish(topic, f"before-{n}", b"old")
-        tail = open_tail(stack, [topic])
-        try:
+        with EventStream.tail(stack, [topic]) as tail:
             for n in range(3):
                 publisher.publish(topic, f"after-{n}", b"new")
             records = poll_until(tail, 3, timeout_s=20)
-        finally:
-            close_consumer(tail)
     assert sorted(r.key or "" for r in records) == ["after-0", "after-1", "after-2"]
     assert {r.value for r in records} == {b"new"}
 
 
 def test_tail_of_a_missing_topic_is_bus_unavailable(stack: Settings) -> None:
     with pytest.raises(BusUnavailable, match="do not exist"):
-        open_tail(stack, [f"no-such-topic-{uuid.uuid4().hex}"], timeout_s=5)
+        EventStream.tail(stack, [f"no-such-topic-{uuid.uuid4().hex}"], timeout_s=5)
 
 
 def test_dead_broker_is_bus_unavailable_quickly(stack: Settings) -> None:
@@ -99,6 +82,68 @@ def test_dead_broker_is_bus_unavailable_quickly(stack: Settings) -> None:
     assert time.monotonic() - started < 20
     assert "127.0.0.1:1" in str(info.value)
     assert info.value.__cause__ is not None
+
+
+def test_replay_starts_each_topic_where_asked(
+    stack: Settings, make_topic: Callable[[int], str]
+) -> None:
+    """Beginning, the last N per partition, a point in time: one assign-and-seek for all."""
+    whole, recent, timed = make_topic(1), make_topic(1), make_topic(1)
+    with EventPublisher(stack) as publisher:
+        for n in range(4):
+            publisher.publish(whole, "k", f"w{n}".encode())
+            publisher.publish(recent, "k", f"r{n}".encode())
+            publisher.publish(timed, "k", f"early{n}".encode())
+        time.sleep(0.05)  # timestamps are milliseconds: leave a gap before the cut
+        cut = datetime.now(UTC)
+        time.sleep(0.05)
+        publisher.publish(timed, "k", b"late0")
+        publisher.publish(timed, "k", b"late1")
+    starts = {whole: Start.beginning(), recent: Start.last(2), timed: Start.at_time(cut)}
+    with EventStream.replay(stack, starts) as stream:
+        records = poll_until(stream, 8)
+    by_topic = {t: [r.value for r in records if r.topic == t] for t in starts}
+    assert by_topic == {
+        whole: [b"w0", b"w1", b"w2", b"w3"],
+        recent: [b"r2", b"r3"],
+        timed: [b"late0", b"late1"],
+    }
+
+
+def test_group_member_pauses_seeks_and_commits_partition_offsets(
+    stack: Settings, make_topic: Callable[[int], str], group_id: str
+) -> None:
+    """The worker's calls: assignment callback, pause/resume, seek back, explicit commit."""
+    topic = make_topic(2)
+    with EventPublisher(stack) as publisher:
+        for n in range(4):
+            publisher.publish(topic, f"key-{n}", f"m{n}".encode())
+    assigned: list[set[Partition]] = []
+    with EventStream.connect(stack, group_id=group_id, max_poll_records=10) as stream:
+        stream.subscribe([topic], on_assigned=assigned.append)
+        records = poll_until(stream, 4)
+        assert assigned and assigned[-1] == stream.assignment()
+        assert stream.assignment() == {Partition(topic, 0), Partition(topic, 1)}
+        stream.pause_all()
+        first = min(records, key=lambda r: (r.partition, r.offset))
+        assert stream.seek(first.where, first.offset)
+        assert stream.poll(timeout_s=1.0) == []  # paused: nothing fetched
+        stream.resume_all()
+        again = poll_until(stream, 1)
+        assert (again[0].where, again[0].offset) == (first.where, first.offset)
+        ends, positions = stream.lag_inputs()
+        assert set(ends) == set(positions) == stream.assignment()
+        stream.commit({part: end for part, end in ends.items()})
+    with EventStream.join(stack, group_id, [topic]) as rejoined:
+        assert rejoined.poll(timeout_s=3.0) == []  # everything was committed
+
+
+def test_seeking_a_partition_not_owned_says_so(
+    stack: Settings, make_topic: Callable[[int], str]
+) -> None:
+    topic = make_topic(1)
+    with EventStream.tail(stack, [topic]) as tail:
+        assert not tail.seek(Partition(topic, 7), 0)
 
 
 # -- S3 -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A Kafka of this module's own (ports 39092/39093, SASL_PLAINTEXT clients on 39094, its own stack
 dir, the shared jar cache) accepts one user. With the right password a message goes through
-EventPublisher and a make_consumer consumer; with a wrong one both fail with BusUnavailable in
+EventPublisher and an EventStream; with a wrong one both fail with BusUnavailable in
 bounded time, and the password shows up in no exception and in no log record that vidloc's
 logging set-up lets through.
 """
@@ -20,7 +20,7 @@ from kafka.admin import NewTopic
 from pipeline import own_stack
 from pydantic import SecretStr
 
-from vidloc.adapters.kafka import EventPublisher, close_consumer, make_consumer, poll_records
+from vidloc.adapters.kafka import EventPublisher, EventStream
 from vidloc.errors import BusUnavailable
 from vidloc.logs import RedactSecrets
 from vidloc.settings import Settings
@@ -81,14 +81,11 @@ def test_right_password_round_trips_a_message(sasl_broker: Settings, topic: str)
     value = uuid.uuid4().hex.encode()
     with EventPublisher(client) as publisher:
         publisher.publish(topic, "k1", value)
-    consumer = make_consumer(client, group_id=f"sasl-{uuid.uuid4().hex[:8]}", topics=[topic])
-    try:
+    with EventStream.join(client, f"sasl-{uuid.uuid4().hex[:8]}", [topic]) as stream:
         received = []
         deadline = time.monotonic() + 20
         while not received and time.monotonic() < deadline:
-            received = poll_records(consumer, timeout_s=1.0)
-    finally:
-        close_consumer(consumer)
+            received = stream.poll(timeout_s=1.0)
     assert [(r.topic, r.key, r.value) for r in received] == [(topic, "k1", value)]
 
 
@@ -107,12 +104,12 @@ def test_wrong_password_is_refused_without_leaking_it(
     assert time.monotonic() - started < REFUSAL_BOUND_S
 
     started = time.monotonic()
-    with pytest.raises(BusUnavailable) as consumer_error:
-        consumer = make_consumer(client, group_id=f"sasl-{uuid.uuid4().hex[:8]}", topics=[topic])
-        try:
-            poll_records(consumer, timeout_s=REFUSAL_BOUND_S)
-        finally:
-            close_consumer(consumer)
+    group = f"sasl-{uuid.uuid4().hex[:8]}"
+    with (
+        pytest.raises(BusUnavailable) as consumer_error,
+        EventStream.join(client, group, [topic]) as stream,
+    ):
+        stream.poll(timeout_s=REFUSAL_BOUND_S)
     failures.append(consumer_error.value)
     assert time.monotonic() - started < REFUSAL_BOUND_S
 

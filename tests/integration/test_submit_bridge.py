@@ -16,22 +16,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from minio import Minio
 
 from contracts import IngestEvent, decode_dlq, decode_ingest, derive_video_id, schema_for
 from producers.bridge import BAD_NOTIFICATION, SUBMITTED_META, run_bridge
 from producers.submit import submit_files
 from vidloc import names
-from vidloc.adapters.kafka import (
-    BusRecord,
-    EventPublisher,
-    close_consumer,
-    kafka_config,
-    open_tail,
-    poll_records,
-)
+from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream, park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
@@ -39,13 +30,13 @@ pytestmark = pytest.mark.integration
 
 
 def collect(
-    tail: KafkaConsumer, done: Callable[[list[BusRecord]], bool], *, timeout_s: float = 30.0
+    tail: EventStream, done: Callable[[list[BusRecord]], bool], *, timeout_s: float = 30.0
 ) -> list[BusRecord]:
     """Records from ``tail`` until ``done(records)`` or the deadline."""
     records: list[BusRecord] = []
     deadline = time.monotonic() + timeout_s
     while not done(records) and time.monotonic() < deadline:
-        records += poll_records(tail, timeout_s=0.5)
+        records += tail.poll(timeout_s=0.5)
     return records
 
 
@@ -70,29 +61,14 @@ def prefix(store: ObjectStore, stack: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def ingest_tail(stack: Settings) -> Iterator[KafkaConsumer]:
-    tail = open_tail(stack, [names.TOPIC_INGEST, names.TOPIC_DLQ])
-    yield tail
-    close_consumer(tail)
-
-
-def _start_group_at_end(settings: Settings, group_id: str) -> None:
-    consumer = KafkaConsumer(group_id=group_id, enable_auto_commit=False, **kafka_config(settings))
-    try:
-        partitions = [
-            TopicPartition(names.TOPIC_S3_EVENTS, p)
-            for p in consumer.partitions_for_topic(names.TOPIC_S3_EVENTS)
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
-    finally:
-        consumer.close()
+def ingest_tail(stack: Settings) -> Iterator[EventStream]:
+    with EventStream.tail(stack, [names.TOPIC_INGEST, names.TOPIC_DLQ]) as tail:
+        yield tail
 
 
 @pytest.fixture
 def bridge(stack: Settings, group_id: str) -> Iterator[threading.Thread]:
-    _start_group_at_end(stack, group_id)
+    park_group_at_end(stack, group_id, names.TOPIC_S3_EVENTS)
     stop = threading.Event()
     thread = threading.Thread(
         target=run_bridge,
@@ -108,7 +84,7 @@ def bridge(stack: Settings, group_id: str) -> Iterator[threading.Thread]:
 
 
 def test_submit_uploads_and_publishes_a_schema_valid_ingest_event(
-    stack: Settings, store: ObjectStore, prefix: str, ingest_tail: KafkaConsumer, tmp_path: Path
+    stack: Settings, store: ObjectStore, prefix: str, ingest_tail: EventStream, tmp_path: Path
 ) -> None:
     clip = tmp_path / "tiny clip.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes)
@@ -137,7 +113,7 @@ def test_bridge_turns_a_plain_upload_into_one_ingest_event_and_skips_non_videos(
     stack: Settings,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: KafkaConsumer,
+    ingest_tail: EventStream,
     bridge: threading.Thread,
 ) -> None:
     bucket = stack.video_bucket
@@ -162,7 +138,7 @@ def test_bridge_dead_letters_malformed_notifications_and_keeps_going(
     stack: Settings,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: KafkaConsumer,
+    ingest_tail: EventStream,
     bridge: threading.Thread,
 ) -> None:
     marker = uuid.uuid4().hex
@@ -197,7 +173,7 @@ def test_bridge_leaves_uploads_of_vidloc_submit_alone(
     store: ObjectStore,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: KafkaConsumer,
+    ingest_tail: EventStream,
     bridge: threading.Thread,
     tmp_path: Path,
 ) -> None:
@@ -234,7 +210,7 @@ def test_follower_started_before_publishing_sees_progress_result_and_timeline(
         VideoMeta,
         encode,
     )
-    from producers.follow import Follower, print_result
+    from vidloc.cli.follow import Follower, print_result
 
     video_id = f"v-test-{uuid.uuid4().hex[:16]}"
     job_id, other_job = f"j-{uuid.uuid4().hex[:16]}", f"j-{uuid.uuid4().hex[:16]}"

@@ -9,12 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-
 from contracts import ContractError, decode_progress, decode_result
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, close_consumer, make_consumer, poll_records
+from vidloc.adapters.kafka import BusRecord, EventStream, Start
 from vidloc.api.status import StatusBook
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
@@ -25,31 +22,12 @@ log = logging.getLogger(__name__)
 PROGRESS_TAIL_PER_PARTITION = 2000
 
 
-def open_replay(settings: Settings, *, progress_tail: int) -> KafkaConsumer:
-    """A group-less consumer: results from their first offset, progress from end - tail."""
-    consumer = make_consumer(settings, group_id=None, topics=(), max_poll_records=500)
-    try:
-        tps = {
-            topic: [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-            for topic in (names.TOPIC_RESULTS, names.TOPIC_PROGRESS)
-        }
-        missing = [topic for topic, parts in tps.items() if not parts]
-        if missing:
-            raise BusUnavailable(f"topics {missing} do not exist yet")
-        consumer.assign([tp for parts in tps.values() for tp in parts])
-        consumer.seek_to_beginning(*tps[names.TOPIC_RESULTS])
-        firsts = consumer.beginning_offsets(tps[names.TOPIC_PROGRESS])
-        ends = consumer.end_offsets(tps[names.TOPIC_PROGRESS])
-        for tp in tps[names.TOPIC_PROGRESS]:
-            consumer.seek(tp, max(firsts[tp], ends[tp] - progress_tail))
-    except (KafkaError, TypeError) as exc:
-        # TypeError: partitions_for_topic() answers None for an unknown topic.
-        close_consumer(consumer)
-        raise BusUnavailable(f"cannot replay the result topics: {exc}") from exc
-    except BusUnavailable:
-        close_consumer(consumer)
-        raise
-    return consumer
+def open_replay(settings: Settings, *, progress_tail: int) -> EventStream:
+    """A group-less stream: results from their first offset, progress from end - tail."""
+    return EventStream.replay(
+        settings,
+        {names.TOPIC_RESULTS: Start.beginning(), names.TOPIC_PROGRESS: Start.last(progress_tail)},
+    )
 
 
 def apply_record(book: StatusBook, record: BusRecord) -> bool:
@@ -104,7 +82,7 @@ class StatusFeed:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                consumer = open_replay(self._settings, progress_tail=self._progress_tail)
+                stream = open_replay(self._settings, progress_tail=self._progress_tail)
             except BusUnavailable as exc:
                 self.last_error = str(exc)
                 log.warning("status feed: %s; retrying in %.0f s", exc, self._retry_s)
@@ -112,17 +90,17 @@ class StatusFeed:
                 continue
             self.last_error = None
             try:
-                self._follow(consumer)
+                self._follow(stream)
             except BusUnavailable as exc:
                 self.last_error = str(exc)
                 log.warning("status feed lost Kafka: %s", exc)
                 self._stop.wait(self._retry_s)
             finally:
-                close_consumer(consumer)
+                stream.close()
 
-    def _follow(self, consumer: KafkaConsumer) -> None:
+    def _follow(self, stream: EventStream) -> None:
         while not self._stop.is_set():
-            records = poll_records(consumer, timeout_s=0.5)
+            records = stream.poll(timeout_s=0.5)
             for record in records:
                 if apply_record(self._book, record):
                     self.records_applied += 1

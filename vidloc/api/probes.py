@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from vidloc.adapters.kafka import close_consumer, make_consumer
+from vidloc.adapters.kafka import EventStream
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.errors import BusUnavailable, VidlocError
+from vidloc.errors import VidlocError
 from vidloc.settings import Settings
 
 Probe = Callable[[], str]
@@ -20,16 +20,11 @@ Probe = Callable[[], str]
 
 def kafka_probe(settings: Settings) -> Probe:
     def probe() -> str:
-        # make_consumer fails fast on a closed port; topics() needs a real metadata answer.
-        consumer = make_consumer(
-            settings, group_id=None, topics=(), bootstrap_timeout_ms=3000, request_timeout_ms=5000
-        )
-        try:
-            topics = consumer.topics()
-        except Exception as exc:  # kafka-python raises several unrelated types here
-            raise BusUnavailable(f"Kafka metadata request failed: {exc}") from exc
-        finally:
-            close_consumer(consumer)
+        # connect() fails fast on a closed port; topics() needs a real metadata answer.
+        with EventStream.connect(
+            settings, bootstrap_timeout_ms=3000, request_timeout_ms=5000
+        ) as stream:
+            topics = stream.topics()
         return f"ok ({len(topics)} topics)"
 
     return probe

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vidloc.cli.exits import EXIT_OK
 from vidloc.settings import Settings
 
 
-def add_api_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "api", help="serve the HTTP query API and the timeline viewer"
     )
@@ -19,15 +20,20 @@ def add_api_parser(subparsers: Any) -> None:
         action="store_true",
         help="do not read video.results/progress (status comes from stored timelines only)",
     )
-    parser.set_defaults(func=run_api)
+    parser.set_defaults(func=run)
 
 
-def run_api(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return serve_api(settings, host=args.host, port=args.port, follow_bus=not args.no_follow)
+
+
+def serve_api(settings: Settings, *, host: str, port: int, follow_bus: bool) -> int:
+    # Imported here: the web stack is heavy for every other command.
     import uvicorn
 
     from vidloc.api.app import create_app
 
-    app = create_app(settings, follow_bus=not args.no_follow)
+    app = create_app(settings, follow_bus=follow_bus)
     # log_config=None: logging was configured once by the CLI; uvicorn must not replace it.
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
-    return 0
+    uvicorn.run(app, host=host, port=port, log_config=None)
+    return EXIT_OK

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from types import TracebackType
 
-from kafka import KafkaConsumer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -33,7 +31,7 @@ from contracts import (
     decode_timeline,
 )
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, close_consumer, open_tail, poll_records
+from vidloc.adapters.kafka import BusRecord, EventStream
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import VidlocError
 from vidloc.settings import Settings
@@ -47,13 +45,13 @@ class Follower:
     def __init__(self, settings: Settings, *, console: Console | None = None) -> None:
         self._settings = settings
         self._console = console or Console(stderr=True)
-        self._consumer: KafkaConsumer | None = None
+        self._stream: EventStream | None = None
         self._labels: dict[str, str] = {}
         self._results: dict[str, ResultEvent] = {}
         self._jobs: dict[str, str] = {}
 
     def start(self) -> None:
-        self._consumer = open_tail(self._settings, [names.TOPIC_PROGRESS, names.TOPIC_RESULTS])
+        self._stream = EventStream.tail(self._settings, [names.TOPIC_PROGRESS, names.TOPIC_RESULTS])
 
     def expect(self, video_id: str, label: str | None = None, *, job_id: str | None = None) -> None:
         """Wait for ``video_id``; with ``job_id``, only that job's result counts (not a replay
@@ -64,7 +62,7 @@ class Follower:
 
     def wait(self, timeout_s: float) -> dict[str, ResultEvent]:
         """Results of the expected videos that arrived within ``timeout_s`` (others absent)."""
-        if self._consumer is None:
+        if self._stream is None:
             raise RuntimeError("Follower.start() must run before the ingest events are published")
         deadline = time.monotonic() + timeout_s
         columns = (
@@ -81,7 +79,7 @@ class Follower:
             }
             while self._pending() and time.monotonic() < deadline:
                 remaining = deadline - time.monotonic()
-                records = poll_records(self._consumer, timeout_s=max(0.05, min(0.5, remaining)))
+                records = self._stream.poll(timeout_s=max(0.05, min(0.5, remaining)))
                 for record in records:
                     self._handle(record, bars, tasks)
         return {vid: self._results[vid] for vid in self._labels if vid in self._results}
@@ -110,9 +108,9 @@ class Follower:
         bars.update(task, completed=done, stage=result.status)
 
     def close(self) -> None:
-        if self._consumer is not None:
-            close_consumer(self._consumer)
-            self._consumer = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     def __enter__(self) -> Follower:
         self.start()
@@ -132,23 +130,6 @@ def _show_progress(bars: Progress, tasks: dict[str, TaskID], event: ProgressEven
     if task is not None:
         total = event.chunks_total or None
         bars.update(task, total=total, completed=event.chunks_done, stage=event.stage)
-
-
-def follow_jobs(
-    settings: Settings,
-    video_ids: Iterable[str],
-    *,
-    timeout_s: float,
-    console: Console | None = None,
-) -> dict[str, ResultEvent]:
-    """Follow already-published jobs; only results published after this call are seen.
-
-    Prefer :class:`Follower` (start, publish, wait) when you publish the jobs yourself.
-    """
-    with Follower(settings, console=console) as follower:
-        for vid in video_ids:
-            follower.expect(vid)
-        return follower.wait(timeout_s)
 
 
 def print_result(console: Console, store: ObjectStore, label: str, result: ResultEvent) -> None:

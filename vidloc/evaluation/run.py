@@ -1,15 +1,11 @@
-"""``vidloc eval --truth FILE --timelines (s3://bucket/prefix | folder)``."""
+"""Score a folder or S3 prefix of timelines against a ground-truth file: the eval use case."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
-from typing import Any
 
 from vidloc.errors import InputError
 from vidloc.evaluation.metrics import Evaluation, evaluate
-from vidloc.evaluation.report import render_json, render_text
 from vidloc.evaluation.sources import (
     pair_timelines,
     read_truth,
@@ -18,20 +14,6 @@ from vidloc.evaluation.sources import (
     timelines_from_store,
 )
 from vidloc.settings import Settings
-
-
-def add_eval_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "eval", help="score timelines against ground truth (quality and cost)"
-    )
-    parser.add_argument("--truth", type=Path, required=True, help="ground-truth JSONL")
-    parser.add_argument(
-        "--timelines",
-        required=True,
-        help="a folder of timeline JSON files, or s3://bucket/prefix",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(func=run_eval)
 
 
 def evaluate_source(truth_path: Path, timelines: str, settings: Settings) -> Evaluation:
@@ -54,12 +36,3 @@ def evaluate_source(truth_path: Path, timelines: str, settings: Settings) -> Eva
         missing_videos=loaded.missing,
         extra_videos=loaded.extra,
     )
-
-
-def run_eval(args: argparse.Namespace, settings: Settings) -> int:
-    result = evaluate_source(args.truth, args.timelines, settings)
-    if args.json:
-        print(json.dumps(render_json(result), indent=2))
-    else:
-        print(render_text(result))
-    return 0

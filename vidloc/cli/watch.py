@@ -6,20 +6,17 @@ import argparse
 import time
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 from rich.console import Console
 from rich.markup import escape
 
 from contracts import ContractError, ResultEvent, decode_result, encode
 from vidloc import names
-from vidloc.adapters.kafka import close_consumer, make_consumer, open_tail, poll_records
-from vidloc.cli import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
-from vidloc.errors import BusUnavailable
+from vidloc.adapters.kafka import EventStream, Start
+from vidloc.cli.exits import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from vidloc.settings import Settings
 
 
-def add_watch_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "watch",
         help="print job results as they arrive on video.results",
@@ -37,7 +34,7 @@ def add_watch_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print each result as a JSON line")
     parser.add_argument("--count", type=int, default=0, help="stop after N results (0: never)")
     parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
-    parser.set_defaults(func=run_watch)
+    parser.set_defaults(func=run)
 
 
 def format_result(result: ResultEvent) -> str:
@@ -55,42 +52,45 @@ def format_result(result: ResultEvent) -> str:
     return f"[red]failed[/red] {vid} job {escape(result.job_id)}: {escape(reason)}"
 
 
-def open_results(settings: Settings, *, from_beginning: bool) -> KafkaConsumer:
-    if not from_beginning:
-        return open_tail(settings, [names.TOPIC_RESULTS])
-    consumer = make_consumer(settings, group_id=None, topics=(), max_poll_records=500)
-    try:
-        tps = [
-            TopicPartition(names.TOPIC_RESULTS, p)
-            for p in sorted(consumer.partitions_for_topic(names.TOPIC_RESULTS) or ())
-        ]
-        if not tps:
-            raise BusUnavailable(f"topic {names.TOPIC_RESULTS} does not exist")
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-    except KafkaError as exc:
-        close_consumer(consumer)
-        raise BusUnavailable(f"cannot read {names.TOPIC_RESULTS}: {exc}") from exc
-    except BusUnavailable:
-        close_consumer(consumer)
-        raise
-    return consumer
+def open_results(settings: Settings, *, from_beginning: bool) -> EventStream:
+    if from_beginning:
+        return EventStream.replay(settings, {names.TOPIC_RESULTS: Start.beginning()})
+    return EventStream.tail(settings, [names.TOPIC_RESULTS])
 
 
-def run_watch(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return watch(
+        settings,
+        from_beginning=args.from_beginning,
+        videos=args.video,
+        as_json=args.json,
+        count=args.count,
+        timeout_s=args.timeout,
+    )
+
+
+def watch(
+    settings: Settings,
+    *,
+    from_beginning: bool,
+    videos: list[str],
+    as_json: bool,
+    count: int,
+    timeout_s: float | None,
+) -> int:
     err = Console(stderr=True)
-    if args.count < 0 or (args.timeout is not None and args.timeout <= 0):
+    if count < 0 or (timeout_s is not None and timeout_s <= 0):
         err.print("vidloc watch: --count must be >= 0 and --timeout > 0")
         return EXIT_USAGE
     out = Console(highlight=False, soft_wrap=True)
-    wanted = set(args.video)
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    consumer = open_results(settings, from_beginning=args.from_beginning)
+    wanted = set(videos)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    stream = open_results(settings, from_beginning=from_beginning)
     seen = 0
     try:
         err.print(f"watching {names.TOPIC_RESULTS} (Ctrl-C to stop)")
         while deadline is None or time.monotonic() < deadline:
-            for record in poll_records(consumer, timeout_s=0.5):
+            for record in stream.poll(timeout_s=0.5):
                 if wanted and record.key not in wanted:
                     continue
                 try:
@@ -98,15 +98,15 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
                 except ContractError as exc:
                     err.print(f"[yellow]skipping unreadable result: {escape(str(exc))}[/yellow]")
                     continue
-                if args.json:
+                if as_json:
                     print(encode(result).decode("utf-8"), flush=True)
                 else:
                     out.print(format_result(result))
                 seen += 1
-                if args.count and seen >= args.count:
+                if count and seen >= count:
                     return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
-        close_consumer(consumer)
-    return EXIT_TIMEOUT if args.count else EXIT_OK
+        stream.close()
+    return EXIT_TIMEOUT if count else EXIT_OK

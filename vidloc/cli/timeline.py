@@ -16,7 +16,7 @@ from contracts import Timeline, encode
 from contracts.common import SAFE_ID_PATTERN
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.timelines import TimelineReader
-from vidloc.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from vidloc.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from vidloc.errors import VidlocError
 from vidloc.settings import Settings
 from vidloc.viewer.render import render_viewer
@@ -25,7 +25,7 @@ from vidloc.viewer.render import render_viewer
 MAX_EXPIRY_S = 7 * 24 * 3600
 
 
-def add_timeline_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "timeline",
         help="show a video's timeline (table, --json, or --html viewer page)",
@@ -41,7 +41,7 @@ def add_timeline_parser(subparsers: Any) -> None:
         default=MAX_EXPIRY_S,
         help="seconds the exported page's video link stays valid (max 7 days)",
     )
-    parser.set_defaults(func=run_timeline)
+    parser.set_defaults(func=run)
 
 
 def timeline_table(timeline: Timeline) -> Table:
@@ -67,38 +67,46 @@ def timeline_table(timeline: Timeline) -> Table:
     return table
 
 
-def run_timeline(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return show_timeline(
+        settings, args.video_id, as_json=args.json, html=args.html, expires_s=args.expires
+    )
+
+
+def show_timeline(
+    settings: Settings, video_id: str, *, as_json: bool, html: Path | None, expires_s: int
+) -> int:
     err = Console(stderr=True)
-    if not re.fullmatch(SAFE_ID_PATTERN, args.video_id):
-        err.print(f"vidloc timeline: {args.video_id!r} is not a video id")
+    if not re.fullmatch(SAFE_ID_PATTERN, video_id):
+        err.print(f"vidloc timeline: {video_id!r} is not a video id")
         return EXIT_USAGE
-    if not 1 <= args.expires <= MAX_EXPIRY_S:
+    if not 1 <= expires_s <= MAX_EXPIRY_S:
         err.print(f"vidloc timeline: --expires must be 1..{MAX_EXPIRY_S} seconds")
         return EXIT_USAGE
     store = ObjectStore(settings)
     try:
-        timeline = TimelineReader(store, settings.timeline_bucket).load(args.video_id)
+        timeline = TimelineReader(store, settings.timeline_bucket).load(video_id)
     except VidlocError as exc:
         err.print(f"vidloc timeline: {exc.code}: {exc}")
         return EXIT_FAILED
     if timeline is None:
-        err.print(f"vidloc timeline: no timeline for video {args.video_id!r}")
+        err.print(f"vidloc timeline: no timeline for video {video_id!r}")
         return EXIT_FAILED
-    if args.json:
+    if as_json:
         sys.stdout.write(encode(timeline).decode("utf-8") + "\n")
         return EXIT_OK
-    if args.html is not None:
-        url = store.presigned_get_url(timeline.source.bucket, timeline.source.key, args.expires)
-        until = datetime.now(UTC) + timedelta(seconds=args.expires)
+    if html is not None:
+        url = store.presigned_get_url(timeline.source.bucket, timeline.source.key, expires_s)
+        until = datetime.now(UTC) + timedelta(seconds=expires_s)
         page = render_viewer(
             timeline, url, note=f"video link valid until {until:%Y-%m-%d %H:%M} UTC"
         )
         try:
-            args.html.write_text(page, encoding="utf-8")
+            html.write_text(page, encoding="utf-8")
         except OSError as exc:
-            err.print(f"vidloc timeline: cannot write {args.html}: {exc}")
+            err.print(f"vidloc timeline: cannot write {html}: {exc}")
             return EXIT_FAILED
-        err.print(f"wrote {args.html}")
+        err.print(f"wrote {html}")
         return EXIT_OK
     Console().print(timeline_table(timeline))
     return EXIT_OK

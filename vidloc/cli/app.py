@@ -1,4 +1,4 @@
-"""The ``vidloc`` command: settings are loaded here, once, and passed down."""
+"""The ``vidloc`` parser and entry point: settings are loaded here, once, and passed down."""
 
 from __future__ import annotations
 
@@ -8,25 +8,14 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from vidloc.cli import api, bridge, estimate, evaluate, submit, timeline, watch, worker
+from vidloc.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from vidloc.errors import VidlocError
 from vidloc.logs import configure_logging
 from vidloc.settings import Settings, load_settings
 
-# Exit codes shared by every subcommand.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3
-
+# What ``set_defaults(func=...)`` names: the plugin commands follow the same shape.
 Command = Callable[[argparse.Namespace, Settings], int]
-
-
-def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.main import run_worker
-
-    if args.localizer:
-        settings = settings.model_copy(update={"localizer": args.localizer})
-    return run_worker(settings)
 
 
 def _add_plugin_commands(sub: Any) -> None:
@@ -44,27 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    worker = sub.add_parser("worker", help="consume video.ingest and produce timelines")
-    worker.add_argument("--localizer", choices=["vlm", "cv"], default=None)
-    worker.set_defaults(func=_worker)
-
-    from producers.bridge import add_bridge_parser
-    from producers.submit import add_submit_parser
-
-    add_submit_parser(sub)
-    add_bridge_parser(sub)
-    from vidloc.api.cli import add_api_parser
-    from vidloc.viewer.cli import add_timeline_parser
-    from vidloc.watch import add_watch_parser
-
-    add_api_parser(sub)
-    add_timeline_parser(sub)
-    add_watch_parser(sub)
-    from vidloc.evaluation.cli import add_eval_parser
-    from workers.estimate import add_estimate_parser
-
-    add_eval_parser(sub)
-    add_estimate_parser(sub)
+    # The order of --help's command list, as it always was.
+    for module in (worker, submit, bridge, api, timeline, watch, evaluate, estimate):
+        module.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
 
@@ -89,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidloc {args.command}: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""EventStream without a broker: every kafka-python error leaves it as BusUnavailable, and
+records and partitions come out as plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from vidloc.adapters.kafka import BusRecord, EventStream, Partition
+from vidloc.errors import BusUnavailable
+
+
+class Message:
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self.offset, self.key, self.value = offset, key, value
+
+
+class FakeConsumer:
+    """Records calls; ``fail`` makes every network call raise the given kafka-python error."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+        self.committed: list[dict[TopicPartition, OffsetAndMetadata]] = []
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.assigned = {TopicPartition("t", 0), TopicPartition("t", 1)}
+        self.paused_parts: set[TopicPartition] = set()
+        self.batch: dict[TopicPartition, list[Message]] = {}
+
+    def _maybe_fail(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> Any:
+        self._maybe_fail()
+        return self.batch
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self._maybe_fail()
+        self.committed.append(offsets)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self.assigned:
+            raise AssertionError("Unassigned partition")
+        self.seeks.append((tp, offset))
+
+    def subscribe(self, topics: list[str], listener: Any = None) -> None:
+        self._maybe_fail()
+
+    def end_offsets(self, tps: list[TopicPartition], timeout_ms: int) -> Any:
+        self._maybe_fail()
+        return {tp: 10 for tp in tps}
+
+    def position(self, tp: TopicPartition, timeout_ms: int) -> int:
+        self._maybe_fail()
+        return 4
+
+    def topics(self) -> set[str]:
+        self._maybe_fail()
+        return {"t"}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused_parts.update(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_parts)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused_parts.difference_update(tps)
+
+
+CALLS: list[tuple[str, Callable[[EventStream], object]]] = [
+    ("poll", lambda s: s.poll(timeout_s=0.1)),
+    ("commit", lambda s: s.commit({Partition("t", 0): 3})),
+    ("subscribe", lambda s: s.subscribe(["t"])),
+    ("lag_inputs", lambda s: s.lag_inputs()),
+    ("topics", lambda s: s.topics()),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in CALLS], ids=[name for name, _ in CALLS])
+@pytest.mark.parametrize("error", [KafkaConnectionError("down"), KafkaTimeoutError("slow")])
+def test_every_kafka_error_becomes_bus_unavailable(
+    call: Callable[[EventStream], object], error: Exception
+) -> None:
+    stream = EventStream(FakeConsumer(fail=error), where="127.0.0.1:9092")
+    with pytest.raises(BusUnavailable) as info:
+        call(stream)
+    assert info.value.__cause__ is error
+
+
+def test_a_commit_refused_after_a_rebalance_has_its_own_code() -> None:
+    stream = EventStream(FakeConsumer(fail=CommitFailedError("rebalanced")))
+    with pytest.raises(BusUnavailable) as info:
+        stream.commit({Partition("t", 1): 8})
+    assert info.value.code == "commit_rejected"
+    assert "t[1]@8" in str(info.value)
+
+
+def test_commit_sends_the_next_offset_per_partition() -> None:
+    consumer = FakeConsumer()
+    stream = EventStream(consumer)
+    stream.commit({Partition("t", 0): 3, Partition("t", 1): 9})
+    stream.commit_past(BusRecord("t", 1, 11, "k", b"v"))
+    stream.commit({})  # nothing to commit is no request at all
+    assert [{tp: meta.offset for tp, meta in c.items()} for c in consumer.committed] == [
+        {TopicPartition("t", 0): 3, TopicPartition("t", 1): 9},
+        {TopicPartition("t", 1): 12},
+    ]
+
+
+def test_poll_gives_plain_records_with_decoded_keys() -> None:
+    consumer = FakeConsumer()
+    consumer.batch = {
+        TopicPartition("t", 1): [Message(5, b"vid-1", b"{}"), Message(6, None, None)],
+        TopicPartition("t", 0): [Message(2, b"\xff", b"x")],
+    }
+    records = EventStream(consumer).poll(timeout_s=0.1)
+    assert records == [
+        BusRecord("t", 1, 5, "vid-1", b"{}"),
+        BusRecord("t", 1, 6, None, b""),
+        BusRecord("t", 0, 2, "\ufffd", b"x"),
+    ]
+    assert records[0].where == Partition("t", 1)
+
+
+def test_rewind_seeks_each_partition_to_its_first_record_and_skips_lost_ones() -> None:
+    consumer = FakeConsumer()
+    stream = EventStream(consumer)
+    stream.rewind(
+        [
+            BusRecord("t", 0, 7, None, b""),
+            BusRecord("t", 0, 8, None, b""),
+            BusRecord("t", 1, 3, None, b""),
+            BusRecord("t", 5, 1, None, b""),  # not ours any more: no error, nothing sought
+        ]
+    )
+    assert consumer.seeks == [(TopicPartition("t", 0), 7), (TopicPartition("t", 1), 3)]
+    assert not stream.seek(Partition("t", 5), 0)
+
+
+def test_pause_all_resume_all_and_lag_inputs_speak_partitions() -> None:
+    consumer = FakeConsumer()
+    stream = EventStream(consumer)
+    stream.pause_all()
+    assert consumer.paused() == consumer.assigned
+    stream.resume_all()
+    assert consumer.paused() == set()
+    ends, positions = stream.lag_inputs()
+    assert ends == {Partition("t", 0): 10, Partition("t", 1): 10}
+    assert positions == {Partition("t", 0): 4, Partition("t", 1): 4}

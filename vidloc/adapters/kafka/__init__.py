@@ -1,0 +1,32 @@
+"""The one Kafka adapter (kafka-python 3.x): the only place in the product that imports it.
+
+- :func:`kafka_config`: connection and security options shared by every client;
+- :class:`EventPublisher`: the producer side, one acked message at a time;
+- :class:`EventStream`: the consumer side, one loop abstraction for group members (worker,
+  bridge) and group-less readers (API feed, ``vidloc watch``, the submit follower).
+
+Every kafka-python error that escapes is :class:`vidloc.errors.BusUnavailable`
+(``raise ... from exc``), so callers handle one type.
+"""
+
+from vidloc.adapters.kafka.config import kafka_config
+from vidloc.adapters.kafka.publisher import EventPublisher
+from vidloc.adapters.kafka.stream import (
+    AssignmentCallback,
+    BusRecord,
+    EventStream,
+    Partition,
+    Start,
+    park_group_at_end,
+)
+
+__all__ = [
+    "AssignmentCallback",
+    "BusRecord",
+    "EventPublisher",
+    "EventStream",
+    "Partition",
+    "Start",
+    "kafka_config",
+    "park_group_at_end",
+]
