@@ -14,14 +14,24 @@ BRIDGE_GROUP = "vidloc-bridge"
 # Where a job's timeline and chunk checkpoints live in the timeline bucket.
 TIMELINE_PREFIX = "timelines"
 CHECKPOINT_PREFIX = "checkpoints"
+# A tenant's objects live under tenants/<tenant>/ in the video and timeline buckets; objects
+# outside it belong to no tenant (the single-tenant layout). See vidloc/tenancy.py.
+TENANT_PREFIX = "tenants"
+# The video id of a refused ingest message that named none (no Kafka key either).
+UNKNOWN_VIDEO_ID = "unknown"
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".ogv"}
 )
 
 
-def timeline_key(video_id: str) -> str:
-    return f"{TIMELINE_PREFIX}/{video_id}/timeline.json"
+def tenant_root(tenant: str | None) -> str:
+    """``tenants/<tenant>/``, or "" for no tenant."""
+    return f"{TENANT_PREFIX}/{tenant}/" if tenant else ""
+
+
+def timeline_key(video_id: str, tenant: str | None = None) -> str:
+    return f"{tenant_root(tenant)}{TIMELINE_PREFIX}/{video_id}/timeline.json"
 
 
 def checkpoint_key(video_id: str, job_id: str, chunk_index: int) -> str:

@@ -110,6 +110,17 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9400, ge=0, le=65535)
     metrics_lag_interval_s: float = Field(default=15.0, gt=0)
 
+    # Query API (see docs/security.md). No keys file: no auth, loopback only.
+    api_keys_file: Path | None = None
+    api_presign_ttl_s: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    api_rate_per_s: float = Field(default=20.0, gt=0)  # per key, token bucket refill
+    api_rate_burst: int = Field(default=60, ge=1)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=0)
+    api_max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    api_cors_origins: str = ""  # comma-separated; empty = no CORS headers at all
+    # A running job with no progress event for this long is shown as "stalled".
+    api_stalled_after_s: float = Field(default=900.0, gt=0)
+
     # Local stack
     stack_dir: Path = Path(".stack")
     cache_dir: Path = Path(".cache")

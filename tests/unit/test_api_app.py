@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -38,7 +39,9 @@ def book() -> StatusBook:
     book = StatusBook()
     book.apply_result(make_result("vid-1"))
     book.apply_result(make_result("vid-bad", "failed"))
-    book.apply_progress(make_progress("vid-run"))
+    # A job reporting now is running; one silent for longer than api_stalled_after_s stalled.
+    book.apply_progress(make_progress("vid-run", at=datetime.now(UTC).isoformat()))
+    book.apply_progress(make_progress("vid-stuck", at="2025-01-31T12:01:00Z"))
     return book
 
 
@@ -74,18 +77,21 @@ def assert_error(response: object, status: int, code: str) -> None:
 
 def test_list_videos_merges_s3_and_bus(client: httpx.Client) -> None:
     body = client.get("/videos").json()
-    assert body["total"] == 4
+    assert body["total"] == 5
     got = {v["video_id"]: (v["status"], v["has_timeline"]) for v in body["videos"]}
     assert got == {
         "vid-1": ("succeeded", True),
         "vid-2": ("succeeded", True),
         "vid-bad": ("failed", False),
         "vid-run": ("running", False),
+        "vid-stuck": ("stalled", False),
     }
+    stalled = client.get("/videos", params={"status": "stalled"}).json()
+    assert [v["video_id"] for v in stalled["videos"]] == ["vid-stuck"]
     failed = client.get("/videos", params={"status": "failed"}).json()
     assert [v["video_id"] for v in failed["videos"]] == ["vid-bad"]
     page = client.get("/videos", params={"limit": 2, "offset": 1}).json()
-    assert [v["video_id"] for v in page["videos"]] == ["vid-2", "vid-bad"] and page["total"] == 4
+    assert [v["video_id"] for v in page["videos"]] == ["vid-2", "vid-bad"] and page["total"] == 5
 
 
 def test_video_state_fills_counts_from_the_timeline(client: httpx.Client) -> None:
@@ -181,7 +187,7 @@ def test_health_and_readiness(client: httpx.Client, probe: Probe) -> None:
 def test_viewer_page_links_a_presigned_video(client: httpx.Client) -> None:
     response = client.get("/videos/vid-1/view")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    assert 'src="http://s3.test/videos/uploads/vid-1.mp4?X-Amz-Expires=3600"' in response.text
+    assert 'src="http://s3.test/videos/uploads/vid-1.mp4?X-Amz-Expires=300"' in response.text
     assert response.text.count('class="bar"') == 4
 
 

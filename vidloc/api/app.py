@@ -8,14 +8,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.api.errors import install_error_handlers
+from vidloc.api.auth import Gate, KeyRing, require
+from vidloc.api.errors import error_response, install_error_handlers
 from vidloc.api.feed import StatusFeed
 from vidloc.api.probes import Probe, Readiness, kafka_probe, s3_probe
+from vidloc.api.ratelimit import RateLimiter
 from vidloc.api.routes import Services, router
 from vidloc.api.status import StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
@@ -23,8 +26,6 @@ from vidloc.metrics import CONTENT_TYPE, Metrics
 from vidloc.settings import Settings
 
 log = logging.getLogger(__name__)
-
-PRESIGN_EXPIRY_S = 3600
 
 
 class VideosByStatus(Collector):
@@ -39,7 +40,7 @@ class VideosByStatus(Collector):
         )
         counts = Counter(
             state.status
-            for video_id, view in self._book.snapshot().items()
+            for (_, video_id), view in self._book.snapshot_all().items()
             if (state := derive_state(video_id, view, has_timeline=False)) is not None
         )
         for status, count in sorted(counts.items()):
@@ -62,6 +63,28 @@ def _count_requests(app: FastAPI, metrics: Metrics) -> None:
         return response
 
 
+def _limit_sizes(app: FastAPI, max_body_bytes: int, max_url_bytes: int) -> None:
+    """Refuse oversized requests before any route runs. The API only reads (GET), so a body
+    is never needed; the cap still bounds what a client can make the server buffer."""
+
+    @app.middleware("http")
+    async def limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        url_bytes = len(request.url.path) + len(request.url.query)
+        if url_bytes > max_url_bytes:
+            return error_response(414, "uri_too_long", f"URL over {max_url_bytes} bytes")
+        length = request.headers.get("content-length")
+        chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+        if chunked or (
+            length is not None and (not length.isdigit() or int(length) > max_body_bytes)
+        ):
+            return error_response(
+                413, "request_too_large", f"request bodies are limited to {max_body_bytes} bytes"
+            )
+        return await call_next(request)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -79,6 +102,8 @@ def create_app(
     Kafka + S3 readiness checks.
     """
     store = store or ObjectStore(settings, read_timeout_s=30.0)
+    # A missing or unreadable keys file stops the start (ConfigError), never opens the API.
+    keyring = KeyRing(settings.api_keys_file) if settings.api_keys_file is not None else None
     book = book or StatusBook()
     feed = StatusFeed(settings, book) if follow_bus else None
 
@@ -102,12 +127,25 @@ def create_app(
     app.include_router(router)
     metrics = metrics or Metrics()
     metrics.registry.register(VideosByStatus(book))
+    _limit_sizes(app, settings.api_max_body_bytes, settings.api_max_url_bytes)
     _count_requests(app, metrics)
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if origins:
+        # Off unless configured: then only these origins, only reads, only the key header.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization"],
+            allow_credentials=False,
+        )
 
-    @app.get("/metrics", include_in_schema=False)
+    # Counts span every tenant: admin only.
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require("admin"))])
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    app.state.gate = Gate(keyring, RateLimiter(settings.api_rate_per_s, settings.api_rate_burst))
     app.state.feed = feed
     app.state.services = Services(
         timelines=TimelineReader(store, settings.timeline_bucket),
@@ -121,6 +159,7 @@ def create_app(
             }
         ),
         presign=presign
-        or (lambda bucket, key: store.presigned_get_url(bucket, key, PRESIGN_EXPIRY_S)),
+        or (lambda bucket, key: store.presigned_get_url(bucket, key, settings.api_presign_ttl_s)),
+        stalled_after_s=settings.api_stalled_after_s,
     )
     return app

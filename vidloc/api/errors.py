@@ -21,29 +21,39 @@ log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    413: "request_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
 class ApiError(Exception):
     """Raised by routes for an answer that is an error on purpose (404, 422, 503)."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status_code: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status_code)
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status_code, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -56,7 +66,7 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

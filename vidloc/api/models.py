@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from contracts import TimelineEvent
 
-VideoStatus = Literal["succeeded", "failed", "running"]
+# stalled: a job was running but its worker stopped reporting progress (see api_stalled_after_s).
+VideoStatus = Literal["succeeded", "failed", "running", "stalled"]
 
 
 class ErrorDetail(BaseModel):

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from contracts import Timeline
 from contracts.common import SAFE_ID_PATTERN
+from vidloc.api.auth import Caller, Reader
 from vidloc.api.errors import ApiError, error_body
 from vidloc.api.models import (
     ErrorResponse,
@@ -21,13 +23,15 @@ from vidloc.api.models import (
     Health,
     VideoList,
     VideoState,
+    VideoStatus,
 )
 from vidloc.api.probes import Readiness
 from vidloc.api.query import check_window, select_events
-from vidloc.api.status import StatusBook, derive_state
+from vidloc.api.status import BusView, StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
 from vidloc.errors import VidlocError
 from vidloc.viewer.render import render_viewer
+from vidloc.viewer.shell import render_shell
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,19 @@ class Services:
     book: StatusBook
     readiness: Readiness
     presign: Callable[[str, str], str]
+    stalled_after_s: float | None = None
+
+    def derive(
+        self, caller: Caller, video_id: str, *, has_timeline: bool, view: BusView | None = None
+    ) -> VideoState | None:
+        """``video_id`` as ``caller``'s tenant sees it (None: not one of its videos)."""
+        return derive_state(
+            video_id,
+            view if view is not None else self.book.get(video_id, caller.tenant),
+            has_timeline=has_timeline,
+            now=datetime.now(UTC),
+            stalled_after_s=self.stalled_after_s,
+        )
 
 
 def services(request: Request) -> Services:
@@ -56,8 +73,11 @@ VideoId = Annotated[
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
-        (404, "unknown video or route"),
+        (401, "no API key, or not a valid one"),
+        (403, "the API key lacks the scope this route needs"),
+        (404, "unknown video (or another tenant's) or route"),
         (422, "invalid parameters"),
+        (429, "rate limited (see Retry-After)"),
         (500, "internal error"),
         (503, "S3 or Kafka unreachable"),
     )
@@ -83,8 +103,8 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, tags=["ops"], responses=_ERRORS)
-def readyz(deps: Deps) -> Health | JSONResponse:
-    """Kafka and the S3 store answer; 503 (with what failed) otherwise."""
+def readyz(deps: Deps, caller: Reader) -> Health | JSONResponse:
+    """Kafka and the S3 store answer; 503 (with what failed) otherwise. Needs ``read``."""
     ready, checks = deps.readiness.check()
     if not ready:
         failed = "; ".join(f"{name}: {note}" for name, note in checks.items())
@@ -92,13 +112,18 @@ def readyz(deps: Deps) -> Health | JSONResponse:
     return Health(status="ready", checks=checks)
 
 
-def _state(deps: Services, video_id: str) -> VideoState:
-    has_timeline = deps.timelines.exists(video_id)
-    state = derive_state(video_id, deps.book.get(video_id), has_timeline=has_timeline)
+def _not_found(video_id: str) -> ApiError:
+    # The same answer whether the id is unknown or another tenant's: a 403 would confirm it.
+    return ApiError(404, "video_not_found", f"no video {video_id!r}")
+
+
+def _state(deps: Services, caller: Caller, video_id: str) -> VideoState:
+    has_timeline = deps.timelines.exists(video_id, caller.tenant)
+    state = deps.derive(caller, video_id, has_timeline=has_timeline)
     if state is None:
-        raise ApiError(404, "video_not_found", f"no video {video_id!r}")
+        raise _not_found(video_id)
     if state.has_timeline and state.events is None:
-        timeline = deps.timelines.load(video_id)
+        timeline = deps.timelines.load(video_id, caller.tenant)
         if timeline is not None:
             state = state.model_copy(
                 update={
@@ -111,45 +136,47 @@ def _state(deps: Services, video_id: str) -> VideoState:
     return state
 
 
-def _timeline(deps: Services, video_id: str) -> Timeline:
-    timeline = deps.timelines.load(video_id)
+def _timeline(deps: Services, caller: Caller, video_id: str) -> Timeline:
+    timeline = deps.timelines.load(video_id, caller.tenant)
     if timeline is not None:
         return timeline
-    if derive_state(video_id, deps.book.get(video_id), has_timeline=False) is None:
-        raise ApiError(404, "video_not_found", f"no video {video_id!r}")
+    if deps.derive(caller, video_id, has_timeline=False) is None:
+        raise _not_found(video_id)
     raise ApiError(404, "timeline_not_found", f"video {video_id!r} has no timeline yet")
 
 
 @router.get("/videos", response_model=VideoList, tags=["videos"], responses=_ERRORS)
 def list_videos(
     deps: Deps,
-    status: Annotated[Literal["succeeded", "failed", "running"] | None, Query()] = None,
+    caller: Reader,
+    status: Annotated[VideoStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> VideoList:
-    """Every video with a stored timeline or a result/progress event, sorted by id."""
-    stored = deps.timelines.video_ids()
-    views = deps.book.snapshot()
+    """The caller's tenant's videos with a stored timeline or a result/progress event, by id."""
+    stored = deps.timelines.video_ids(caller.tenant)
+    views = deps.book.snapshot(caller.tenant)
     states = []
     for vid in sorted(stored | set(views)):
-        state = derive_state(vid, views.get(vid), has_timeline=vid in stored)
+        state = deps.derive(caller, vid, has_timeline=vid in stored, view=views.get(vid))
         if state is not None and (status is None or state.status == status):
             states.append(state)
     return VideoList(videos=states[offset : offset + limit], total=len(states))
 
 
 @router.get("/videos/{video_id}", response_model=VideoState, tags=["videos"], responses=_ERRORS)
-def get_video(deps: Deps, video_id: VideoId) -> VideoState:
-    """One video's status: succeeded, failed (with the error) or running (with progress)."""
-    return _state(deps, video_id)
+def get_video(deps: Deps, caller: Reader, video_id: VideoId) -> VideoState:
+    """One video's status: succeeded, failed (with the error), running (with progress) or
+    stalled (running, but no progress for longer than VIDLOC_API_STALLED_AFTER_S)."""
+    return _state(deps, caller, video_id)
 
 
 @router.get(
     "/videos/{video_id}/timeline", response_model=Timeline, tags=["videos"], responses=_ERRORS
 )
-def get_timeline(deps: Deps, video_id: VideoId) -> Timeline:
+def get_timeline(deps: Deps, caller: Reader, video_id: VideoId) -> Timeline:
     """The latest stored timeline (contract ``vidloc.timeline.v1``)."""
-    return _timeline(deps, video_id)
+    return _timeline(deps, caller, video_id)
 
 
 @router.get(
@@ -157,6 +184,7 @@ def get_timeline(deps: Deps, video_id: VideoId) -> Timeline:
 )
 def query_events(
     deps: Deps,
+    caller: Reader,
     video_id: VideoId,
     label: Annotated[list[str] | None, Query(max_length=256, description="repeatable")] = None,
     start_s: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
@@ -170,7 +198,7 @@ def query_events(
         check_window(start_s, end_s)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
-    timeline = _timeline(deps, video_id)
+    timeline = _timeline(deps, caller, video_id)
     labels = label or []
     events = select_events(timeline.events, labels=labels, start_s=start_s, end_s=end_s)
     return EventsResponse(
@@ -192,13 +220,27 @@ def query_events(
         200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "page"},
     },
 )
-def view_video(deps: Deps, video_id: VideoId) -> HTMLResponse:
-    """The timeline viewer: the video in a player, one track of event bars per label."""
-    timeline = _timeline(deps, video_id)
+def view_video(deps: Deps, caller: Reader, video_id: VideoId) -> HTMLResponse:
+    """The timeline viewer: the video in a player, one track of event bars per label. The
+    player's URL is presigned for this one object and VIDLOC_API_PRESIGN_TTL_S seconds.
+    With API keys, a browser opens ``/viewer/{video_id}``, which fetches this page with the
+    key in the Authorization header."""
+    timeline = _timeline(deps, caller, video_id)
     try:
         url: str | None = deps.presign(timeline.source.bucket, timeline.source.key)
     except VidlocError as exc:
         # The page is still useful without the player; say why it is missing.
         log.warning("no presigned URL for %s: %s", video_id, exc)
         url = None
-    return HTMLResponse(render_viewer(timeline, url))
+    return HTMLResponse(render_viewer(timeline, url), headers=_NO_STORE)
+
+
+@router.get("/viewer/{video_id}", response_class=HTMLResponse, include_in_schema=False)
+def viewer_shell(video_id: VideoId) -> HTMLResponse:
+    """A page with no data of its own: it asks for the key (kept in sessionStorage, never in a
+    URL) and fetches ``/videos/{video_id}/view`` with it. Open, like /healthz."""
+    return HTMLResponse(render_shell(video_id), headers=_NO_STORE)
+
+
+# Pages carry a presigned URL: no cache should keep them past the URL's life.
+_NO_STORE = {"Cache-Control": "no-store"}

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from contracts import ProgressEvent, ResultEvent
+from vidloc import names
 from vidloc.api.models import ErrorDetail, VideoState
+from vidloc.tenancy import tenant_of_key
 
 _TERMINAL_STAGES = frozenset({"done", "failed"})
 
@@ -41,11 +44,35 @@ def fold_progress(view: BusView | None, progress: ProgressEvent) -> BusView:
     return BusView(result=view.result, progress=progress)
 
 
-def derive_state(video_id: str, view: BusView | None, *, has_timeline: bool) -> VideoState | None:
+def event_tenant(event: ResultEvent | ProgressEvent) -> str | None:
+    """The tenant an event is about: its source key's prefix when it names a source (the
+    truth), else the tenant it declares, else None (no tenant)."""
+    source = getattr(event, "source", None)
+    if source is not None and (owner := tenant_of_key(source.key)) is not None:
+        return owner
+    declared: str | None = getattr(event, "tenant", None)
+    return declared
+
+
+def is_unattributable(result: ResultEvent) -> bool:
+    """A refused message that named no video (no id, no Kafka key): not a video to list."""
+    return result.source is None and result.video_id == names.UNKNOWN_VIDEO_ID
+
+
+def derive_state(
+    video_id: str,
+    view: BusView | None,
+    *,
+    has_timeline: bool,
+    now: datetime | None = None,
+    stalled_after_s: float | None = None,
+) -> VideoState | None:
     """The video's state, or None when neither S3 nor the bus has heard of it.
 
     A progress event newer than the latest result, in a non-terminal stage, means a job is
-    running (possibly a re-run of a video that already has a timeline).
+    running (possibly a re-run of a video that already has a timeline); when that progress is
+    older than ``stalled_after_s`` at ``now``, the job's worker has stopped reporting (died,
+    hung) and the video is ``stalled`` until a redelivered job reports again.
     """
     view = view or BusView()
     result, progress = view.result, view.progress
@@ -55,9 +82,14 @@ def derive_state(video_id: str, view: BusView | None, *, has_timeline: bool) -> 
         and (result is None or progress.at > result.created_at)
     )
     if running and progress is not None:
+        stalled = (
+            now is not None
+            and stalled_after_s is not None
+            and (now - progress.at).total_seconds() > stalled_after_s
+        )
         return VideoState(
             video_id=video_id,
-            status="running",
+            status="stalled" if stalled else "running",
             job_id=progress.job_id,
             stage=progress.stage,
             chunks_done=progress.chunks_done,
@@ -97,26 +129,38 @@ def derive_state(video_id: str, view: BusView | None, *, has_timeline: bool) -> 
     return None
 
 
+Slot = tuple[str | None, str]  # (tenant, video_id): two tenants may reuse one video id
+
+
 class StatusBook:
-    """Thread-safe map video_id -> BusView; the feed thread writes, request handlers read."""
+    """Thread-safe map (tenant, video_id) -> BusView; the feed thread writes, request
+    handlers read one tenant at a time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._views: dict[str, BusView] = {}
+        self._views: dict[Slot, BusView] = {}
 
     def apply_result(self, result: ResultEvent) -> None:
+        if is_unattributable(result):
+            return
+        slot = (event_tenant(result), result.video_id)
         with self._lock:
-            self._views[result.video_id] = fold_result(self._views.get(result.video_id), result)
+            self._views[slot] = fold_result(self._views.get(slot), result)
 
     def apply_progress(self, progress: ProgressEvent) -> None:
+        slot = (event_tenant(progress), progress.video_id)
         with self._lock:
-            vid = progress.video_id
-            self._views[vid] = fold_progress(self._views.get(vid), progress)
+            self._views[slot] = fold_progress(self._views.get(slot), progress)
 
-    def get(self, video_id: str) -> BusView | None:
+    def get(self, video_id: str, tenant: str | None = None) -> BusView | None:
         with self._lock:
-            return self._views.get(video_id)
+            return self._views.get((tenant, video_id))
 
-    def snapshot(self) -> dict[str, BusView]:
+    def snapshot(self, tenant: str | None = None) -> dict[str, BusView]:
+        """``tenant``'s videos only."""
+        with self._lock:
+            return {vid: view for (owner, vid), view in self._views.items() if owner == tenant}
+
+    def snapshot_all(self) -> dict[Slot, BusView]:
         with self._lock:
             return dict(self._views)

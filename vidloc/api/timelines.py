@@ -10,9 +10,10 @@ from vidloc.errors import ObjectMissing, VidlocError
 _SUFFIX = "/timeline.json"
 
 
-def video_id_from_key(key: str) -> str | None:
-    """``timelines/<video_id>/timeline.json`` -> video_id; None for any other key."""
-    prefix = f"{names.TIMELINE_PREFIX}/"
+def video_id_from_key(key: str, tenant: str | None = None) -> str | None:
+    """``[tenants/<t>/]timelines/<video_id>/timeline.json`` -> video_id; None for any other key
+    (including another tenant's)."""
+    prefix = f"{names.tenant_root(tenant)}{names.TIMELINE_PREFIX}/"
     if not key.startswith(prefix) or not key.endswith(_SUFFIX):
         return None
     middle = key[len(prefix) : -len(_SUFFIX)]
@@ -20,25 +21,28 @@ def video_id_from_key(key: str) -> str | None:
 
 
 class TimelineReader:
+    """Reads one tenant's timelines at a time; ``tenant=None`` is the untenanted layout."""
+
     def __init__(self, store: ObjectStore, bucket: str) -> None:
         self.store = store
         self.bucket = bucket
 
-    def video_ids(self) -> set[str]:
-        """Every video with a stored timeline (one LIST per 1000 timelines)."""
+    def video_ids(self, tenant: str | None = None) -> set[str]:
+        """Every video of ``tenant`` with a stored timeline (one LIST per 1000 timelines)."""
         found = set()
-        for key in self.store.list_keys(self.bucket, f"{names.TIMELINE_PREFIX}/"):
-            vid = video_id_from_key(key)
+        prefix = f"{names.tenant_root(tenant)}{names.TIMELINE_PREFIX}/"
+        for key in self.store.list_keys(self.bucket, prefix):
+            vid = video_id_from_key(key, tenant)
             if vid is not None:
                 found.add(vid)
         return found
 
-    def exists(self, video_id: str) -> bool:
-        return self.store.exists(self.bucket, names.timeline_key(video_id))
+    def exists(self, video_id: str, tenant: str | None = None) -> bool:
+        return self.store.exists(self.bucket, names.timeline_key(video_id, tenant))
 
-    def load(self, video_id: str) -> Timeline | None:
+    def load(self, video_id: str, tenant: str | None = None) -> Timeline | None:
         """The stored timeline, None when there is none; an unreadable one is an error."""
-        key = names.timeline_key(video_id)
+        key = names.timeline_key(video_id, tenant)
         try:
             data = self.store.get_bytes(self.bucket, key)
         except ObjectMissing:
