@@ -1,5 +1,5 @@
-"""API keys: the keys file, hashing, verification and scopes. Pure except ``load_keys_file``
-and ``write_keys_file`` (one small file, read and replaced whole).
+"""API keys: the keys file, hashing, verification and scopes. Pure except the functions at the
+end, which read and replace one small file whole (what ``vidloc api keys`` calls).
 
 A key is ``vk_<id>_<secret>``: the id is public (it names the key in logs and in
 ``vidloc api keys list``), the secret is 32 random bytes (urlsafe base64). The file stores
@@ -17,6 +17,7 @@ no API route needs it yet), ``admin`` (everything ``read`` and ``submit`` allow,
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
@@ -24,7 +25,8 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -186,3 +188,33 @@ def write_keys_file(path: Path, keys: KeysFile) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialize read-modify-write of the keys file between concurrent ``keys`` commands."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def create_key_in_file(path: Path, tenant: str, scopes: Sequence[Scope]) -> tuple[ApiKey, str]:
+    """Add a key to the file at ``path`` (created if missing): (its entry, the key in clear)."""
+    with _locked(path):
+        keys, entry, key = add_key(load_keys_file(path, missing_ok=True), tenant, scopes)
+        write_keys_file(path, keys)
+    return entry, key
+
+
+def revoke_key_in_file(path: Path, key_id: str) -> ApiKey:
+    """Revoke ``key_id`` in the file; KeyError when no such key."""
+    with _locked(path):
+        keys = revoke_key(load_keys_file(path), key_id)
+        write_keys_file(path, keys)
+    found = keys.find(key_id)
+    assert found is not None
+    return found
