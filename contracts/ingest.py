@@ -70,6 +70,11 @@ class IngestEvent(Document):
     video_id: SafeId | None = Field(
         default=None, description="Optional; else derived from bucket + key + etag"
     )
+    tenant: SafeId | None = Field(
+        default=None,
+        description="The tenant whose prefix (tenants/<tenant>/) the source key is under; "
+        "absent for none. Readers trust the key prefix over this field",
+    )
     source: SourceObject
     options: IngestOptions = Field(default_factory=IngestOptions)
     submitted_at: Timestamp

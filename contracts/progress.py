@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import Field
 
 from contracts.codec import decode_document
-from contracts.common import Count, Document, Text, Timestamp
+from contracts.common import Count, Document, SafeId, Text, Timestamp
 from contracts.versions import PROGRESS_V1
 
 Stage = Literal[
@@ -35,6 +35,11 @@ class ProgressEvent(Document):
     event_id: Text
     video_id: Text
     job_id: Text
+    tenant: SafeId | None = Field(
+        default=None,
+        description="The tenant whose prefix (tenants/<tenant>/) the source key is under; "
+        "absent for none. Readers trust the key prefix over this field",
+    )
     stage: Stage
     chunks_done: Count
     chunks_total: Count

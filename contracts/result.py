@@ -16,6 +16,7 @@ from contracts.common import (
     LocalizerName,
     ObjectRef,
     Part,
+    SafeId,
     Seconds,
     Text,
     Timestamp,
@@ -61,6 +62,11 @@ class ResultEvent(Document):
     video_id: Text
     job_id: Text
     status: Status
+    tenant: SafeId | None = Field(
+        default=None,
+        description="The tenant whose prefix (tenants/<tenant>/) the source key is under; "
+        "absent for none. Readers trust the key prefix over this field",
+    )
     source: ObjectRef | None = None
     timeline: ObjectRef | None = None
     error: ErrorInfo | None = None
