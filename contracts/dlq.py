@@ -16,17 +16,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, JsonValue, model_validator
 
-from contracts.codec import FieldProblem, decode_document
+from contracts.codec import ContractError, FieldProblem, decode_document, load_json
 from contracts.common import Count, Document, ErrorInfo, Part, PositiveCount, Timestamp
+from contracts.limits import EMBEDDED_LIMITS
 from contracts.versions import DLQ_V1
 
 OriginalEncoding = Literal["json", "text", "base64"]
 BASE64_PATTERN = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
 _BASE64 = re.compile(BASE64_PATTERN)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def wrap_original(raw: bytes) -> tuple[JsonValue, OriginalEncoding]:
@@ -36,8 +33,8 @@ def wrap_original(raw: bytes) -> tuple[JsonValue, OriginalEncoding]:
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode("ascii"), "base64"
     try:
-        value: JsonValue = json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+        _, value = load_json(text, EMBEDDED_LIMITS)
+    except ContractError:  # not JSON, or too deep to nest in a record (the parser recurses)
         return text, "text"
     return value, "json"
 

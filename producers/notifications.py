@@ -8,7 +8,6 @@ re-delivered notification becomes the same event, the same video and the same jo
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections import OrderedDict
@@ -28,6 +27,8 @@ from contracts import (
     SourceObject,
     derive_video_id,
 )
+from contracts.codec import load_json
+from contracts.limits import MESSAGE_LIMITS
 from vidloc import names
 from vidloc.errors import BadIngestEvent
 
@@ -145,9 +146,12 @@ def parse_notification(payload: bytes) -> ParsedNotification:
     notification at all, so the loop can send it to the DLQ.
     """
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(f"not JSON ({exc})") from exc
+        # Bounded before parsing: a deeply nested payload must not raise RecursionError here.
+        _, document = load_json(payload, MESSAGE_LIMITS)
+    except ContractError as exc:
+        if exc.code is not None:  # a parsing limit: its own code (docs/errors.md)
+            raise BadIngestEvent(f"s3 notification rejected: {exc.reason}", code=exc.code) from exc
+        raise _bad(f"not JSON ({exc.reason})") from exc
     records = _records(document)
     if records is None:
         return ParsedNotification(skipped=[("", "store test event")])

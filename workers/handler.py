@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import enum
-import hashlib
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ from contracts import (
 from vidloc import names
 from vidloc.errors import (
     BadIngestEvent,
+    BusUnavailable,
     ConfigError,
     InputError,
     ModelAuthFailed,
@@ -41,6 +41,7 @@ from vidloc.settings import Settings
 from workers.circuit import CircuitBreaker, CircuitState
 from workers.job import JobRunner
 from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
+from workers.refused import refused_ids
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,15 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # A dead-lettered original keeps at most this share of the message limit, so the DLQ record
 # (original + error + envelope) always fits on the bus even when the original did not.
 DLQ_ORIGINAL_SHARE = 4
+# Attempts at a message whose failure cannot even be announced (a bug in the failure path)
+# before the partition moves on without it.
+MAX_CRASHES = 3
 
 
 def _contract_code(exc: ContractError) -> str:
     """A specific code for why an ingest message was refused (see docs/errors.md)."""
+    if exc.code is not None:
+        return exc.code  # a parsing limit (message_too_deep, string_too_long, ...)
     if exc.field == "$":
         return "malformed_message"  # not UTF-8, not JSON, or not a JSON object
     if exc.field == "schema":
@@ -104,6 +110,7 @@ class IngestHandler:
         self._publish = publish
         self._clock = clock
         self._first_failure: dict[tuple[str, int, int], float] = {}
+        self._crashes: dict[tuple[str, int, int], int] = {}
         self.breaker = breaker or CircuitBreaker(
             settings.circuit_failure_threshold, settings.circuit_cooldown_s, clock=clock
         )
@@ -117,23 +124,70 @@ class IngestHandler:
         with self._metrics.job_in_flight():
             # A fresh context per message: the job ids bound in _handle tag every log line of
             # this job, in every thread it fans out to, and vanish with it.
-            disposition = contextvars.copy_context().run(self._handle, delivery)
+            disposition = contextvars.copy_context().run(self._guarded, delivery)
         if disposition is not Disposition.COMMIT:  # COMMITs are counted where they are decided
             self._metrics.job_finished(
                 "retried" if disposition is Disposition.RETRY else "handed_back", self._localizer
             )
         return disposition
 
+    def _guarded(self, delivery: Delivery) -> Disposition:
+        try:
+            return self._handle(delivery)
+        except BusUnavailable:
+            raise  # the outcome could not be announced: the loop offers the message again
+        except Exception as exc:  # anything else is this message's fault or a bug: never retry
+            try:
+                return self.give_up(delivery, exc)
+            except BusUnavailable:
+                raise
+            except Exception:  # even the failed result cannot be built: bounded retries
+                return self._unannounceable(delivery)
+
+    def _unannounceable(self, delivery: Delivery) -> Disposition:
+        """The failure path itself crashed: retry a few times, then move the partition on."""
+        where = (delivery.topic, delivery.partition, delivery.offset)
+        crashes = self._crashes[where] = self._crashes.get(where, 0) + 1
+        if crashes < MAX_CRASHES:
+            log.exception("could not fail offset %d (attempt %d); will retry", where[2], crashes)
+            return Disposition.RETRY
+        del self._crashes[where]
+        # Nothing can be announced for it, so holding the offset would stop the partition for
+        # good; the log line (with the offset) is what is left of it.
+        log.critical("dropping offset %d of %s/%d after %d attempts", where[2], *where[:2], crashes)
+        self._metrics.error("internal")
+        self._metrics.job_finished("failed", self._localizer)
+        return Disposition.COMMIT
+
+    def give_up(self, delivery: Delivery, exc: BaseException) -> Disposition:
+        """Fail ``delivery`` for good after an unexpected error: failed result + DLQ, COMMIT.
+
+        Raises only when publishing fails; the ids are read from the raw message, best effort.
+        """
+        ids = refused_ids(delivery.value, delivery.key)
+        bind_job(ids.video_id, ids.job_id)
+        log.error(
+            "giving up on offset %d of %s/%d: %s: %s",
+            delivery.offset,
+            delivery.topic,
+            delivery.partition,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        wrapped = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
+        return self._fail(delivery, wrapped, ids.video_id, ids.job_id, None, None)
+
     def _handle(self, delivery: Delivery) -> Disposition:
         where = (delivery.topic, delivery.partition, delivery.offset)
-        fallback_id = (delivery.key or b"").decode("utf-8", errors="replace")[:128] or "unknown"
-        fallback_job = "job-" + hashlib.sha256(delivery.value).hexdigest()[:24]
-        bind_job(fallback_id, fallback_job)  # until the event names its own ids
         try:
             event = self._decode(delivery)
         except BadIngestEvent as exc:
+            # Announced under the ids its sender can match, read best effort from the bytes.
+            sender = refused_ids(delivery.value, delivery.key)
+            bind_job(sender.video_id, sender.job_id)
             log.warning("refused ingest message at %s: %s", where, exc)
-            return self._fail(delivery, exc, fallback_id, fallback_job, None, None)
+            return self._fail(delivery, exc, sender.video_id, sender.job_id, None, None)
 
         video_id = event.effective_video_id
         job_id = derive_job_id(event.event_id)
