@@ -19,7 +19,7 @@ from vidloc.backoff import compute_backoff
 from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
-from workers.handler import Delivery, Disposition, IngestHandler
+from workers.handler import MAX_CRASHES, Delivery, Disposition, IngestHandler
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class WorkerLoop:
         self._delivery: Delivery | None = None
         self._resume_at = 0.0
         self._attempts: dict[tuple[int, int], int] = {}
+        self._crashes: dict[tuple[int, int], int] = {}
         self._lost: Partition | None = None
         self.jobs_done = 0
         self.jobs_handed_back = 0
@@ -114,11 +115,13 @@ class WorkerLoop:
             self.handler.cancel.clear()  # that cancel was for the moved job only
         try:
             disposition = job.result()
-        except Exception:  # the handler publishes failures itself; this is the bus failing
+        except BusUnavailable:  # the handler publishes failures itself; this is the bus failing
             log.exception(
                 "could not announce the outcome of offset %d; will retry", delivery.offset
             )
             disposition = Disposition.RETRY
+        except Exception as exc:  # the handler lets only bus failures out; this is a bug
+            disposition = self._after_crash(delivery, exc)
         if disposition is Disposition.COMMIT:
             self._commit({part: delivery.offset + 1})
             self._attempts.pop((delivery.partition, delivery.offset), None)
@@ -141,6 +144,23 @@ class WorkerLoop:
                 )
                 log.info("retrying offset %d in %.1f s", delivery.offset, delay)
                 self._resume_at = time.monotonic() + delay
+
+    def _after_crash(self, delivery: Delivery, exc: Exception) -> Disposition:
+        """A bounded number of tries, then the message fails for good: a crash that repeats
+        must not hold its partition (it did, retried every 30 s forever)."""
+        where = (delivery.partition, delivery.offset)
+        crashes = self._crashes[where] = self._crashes.get(where, 0) + 1
+        if crashes < MAX_CRASHES:
+            log.error("handling offset %d crashed (try %d): %r", delivery.offset, crashes, exc)
+            return Disposition.RETRY
+        del self._crashes[where]
+        try:
+            return self.handler.give_up(delivery, exc)
+        except BusUnavailable:
+            return Disposition.RETRY
+        except Exception:
+            log.critical("dropping offset %d: even its failure cannot be announced", where[1])
+            return Disposition.COMMIT
 
     def _report_lag(self) -> None:
         """Refresh the lag gauges now and then; only this thread may touch the consumer."""
