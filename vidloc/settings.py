@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     # Largest chat request body sent to the model; bigger chunks are split in halves.
     vlm_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    # Most images one model request may hold (vLLM's --limit-mm-per-prompt, 64 in the compose
+    # file): coarse chunks and refinement requests are planned within it, and any request over
+    # it, or over a lower limit a server names in its 400, is split.
+    vlm_max_images_per_request: int = Field(default=64, ge=1)
 
     # Logging
     log_level: str = "INFO"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -22,6 +23,7 @@ from vidloc.backoff import MAX_RETRY_AFTER_S, compute_backoff, parse_retry_after
 from vidloc.errors import (
     ModelAnswerInvalid,
     ModelAuthFailed,
+    ModelImageLimit,
     ModelRateLimited,
     ModelRequestRejected,
     ModelUnavailable,
@@ -32,9 +34,16 @@ from workers.types import Usage
 
 logger = logging.getLogger(__name__)
 
-# Sent unless the operator's VIDLOC_VLM_PARAMS says otherwise. Low temperature: we want the
-# same events from the same frames, not creative variety.
-DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0.1, "max_tokens": 4096}
+# Sent unless the operator's VIDLOC_VLM_PARAMS says otherwise: the generation parameters Qwen's
+# model card recommends for the Qwen3-VL Instruct models. The presence penalty is what keeps
+# the model out of the repetition loops it otherwise falls into until max_tokens (Qwen3-VL#1737).
+DEFAULT_PARAMS: Mapping[str, Any] = {
+    "temperature": 0.7,
+    "top_p": 0.8,
+    "top_k": 20,
+    "presence_penalty": 1.5,
+    "max_tokens": 4096,
+}
 
 # 408 Request Timeout and 409 Conflict are the 4xx a server uses to say "try again".
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -42,6 +51,10 @@ AUTH_STATUSES = frozenset({401, 403, 404})
 # Keys we own: the operator's params must not replace the conversation or switch to streaming.
 RESERVED_KEYS = frozenset({"messages", "stream"})
 ERROR_BODY_CHARS = 300
+# vLLM: "At most 64 image(s) may be provided in one prompt." (--limit-mm-per-prompt)
+_IMAGE_LIMIT = re.compile(r"at most (\d+) images?(?:\(s\))? may be provided", re.IGNORECASE)
+# Structured output, from the most to the least constrained; None: the prompt alone asks for JSON.
+_FORMAT_STEPS: tuple[str | None, ...] = ("json_schema", "json_object", None)
 
 
 @dataclass(frozen=True)
@@ -90,8 +103,9 @@ class ModelClient:
         self._base_backoff_s = base_backoff_s
         self._max_retry_after_s = max_retry_after_s
         self._sleep = sleep
-        # Set once an endpoint has refused json_schema, so later chunks skip the wasted 400.
-        self._json_schema_refused = False
+        # The least constrained format this endpoint has needed so far (a refused format that a
+        # looser one then got through), so later chunks skip the wasted 400s.
+        self._format_floor = 0
         self._lock = threading.Lock()
 
     @property
@@ -109,9 +123,10 @@ class ModelClient:
             if key not in RESERVED_KEYS:
                 body[key] = value
         with self._lock:
-            refused = self._json_schema_refused
-        if refused and _is_json_schema(body.get("response_format")):
-            body["response_format"] = {"type": "json_object"}
+            floor = self._format_floor
+        step = _format_step(body.get("response_format"))
+        if step is not None and step < floor:
+            _set_format(body, _FORMAT_STEPS[floor])
         body["messages"] = messages
         body["stream"] = False
         return body
@@ -120,21 +135,36 @@ class ModelClient:
         self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
     ) -> ModelReply:
         body = self.request_body(messages, response_format)
-        try:
-            return self._post_with_retries(body)
-        except ModelRequestRejected as exc:
-            # Endpoints without guided decoding (or with an older schema dialect) answer 400
-            # naming response_format; plain JSON mode is the next best thing, tried once.
-            if not (_is_json_schema(body.get("response_format")) and _mentions_format(exc)):
-                raise
-            logger.warning(
-                "model endpoint %s refused json_schema response_format; using json_object",
-                self.base_url,
-            )
-            with self._lock:
-                self._json_schema_refused = True
-            body = {**body, "response_format": {"type": "json_object"}}
-            return self._post_with_retries(body)
+        step = _format_step(body.get("response_format"))
+        while True:
+            try:
+                reply = self._post_with_retries(body)
+            except ModelImageLimit:
+                raise  # about the images, not the format: the caller splits the request
+            except ModelRequestRejected as exc:
+                # Endpoints refuse a format they cannot guide in many words (or none that name
+                # it: "Invalid request", a grammar compiler's error), so any 400 with a format
+                # is taken as a refusal of that format: json_schema, then json_object, then the
+                # prompt alone, which asks for the same JSON anyway.
+                if step is None or step + 1 >= len(_FORMAT_STEPS) or exc.status_code != 400:
+                    raise
+                step += 1
+                logger.warning(
+                    "model endpoint %s answered 400 to response_format %s (%s); trying %s",
+                    self.base_url,
+                    _FORMAT_STEPS[step - 1],
+                    exc,
+                    _FORMAT_STEPS[step] or "no response_format",
+                )
+                body = dict(body)
+                _set_format(body, _FORMAT_STEPS[step])
+                continue
+            if step is not None:
+                # Remembered only once a looser format got through: a 400 that was about
+                # something else fails every format and must not downgrade later requests.
+                with self._lock:
+                    self._format_floor = max(self._format_floor, step)
+            return reply
 
     def _post_with_retries(self, body: dict[str, Any]) -> ModelReply:
         attempt = 0
@@ -240,6 +270,11 @@ class ModelClient:
             return _chain(_Retryable(ModelUnavailable(detail), retry_after), cause)
         if status in AUTH_STATUSES:
             return _chain(ModelAuthFailed(detail), cause)
+        limit = _IMAGE_LIMIT.search(detail)
+        if limit is not None:
+            return _chain(
+                ModelImageLimit(detail, status_code=status, limit=int(limit.group(1))), cause
+            )
         return _chain(ModelRequestRejected(detail, status_code=status), cause)
 
     def _snippet(self, response: httpx.Response) -> str:
@@ -278,13 +313,17 @@ def _chain(error: Exception, cause: BaseException) -> Exception:
     return error
 
 
-def _is_json_schema(response_format: Any) -> bool:
-    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+def _format_step(response_format: Any) -> int | None:
+    """Where ``response_format`` stands in ``_FORMAT_STEPS``; None for anything else."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return _FORMAT_STEPS.index(kind) if kind in ("json_schema", "json_object") else None
 
 
-def _mentions_format(error: ModelRequestRejected) -> bool:
-    text = str(error).lower()
-    return error.status_code == 400 and ("response_format" in text or "json_schema" in text)
+def _set_format(body: dict[str, Any], kind: str | None) -> None:
+    if kind is None:
+        body.pop("response_format", None)
+    else:
+        body["response_format"] = {"type": kind}
 
 
 def _text_of(content: Any) -> str:

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from workers.refine_plan import Boundary, Side, apply_moves, plan_boundaries, refined_time
+from workers.localizers.capped import stitch
+from workers.refine_plan import (
+    Boundary,
+    RefineRequest,
+    Side,
+    apply_moves,
+    plan_boundaries,
+    plan_requests,
+    refined_time,
+)
 from workers.types import (
     Chunk,
     ChunkResult,
@@ -64,6 +73,7 @@ def refine_events(
     window_s: float,
     concurrency: int = 1,
     max_frames: int | None = None,
+    max_images: int = 64,
 ) -> RefineOutcome:
     planned = plan_boundaries(
         events, coarse_times, fps=fps, window_s=window_s, duration_s=request.video_duration_s
@@ -74,33 +84,35 @@ def refine_events(
     if not boundaries:
         return RefineOutcome(tuple(events), Usage(), 0, 0, 0)
 
-    # One request per event, holding the windows of both its boundaries: the system prompt and
-    # question are a fixed cost per request, worth more than the few frames of one window.
-    by_event: dict[int, list[Boundary]] = {}
-    for b in boundaries:
-        by_event.setdefault(b.event_index, []).append(b)
+    # Usually one request per event with both its boundaries' windows, within the image cap.
+    requests = plan_requests(boundaries, max_images)
 
     def ask(
-        numbered: tuple[int, list[Boundary]],
-    ) -> tuple[list[Boundary], ChunkResult, tuple[float, ...]]:
-        n, group = numbered
-        times = sorted({t for b in group for t in b.times})
-        frames = _distinct(list(source.frames(path, times, size)))
-        lo, hi = min(b.lo_s for b in group), max(b.hi_s for b in group)
-        chunk = Chunk(REFINE_CHUNK_BASE + n, lo, hi, tuple(f.t_s for f in frames))
-        ask_for = replace(request, labels=(group[0].label,))
-        return group, localizer.localize(chunk, frames, ask_for), chunk.times
+        numbered: tuple[int, RefineRequest],
+    ) -> tuple[RefineRequest, ChunkResult, tuple[float, ...]]:
+        n, req = numbered
+        frames = _distinct(list(source.frames(path, req.times, size)))
+        chunk = Chunk(REFINE_CHUNK_BASE + n, req.lo_s, req.hi_s, tuple(f.t_s for f in frames))
+        ask_for = replace(request, labels=(req.boundaries[0].label,))
+        return req, localizer.localize(chunk, frames, ask_for), chunk.times
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refine") as pool:
-        answers = list(pool.map(ask, enumerate(by_event.values())))
-    moves: dict[tuple[int, Side], float] = {}
+        answers = list(pool.map(ask, enumerate(requests)))
+    seen: dict[tuple[int, Side], list[tuple[tuple[DetectedEvent, ...], tuple[float, ...]]]] = {}
     usage = Usage()
     frames = 0
-    for group, result, shown in answers:
+    for req, result, shown in answers:
         usage += result.usage
         frames += len(shown)
-        for b in group:
-            moves[(b.event_index, b.side)] = refined_time(b, result.events, shown)
+        for b in req.boundaries:
+            seen.setdefault((b.event_index, b.side), []).append((result.events, shown))
+    moves: dict[tuple[int, Side], float] = {}
+    for b in boundaries:
+        # A window split over several requests is read as one: pieces joined across the seams.
+        parts = sorted(seen[(b.event_index, b.side)], key=lambda part: part[1][:1])
+        shown_all = sorted(t for _, shown in parts for t in shown)
+        events = stitch(parts) if len(parts) > 1 else parts[0][0]
+        moves[(b.event_index, b.side)] = refined_time(b, events, shown_all)
     refined = apply_moves(events, moves)
     moved = sum(1 for b in boundaries if abs(moves[(b.event_index, b.side)] - b.t_s) > 1e-6)
     log.info(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from workers.frames.plan import parts_for
 from workers.merge import normalise_label
 from workers.types import DetectedEvent
 
@@ -76,6 +77,47 @@ def plan_boundaries(
         lo, hi = max(min(lo, ev.end_s), ev.end_s - window_s), min(hi, ev.end_s + window_s)
         out.append(Boundary(index, "end", ev.label, ev.end_s, lo, hi, grid_inside(lo, hi, fps)))
     return [b for b in out if b.times]
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    """One model request of the refinement: the boundaries it asks about, the instants it shows
+    and the span ``(lo_s, hi_s)`` its prompt states."""
+
+    boundaries: tuple[Boundary, ...]
+    times: tuple[float, ...]
+    lo_s: float
+    hi_s: float
+
+
+def plan_requests(boundaries: Sequence[Boundary], max_images: int) -> list[RefineRequest]:
+    """The refinement's model requests, none showing more than ``max_images`` frames.
+
+    Both boundaries of one event share a request when their frames fit in one together (the
+    system prompt and question are a fixed cost per request). Otherwise each boundary goes
+    alone, and a window with more frames than the cap (20 fps over a 4 s bracket is 80) goes
+    out as consecutive requests of even size, each stating its own span: the first starts at
+    the bracket's start, the others at their first frame, each ends where the next starts.
+    """
+    if max_images < 1:
+        raise ValueError(f"max_images must be >= 1, got {max_images}")
+    by_event: dict[int, list[Boundary]] = {}
+    for b in boundaries:
+        by_event.setdefault(b.event_index, []).append(b)
+    out: list[RefineRequest] = []
+    for group in by_event.values():
+        times = sorted({t for b in group for t in b.times})
+        if len(times) <= max_images:
+            lo, hi = min(b.lo_s for b in group), max(b.hi_s for b in group)
+            out.append(RefineRequest(tuple(group), tuple(times), lo, hi))
+            continue
+        for b in group:
+            ranges = parts_for(len(b.times), max_images)
+            for k, (first, stop) in enumerate(ranges):
+                lo = b.lo_s if k == 0 else b.times[first]
+                hi = b.hi_s if k == len(ranges) - 1 else b.times[ranges[k + 1][0]]
+                out.append(RefineRequest((b,), b.times[first:stop], lo, hi))
+    return out
 
 
 def refined_time(

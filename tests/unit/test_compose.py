@@ -164,25 +164,50 @@ def test_workers_start_offline_and_switch_to_the_gpu_model_by_one_variable(
     assert gpu.metrics_port == 9400
 
 
-def test_vllm_profile_serves_qwen3_vl_with_room_for_a_chunk(compose: dict[str, Any]) -> None:
+def test_vllm_profile_serves_qwen3_vl_with_room_for_a_chunk(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     vllm = compose["services"]["vllm"]
     assert vllm["profiles"] == ["gpu"]
     assert vllm["image"].startswith("vllm/vllm-openai:")
     argv = vllm["command"]
 
-    def flag(name: str) -> str:
-        value: str = argv[argv.index(name) + 1]
-        return value
+    def flag(name: str, host_env: Mapping[str, str] | None = None) -> str:
+        return interpolate(argv[argv.index(name) + 1], host_env or {})
 
     assert flag("--model") == "Qwen/Qwen3-VL-8B-Instruct"
     limits = json.loads(flag("--limit-mm-per-prompt"))
     assert limits["video"] == 0  # frames go as images, never as a video
-    assert limits["image"] >= Settings().max_frames_per_chunk
     assert int(flag("--max-model-len")) >= 16_384
     assert 0 < float(flag("--gpu-memory-utilization")) <= 0.95
     (device,) = vllm["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
     assert "vllm" not in {d for s in compose["services"].values() for d in s.get("depends_on", {})}
+
+    # The server's image limit is the workers' cap per request, by default and when changed.
+    worker = compose["services"]["worker"]
+    assert limits["image"] == settings_for(worker, {}, monkeypatch).vlm_max_images_per_request
+    assert limits["image"] == Settings().vlm_max_images_per_request == 64
+    host = {"VIDLOC_VLM_MAX_IMAGES_PER_REQUEST": "16"}
+    changed = settings_for(worker, host, monkeypatch)
+    assert json.loads(flag("--limit-mm-per-prompt", host))["image"] == 16
+    assert changed.vlm_max_images_per_request == 16
+
+
+def test_vllm_flags_follow_the_qwen3_vl_recipe(compose: dict[str, Any]) -> None:
+    argv = compose["services"]["vllm"]["command"]
+
+    def flag(name: str) -> str:
+        value: str = argv[argv.index(name) + 1]
+        return value
+
+    # The content format is stated, not guessed from the template (Qwen3-VL#1728).
+    assert flag("--chat-template-content-format") == "openai"
+    # Guided JSON may not emit free whitespace (whitespace loops: vllm#38696, xgrammar#212);
+    # the option exists for the xgrammar and guidance backends only.
+    structured = json.loads(flag("--structured-outputs-config"))
+    assert structured["disable_any_whitespace"] is True
+    assert structured["backend"] in ("xgrammar", "guidance")
 
 
 def test_init_runs_before_the_services_that_need_topics_and_buckets(

@@ -11,6 +11,7 @@ import pytest
 from vidloc.errors import (
     ModelAnswerInvalid,
     ModelAuthFailed,
+    ModelImageLimit,
     ModelRateLimited,
     ModelRequestRejected,
     ModelUnavailable,
@@ -200,7 +201,7 @@ def test_bad_request_is_not_retried(status: int) -> None:
     script = Script(httpx.Response(status, json={"error": {"message": "too many image tokens"}}))
     client, delays = make_client(script)
     with pytest.raises(ModelRequestRejected, match="too many image tokens") as info:
-        client.complete(MESSAGES, SCHEMA_FORMAT)
+        client.complete(MESSAGES, None)
     assert info.value.status_code == status
     assert len(script.requests) == 1
     assert delays == []
@@ -239,13 +240,68 @@ def test_json_schema_refusal_falls_back_to_json_object_once_and_remembers() -> N
     assert formats == [SCHEMA_FORMAT, {"type": "json_object"}, {"type": "json_object"}]
 
 
-def test_json_object_refused_too_is_not_looped() -> None:
+def test_every_format_refused_is_not_looped_and_not_remembered() -> None:
     refusal = {"error": {"message": "unsupported response_format"}}
-    script = Script(httpx.Response(400, json=refusal), httpx.Response(400, json=refusal))
+    script = Script(*[httpx.Response(400, json=refusal) for _ in range(3)], ok())
     client, _ = make_client(script)
     with pytest.raises(ModelRequestRejected):
         client.complete(MESSAGES, SCHEMA_FORMAT)
-    assert len(script.requests) == 2
+    formats = [b.get("response_format") for b in script.bodies()]
+    assert formats == [SCHEMA_FORMAT, {"type": "json_object"}, None]
+    # Nothing got through, so the 400 may have been about something else: the next request
+    # still asks for the schema.
+    client.complete(MESSAGES, SCHEMA_FORMAT)
+    assert script.bodies()[-1]["response_format"] == SCHEMA_FORMAT
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"error": {"message": "Invalid request", "type": "BadRequestError"}},
+        {"object": "error", "message": "grammar compilation failed", "code": 400},
+        "Bad Request",
+    ],
+    ids=["unnamed", "vllm-shape", "plain-text"],
+)
+def test_any_400_to_a_format_falls_back_through_every_step(refusal: Any) -> None:
+    refused = (
+        httpx.Response(400, text=refusal)
+        if isinstance(refusal, str)
+        else httpx.Response(400, json=refusal)
+    )
+    script = Script(refused, httpx.Response(400, json={"error": {"message": "no"}}), ok(), ok())
+    client, delays = make_client(script)
+    reply = client.complete(MESSAGES, SCHEMA_FORMAT)
+    assert reply.content == '{"events": []}' and delays == []
+    client.complete(MESSAGES, SCHEMA_FORMAT)  # remembered: the plain prompt straight away
+    formats = [b.get("response_format") for b in script.bodies()]
+    assert formats == [SCHEMA_FORMAT, {"type": "json_object"}, None, None]
+
+
+def test_a_json_object_request_falls_back_to_the_plain_prompt() -> None:
+    script = Script(httpx.Response(400, json={"error": {"message": "bad"}}), ok())
+    client, _ = make_client(script)
+    client.complete(MESSAGES, {"type": "json_object"})
+    assert [b.get("response_format") for b in script.bodies()] == [{"type": "json_object"}, None]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": {"message": "At most 64 image(s) may be provided in one prompt."}},
+        {"object": "error", "message": "At most 8 image(s) may be provided in one prompt."},
+    ],
+)
+def test_an_image_limit_is_its_own_error_and_never_a_format_fallback(
+    body: dict[str, Any],
+) -> None:
+    script = Script(httpx.Response(400, json=body))
+    client, delays = make_client(script)
+    with pytest.raises(ModelImageLimit) as info:
+        client.complete(MESSAGES, SCHEMA_FORMAT)
+    assert info.value.limit in (64, 8) and info.value.status_code == 400
+    assert isinstance(info.value, ModelRequestRejected)  # a 400 all the same
+    assert len(script.requests) == 1 and delays == []
 
 
 ALL_PARAMS: dict[str, Any] = {
@@ -289,7 +345,9 @@ def test_defaults_apply_without_params_and_params_cannot_replace_messages() -> N
     assert body["messages"] == MESSAGES
     assert body["stream"] is False
     assert body["response_format"] == SCHEMA_FORMAT
-    assert body["temperature"] == 0.1
+    # Qwen's recommended generation parameters for the Qwen3-VL Instruct models.
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.7, 0.8, 20)
+    assert body["presence_penalty"] == 1.5
     assert body["max_tokens"] == 4096
 
 

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import IngestEvent, IngestOptions, SourceObject
+from vidloc.errors import InputError
+from vidloc.settings import Settings
 from workers.frames.plan import (
     frame_size_for,
+    parts_for,
     plan_chunks,
     plan_sample_times,
-    tokens_per_frame,
+    split_evenly,
 )
+from workers.planning import PlanConfig, make_plan, wants_adaptive
+from workers.types import VideoInfo
 
 # ---------------------------------------------------------------- sample times
 
@@ -183,9 +192,21 @@ def test_frame_size_for(source: tuple[int, int], expected: tuple[int, int]) -> N
     assert frame_size_for(*source) == expected
 
 
-def test_tokens_per_frame() -> None:
-    assert tokens_per_frame(448, 256) == 112
-    assert tokens_per_frame(32, 32) == 1
+def test_split_evenly_makes_consecutive_runs_that_differ_by_at_most_one() -> None:
+    assert split_evenly(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert split_evenly(2, 5) == [(0, 1), (1, 2)]  # never an empty run
+    with pytest.raises(ValueError):
+        split_evenly(0, 2)
+
+
+@given(count=st.integers(1, 500), cap=st.integers(1, 80))
+def test_parts_for_is_the_fewest_runs_within_the_cap(count: int, cap: int) -> None:
+    ranges = parts_for(count, cap)
+    assert len(ranges) == math.ceil(count / cap)
+    assert ranges[0][0] == 0 and ranges[-1][1] == count
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    sizes = [hi - lo for lo, hi in ranges]
+    assert max(sizes) <= cap and max(sizes) - min(sizes) <= 1
 
 
 @given(
@@ -211,3 +232,80 @@ def test_frame_size_refuses_nonsense() -> None:
         frame_size_for(0, 100)
     with pytest.raises(ValueError):
         frame_size_for(100, 100, long_side=16)
+
+
+# ---------------------------------------------------------------- the job's plan (make_plan)
+
+DEFAULTS = PlanConfig(
+    sample_fps=1.0,
+    chunk_s=30.0,
+    chunk_overlap_s=2.0,
+    max_frames_per_chunk=64,
+    vlm_max_images_per_request=64,
+    frame_long_side=448,
+    sampling_mode="uniform",
+    token_budget_per_min=None,
+    adaptive_min_fps=0.2,
+    adaptive_change_threshold=0.02,
+    refine=False,
+    max_duration_s=600.0,
+    max_pixels=1920 * 1080,
+)
+HD = VideoInfo(duration_s=95.0, fps=25.0, width=1280, height=720, codec="h264")
+
+
+def ingest(**options: Any) -> IngestEvent:
+    return IngestEvent(
+        event_id="e-1",
+        source=SourceObject(bucket="videos", key="a.mp4", etag="x", size=1),
+        options=IngestOptions(**options),
+        submitted_at=datetime(2025, 1, 31, tzinfo=UTC),
+    )
+
+
+def test_plan_config_is_the_planning_slice_of_settings() -> None:
+    env = Settings(sample_fps=2.5, max_pixels=1234, refine=True)
+    config = PlanConfig.from_settings(env)
+    assert (config.sample_fps, config.max_pixels, config.refine) == (2.5, 1234, True)
+    assert {f.name for f in fields(PlanConfig)} <= set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("options", "localizer", "fps", "chunk_s", "refine"),
+    [
+        pytest.param({}, "vlm", 1.0, 30.0, False, id="worker-defaults"),
+        pytest.param({"sample_fps": 4.0, "chunk_s": 10.0}, "vlm", 4.0, 10.0, False, id="options"),
+        pytest.param({"refine": True}, "vlm", 1.0, 30.0, True, id="refine-asked"),
+        pytest.param({"refine": True}, "cv", 1.0, 30.0, False, id="cv-never-refines"),
+    ],
+)
+def test_options_override_the_worker_defaults(
+    options: dict[str, Any], localizer: str, fps: float, chunk_s: float, refine: bool
+) -> None:
+    plan = make_plan(HD, ingest(**options), DEFAULTS, localizer)
+    assert (plan.sample_fps, plan.chunk_s, plan.refine) == (fps, chunk_s, refine)
+    assert plan.mode == "uniform" and plan.localizer == localizer
+    assert plan.frame_size == (448, 256)
+    assert len(plan.times) == len(plan_sample_times(95.0, fps))
+    assert plan.chunks[0].start_s == 0.0 and plan.chunks[-1].end_s >= plan.times[-1]
+    assert plan.overlap_s == min(DEFAULTS.chunk_overlap_s, chunk_s / 2)
+
+
+def test_adaptive_without_a_prepass_plans_uniformly() -> None:
+    plan = make_plan(HD, ingest(sampling="adaptive"), DEFAULTS, "vlm", prepass=None)
+    assert wants_adaptive(ingest(sampling="adaptive"), DEFAULTS)
+    assert not wants_adaptive(ingest(), DEFAULTS)
+    assert plan.mode == "uniform" and plan.token_budget_per_min is None
+
+
+@pytest.mark.parametrize(
+    ("info", "code"),
+    [
+        pytest.param(replace(HD, duration_s=601.0), "video_too_long", id="too-long"),
+        pytest.param(replace(HD, width=3840, height=2160), "resolution_too_large", id="4k"),
+    ],
+)
+def test_videos_over_the_limits_are_refused(info: VideoInfo, code: str) -> None:
+    with pytest.raises(InputError) as caught:
+        make_plan(info, ingest(), DEFAULTS, "vlm")
+    assert caught.value.code == code

@@ -11,6 +11,8 @@ from workers.localizers.prompt import (
     DEFAULT_PROMPT,
     build_messages,
     response_format_for_answer,
+    timestamp_decimals,
+    timestamp_text,
 )
 from workers.types import Chunk, FrameSample, LocalizeRequest
 
@@ -101,3 +103,29 @@ def test_schema_is_the_contracts_answer_schema() -> None:
 
     assert response_format_for_answer()["json_schema"]["schema"] == answer_schema()
     assert response_format_for_answer(["dog"]) == answer_response_format(["dog"])
+
+
+# ------------------------------------------------------------ timestamp labels
+
+
+@pytest.mark.parametrize(
+    ("fps", "decimals"),
+    [(0.2, 1), (1.0, 1), (2.0, 1), (10.0, 1), (20.0, 2), (30.0, 2), (100.0, 2), (1000.0, 3)],
+)
+def test_label_precision_follows_the_sampling_interval(fps: float, decimals: int) -> None:
+    # Refinement grids start anywhere: lo + k / fps, with float noise from the decoder.
+    times = [12.3456 + k / fps for k in range(80)]
+    assert timestamp_decimals(times) == decimals
+    labels = [timestamp_text(t, timestamp_decimals(times)) for t in times]
+    assert len(set(labels)) == len(labels)
+
+
+def test_frames_at_20_fps_never_share_a_label_in_the_request() -> None:
+    times = [10.5 + k * 0.05 for k in range(40)]
+    frames = [FrameSample(t, np.zeros((32, 32, 3), dtype=np.uint8)) for t in times]
+    chunk = Chunk(0, 10.5, 12.5, tuple(times))
+    content = build_messages(frames, LocalizeRequest(), chunk)[1]["content"]
+    stamps = [p["text"] for p in content if p["type"] == "text" and p["text"].startswith("<")]
+    assert len(set(stamps)) == 40
+    assert stamps[:3] == ["<10.50 seconds>", "<10.55 seconds>", "<10.60 seconds>"]
+    assert "cover 10.50 to 12.50 seconds" in content[-1]["text"]

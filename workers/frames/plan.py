@@ -10,10 +10,12 @@ import bisect
 import math
 from collections.abc import Sequence
 
+from workers.tokens import FACTOR
 from workers.types import Chunk
 
-# Qwen3-VL sees 16 px patches merged 2x2, so one visual token covers a 32x32 px block.
-TOKEN_PX = 32
+# Qwen3-VL sees 16 px patches merged 2x2, so one visual token covers a 32x32 px block; frames
+# are sent at multiples of it (what they cost: workers.tokens).
+TOKEN_PX = FACTOR
 
 
 def plan_sample_times(
@@ -112,6 +114,22 @@ def plan_chunks(
     return tuple(chunks)
 
 
+def split_evenly(count: int, parts: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` index ranges of ``parts`` consecutive runs differing by at most one."""
+    if count < 1 or parts < 1:
+        raise ValueError(f"cannot split {count} items into {parts} parts")
+    parts = min(parts, count)
+    bounds = [count * k // parts for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(parts)]
+
+
+def parts_for(count: int, cap: int) -> list[tuple[int, int]]:
+    """The fewest even runs of at most ``cap`` items each (one request per run)."""
+    if cap < 1:
+        raise ValueError(f"cap must be >= 1, got {cap}")
+    return split_evenly(count, math.ceil(count / cap))
+
+
 def _shrink_core(
     ts: Sequence[float], first: int, core_stop: int, overlap_s: float, cap: int
 ) -> tuple[int, int]:
@@ -160,11 +178,6 @@ def frame_size_for(width: int, height: int, long_side: int = 448) -> tuple[int, 
     w = max(TOKEN_PX, _round_to_token(width * scale))
     h = max(TOKEN_PX, _round_to_token(height * scale))
     return w, h
-
-
-def tokens_per_frame(width: int, height: int) -> int:
-    """Visual tokens Qwen3-VL spends on one ``width`` x ``height`` image."""
-    return (width // TOKEN_PX) * (height // TOKEN_PX)
 
 
 def _round_to_token(value: float) -> int:

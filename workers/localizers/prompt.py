@@ -34,8 +34,25 @@ SYSTEM_PROMPT = (
 )
 
 
-def timestamp_text(t_s: float) -> str:
-    return f"<{t_s:.1f} seconds>"
+# Labels never need more than millisecond precision: decoders report times as float32.
+MAX_TIMESTAMP_DECIMALS = 3
+
+
+def timestamp_text(t_s: float, decimals: int = 1) -> str:
+    return f"<{t_s:.{decimals}f} seconds>"
+
+
+def timestamp_decimals(times: Sequence[float]) -> int:
+    """Fewest decimals (at least one, Qwen3-VL's own format) that give each frame its own label.
+
+    At 10 fps or less one decimal tells frames apart; at 20 fps ``12.35`` and ``12.40`` need
+    two. Two frames under one label would let the model place an event on either of them.
+    """
+    distinct = {round(t, 6) for t in times}
+    for decimals in range(1, MAX_TIMESTAMP_DECIMALS):
+        if len({f"{t:.{decimals}f}" for t in distinct}) == len(distinct):
+            return decimals
+    return MAX_TIMESTAMP_DECIMALS
 
 
 def labels_instruction(labels: Sequence[str]) -> str:
@@ -61,23 +78,27 @@ def build_messages(
 ) -> list[dict[str, Any]]:
     """System + user messages for one chunk: timestamped images, then the question."""
     content: list[dict[str, Any]] = []
+    decimals = timestamp_decimals([f.t_s for f in frames])
     for frame in frames:
-        content.append({"type": "text", "text": timestamp_text(frame.t_s)})
+        content.append({"type": "text", "text": timestamp_text(frame.t_s, decimals)})
         content.append(
             {
                 "type": "image_url",
                 "image_url": {"url": encode_jpeg_data_uri(frame.image, jpeg_quality=jpeg_quality)},
             }
         )
-    content.append({"type": "text", "text": question_text(request, chunk)})
+    content.append({"type": "text", "text": question_text(request, chunk, decimals)})
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": content},
     ]
 
 
-def question_text(request: LocalizeRequest, chunk: Chunk) -> str:
-    span = f"These frames cover {chunk.start_s:.1f} to {chunk.end_s:.1f} seconds of the video"
+def question_text(request: LocalizeRequest, chunk: Chunk, decimals: int = 1) -> str:
+    span = (
+        f"These frames cover {chunk.start_s:.{decimals}f} to {chunk.end_s:.{decimals}f} "
+        "seconds of the video"
+    )
     if request.video_duration_s > 0:
         span += f" (total length {request.video_duration_s:.1f} seconds)"
     prompt = (request.prompt or "").strip() or DEFAULT_PROMPT
