@@ -14,6 +14,7 @@
      │    ├── VideoTooLong            duration over VIDLOC_MAX_DURATION_S
      │    ├── DecodeFailed            the decoder gave up on the file
      │    └── ModelRequestRejected    4xx (400/413/422...) for this request: too large, bad input
+     │         └── ModelImageLimit  400 naming an image limit: the request is split, not failed
      └── TransientError              retry later: the world, not the input, is broken
           ├── ModelRateLimited        429 from the model endpoint (carries Retry-After)
           ├── ModelUnavailable        5xx, timeouts, refused connections
@@ -102,6 +103,20 @@ class ModelRequestRejected(InputError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class ModelImageLimit(ModelRequestRejected):
+    """The endpoint allows fewer images per request than this one held (vLLM's
+    ``--limit-mm-per-prompt``); ``limit`` is the number it named, when it named one.
+
+    The localizer splits the request instead of failing the chunk.
+    """
+
+    code = "model_image_limit"
+
+    def __init__(self, message: str, *, status_code: int | None = None, limit: int | None = None):
+        super().__init__(message, status_code=status_code)
+        self.limit = limit
 
 
 class TransientError(VidlocError):

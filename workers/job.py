@@ -30,12 +30,11 @@ from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
 )
-from workers.frames.plan import tokens_per_frame
 from workers.frames.prepass import run_prepass
 from workers.join import join_unseparated
 from workers.localizers.shots import shots_from_cuts
 from workers.merge import assign_event_ids, merge_events
-from workers.planning import FRAME_TEXT_TOKENS, JobPlan, make_plan, wants_adaptive
+from workers.planning import JobPlan, frame_budget_tokens, make_plan, wants_adaptive
 from workers.refine import RefineOutcome, refine_events
 from workers.types import (
     Chunk,
@@ -275,7 +274,7 @@ class JobRunner:
         if plan.refine and merged:
             max_frames = None
             if plan.token_budget_per_min is not None:
-                per_frame = tokens_per_frame(*plan.frame_size) + FRAME_TEXT_TOKENS
+                per_frame = frame_budget_tokens(plan.frame_size, plan.info.duration_s)
                 budget = frames_for_budget(
                     plan.info.duration_s, plan.token_budget_per_min, per_frame
                 )
@@ -296,6 +295,7 @@ class JobRunner:
                 window_s=s.refine_window_s,
                 concurrency=s.vlm_concurrency,
                 max_frames=max_frames,
+                max_images=s.vlm_max_images_per_request,
             )
             merged = refined.events
         if plan.cuts and s.snap_to_cut_s > 0:

@@ -12,8 +12,10 @@ from contracts import IngestEvent
 from vidloc.errors import InputError, VideoTooLong
 from vidloc.settings import Settings
 from workers.frames.adaptive import changes_over, frames_for_budget, plan_adaptive_times
-from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times, tokens_per_frame
+from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
+from workers.localizers.prompt import timestamp_text
+from workers.tokens import frame_tokens
 from workers.types import Chunk, VideoInfo
 
 
@@ -35,8 +37,10 @@ class JobPlan:
     cuts: tuple[float, ...] = ()  # frame-accurate cuts from the adaptive pre-pass
 
 
-# Text around each frame (its "<t seconds>" label and separators), in prompt tokens.
-FRAME_TEXT_TOKENS = 4
+def frame_budget_tokens(size: tuple[int, int], duration_s: float) -> int:
+    """Prompt tokens one frame costs, for token budgets: the image as the server bills it, its
+    vision markers and a timestamp label as long as the video's last one."""
+    return frame_tokens(*size, timestamp_text(duration_s))
 
 
 def wants_adaptive(event: IngestEvent, settings: Settings) -> bool:
@@ -74,7 +78,7 @@ def make_plan(
     refine = opts.refine if opts.refine is not None else settings.refine
     adaptive = wants_adaptive(event, settings) and prepass is not None
     if adaptive and prepass is not None:
-        per_frame = tokens_per_frame(*size) + FRAME_TEXT_TOKENS
+        per_frame = frame_budget_tokens(size, info.duration_s)
         times = plan_adaptive_times(
             info.duration_s,
             changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold),
@@ -83,7 +87,8 @@ def make_plan(
         )
     else:
         times = plan_sample_times(info.duration_s, sample_fps)
-    chunks = plan_chunks(times, chunk_s, overlap_s, settings.max_frames_per_chunk)
+    max_frames = min(settings.max_frames_per_chunk, settings.vlm_max_images_per_request)
+    chunks = plan_chunks(times, chunk_s, overlap_s, max_frames)
     return JobPlan(
         info,
         localizer,

@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="answer 400 to response_format json_schema, like endpoints without guided decoding",
     )
     parser.add_argument(
+        "--max-images",
+        type=int,
+        default=int(env("VIDLOC_FAKE_VLM_MAX_IMAGES", "0")) or None,
+        help="refuse requests with more images, like vLLM's --limit-mm-per-prompt (default: none)",
+    )
+    parser.add_argument(
         "--faults",
         default=env("VIDLOC_FAKE_VLM_FAULTS", ""),
         help='JSON list of fault specs applied from the first request, e.g. [{"kind":"429"}]',
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key or None,
         json_schema_supported=not args.no_json_schema,
         faults=faults,
+        max_images=args.max_images,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -41,6 +41,8 @@ class FakeConfig:
     api_key: str | None = None  # when set, requests must carry "Authorization: Bearer <key>"
     json_schema_supported: bool = True
     faults: tuple[Fault, ...] = ()
+    # Like vLLM's --limit-mm-per-prompt: more images than this in one request is a 400.
+    max_images: int | None = None
 
 
 class ApiError(Exception):
@@ -134,6 +136,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
                     return early
             body = await _json_body(request)
             _validate(body)
+            _check_image_limit(body["messages"], config.max_images)
             json_mode = _json_mode(body.get("response_format"), config, fault)
             sightings, prompt_text, text_chars = _read_messages(body["messages"])
         except ApiError as exc:
@@ -230,6 +233,23 @@ def _validate(body: Any) -> None:
             raise bad(f"messages[{i}].content must be a string or an array", "messages")
     if body.get("stream"):
         raise bad("streaming is not supported by the fake server", "stream")
+
+
+def _check_image_limit(messages: list[dict[str, Any]], limit: int | None) -> None:
+    """Refuse, before decoding anything and with vLLM's words, more images than allowed."""
+    if limit is None:
+        return
+    images = sum(
+        1
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    )
+    if images > limit:
+        raise ApiError(
+            400, f"At most {limit} image(s) may be provided in one prompt.", "BadRequestError"
+        )
 
 
 def _json_mode(response_format: Any, config: FakeConfig, fault: Fault | None) -> bool:

@@ -12,6 +12,7 @@ import httpx
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.localizers.answer import ParsedAnswer, parse_answer
+from workers.localizers.capped import ImageCapLocalizer, part_chunks, split_evenly, stitch
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.model_client import ModelClient, model_client_from_settings
 from workers.types import Chunk, ChunkResult, FrameSample, LocalizeRequest, Usage
@@ -63,12 +64,15 @@ class VlmLocalizer:
                     self.max_request_bytes,
                     len(frames),
                 )
-                half = len(frames) // 2
-                first = self.localize(chunk, frames[:half], request)
-                second = self.localize(chunk, frames[half:], request)
+                halves = split_evenly(len(frames), 2)
+                parts = part_chunks(chunk, [f.t_s for f in frames], halves)
+                first = self.localize(parts[0], frames[: halves[0][1]], request)
+                second = self.localize(parts[1], frames[halves[1][0] :], request)
                 return ChunkResult(
                     chunk_index=chunk.index,
-                    events=(*first.events, *second.events),
+                    events=stitch(
+                        [(first.events, parts[0].times), (second.events, parts[1].times)]
+                    ),
                     usage=first.usage + second.usage,
                     rejected_events=first.rejected_events + second.rejected_events,
                 )
@@ -117,11 +121,13 @@ class VlmLocalizer:
 
 def vlm_localizer_from_settings(
     settings: Settings, http: httpx.Client, metrics: Metrics | None = None
-) -> VlmLocalizer:
-    return VlmLocalizer(
+) -> ImageCapLocalizer:
+    """The VLM localizer, every request held to ``VIDLOC_VLM_MAX_IMAGES_PER_REQUEST`` images."""
+    vlm = VlmLocalizer(
         model_client_from_settings(settings, http, metrics=metrics),
         answer_retries=settings.vlm_answer_retries,
         jpeg_quality=settings.vlm_jpeg_quality,
         max_concurrency=settings.vlm_concurrency,
         max_request_bytes=settings.vlm_max_request_bytes,
     )
+    return ImageCapLocalizer(vlm, settings.vlm_max_images_per_request)
