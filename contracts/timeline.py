@@ -89,7 +89,23 @@ class TimelineEvent(Part):
 
 
 class TimelineStats(Part):
-    rejected_events: Count = 0
+    """How the model's answers were read; all zero when everything was read as asked."""
+
+    rejected_events: Count = Field(
+        default=0, description="events dropped from model answers (the warnings say why)"
+    )
+    answers: Count = Field(default=0, description="model answers read, re-asks included")
+    rejected_answers: Count = Field(
+        default=0, description="answers that could not be read, or whose every event was rejected"
+    )
+    reasked: Count = Field(default=0, description="corrective re-asks after an unusable answer")
+    unusable_chunks: Count = Field(
+        default=0, description="chunks left without a usable answer, even after re-asking"
+    )
+    relative_times_shifted: Count = Field(
+        default=0,
+        description="events whose times counted from the request's first frame, shifted",
+    )
 
 
 class Timeline(Document):

@@ -8,6 +8,7 @@
      ├── StackError                  the local stack could not be brought up or down
      ├── InputError                  permanent: the job can never succeed -> failed result + DLQ
      │    ├── BadIngestEvent          malformed / unknown-version / refused ingest message
+     │    ├── ModelAnswersUnusable    no chunk got a usable model answer, even re-asked
      │    ├── ObjectMissing           the object is gone or was replaced (etag changed)
      │    ├── ObjectTooLarge          over VIDLOC_MAX_OBJECT_BYTES
      │    ├── NotAVideo               no decodable video stream
@@ -90,6 +91,16 @@ class VideoTooLong(InputError):
 
 class DecodeFailed(InputError):
     code = "decode_failed"
+
+
+class ModelAnswersUnusable(InputError):
+    """Every chunk's model answer was unusable (no readable answer, or every event in it
+    rejected), even after re-asking: the job would otherwise succeed with an empty timeline.
+
+    Permanent: the same frames and question get the same kind of answer, and each try costs.
+    """
+
+    code = "model_answers_unusable"
 
 
 class ModelRequestRejected(InputError):

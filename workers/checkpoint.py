@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workers.types import Chunk, ChunkResult, DetectedEvent, Usage
+from workers.types import AnswerReport, Chunk, ChunkResult, DetectedEvent, Usage
 
 CHECKPOINT_SCHEMA = "vidloc.checkpoint.v1"
 
@@ -34,6 +34,14 @@ def encode_checkpoint(result: ChunkResult, fingerprint: str) -> bytes:
         "fingerprint": fingerprint,
         "chunk_index": result.chunk_index,
         "rejected_events": result.rejected_events,
+        "answer": {
+            "answers": result.answer.answers,
+            "unusable": result.answer.unusable,
+            "reasked": result.answer.reasked,
+            "relative_shifted": result.answer.relative_shifted,
+            "failed": result.answer.failed,
+            "dropped": [list(pair) for pair in result.answer.dropped],
+        },
         "usage": {
             "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens,
@@ -80,6 +88,19 @@ def decode_checkpoint(data: bytes, fingerprint: str) -> ChunkResult | None:
                 int(usage.get("requests", 0)),
             ),
             rejected_events=int(doc.get("rejected_events", 0)),
+            answer=_answer_report(doc.get("answer") or {}),
         )
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _answer_report(doc: Mapping[str, Any]) -> AnswerReport:
+    """How the chunk's answers were read; a checkpoint from before this was kept reads as clean."""
+    return AnswerReport(
+        answers=int(doc.get("answers", 0)),
+        unusable=int(doc.get("unusable", 0)),
+        reasked=int(doc.get("reasked", 0)),
+        relative_shifted=int(doc.get("relative_shifted", 0)),
+        failed=bool(doc.get("failed", False)),
+        dropped=tuple((str(reason), int(count)) for reason, count in doc.get("dropped", [])),
+    )

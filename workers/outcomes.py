@@ -34,6 +34,8 @@ def succeeded_result(event: IngestEvent, job_id: str, outcome: JobOutcome) -> Re
             "currency": timeline.usage.currency,
         },
         "localizer": timeline.localizer,
+        # The timeline's warnings, so a user who only reads results still hears them.
+        "warnings": [w.model_dump(mode="json", exclude_none=True) for w in timeline.warnings],
         "created_at": datetime.now(UTC).isoformat(),
     }
     return ResultEvent.model_validate(doc)

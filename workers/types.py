@@ -78,11 +78,39 @@ class LocalizeRequest:
 
 
 @dataclass(frozen=True)
+class AnswerReport:
+    """How a chunk's model answers were read; all zero for localizers that ask no model."""
+
+    answers: int = 0  # answers read, re-asks included
+    unusable: int = 0  # answers that could not be read, or whose every event was rejected
+    reasked: int = 0  # corrective re-asks sent after an unusable answer
+    relative_shifted: int = 0  # events whose times counted from the request's first frame
+    failed: bool = False  # no usable answer came back, even after re-asking
+    dropped: tuple[tuple[str, int], ...] = ()  # why events were rejected, with counts
+
+    def __add__(self, other: AnswerReport) -> AnswerReport:
+        """Two requests for parts of one chunk: it failed only if every part that asked did."""
+        dropped: dict[str, int] = dict(self.dropped)
+        for reason, count in other.dropped:
+            dropped[reason] = dropped.get(reason, 0) + count
+        asked = [r for r in (self, other) if r.answers > 0]
+        return AnswerReport(
+            self.answers + other.answers,
+            self.unusable + other.unusable,
+            self.reasked + other.reasked,
+            self.relative_shifted + other.relative_shifted,
+            bool(asked) and all(r.failed for r in asked),
+            tuple(dropped.items()),
+        )
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     chunk_index: int
     events: tuple[DetectedEvent, ...]
     usage: Usage = field(default_factory=Usage)
     rejected_events: int = 0  # answer items dropped by the defensive parser
+    answer: AnswerReport = field(default_factory=AnswerReport)
 
 
 class FrameSource(Protocol):

@@ -15,6 +15,7 @@ import uvicorn
 
 from devkit.fake_vlm.faults import parse_faults
 from devkit.fake_vlm.server import DEFAULT_MODEL, FakeConfig, create_app
+from devkit.fake_vlm.styles import ANSWER_STYLES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("VIDLOC_FAKE_VLM_FAULTS", ""),
         help='JSON list of fault specs applied from the first request, e.g. [{"kind":"429"}]',
     )
+    parser.add_argument(
+        "--answer-style",
+        choices=ANSWER_STYLES,
+        default=env("VIDLOC_FAKE_VLM_ANSWER_STYLE", "canonical"),
+        help="how correct answers are worded, like the real model's shapes (default canonical)",
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         json_schema_supported=not args.no_json_schema,
         faults=faults,
         max_images=args.max_images,
+        answer_style=args.answer_style,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from devkit.asgi import run_in_thread
-from devkit.fake_vlm.faults import Fault, FaultQueue, parse_faults, render_answer
+from devkit.fake_vlm.faults import CONTENT_FAULTS, Fault, FaultQueue, parse_faults, render_answer
+from devkit.fake_vlm.styles import ANSWER_STYLES, render_style
 from devkit.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,15 @@ class FakeConfig:
     api_key: str | None = None  # when set, requests must carry "Authorization: Bearer <key>"
     json_schema_supported: bool = True
     faults: tuple[Fault, ...] = ()
+    answer_style: str = "canonical"  # how correct answers are worded (see styles.py)
     # Like vLLM's --limit-mm-per-prompt: more images than this in one request is a 400.
     max_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(
+                f"unknown answer style {self.answer_style!r}; known: {', '.join(ANSWER_STYLES)}"
+            )
 
 
 class ApiError(Exception):
@@ -110,6 +118,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     faults = FaultQueue(config.faults)
     stats = Stats()
     lock = threading.Lock()
+    style = {"answer": config.answer_style}  # switched at run time through the admin API
 
     def count(status: int) -> None:
         with lock:
@@ -147,8 +156,15 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
             stats.frames_seen_times.extend(s.t_s for s in sightings)
             stats.last_params = {k: v for k, v in body.items() if k != "messages"}
         events = events_from_sightings(sightings, _wanted_labels(prompt_text))
-        content_fault = fault.kind if fault is not None else None
-        content, finish_reason = render_answer(events, content_fault, json_mode)
+        if fault is not None and fault.kind in CONTENT_FAULTS:
+            content, finish_reason = render_answer(events, fault.kind, json_mode)
+        else:
+            first = min((s.t_s for s in sightings), default=0.0)
+            with lock:
+                answer_style = style["answer"]
+            content, finish_reason = render_style(
+                answer_style, events, first_frame_s=first, json_mode=json_mode
+            )
         count(200)
         return JSONResponse(
             _completion(body, config, content, finish_reason, sightings, text_chars)
@@ -163,10 +179,27 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
         faults.add(new)
         return JSONResponse({"pending": faults.pending()})
 
+    @app.post("/_fake/style")
+    async def set_style(request: Request) -> Response:
+        """``{"style": "range_field"}``: word every later correct answer that way."""
+        try:
+            body = await _json_body(request)
+        except ApiError as exc:
+            return error_response(exc)
+        wanted = body.get("style") if isinstance(body, dict) else None
+        if wanted not in ANSWER_STYLES:
+            message = f"unknown answer style {wanted!r}; known: {', '.join(ANSWER_STYLES)}"
+            return error_response(ApiError(400, message, "invalid_request_error"))
+        with lock:
+            style["answer"] = wanted
+        return JSONResponse({"style": wanted})
+
     @app.post("/_fake/reset")
     async def reset() -> dict[str, Any]:
+        """Faults and counters cleared, the answer style back to the configured one."""
         faults.clear()
         with lock:
+            style["answer"] = config.answer_style
             fresh = Stats()
             for name in ("requests", "images", "by_status", "faults_applied"):
                 setattr(stats, name, getattr(fresh, name))
@@ -177,7 +210,11 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     @app.get("/_fake/stats")
     async def get_stats() -> dict[str, Any]:
         with lock:
-            return {**stats.as_json(), "pending_faults": faults.pending()}
+            return {
+                **stats.as_json(),
+                "pending_faults": faults.pending(),
+                "answer_style": style["answer"],
+            }
 
     return app
 

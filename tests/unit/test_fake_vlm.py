@@ -10,7 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
+from devkit.fake_vlm.__main__ import parse_args
 from devkit.fake_vlm.server import FakeConfig, serve_in_thread
+from devkit.fake_vlm.styles import ANSWER_STYLES, render_style
 from devkit.fake_vlm.vision import Sighting, events_from_sightings, visible_labels
 from devkit.synth.palette import BACKGROUNDS, entry_for_label
 from vidloc.errors import ModelAuthFailed, ModelRateLimited, ModelUnavailable
@@ -449,3 +451,93 @@ def test_localizer_is_safe_to_share_between_threads(base_url: str) -> None:
         )
     assert [spans(r) for r in results] == [[truth] for truth in jobs]
     assert admin(base_url, "/_fake/stats")["requests"] == len(jobs)
+
+
+# ---- answer styles: the shapes the real model answers in -----------------------------------
+
+LATE_OFFSET = 40.0  # a request that starts well after 0, so relative times differ from absolute
+
+
+def late_frames(*events: tuple[str, float, float]) -> list[FrameSample]:
+    return [FrameSample(f.t_s + LATE_OFFSET, f.image) for f in make_frames(*events)]
+
+
+@pytest.mark.parametrize("style", [s for s in ANSWER_STYLES if s != "unusable"])
+def test_every_answer_style_reads_back_to_what_the_fake_saw(base_url: str, style: str) -> None:
+    admin(base_url, "/_fake/style", {"style": style})
+    frames = late_frames(RED, BLUE)
+    late = Chunk(0, LATE_OFFSET, LATE_OFFSET + 8.0, tuple(f.t_s for f in frames))
+    localizer = VlmLocalizer(client(base_url, []), answer_retries=1)
+    request = LocalizeRequest(labels=("red circle", "blue triangle"), video_duration_s=60.0)
+    result = localizer.localize(late, frames, request)
+    assert spans(result) == sorted(
+        (label, start + LATE_OFFSET, end + LATE_OFFSET) for label, start, end in (RED, BLUE)
+    )
+    assert result.rejected_events == 0
+    assert (result.answer.reasked, result.answer.failed) == (0, False)
+    assert result.answer.relative_shifted == (2 if style == "relative" else 0)
+    assert admin(base_url, "/_fake/stats")["answer_style"] == style
+
+
+@pytest.mark.parametrize(
+    ("style", "needle"),
+    [
+        pytest.param("range_field", '"time": "43.0 - 45.0 seconds"', id="range_field"),
+        pytest.param("timestamp_pairs", '"timestamp": [43.0, 45.0]', id="timestamp_pairs"),
+        pytest.param("time_keyed", '"00:43.00 - 00:45.00": "a red circle is visible"', id="tk"),
+        pytest.param("mmss", '"start": "00:43.00", "end": "00:45.00"', id="mmss"),
+        pytest.param("chinese", '"time": "43.0秒到45.0秒"', id="chinese"),
+        pytest.param("relative", '"start_s": 3.0, "end_s": 5.0', id="relative"),
+    ],
+)
+def test_answer_styles_are_worded_as_the_real_model_words_them(style: str, needle: str) -> None:
+    events = [{"label": "red circle", "start_s": 43.0, "end_s": 45.0, "description": "d"}]
+    content, finish = render_style(style, events, first_frame_s=LATE_OFFSET, json_mode=True)
+    assert needle in content and finish == "stop"
+
+
+def test_thinking_style_closes_think_after_a_wrong_draft() -> None:
+    events = [{"label": "red circle", "start_s": 43.0, "end_s": 45.0}]
+    content, _ = render_style("thinking", events, first_frame_s=0.0, json_mode=True)
+    draft, _, final = content.partition("</think>")
+    assert "<think>" not in content
+    assert '"start_s": 50.0' in draft and '"start_s": 43.0' in final
+
+
+def test_unusable_style_is_reasked_then_fails_the_chunk(base_url: str) -> None:
+    admin(base_url, "/_fake/style", {"style": "unusable"})
+    result = localize(base_url, make_frames(RED), labels=("red circle",))
+    assert result.events == ()
+    assert result.answer.failed
+    assert (result.answer.answers, result.answer.reasked) == (2, 1)
+    assert admin(base_url, "/_fake/stats")["requests"] == 2
+
+
+def test_a_content_fault_wins_over_the_style_for_its_requests(base_url: str) -> None:
+    admin(base_url, "/_fake/style", {"style": "unusable"})
+    admin(base_url, "/_fake/faults", [{"kind": "fenced"}])
+    result = localize(base_url, make_frames(RED), answer_retries=0)
+    assert spans(result) == [RED]
+
+
+def test_style_switch_validates_and_reset_restores_the_configured_style(base_url: str) -> None:
+    refused = HTTP.post(base_url.removesuffix("/v1") + "/_fake/style", json={"style": "haiku"})
+    assert refused.status_code == 400
+    assert "range_field" in refused.json()["error"]["message"]
+    admin(base_url, "/_fake/style", {"style": "chinese"})
+    admin(base_url, "/_fake/reset", {})
+    assert admin(base_url, "/_fake/stats")["answer_style"] == "canonical"
+
+
+def test_answer_style_from_config_cli_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="unknown answer style"):
+        FakeConfig(answer_style="haiku")
+    assert parse_args(["--answer-style", "mmss"]).answer_style == "mmss"
+    monkeypatch.setenv("VIDLOC_FAKE_VLM_ANSWER_STYLE", "thinking")
+    assert parse_args([]).answer_style == "thinking"
+    base_url, stop = serve_in_thread(config=FakeConfig(answer_style="timestamp_pairs"))
+    try:
+        HTTP.post(base_url.removesuffix("/v1") + "/_fake/reset").raise_for_status()
+        assert admin(base_url, "/_fake/stats")["answer_style"] == "timestamp_pairs"
+    finally:
+        stop()

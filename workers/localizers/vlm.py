@@ -6,16 +6,25 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 import httpx
 
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.localizers.answer import ParsedAnswer, parse_answer
+from workers.localizers.answer_reask import reask_messages
 from workers.localizers.capped import ImageCapLocalizer, part_chunks, split_evenly, stitch
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.model_client import ModelClient, model_client_from_settings
-from workers.types import Chunk, ChunkResult, FrameSample, LocalizeRequest, Usage
+from workers.types import (
+    AnswerReport,
+    Chunk,
+    ChunkResult,
+    FrameSample,
+    LocalizeRequest,
+    Usage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +84,15 @@ class VlmLocalizer:
                     ),
                     usage=first.usage + second.usage,
                     rejected_events=first.rejected_events + second.rejected_events,
+                    answer=first.answer + second.answer,
                 )
         response_format = (
             response_format_for_answer(request.labels) if self.use_response_format else None
         )
+        frame_times = [f.t_s for f in frames]
         usage = Usage()
         rejected = 0
+        report = AnswerReport()
         parsed: ParsedAnswer | None = None
         for attempt in range(1 + self.answer_retries):
             with self._slots:
@@ -92,8 +104,15 @@ class VlmLocalizer:
                 chunk=chunk,
                 video_duration_s=request.video_duration_s,
                 labels=request.labels,
+                frame_times=frame_times,
             )
             rejected += parsed.rejected
+            report += AnswerReport(
+                answers=1,
+                unusable=0 if parsed.usable else 1,
+                relative_shifted=parsed.relative_shifted,
+                dropped=parsed.dropped,
+            )
             if parsed.problems:
                 logger.info(
                     "chunk %d answer (attempt %d): %d events, %d rejected: %s",
@@ -103,19 +122,31 @@ class VlmLocalizer:
                     parsed.rejected,
                     "; ".join(parsed.problems),
                 )
-            if parsed.found_json:
+            if parsed.usable:
                 break
-            # Sampling differs between calls, so asking again often gets a readable answer.
             logger.warning(
-                "chunk %d: model answer held no JSON (attempt %d/%d, finish_reason=%s)",
+                "chunk %d: model answer unusable, %s (attempt %d/%d, finish_reason=%s)",
                 chunk.index,
+                parsed.why_unusable,
                 attempt + 1,
                 1 + self.answer_retries,
                 reply.finish_reason,
             )
-        events = parsed.events if parsed is not None and parsed.found_json else ()
+            if attempt < self.answer_retries:
+                # Say what was wrong and restate the format, in the same conversation: that
+                # fixes most unusable answers where asking the same question again would not.
+                messages = reask_messages(
+                    messages, reply.content, parsed.why_unusable, request.labels
+                )
+                report += AnswerReport(reasked=1)
+        failed = parsed is None or not parsed.usable
+        report = replace(report, failed=failed)
         return ChunkResult(
-            chunk_index=chunk.index, events=events, usage=usage, rejected_events=rejected
+            chunk_index=chunk.index,
+            events=() if parsed is None else parsed.events,
+            usage=usage,
+            rejected_events=rejected,
+            answer=report,
         )
 
 
