@@ -27,26 +27,21 @@ from vidloc import names
 from vidloc.errors import (
     BadIngestEvent,
     BusUnavailable,
-    ConfigError,
-    InputError,
-    ModelAuthFailed,
-    ModelRateLimited,
-    ModelUnavailable,
     TransientError,
     VidlocError,
 )
 from vidloc.logs import bind_job
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
-from workers.circuit import CircuitBreaker, CircuitState
-from workers.job import JobRunner
+from workers import policy
+from workers.circuit import CircuitBreaker
+from workers.job import JobOutcome, JobRunner
 from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
+from workers.policy import JobCancelled
 from workers.refused import refused_ids
 
 log = logging.getLogger(__name__)
 
-# Failures that say the model endpoint is down (not that this input is bad): they feed the breaker.
-MODEL_OUTAGES = (ModelRateLimited, ModelUnavailable, ModelAuthFailed)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # A dead-lettered original keeps at most this share of the message limit, so the DLQ record
 # (original + error + envelope) always fits on the bus even when the original did not.
@@ -75,12 +70,6 @@ class Disposition(enum.Enum):
     COMMIT = "commit"
     RETRY = "retry"
     HAND_BACK = "hand_back"
-
-
-class JobCancelled(VidlocError):
-    """The worker is shutting down; the job is handed back unfinished."""
-
-    code = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -191,86 +180,92 @@ class IngestHandler:
 
         video_id = event.effective_video_id
         job_id = derive_job_id(event.event_id)
-        ids = {"video_id": video_id, "job_id": job_id}
         bind_job(video_id, job_id)
         self._localizer = event.options.localizer or self._settings.effective_localizer
         self.retry_hint_s = 0.0
         uses_model = self._localizer == "vlm"
-        if uses_model and not self.breaker.allow():
-            # The endpoint is known to be down: wait it out instead of failing the job.
-            self.retry_hint_s = self.breaker.retry_in_s()
-            log.info(
-                "model circuit open; job waits %.1f s before a probe", self.retry_hint_s, extra=ids
-            )
-            return Disposition.RETRY
+        waiting = policy.admit(
+            uses_model=uses_model,
+            circuit_allows=self.breaker.allow(),
+            circuit_retry_in_s=self.breaker.retry_in_s(),
+        )
+        if waiting is not None:
+            return self._act(waiting, delivery, event, job_id, None)
         try:
             outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id))
-            if uses_model:
-                self.breaker.record_success()
-            result = succeeded_result(event, job_id, outcome)
-            chunks = outcome.timeline.sampling.chunks
-            self._publish(
-                names.TOPIC_PROGRESS,
-                video_id,
-                encode(progress_event(video_id, job_id, "done", chunks, chunks, "done")),
-            )
-            self._publish(names.TOPIC_RESULTS, video_id, encode(result))
+        except Exception as exc:  # every failure is the policy's to judge; a bug must not
+            # take the partition down with it
+            return self._act(self._judge(exc, where), delivery, event, job_id, exc)
+        if uses_model:
+            self.breaker.record_success()
+        self._first_failure.pop(where, None)
+        self._succeed(event, job_id, outcome)
+        return Disposition.COMMIT
+
+    def _judge(self, exc: Exception, where: tuple[str, int, int]) -> policy.Decision:
+        """Count the failure where it counts (metrics, breaker, retry clock) and ask the policy."""
+        kind = policy.classify(exc)
+        code = exc.code if isinstance(exc, VidlocError) else "internal"
+        circuit = None
+        elapsed = 0.0
+        if kind in (policy.FailureKind.TRANSIENT, policy.FailureKind.MODEL_OUTAGE):
+            self._metrics.error(code)
+            if kind is policy.FailureKind.MODEL_OUTAGE:
+                circuit = self.breaker.record_failure()
+            elapsed = self._clock() - self._first_failure.setdefault(where, self._clock())
+        decision = policy.decide(
+            kind,
+            code=code,
+            elapsed_s=elapsed,
+            deadline_s=self._settings.job_retry_deadline_s,
+            circuit=circuit,
+            circuit_retry_in_s=self.breaker.retry_in_s(),
+        )
+        if decision.reset_clock:
             self._first_failure.pop(where, None)
-            log.info(
-                "job succeeded: %d events, %d tokens, cost %.6f %s",
-                len(outcome.timeline.events),
-                outcome.usage.prompt_tokens + outcome.usage.completion_tokens,
-                outcome.cost,
-                self._settings.currency,
-                extra=ids,
-            )
-            self._metrics.job_finished("succeeded", self._localizer)
-            return Disposition.COMMIT
-        except JobCancelled:
-            log.info("job handed back unfinished (shutting down)", extra=ids)
+        return decision
+
+    def _act(
+        self,
+        decision: policy.Decision,
+        delivery: Delivery,
+        event: IngestEvent,
+        job_id: str,
+        exc: Exception | None,
+    ) -> Disposition:
+        ids = {"video_id": event.effective_video_id, "job_id": job_id}
+        _log_decision(decision, exc, ids)
+        if decision.action is policy.Action.HAND_BACK:
             return Disposition.HAND_BACK
-        except InputError as exc:
-            log.warning("job failed permanently: %s: %s", exc.code, exc, extra=ids)
-            return self._fail(
-                delivery, exc, video_id, job_id, event.source.bucket, event.source.key
-            )
-        except (TransientError, ConfigError) as exc:
-            self._metrics.error(exc.code)
-            # A wrong model key is fixed by an operator, not by the input: retry like an outage
-            # until the deadline rather than burning the queue into the DLQ.
-            if isinstance(exc, MODEL_OUTAGES) and self.breaker.record_failure() in (
-                CircuitState.OPEN,
-                CircuitState.HALF_OPEN,
-            ):
-                # An endpoint outage is nobody's input: the clock restarts after it, so a dead
-                # model pauses the queue instead of dead-lettering it one job at a time.
-                self._first_failure.pop(where, None)
-                self.retry_hint_s = self.breaker.retry_in_s()
-                log.warning(
-                    "model endpoint failing (%s); circuit open for %.1f s: %s",
-                    exc.code,
-                    self.retry_hint_s,
-                    exc,
-                    extra=ids,
-                )
-                return Disposition.RETRY
-            first = self._first_failure.setdefault(where, self._clock())
-            if self._clock() - first < self._settings.job_retry_deadline_s:
-                log.warning(
-                    "job hit a transient error, will retry: %s: %s", exc.code, exc, extra=ids
-                )
-                return Disposition.RETRY
-            log.error("job gave up after the retry deadline: %s: %s", exc.code, exc, extra=ids)
-            self._first_failure.pop(where, None)
-            return self._fail(
-                delivery, exc, video_id, job_id, event.source.bucket, event.source.key
-            )
-        except Exception as exc:  # a bug must not take the partition down with it
-            log.exception("job crashed", extra=ids)
-            wrapped = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
-            return self._fail(
-                delivery, wrapped, video_id, job_id, event.source.bucket, event.source.key
-            )
+        if decision.action is policy.Action.RETRY:
+            self.retry_hint_s = decision.retry_after_s
+            return Disposition.RETRY
+        if decision.reason is policy.Reason.CRASHED or not isinstance(exc, VidlocError):
+            # A bug's message may say anything; the result says only what kind of bug.
+            exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
+        return self._fail(
+            delivery, exc, ids["video_id"], job_id, event.source.bucket, event.source.key
+        )
+
+    def _succeed(self, event: IngestEvent, job_id: str, outcome: JobOutcome) -> None:
+        video_id = event.effective_video_id
+        result = succeeded_result(event, job_id, outcome)
+        chunks = outcome.timeline.sampling.chunks
+        self._publish(
+            names.TOPIC_PROGRESS,
+            video_id,
+            encode(progress_event(video_id, job_id, "done", chunks, chunks, "done")),
+        )
+        self._publish(names.TOPIC_RESULTS, video_id, encode(result))
+        log.info(
+            "job succeeded: %d events, %d tokens, cost %.6f %s",
+            len(outcome.timeline.events),
+            outcome.usage.prompt_tokens + outcome.usage.completion_tokens,
+            outcome.cost,
+            self._settings.currency,
+            extra={"video_id": video_id, "job_id": job_id},
+        )
+        self._metrics.job_finished("succeeded", self._localizer)
 
     def _decode(self, delivery: Delivery) -> IngestEvent:
         s = self._settings
@@ -356,3 +351,32 @@ class IngestHandler:
                 log.warning("progress event not sent: %s", exc)
 
         return report
+
+
+def _log_decision(
+    decision: policy.Decision, exc: BaseException | None, ids: dict[str, str]
+) -> None:
+    reason = policy.Reason
+    code = getattr(exc, "code", None)
+    if decision.reason is reason.CIRCUIT_OPEN:
+        log.info(
+            "model circuit open; job waits %.1f s before a probe", decision.retry_after_s, extra=ids
+        )
+    elif decision.reason is reason.CANCELLED:
+        log.info("job handed back unfinished (shutting down)", extra=ids)
+    elif decision.reason is reason.BAD_INPUT:
+        log.warning("job failed permanently: %s: %s", code, exc, extra=ids)
+    elif decision.reason is reason.OUTAGE:
+        log.warning(
+            "model endpoint failing (%s); circuit open for %.1f s: %s",
+            code,
+            decision.retry_after_s,
+            exc,
+            extra=ids,
+        )
+    elif decision.reason is reason.TRANSIENT:
+        log.warning("job hit a transient error, will retry: %s: %s", code, exc, extra=ids)
+    elif decision.reason is reason.DEADLINE_PASSED:
+        log.error("job gave up after the retry deadline: %s: %s", code, exc, extra=ids)
+    else:
+        log.error("job crashed", exc_info=exc, extra=ids)
