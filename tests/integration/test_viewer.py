@@ -6,10 +6,12 @@ URL; its ground-truth events become the timeline. Screenshots are kept under art
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,80 @@ def test_exported_page_works_offline_from_a_file(
     finally:
         page.close()
     assert problems == []
+
+
+def _wait_state(page: Any, state: str, timeout_s: float = 15.0) -> None:
+    """Poll the shell's data-state from outside: its CSP (no 'unsafe-eval') refuses the
+    string predicates wait_for_function would evaluate in the page."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.evaluate("() => document.body.dataset.state") == state:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the viewer shell never reached {state!r}")
+
+
+@pytest.fixture(scope="module")
+def keyed(viewer_settings: Settings, spec: VideoSpec, tmp_path_factory: Any) -> Iterator[Any]:
+    """An API with keys, a video of tenant acme, a read key for it: (base URL, id, key)."""
+    from vidloc import names
+    from vidloc.api.keys import KeysFile, add_key, write_keys_file
+
+    keys_path = tmp_path_factory.mktemp("viewer-keys") / "keys.json"
+    keys, _, key = add_key(KeysFile(), "acme", ("read",))
+    write_keys_file(keys_path, keys)
+    settings = viewer_settings.model_copy(update={"api_keys_file": keys_path})
+    vid = unique_id("viewer-acme")
+    source = f"tenants/acme/uploads/{vid}.mp4"
+    store = ObjectStore(settings)
+    store.upload_file(
+        settings.video_bucket, source, ensure_rendered(spec, MEDIA_CACHE), content_type="video/mp4"
+    )
+    doc = timeline_for(vid, settings.video_bucket, source, spec)
+    store.put_bytes(
+        settings.timeline_bucket, names.timeline_key(vid, "acme"), json.dumps(doc).encode()
+    )
+    url, stop = serve_in_thread(create_app(settings, follow_bus=False))
+    yield url, vid, key
+    stop()
+
+
+def test_keyed_viewer_never_puts_the_key_in_a_url(
+    browser: Any, keyed: Any, spec: VideoSpec
+) -> None:
+    base_url, vid, key = keyed
+    page = browser.new_page(viewport={"width": 1200, "height": 720})
+    problems: list[str] = []
+    urls: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("request", lambda r: urls.append(r.url))
+    try:
+        page.goto(f"{base_url}/viewer/{vid}")
+        page.fill("#key", "vk_aaaaaaaaaaaa_" + "x" * 43)
+        page.click("button[type=submit]")
+        _wait_state(page, "error-401")
+        problems.clear()  # the browser logs the refused fetch as a console error
+        page.fill("#key", key)
+        page.click("button[type=submit]")
+        _wait_state(page, "shown")
+        frame = page.frame_locator("#view")
+        frame.locator("#player").wait_for(timeout=10000)
+        viewer = next(f for f in page.frames if f != page.main_frame)
+        viewer.wait_for_function("document.getElementById('player').readyState >= 1", timeout=15000)
+        check_bars(viewer, spec)
+        click_seeks(viewer, spec)
+        # The sandboxed viewer cannot read the key the shell keeps.
+        probe = "() => { try { return sessionStorage.length; } catch (e) { return 'blocked'; } }"
+        assert viewer.evaluate(probe) == "blocked"
+        assert page.evaluate("sessionStorage.getItem('vidloc-api-key')") == key
+        # A reload in the same tab shows the page without asking again.
+        page.reload()
+        _wait_state(page, "shown")
+        page.screenshot(path=str(ARTIFACTS / "viewer-keyed.png"), full_page=True)
+    finally:
+        page.close()
+    assert problems == []
+    secret = key.split("_", 2)[2]
+    assert urls and not [u for u in urls if secret in u or key in u]
+    assert any("X-Amz-Expires=300" in u for u in urls)  # the player's short-lived URL
