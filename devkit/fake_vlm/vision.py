@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devkit.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, PaletteEntry
+from workers import tokens
 
 CONFIDENCE = 0.9
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order
@@ -25,8 +26,9 @@ class Sighting:
 
 
 def image_tokens(width: int, height: int) -> int:
-    """Qwen3-VL: 16 px patches merged 2x2, so one token per 32x32 px block."""
-    return max(1, (width // 32) * (height // 32))
+    """What the real server bills for an image: Qwen3-VL's processor resizes it first (sides
+    rounded to 32 px, small images scaled up), then one token per 32x32 px, plus two markers."""
+    return tokens.image_tokens(width, height) + tokens.VISION_MARKER_TOKENS
 
 
 def visible_labels(image: RGBImage, palette: Sequence[PaletteEntry] = PALETTE) -> frozenset[str]:
