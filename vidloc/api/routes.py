@@ -76,6 +76,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "no API key, or not a valid one"),
         (403, "the API key lacks the scope this route needs"),
         (404, "unknown video (or another tenant's) or route"),
+        (414, "URL longer than VIDLOC_API_MAX_URL_BYTES"),
         (422, "invalid parameters"),
         (429, "rate limited (see Retry-After)"),
         (500, "internal error"),
