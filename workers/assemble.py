@@ -52,3 +52,8 @@ def assemble(
     for planned_t, frame in zip(planned, frames, strict=False):
         yield from assembler.feed(planned_t, frame)
     yield from assembler.leftovers()
+
+
+def wanted_times(chunks: Sequence[Chunk]) -> tuple[float, ...]:
+    """Every planned time some of ``chunks`` needs, ascending: what to ask the decoder for."""
+    return tuple(sorted({t for chunk in chunks for t in chunk.times}))

@@ -25,7 +25,7 @@ from workers.localizers.prompt import (
     timestamp_decimals,
     timestamp_text,
 )
-from workers.planning import JobPlan, make_plan, wants_adaptive
+from workers.planning import JobPlan, PlanConfig, make_plan, wants_adaptive
 from workers.refine_plan import grid_inside
 from workers.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
 from workers.types import Chunk, LocalizeRequest, Usage
@@ -149,11 +149,11 @@ def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Es
     )
     source, info = open_frame_source(str(path), decode_timeout_s=settings.decode_timeout_s)
     prepass = None
-    if wants_adaptive(event, settings):
+    if wants_adaptive(event, PlanConfig.from_settings(settings)):
         prepass = run_prepass(
             source, str(path), info, fps=settings.prepass_fps, long_side=settings.prepass_long_side
         )
-    plan = make_plan(info, event, settings, "vlm", prepass)
+    plan = make_plan(info, event, PlanConfig.from_settings(settings), "vlm", prepass)
     return estimate_plan(plan, prepass, settings)
 
 

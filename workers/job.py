@@ -7,14 +7,11 @@ the order of the work and nothing about transport.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,9 +20,10 @@ from vidloc import names
 from vidloc.errors import ObjectMissing, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
-from workers.assemble import ChunkAssembler
+from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
+from workers.fanout import localize_chunks
 from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
@@ -33,14 +31,14 @@ from workers.frames.adaptive import (
 from workers.frames.prepass import run_prepass
 from workers.join import join_unseparated
 from workers.localizers.shots import shots_from_cuts
-from workers.merge import assign_event_ids, merge_events
-from workers.planning import JobPlan, frame_budget_tokens, make_plan, wants_adaptive
+from workers.merge import merge_events
+from workers.planning import JobPlan, PlanConfig, frame_budget_tokens, make_plan, wants_adaptive
 from workers.refine import RefineOutcome, refine_events
+from workers.timeline import build_timeline
 from workers.types import (
     Chunk,
     ChunkResult,
     DetectedEvent,
-    FrameSample,
     FrameSource,
     Localizer,
     LocalizeRequest,
@@ -93,6 +91,7 @@ class JobRunner:
     ) -> None:
         self._metrics = metrics or Metrics()
         self._settings = settings
+        self._plan_config = PlanConfig.from_settings(settings)
         self._store = store
         self._open_source = open_source
         self._make_localizer = make_localizer
@@ -121,14 +120,14 @@ class JobRunner:
             source, info = self._open_source(path)
             localizer_name = event.options.localizer or s.effective_localizer
             prepass = None
-            if wants_adaptive(event, s) and localizer_name == "vlm":
+            if wants_adaptive(event, self._plan_config) and localizer_name == "vlm":
                 progress("probing", 0, 0, "pre-pass: where does the picture change")
                 started = time.monotonic()
                 prepass = run_prepass(
                     source, str(path), info, fps=s.prepass_fps, long_side=s.prepass_long_side
                 )
                 timings["prepass_s"] = time.monotonic() - started
-            plan = make_plan(info, event, s, localizer_name, prepass)
+            plan = make_plan(info, event, self._plan_config, localizer_name, prepass)
             localizer = self._make_localizer(localizer_name)
             log.info(
                 "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
@@ -177,7 +176,7 @@ class JobRunner:
         path: Path,
         progress: ProgressFn,
     ) -> tuple[list[ChunkResult], int]:
-        s = self._settings
+        """Every chunk's result in plan order, and how many came from checkpoints."""
         video_id = event.effective_video_id
         fingerprint = plan_fingerprint(
             plan.localizer,
@@ -188,71 +187,43 @@ class JobRunner:
                 "labels": list(event.options.labels),
             },
         )
-        results: dict[int, ChunkResult] = {}
-        for chunk in plan.chunks:
-            stored = self._load_checkpoint(video_id, job_id, chunk.index, fingerprint)
-            if stored is not None:
-                results[chunk.index] = stored
+        results = self._resume(video_id, job_id, plan.chunks, fingerprint)
         from_checkpoint = len(results)
         total = len(plan.chunks)
-        pending = [c for c in plan.chunks if c.index not in results]
         progress("localizing", len(results), total, f"{from_checkpoint} chunks from checkpoints")
-        if not pending:
-            return [results[c.index] for c in plan.chunks], from_checkpoint
+        pending = [c for c in plan.chunks if c.index not in results]
+        if pending:
+            request = _request(event, plan)
+            timed = self._metrics.timed_chunk(plan.localizer, localizer.localize)
 
-        request = LocalizeRequest(
-            prompt=event.options.prompt,
-            labels=tuple(event.options.labels),
-            video_duration_s=plan.info.duration_s,
-        )
-        workers = s.vlm_concurrency if plan.localizer == "vlm" else 1
-        assembler = ChunkAssembler(pending)
-        wanted = assembler.wanted_times
-        in_flight: set[Future[ChunkResult]] = set()
-        timed = self._metrics.timed_chunk(plan.localizer, localizer.localize)
-
-        def finish(done: set[Future[ChunkResult]]) -> None:
-            for fut in done:
-                result = fut.result()  # re-raises the localizer's error in this thread
+            def record(result: ChunkResult) -> None:
                 results[result.chunk_index] = result
                 self._metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
                 self._save_checkpoint(video_id, job_id, result, fingerprint)
                 progress("localizing", len(results), total, f"chunk {result.chunk_index} done")
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="localize") as pool:
-            try:
-                for chunk, frames in self._chunks(assembler, wanted, source, path, plan):
-                    # Bound memory: never more chunks of frames alive than localizer slots.
-                    while len(in_flight) >= workers:
-                        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                        in_flight.difference_update(done)
-                        finish(done)
-                    # Each chunk runs in a copy of this job's context: its log lines keep the ids.
-                    ctx = contextvars.copy_context()
-                    in_flight.add(pool.submit(ctx.run, timed, chunk, frames, request))
-                done, _ = wait(in_flight)
-                in_flight.clear()
-                finish(done)
-            finally:
-                for fut in in_flight:
-                    fut.cancel()
+            wanted = wanted_times(pending)
+            localize_chunks(
+                assemble(pending, wanted, source.frames(str(path), wanted, plan.frame_size)),
+                lambda chunk, frames: timed(chunk, frames, request),
+                workers=self._settings.vlm_concurrency if plan.localizer == "vlm" else 1,
+                on_result=record,
+            )
         missing = [c.index for c in plan.chunks if c.index not in results]
         if missing:
             raise VidlocError(f"chunks {missing} produced no result", code="internal")
         return [results[c.index] for c in plan.chunks], from_checkpoint
 
-    def _chunks(
-        self,
-        assembler: ChunkAssembler,
-        wanted: Sequence[float],
-        source: FrameSource,
-        path: Path,
-        plan: JobPlan,
-    ) -> Iterator[tuple[Chunk, list[FrameSample]]]:
-        frames = source.frames(str(path), wanted, plan.frame_size)
-        for planned_t, frame in zip(wanted, frames, strict=False):
-            yield from assembler.feed(planned_t, frame)
-        yield from assembler.leftovers()
+    def _resume(
+        self, video_id: str, job_id: str, chunks: Sequence[Chunk], fingerprint: str
+    ) -> dict[int, ChunkResult]:
+        """The chunks a previous attempt at this job finished, by index."""
+        results: dict[int, ChunkResult] = {}
+        for chunk in chunks:
+            stored = self._load_checkpoint(video_id, job_id, chunk.index, fingerprint)
+            if stored is not None:
+                results[chunk.index] = stored
+        return results
 
     def _finish_events(
         self,
@@ -286,11 +257,7 @@ class JobRunner:
                 path=str(path),
                 size=plan.frame_size,
                 localizer=localizer,
-                request=LocalizeRequest(
-                    prompt=event.options.prompt,
-                    labels=tuple(event.options.labels),
-                    video_duration_s=plan.info.duration_s,
-                ),
+                request=_request(event, plan),
                 fps=s.refine_fps,
                 window_s=s.refine_window_s,
                 concurrency=s.vlm_concurrency,
@@ -342,8 +309,6 @@ class JobRunner:
         refined: RefineOutcome | None = None,
     ) -> Timeline:
         s = self._settings
-        video_id = event.effective_video_id
-        info = plan.info
         model: dict[str, Any] | None = None
         if plan.localizer == "vlm":
             model = {
@@ -351,68 +316,24 @@ class JobRunner:
                 "base_url": s.effective_vlm_base_url,
                 "params": dict(s.vlm_params),
             }
-        doc: dict[str, Any] = {
-            "schema": Timeline.SCHEMA if hasattr(Timeline, "SCHEMA") else "vidloc.timeline.v1",
-            "video_id": video_id,
-            "job_id": job_id,
-            "source": {
-                "bucket": event.source.bucket,
-                "key": event.source.key,
-                "etag": event.source.etag,
-                "size": event.source.size,
-            },
-            "video": {
-                "duration_s": info.duration_s,
-                "fps": info.fps,
-                "width": info.width,
-                "height": info.height,
-                "codec": info.codec,
-            },
-            "localizer": plan.localizer,
-            "model": model,
-            "prompt": event.options.prompt,
-            "labels": list(event.options.labels),
-            "sampling": {
-                "sample_fps": plan.sample_fps,
-                "chunk_s": plan.chunk_s,
-                "chunk_overlap_s": plan.overlap_s,
-                "frames": len(plan.times),
-                "chunks": len(plan.chunks),
-                "frame_size": list(plan.frame_size),
-                "mode": plan.mode,
-                "token_budget_per_min": plan.token_budget_per_min,
-                "refine": plan.refine,
-                "refined_boundaries": refined.boundaries if refined else None,
-                "refine_frames": refined.frames if refined else None,
-            },
-            "events": [
-                {
-                    "id": event_id,
-                    "label": e.label,
-                    "start_s": round(e.start_s, 3),
-                    "end_s": round(e.end_s, 3),
-                    "description": e.description,
-                    "confidence": e.confidence,
-                    "source": e.source or plan.localizer,
-                }
-                for event_id, e in assign_event_ids(merged, video_id)
-            ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "requests": usage.requests,
-                "cost": cost,
-                "currency": s.currency,
-                "refine": None
-                if refined is None
-                else {
-                    "prompt_tokens": refined.usage.prompt_tokens,
-                    "completion_tokens": refined.usage.completion_tokens,
-                    "requests": refined.usage.requests,
-                    "cost": price_usage(refined.usage, self._prices),
-                },
-            },
-            "stats": {"rejected_events": rejected},
-            "created_at": datetime.now(UTC).isoformat(),
-        }
-        return Timeline.model_validate(doc)
+        return build_timeline(
+            event,
+            job_id,
+            plan,
+            merged,
+            model=model,
+            usage=usage,
+            cost=cost,
+            currency=s.currency,
+            refined=refined,
+            refine_cost=price_usage(refined.usage, self._prices) if refined else 0.0,
+            stats={"rejected_events": rejected},
+        )
+
+
+def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:
+    return LocalizeRequest(
+        prompt=event.options.prompt,
+        labels=tuple(event.options.labels),
+        video_duration_s=plan.info.duration_s,
+    )

@@ -6,11 +6,11 @@ scores) become sample times, chunks and frame size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Literal
 
 from contracts import IngestEvent
 from vidloc.errors import InputError, VideoTooLong
-from vidloc.settings import Settings
 from workers.frames.adaptive import changes_over, frames_for_budget, plan_adaptive_times
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
@@ -37,57 +37,83 @@ class JobPlan:
     cuts: tuple[float, ...] = ()  # frame-accurate cuts from the adaptive pre-pass
 
 
+@dataclass(frozen=True)
+class PlanConfig:
+    """What planning needs of the worker's settings: the defaults a job's options override and
+    the limits a video must fit. Fields carry the settings' own names, so the entry point slices
+    them with ``from_settings`` and this module never sees the rest of the configuration."""
+
+    sample_fps: float
+    chunk_s: float
+    chunk_overlap_s: float
+    max_frames_per_chunk: int
+    vlm_max_images_per_request: int
+    frame_long_side: int
+    sampling_mode: Literal["uniform", "adaptive"]
+    token_budget_per_min: float | None
+    adaptive_min_fps: float
+    adaptive_change_threshold: float
+    refine: bool
+    max_duration_s: float
+    max_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: object) -> PlanConfig:
+        """The planning slice of a ``vidloc.settings.Settings`` (or anything with its names)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
 def frame_budget_tokens(size: tuple[int, int], duration_s: float) -> int:
     """Prompt tokens one frame costs, for token budgets: the image as the server bills it, its
     vision markers and a timestamp label as long as the video's last one."""
     return frame_tokens(*size, timestamp_text(duration_s))
 
 
-def wants_adaptive(event: IngestEvent, settings: Settings) -> bool:
-    return (event.options.sampling or settings.sampling_mode) == "adaptive"
+def wants_adaptive(event: IngestEvent, config: PlanConfig) -> bool:
+    return (event.options.sampling or config.sampling_mode) == "adaptive"
 
 
 def make_plan(
     info: VideoInfo,
     event: IngestEvent,
-    settings: Settings,
+    config: PlanConfig,
     localizer: str,
     prepass: Prepass | None = None,
 ) -> JobPlan:
-    """Pure: turn probe facts, user options and settings into a sampling and chunking plan.
+    """Pure: turn probe facts, user options and worker defaults into a sampling and chunking plan.
 
     With adaptive sampling (and the ``prepass`` it needs) the instants come from the change
     scores within the token budget; otherwise they are uniform at ``sample_fps``.
     """
-    if info.duration_s > settings.max_duration_s:
+    if info.duration_s > config.max_duration_s:
         raise VideoTooLong(
-            f"video is {info.duration_s:.0f} s long; the limit is {settings.max_duration_s:.0f} s"
+            f"video is {info.duration_s:.0f} s long; the limit is {config.max_duration_s:.0f} s"
         )
-    if info.width * info.height > settings.max_pixels:
+    if info.width * info.height > config.max_pixels:
         raise InputError(
             f"resolution {info.width}x{info.height} is over the limit of "
-            f"{settings.max_pixels} pixels",
+            f"{config.max_pixels} pixels",
             code="resolution_too_large",
         )
     opts = event.options
-    sample_fps = opts.sample_fps or settings.sample_fps
-    chunk_s = opts.chunk_s or settings.chunk_s
-    overlap_s = min(settings.chunk_overlap_s, chunk_s / 2)
-    size = frame_size_for(info.width, info.height, settings.frame_long_side)
-    budget = opts.token_budget_per_min or settings.token_budget_per_min
-    refine = opts.refine if opts.refine is not None else settings.refine
-    adaptive = wants_adaptive(event, settings) and prepass is not None
+    sample_fps = opts.sample_fps or config.sample_fps
+    chunk_s = opts.chunk_s or config.chunk_s
+    overlap_s = min(config.chunk_overlap_s, chunk_s / 2)
+    size = frame_size_for(info.width, info.height, config.frame_long_side)
+    budget = opts.token_budget_per_min or config.token_budget_per_min
+    refine = opts.refine if opts.refine is not None else config.refine
+    adaptive = wants_adaptive(event, config) and prepass is not None
     if adaptive and prepass is not None:
         per_frame = frame_budget_tokens(size, info.duration_s)
         times = plan_adaptive_times(
             info.duration_s,
-            changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold),
-            min_fps=settings.adaptive_min_fps,
+            changes_over(prepass.times, prepass.scores, config.adaptive_change_threshold),
+            min_fps=config.adaptive_min_fps,
             max_frames=frames_for_budget(info.duration_s, budget, per_frame),
         )
     else:
         times = plan_sample_times(info.duration_s, sample_fps)
-    max_frames = min(settings.max_frames_per_chunk, settings.vlm_max_images_per_request)
+    max_frames = min(config.max_frames_per_chunk, config.vlm_max_images_per_request)
     chunks = plan_chunks(times, chunk_s, overlap_s, max_frames)
     return JobPlan(
         info,
