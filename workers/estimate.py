@@ -8,7 +8,7 @@ saw is counted as a boundary to refine, which is an upper bound for the frames i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,22 @@ from workers.types import Chunk, LocalizeRequest, Usage
 
 # A typical answer, in tokens.
 ANSWER_TOKENS = 80
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    """What pricing a plan needs of the worker's settings (fields named as in Settings)."""
+
+    adaptive_change_threshold: float
+    refine_fps: float
+    vlm_max_images_per_request: int
+    price_input_per_1k: float
+    price_output_per_1k: float
+    currency: str
+
+    @classmethod
+    def from_settings(cls, settings: object) -> EstimateConfig:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ class Estimate:
         return self.tokens / (self.duration_s / 60.0) if self.duration_s > 0 else 0.0
 
 
-def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) -> Estimate:
+def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig) -> Estimate:
     """Pure: what ``plan`` will cost (refinement bounded as the module docstring says)."""
     per_frame = image_tokens(*plan.frame_size)
     frames = len({t for c in plan.chunks for t in c.times})
@@ -72,14 +88,14 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) ->
     refine = Usage()
     boundaries = 0
     if plan.refine and prepass is not None:
-        changes = changes_over(prepass.times, prepass.scores, settings.adaptive_change_threshold)
+        changes = changes_over(prepass.times, prepass.scores, config.adaptive_change_threshold)
         windows = [
-            (grid_inside(c.before_s, c.after_s, settings.refine_fps), c.before_s, c.after_s)
+            (grid_inside(c.before_s, c.after_s, config.refine_fps), c.before_s, c.after_s)
             for c in changes
         ]
         windows = [w for w in windows if w[0]]
         boundaries = len(windows)
-        cap = settings.vlm_max_images_per_request
+        cap = config.vlm_max_images_per_request
         prompt_tokens = ref_requests = 0
         # Both boundaries of an event share a request while they fit the image cap
         # (workers.refine_plan.plan_requests); consecutive changes stand in for the two.
@@ -101,7 +117,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) ->
             completion_tokens=ref_requests * ANSWER_TOKENS,
             requests=ref_requests,
         )
-    prices = Prices(settings.price_input_per_1k, settings.price_output_per_1k, settings.currency)
+    prices = Prices(config.price_input_per_1k, config.price_output_per_1k, config.currency)
     return Estimate(
         duration_s=plan.info.duration_s,
         mode=plan.mode,
@@ -114,7 +130,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, settings: Settings) ->
         refine_boundaries=boundaries,
         cost=price_usage(coarse + refine, prices),
         refine_cost=price_usage(refine, prices),
-        currency=settings.currency,
+        currency=config.currency,
     )
 
 
@@ -154,7 +170,7 @@ def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Es
             source, str(path), info, fps=settings.prepass_fps, long_side=settings.prepass_long_side
         )
     plan = make_plan(info, event, PlanConfig.from_settings(settings), "vlm", prepass)
-    return estimate_plan(plan, prepass, settings)
+    return estimate_plan(plan, prepass, EstimateConfig.from_settings(settings))
 
 
 def render(e: Estimate) -> str:

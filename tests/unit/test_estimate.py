@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidloc.settings import Settings
-from workers.estimate import estimate_plan
+from workers.estimate import EstimateConfig, estimate_plan
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
 from workers.localizers.prompt import build_messages
@@ -50,7 +50,7 @@ def test_coarse_prompt_tokens_are_those_of_the_messages_sent(
     source: tuple[int, int], fps: float
 ) -> None:
     plan = _plan(source, fps, 40.0 if fps < 10 else 5.0)
-    estimate = estimate_plan(plan, None, Settings())
+    estimate = estimate_plan(plan, None, EstimateConfig.from_settings(Settings()))
     w, h = plan.frame_size
     sent = 0
     for chunk in plan.chunks:
@@ -68,9 +68,10 @@ def test_refinement_estimate_keeps_every_request_within_the_image_cap() -> None:
         times=(10.0, 14.0, 30.0, 34.0), scores=(0.5, 0.0, 0.5), cuts=(), frames_decoded=4
     )
     settings = Settings(refine_fps=20.0, vlm_max_images_per_request=64)
-    estimate = estimate_plan(plan, prepass, settings)
+    estimate = estimate_plan(plan, prepass, EstimateConfig.from_settings(settings))
     assert estimate.refine_boundaries == 2
     assert estimate.refine.requests == 4  # each window in two parts of 40 and 39
-    roomy = estimate_plan(plan, prepass, Settings(refine_fps=20.0, vlm_max_images_per_request=200))
+    roomy_settings = Settings(refine_fps=20.0, vlm_max_images_per_request=200)
+    roomy = estimate_plan(plan, prepass, EstimateConfig.from_settings(roomy_settings))
     assert roomy.refine.requests == 1  # both boundaries of the event in one request
     assert roomy.refine.prompt_tokens < estimate.refine.prompt_tokens  # one prompt, not four
