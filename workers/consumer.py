@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
-from vidloc.adapters.kafka import BusRecord, EventStream, Partition
+from vidloc.adapters.kafka import AssignmentCallback, BusRecord, Partition
 from vidloc.backoff import compute_backoff
 from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
@@ -24,11 +26,48 @@ from workers.handler import MAX_CRASHES, Delivery, Disposition, IngestHandler
 log = logging.getLogger(__name__)
 
 
+class IngestStream(Protocol):
+    """What the loop needs from the bus (``vidloc.adapters.kafka.EventStream`` in production).
+
+    Only the consumer side: results leave through the handler's publisher, a separate object.
+    Committing is one explicit call with the next offset to read per partition, so what to
+    commit (and whether inside a producer transaction) stays the loop's decision.
+    """
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        *,
+        on_assigned: AssignmentCallback | None = None,
+        on_revoked: AssignmentCallback | None = None,
+    ) -> None: ...
+
+    def poll(self, *, timeout_s: float, max_records: int | None = None) -> list[BusRecord]: ...
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None: ...
+
+    def seek(self, part: Partition, offset: int) -> bool: ...
+
+    def assignment(self) -> set[Partition]: ...
+
+    def pause(self, parts: Collection[Partition]) -> None: ...
+
+    def pause_all(self) -> None: ...
+
+    def resume_all(self) -> None: ...
+
+    def lag_inputs(
+        self, *, timeout_s: float = 2.0
+    ) -> tuple[dict[Partition, int], dict[Partition, int | None]]: ...
+
+    def close(self) -> None: ...
+
+
 class WorkerLoop:
     def __init__(
         self,
         settings: Settings,
-        stream: EventStream,
+        stream: IngestStream,
         handler: IngestHandler,
         metrics: Metrics | None = None,
     ) -> None:
