@@ -31,6 +31,7 @@ from contracts.codec import load_json
 from contracts.limits import MESSAGE_LIMITS
 from vidloc import names
 from vidloc.errors import BadIngestEvent
+from vidloc.tenancy import tenant_of_key
 
 BAD_NOTIFICATION = "bad_notification"
 # ``vidloc submit`` tags its uploads with this user metadata; the bridge leaves them alone,
@@ -210,6 +211,7 @@ def build_ingest_event(
         event_id=notification_event_id(obj.bucket, obj.key, etag),
         video_id=derive_video_id(obj.bucket, obj.key, etag),
         source=SourceObject(bucket=obj.bucket, key=obj.key, etag=etag, size=obj.size or 0),
+        tenant=tenant_of_key(obj.key),  # an upload under tenants/<t>/ is that tenant's
         options=options or IngestOptions(),
         submitted_at=now,
     )

@@ -32,6 +32,7 @@ from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import InputError
 from vidloc.settings import Settings
+from vidloc.tenancy import tenant_of_key
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def submit_files(
             event_id=f"submit-{uuid.uuid4()}",
             video_id=derive_video_id(info.bucket, info.key, info.etag),
             source=SourceObject(bucket=info.bucket, key=info.key, etag=info.etag, size=info.size),
+            tenant=tenant_of_key(info.key),
             options=opts,
             submitted_at=datetime.now(UTC),
         )

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     api_cors_origins: str = ""  # comma-separated; empty = no CORS headers at all
     # A running job with no progress event for this long is shown as "stalled".
     api_stalled_after_s: float = Field(default=900.0, gt=0)
+    # The tenant `vidloc submit` uploads for and `vidloc watch` shows (None: no tenant).
+    tenant: str | None = None
 
     # Local stack
     stack_dir: Path = Path(".stack")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from contracts import ProgressEvent, ResultEvent
 from contracts.common import SAFE_ID_PATTERN
 from vidloc import names
 
@@ -36,6 +37,15 @@ def tenant_of_key(key: str) -> str | None:
     if not sep or not rest or not _TENANT.fullmatch(tenant):
         return None
     return tenant
+
+
+def event_tenant(event: ResultEvent | ProgressEvent) -> str | None:
+    """The tenant an event is about: its source key's prefix when it names a source (the
+    truth), else the tenant it declares, else None (no tenant)."""
+    source = getattr(event, "source", None)
+    if source is not None and (owner := tenant_of_key(source.key)) is not None:
+        return owner
+    return event.tenant
 
 
 def tenant_key(tenant: str | None, key: str) -> str:

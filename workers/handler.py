@@ -33,6 +33,7 @@ from vidloc.errors import (
 from vidloc.logs import bind_job
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
+from vidloc.tenancy import tenant_of_key
 from workers import policy
 from workers.circuit import CircuitBreaker
 from workers.job import JobOutcome, JobRunner
@@ -192,7 +193,8 @@ class IngestHandler:
         if waiting is not None:
             return self._act(waiting, delivery, event, job_id, None)
         try:
-            outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id))
+            tenant = tenant_of_key(event.source.key)
+            outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id, tenant))
         except Exception as exc:  # every failure is the policy's to judge; a bug must not
             # take the partition down with it
             return self._act(self._judge(exc, where), delivery, event, job_id, exc)
@@ -254,7 +256,7 @@ class IngestHandler:
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
-            encode(progress_event(video_id, job_id, "done", chunks, chunks, "done")),
+            encode(progress_event(video_id, job_id, "done", chunks, chunks, "done", result.tenant)),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         log.info(
@@ -332,12 +334,14 @@ class IngestHandler:
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
-            encode(progress_event(video_id, job_id, "failed", 0, 0, message)),
+            encode(progress_event(video_id, job_id, "failed", 0, 0, message, result.tenant)),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         return Disposition.COMMIT
 
-    def _progress_fn(self, video_id: str, job_id: str) -> Callable[[str, int, int, str], None]:
+    def _progress_fn(
+        self, video_id: str, job_id: str, tenant: str | None = None
+    ) -> Callable[[str, int, int, str], None]:
         def report(stage: str, done: int, total: int, message: str) -> None:
             if self.cancel.is_set():
                 raise JobCancelled("worker is shutting down")
@@ -345,7 +349,7 @@ class IngestHandler:
                 self._publish(
                     names.TOPIC_PROGRESS,
                     video_id,
-                    encode(progress_event(video_id, job_id, stage, done, total, message)),
+                    encode(progress_event(video_id, job_id, stage, done, total, message, tenant)),
                 )
             except TransientError as exc:  # progress is best effort; results are not
                 log.warning("progress event not sent: %s", exc)

@@ -20,6 +20,7 @@ from vidloc import names
 from vidloc.errors import ObjectMissing, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
+from vidloc.tenancy import tenant_of_key
 from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
@@ -159,7 +160,8 @@ class JobRunner:
             cuts = [e.start_s for e in merged if e.label == "cut"]
             merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
         timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected, refined)
-        key = names.timeline_key(video_id)
+        # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
+        key = names.timeline_key(video_id, tenant_of_key(event.source.key))
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
         return JobOutcome(

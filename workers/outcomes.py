@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import DlqRecord, IngestEvent, ProgressEvent, ResultEvent, wrap_original
+from vidloc.tenancy import tenant_of_key
 from workers.job import JobOutcome
 
 
@@ -23,6 +24,7 @@ def succeeded_result(event: IngestEvent, job_id: str, outcome: JobOutcome) -> Re
         "video_id": event.effective_video_id,
         "job_id": job_id,
         "status": "succeeded",
+        "tenant": tenant_of_key(event.source.key),
         "source": {"bucket": event.source.bucket, "key": event.source.key},
         "timeline": {"bucket": outcome.timeline_bucket, "key": outcome.timeline_key},
         "summary": {"events": len(timeline.events), "duration_s": timeline.video.duration_s},
@@ -64,6 +66,7 @@ def failed_result(
     }
     if bucket and key:
         doc["source"] = {"bucket": bucket, "key": key}
+        doc["tenant"] = tenant_of_key(key)
     return ResultEvent.model_validate(doc)
 
 
@@ -101,7 +104,13 @@ def dlq_record(
 
 
 def progress_event(
-    video_id: str, job_id: str, stage: str, done: int, total: int, message: str
+    video_id: str,
+    job_id: str,
+    stage: str,
+    done: int,
+    total: int,
+    message: str,
+    tenant: str | None = None,
 ) -> ProgressEvent:
     return ProgressEvent.model_validate(
         {
@@ -109,6 +118,7 @@ def progress_event(
             "event_id": f"prg-{job_id}-{stage}-{done}",
             "video_id": video_id,
             "job_id": job_id,
+            "tenant": tenant,
             "stage": stage,
             "chunks_done": done,
             "chunks_total": total,

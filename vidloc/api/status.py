@@ -17,7 +17,9 @@ from datetime import datetime
 from contracts import ProgressEvent, ResultEvent
 from vidloc import names
 from vidloc.api.models import ErrorDetail, VideoState
-from vidloc.tenancy import tenant_of_key
+from vidloc.tenancy import event_tenant
+
+__all__ = ["BusView", "StatusBook", "derive_state", "event_tenant", "fold_progress", "fold_result"]
 
 _TERMINAL_STAGES = frozenset({"done", "failed"})
 
@@ -42,16 +44,6 @@ def fold_progress(view: BusView | None, progress: ProgressEvent) -> BusView:
     if view.progress is not None and view.progress.at > progress.at:
         return view
     return BusView(result=view.result, progress=progress)
-
-
-def event_tenant(event: ResultEvent | ProgressEvent) -> str | None:
-    """The tenant an event is about: its source key's prefix when it names a source (the
-    truth), else the tenant it declares, else None (no tenant)."""
-    source = getattr(event, "source", None)
-    if source is not None and (owner := tenant_of_key(source.key)) is not None:
-        return owner
-    declared: str | None = getattr(event, "tenant", None)
-    return declared
 
 
 def is_unattributable(result: ResultEvent) -> bool:

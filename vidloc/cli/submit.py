@@ -21,6 +21,7 @@ from vidloc.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from vidloc.cli.follow import Follower, print_result
 from vidloc.errors import InputError
 from vidloc.settings import Settings
+from vidloc.tenancy import tenant_key
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,6 +35,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--sample-fps", type=float, help="frames per second to sample")
     parser.add_argument("--chunk-s", type=float, help="seconds of video per model call")
     parser.add_argument("--key-prefix", default=DEFAULT_KEY_PREFIX, help="object key prefix")
+    parser.add_argument(
+        "--tenant", default=None, help="upload under tenants/<T>/ (default: VIDLOC_TENANT)"
+    )
     parser.add_argument("--wait", action="store_true", help="follow the jobs until they finish")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds --wait waits")
     parser.set_defaults(func=run)
@@ -52,11 +56,17 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    tenant = args.tenant or settings.tenant
+    try:
+        key_prefix = tenant_key(tenant, args.key_prefix.lstrip("/"))
+    except ValueError as exc:
+        Console().print(f"[red]vidloc submit: {exc}[/red]")
+        return EXIT_USAGE
     return submit(
         args.files,
         options_from_args(args),
         settings,
-        key_prefix=args.key_prefix,
+        key_prefix=key_prefix,
         wait_s=args.timeout if args.wait else None,
     )
 

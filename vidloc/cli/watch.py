@@ -14,6 +14,7 @@ from vidloc import names
 from vidloc.adapters.kafka import EventStream, Start
 from vidloc.cli.exits import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from vidloc.settings import Settings
+from vidloc.tenancy import event_tenant
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
         "--video", action="append", default=[], metavar="ID", help="only this video (repeatable)"
     )
     parser.add_argument("--json", action="store_true", help="print each result as a JSON line")
+    parser.add_argument(
+        "--tenant", default=None, help="only this tenant's results (default: VIDLOC_TENANT)"
+    )
     parser.add_argument("--count", type=int, default=0, help="stop after N results (0: never)")
     parser.add_argument("--timeout", type=float, default=None, help="stop after S seconds")
     parser.set_defaults(func=run)
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from_beginning=args.from_beginning,
         videos=args.video,
         as_json=args.json,
+        tenant=args.tenant or settings.tenant,
         count=args.count,
         timeout_s=args.timeout,
     )
@@ -77,6 +82,7 @@ def watch(
     as_json: bool,
     count: int,
     timeout_s: float | None,
+    tenant: str | None = None,
 ) -> int:
     err = Console(stderr=True)
     if count < 0 or (timeout_s is not None and timeout_s <= 0):
@@ -97,6 +103,8 @@ def watch(
                     result = decode_result(record.value)
                 except ContractError as exc:
                     err.print(f"[yellow]skipping unreadable result: {escape(str(exc))}[/yellow]")
+                    continue
+                if tenant is not None and event_tenant(result) != tenant:
                     continue
                 if as_json:
                     print(encode(result).decode("utf-8"), flush=True)
