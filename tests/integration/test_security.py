@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,148 @@ def test_no_secret_reaches_logs_events_timelines_or_errors(stack: Settings, tmp_
     record("security", "secrets_grep", texts=len(texts), secrets=len(secrets), leaks=len(leaks))
     assert leaks == []
     assert files_under(work_dir) == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_api_key_reaches_logs_files_responses_or_events(stack: Settings, tmp_path: Path) -> None:
+    """API keys (issue 12): created by the CLI, used right, wrong, revoked and out of scope
+    against a DEBUG-logging API, with the keys file named in every process's environment
+    (submit, worker, API) while a tenant's job runs. Only the creating command's stdout may
+    show a key; the keys file holds hashes; no log, other file, response or event holds one."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from vidloc.api.keys import key_id_of
+
+    settings = stack.model_copy(
+        update={
+            "video_bucket": f"sec-api-videos-{uuid.uuid4().hex[:8]}",
+            "timeline_bucket": f"sec-api-timelines-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    store = ObjectStore(settings)
+    store.ensure_bucket(settings.video_bucket)
+    store.ensure_bucket(settings.timeline_bucket)
+    keys_dir = tmp_path / "keys"
+    keys_path = keys_dir / "keys.json"
+    env = {
+        **os.environ,
+        "VIDLOC_API_KEYS_FILE": str(keys_path),
+        "VIDLOC_VIDEO_BUCKET": settings.video_bucket,
+        "VIDLOC_TIMELINE_BUCKET": settings.timeline_bucket,
+        "VIDLOC_LOG_LEVEL": "DEBUG",
+        "VIDLOC_LOCALIZER": "cv",
+        "VIDLOC_WORK_DIR": str(tmp_path / "work"),
+        "COLUMNS": "400",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vidloc", *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+
+    keys = {}
+    for name, scopes in (("reader", "read"), ("admin", "admin"), ("doomed", "read")):
+        made = cli("api", "keys", "add", "--tenant", "acme", "--scopes", scopes)
+        assert made.returncode == 0, made.stderr
+        keys[name] = made.stdout.strip()
+        assert keys[name] not in made.stderr
+    revoked = cli("api", "keys", "revoke", str(key_id_of(keys["doomed"])))
+    listed = cli("api", "keys", "list")
+    assert revoked.returncode == 0 and listed.returncode == 0
+    wrong = keys["reader"][:-4] + ("AAAA" if not keys["reader"].endswith("AAAA") else "BBBB")
+    secrets = [*keys.values(), wrong, *(k.split("_", 2)[2] for k in (*keys.values(), wrong))]
+
+    texts: list[tuple[str, str]] = [
+        ("keys list", listed.stdout + listed.stderr),
+        ("keys revoke", revoked.stdout + revoked.stderr),
+    ]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    port = _free_port()
+    api_log = logs / "api.log"
+    workers = Workers(settings, env, logs)
+    watcher = Watcher(settings)
+    with api_log.open("wb") as sink:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "vidloc", "api", "--port", str(port)],
+            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        workers.start(1)
+        good = ensure_rendered(
+            {s.name: s for s in standard_specs()}["h264_mp4"], REPO / ".cache" / "test-media"
+        )
+        submitted = cli("submit", "--tenant", "acme", str(good))
+        assert submitted.returncode == 0, submitted.stderr
+        texts.append(("submit", submitted.stdout + submitted.stderr))
+        vid = submitted.stdout.split("(video ")[1].split(",")[0]
+        seen = watcher.wait_results([vid], timeout_s=180)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, api_log.read_text()
+                time.sleep(0.2)
+        calls = [
+            (keys["reader"], f"/videos/{vid}", 200),
+            (keys["reader"], f"/videos/{vid}/view", 200),
+            (keys["reader"], "/metrics", 403),
+            (keys["admin"], "/metrics", 200),
+            (keys["doomed"], "/videos", 401),
+            (wrong, "/videos", 401),
+            (keys["reader"], f"/videos/{vid}-nope", 404),
+        ]
+        for key, path, status in calls:
+            response = httpx.get(base + path, headers={"Authorization": f"Bearer {key}"})
+            assert response.status_code == status, (path, response.text)
+            texts.append((f"GET {path}", str(response.headers) + response.text))
+    finally:
+        api.terminate()
+        api.wait(10)
+        workers.stop()
+        watcher.close()
+
+    assert seen.results[vid][0].status == "succeeded" and seen.results[vid][0].tenant == "acme"
+    for topic, by_video in (
+        (names.TOPIC_RESULTS, seen.results),
+        (names.TOPIC_PROGRESS, seen.progress),
+    ):
+        texts += [(f"{topic}:{vid}", encode(e).decode()) for e in by_video[vid]]
+    for log in logs.glob("*.log"):
+        texts.append((log.name, log.read_text(errors="replace")))
+    assert "DEBUG" in "".join(t for _, t in texts)
+    assert "denied GET /videos" in api_log.read_text(), "denials were not logged"
+    for path in files_under(keys_dir):
+        texts.append((path.name, path.read_text(errors="replace")))
+    assert hash_in(keys_path, keys.values())
+    timeline_keys = list(store.list_keys(settings.timeline_bucket, "tenants/acme/"))
+    assert timeline_keys
+    texts += [(k, store.get_bytes(settings.timeline_bucket, k).decode()) for k in timeline_keys]
+
+    leaks = list(grep_secrets(texts, secrets))
+    record("security", "api_keys_grep", texts=len(texts), secrets=len(secrets), leaks=len(leaks))
+    assert leaks == []
+
+
+def hash_in(keys_path: Path, keys: Iterable[str]) -> bool:
+    """The keys file holds each key's hash (so the grep above looked at the right file)."""
+    from vidloc.api.keys import hash_key
+
+    text = keys_path.read_text()
+    return all(hash_key(k) in text for k in keys)
