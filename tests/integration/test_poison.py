@@ -1,0 +1,107 @@
+"""A poison pill cannot hold a partition (issue 16, finding 1), through a real worker and Kafka.
+
+An ingest message nested 100,000 deep used to raise RecursionError in the decoder; the worker
+retried that offset every 30 s forever and nothing behind it on the partition ever ran. Now it
+is refused (``message_too_deep``) with a failed result and a DLQ record under the sender's own
+ids, and a normal message sent after it on the same partition still completes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline import REPO, Watcher, Workers
+from reliability import Ingest, assert_one_outcome, record, upload, wait_group_stable
+
+from contracts import derive_job_id
+from devkit.fake_vlm.server import serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import ensure_rendered
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+MEDIA_CACHE = REPO / ".cache" / "test-media"
+DEPTH = 100_000
+
+
+def deep_ingest(bucket: str, event_id: str, video_id: str) -> bytes:
+    """A well-formed ingest event but for ``options.extra``: 100,000 nested arrays (~200 KB)."""
+    head = {
+        "schema": "vidloc.ingest.v1",
+        "event_id": event_id,
+        "video_id": video_id,
+        "source": {"bucket": bucket, "key": "poison/a.mp4", "etag": "e", "size": 1},
+        "submitted_at": "2026-11-29T00:00:00Z",
+    }
+    nested = "[" * DEPTH + "]" * DEPTH
+    return (json.dumps(head)[:-1] + ', "options": {"extra": {"x": ' + nested + "}}}").encode()
+
+
+@pytest.fixture
+def worker(tmp_path: Path, stack: Settings) -> Iterator[tuple[Settings, Workers, Watcher]]:
+    base_url, stop_fake = serve_in_thread()
+    bucket = f"poison-{uuid.uuid4().hex[:8]}"
+    settings = stack.model_copy(update={"video_bucket": bucket, "vlm_base_url": base_url})
+    ObjectStore(settings).ensure_bucket(bucket)
+    env = {
+        "VIDLOC_VIDEO_BUCKET": bucket,
+        "VIDLOC_VLM_BASE_URL": base_url,
+        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
+        "VIDLOC_SAMPLE_FPS": "1",
+        "VIDLOC_WORK_DIR": str(tmp_path / "work"),
+    }
+    workers = Workers(settings, env, tmp_path)
+    watcher = Watcher(settings)
+    workers.start(1)
+    wait_group_stable(tmp_path, 1)
+    try:
+        yield settings, workers, watcher
+    finally:
+        workers.stop()
+        watcher.close()
+        stop_fake()
+
+
+def test_a_100000_deep_message_is_dead_lettered_and_the_partition_moves_on(
+    worker: tuple[Settings, Workers, Watcher],
+) -> None:
+    settings, workers, watcher = worker
+    run = uuid.uuid4().hex[:8]
+    poison_id, poison_event = f"poison-{run}", f"evt-poison-{run}"
+    # No ids readable at all: bare brackets, announced under the Kafka key it was sent with.
+    bare_key = f"bare-{run}"
+    good = upload(
+        ObjectStore(settings),
+        settings.video_bucket,
+        f"after-poison-{run}.mp4",
+        ensure_rendered({s.name: s for s in standard_specs()}["h264_mp4"], MEDIA_CACHE),
+    )
+    with Ingest(settings) as ingest:
+        ingest.send_raw(poison_id, deep_ingest(settings.video_bucket, poison_event, poison_id), 0)
+        ingest.send_raw(bare_key, ("[" * DEPTH + "]" * DEPTH).encode(), 0)
+        good_id = ingest.send(good, partition=0)
+    try:
+        seen = watcher.wait_results([poison_id, bare_key, good_id], timeout_s=180)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{workers.logs()}") from exc
+    for video_id in (poison_id, bare_key, good_id):
+        assert_one_outcome(seen, video_id)
+    (poisoned,) = seen.results[poison_id]
+    assert poisoned.status == "failed" and poisoned.error is not None
+    assert poisoned.error.code == "message_too_deep"
+    assert poisoned.job_id == derive_job_id(poison_event)  # the sender can match it
+    (letter,) = seen.dlq[poison_id]
+    assert letter.error.code == "message_too_deep"
+    assert letter.source.partition == 0
+    (bare,) = seen.results[bare_key]
+    assert bare.error is not None and bare.error.code == "message_too_deep"
+    assert len(seen.dlq[bare_key]) == 1
+    (after,) = seen.results[good_id]
+    assert after.status == "succeeded", after.error
+    record("poison", "deep_message_then_good", poisoned=poisoned.error.code, after=after.status)
