@@ -56,3 +56,15 @@ def test_a_job_without_recent_progress_is_stalled_until_it_reports_again() -> No
     # Without a clock (metrics) nothing is called stalled.
     state = derive_state("v", view, has_timeline=False)
     assert state is not None and state.status == "running"
+
+
+def test_the_bridge_gives_an_upload_under_a_tenant_prefix_to_that_tenant() -> None:
+    from producers.notifications import CreatedObject, build_ingest_event
+
+    def tenant_of(key: str) -> str | None:
+        obj = CreatedObject("videos", key, 10, "e", "s3:ObjectCreated:Put")
+        return build_ingest_event(obj, "e", now=datetime.now(UTC)).tenant
+
+    assert tenant_of("tenants/acme/cam/1.mp4") == "acme"
+    assert tenant_of("cam/1.mp4") is None
+    assert tenant_of("tenants/1.mp4") is None
