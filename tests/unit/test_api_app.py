@@ -199,3 +199,9 @@ def test_openapi_documents_the_error_shape(client: httpx.Client) -> None:
         "/ErrorResponse"
     )
     assert client.get("/docs").status_code == 200
+
+
+def test_metrics_count_stalled_videos_apart(client: httpx.Client) -> None:
+    text = client.get("/metrics").text
+    assert 'vidloc_videos{status="stalled"} 1.0' in text
+    assert 'vidloc_videos{status="running"} 1.0' in text

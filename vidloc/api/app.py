@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -31,17 +32,28 @@ log = logging.getLogger(__name__)
 class VideosByStatus(Collector):
     """``vidloc_videos{status}``, counted from the status feed at scrape time."""
 
-    def __init__(self, book: StatusBook) -> None:
+    def __init__(self, book: StatusBook, stalled_after_s: float | None = None) -> None:
         self._book = book
+        self._stalled_after_s = stalled_after_s
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "vidloc_videos", "Videos the API has seen on the bus, by status", labels=["status"]
         )
+        now = datetime.now(UTC)
         counts = Counter(
             state.status
             for (_, video_id), view in self._book.snapshot_all().items()
-            if (state := derive_state(video_id, view, has_timeline=False)) is not None
+            if (
+                state := derive_state(
+                    video_id,
+                    view,
+                    has_timeline=False,
+                    now=now,
+                    stalled_after_s=self._stalled_after_s,
+                )
+            )
+            is not None
         )
         for status, count in sorted(counts.items()):
             family.add_metric([status], count)
@@ -126,7 +138,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     metrics = metrics or Metrics()
-    metrics.registry.register(VideosByStatus(book))
+    metrics.registry.register(VideosByStatus(book, settings.api_stalled_after_s))
     _limit_sizes(app, settings.api_max_body_bytes, settings.api_max_url_bytes)
     _count_requests(app, metrics)
     origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
