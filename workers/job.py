@@ -24,6 +24,7 @@ from vidloc.tenancy import tenant_of_key
 from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
+from workers.frames import source_warnings
 from workers.fanout import localize_chunks
 from workers.frames.adaptive import (
     frames_for_budget,
@@ -160,6 +161,9 @@ class JobRunner:
             cuts = [e.start_s for e in merged if e.label == "cut"]
             merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
         timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected, refined)
+        # What the probe and the decoders could not do (a decoder abandoned, a partial file).
+        decoded = source_warnings(source, plan.info)
+        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
         # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
         key = names.timeline_key(video_id, tenant_of_key(event.source.key))
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")

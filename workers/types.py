@@ -13,8 +13,22 @@ RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order
 
 
 @dataclass(frozen=True)
+class SourceWarning:
+    """Something decoding could not do as asked; the job puts it on the timeline (JobWarning)."""
+
+    code: str  # a stable slug, e.g. decoder_fallback, partly_decodable
+    message: str
+
+
+@dataclass(frozen=True)
 class VideoInfo:
-    """What a probe learned about a file before any frame is decoded."""
+    """What a probe learned about a file before any frame is decoded.
+
+    ``width``/``height`` are the display size (a phone video stored 1920x1080 with a 90 degree
+    rotation is 1080x1920); ``rotation`` is the turn (degrees counter-clockwise, 0/90/180/270)
+    a player applies to the stored picture. ``duration_s`` is the decodable span: for a file
+    whose header claims more than its data holds, ``warnings`` says so.
+    """
 
     duration_s: float
     fps: float
@@ -22,6 +36,9 @@ class VideoInfo:
     height: int
     codec: str
     frame_count: int | None = None
+    container: str = ""  # FFmpeg's demuxer name, e.g. "mpegts", "mov,mp4,m4a,3gp,3g2,mj2"
+    rotation: int = 0
+    warnings: tuple[SourceWarning, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,11 @@
 """Frame sampling: pure plans (``plan``), decoder adapters (decord, PyAV) and the choice
 between them (``select``)."""
 
-from workers.frames.select import choose_source_name, make_source, open_frame_source
+from workers.frames.select import (
+    choose_source_name,
+    make_source,
+    open_frame_source,
+    source_warnings,
+)
 
-__all__ = ["choose_source_name", "make_source", "open_frame_source"]
+__all__ = ["choose_source_name", "make_source", "open_frame_source", "source_warnings"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from vidloc.errors import DecodeFailed
 from workers.frames.isolated import first_line, probe_in_child, stream_from_child
-from workers.frames.pyav_source import ends_early, select_index
+from workers.frames.timing import ends_early, select_index
 from workers.types import FrameSample, VideoInfo
 
 logger = logging.getLogger(__name__)

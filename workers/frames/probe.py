@@ -12,12 +12,26 @@ video" from "broken video"). PyAV/FFmpeg errors become :mod:`vidloc.errors`:
 
 A single still image (PNG, JPEG, ... read by FFmpeg's image demuxers) is NotAVideo: there is no
 time axis to localize events on.
+
+Besides the header, the probe reads every packet once (demux only, no decoding; a few percent of
+a decode) because two kinds of file lie about themselves and only the packets tell:
+
+* a truncated upload whose header (MP4 ``moov``, Matroska ``Duration``) claims more than its data
+  holds: the probe reports the decodable span as the duration, with a ``partly_decodable``
+  warning, so the job localizes what is there instead of failing whole;
+* recordings joined end to end whose clock restarts (``cat a.ts b.ts``): only the part before
+  the restart has a place on one time axis; a ``timestamps_restart`` warning says what is left
+  out.
+
+The reported size is the display size: a rotation in the stream's display matrix (phones) swaps
+width and height, and the frame sources turn the pictures the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -25,7 +39,8 @@ import av.container
 import av.video.stream
 
 from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing
-from workers.types import VideoInfo
+from workers.frames.timing import RESTART_S, ends_early
+from workers.types import SourceWarning, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -102,22 +117,27 @@ def stream_origin_s(stream: av.video.stream.VideoStream) -> float:
 
 
 def probe_video(path: str) -> VideoInfo:
-    """Read the header (and decode the first frame) of ``path``; see the module docstring."""
+    """Read the header, decode the first frame, scan the packets; see the module docstring."""
     with open_input(path) as container:
         stream = video_stream(container)
         ctx = stream.codec_context
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
-        duration = _duration_s(container, stream)
+        stated = stated_duration_s(container, stream)
         frame_count = int(stream.frames) or None
         codec = ctx.codec.canonical_name  # "av1", not the decoder "libdav1d"
         # A readable header is not enough: a garbled or unsupported stream fails here, cheaply.
         first = _first_frame(container, stream)
         if not width or not height:
             width, height = first.width, first.height
-    if duration <= 0 and fps > 0 and frame_count:
-        duration = frame_count / fps
+        rotation = display_rotation(first)
+        if rotation in (90, 270):
+            width, height = height, width
+        container.seek(0)
+        scan = scan_packets(container, stream)
+        format_name = container.format.name
+    duration, warnings = _decodable_duration(stated, scan, fps, frame_count)
     if duration <= 0:
         raise DecodeFailed("cannot tell the video's duration")
     logger.debug("probed %s: %s %dx%d %.3f fps %.3f s", path, codec, width, height, fps, duration)
@@ -128,35 +148,97 @@ def probe_video(path: str) -> VideoInfo:
         height=height,
         codec=codec,
         frame_count=frame_count,
+        container=format_name,
+        rotation=rotation,
+        warnings=warnings,
     )
 
 
-def _duration_s(
+def display_rotation(frame: av.VideoFrame) -> int:
+    """The turn a player gives ``frame`` (0/90/180/270, counter-clockwise; np.rot90's ``k``*90)."""
+    degrees = float(getattr(frame, "rotation", 0) or 0)
+    return (round(degrees / 90) % 4) * 90
+
+
+@dataclass(frozen=True)
+class PacketScan:
+    """What one demux pass over the video stream found (times from the stream start)."""
+
+    end_s: float  # end of the last packet before any restart
+    restart_at_s: float | None = None  # the clock time it jumped back from
+    packets_after_restart: int = 0
+
+
+def scan_packets(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> float:
+) -> PacketScan:
+    """Demux every packet of ``stream`` (no decoding): where the data ends, clock restarts."""
+    origin = stream_origin_s(stream)
+    end = 0.0
+    last_dts: float | None = None
+    restart: float | None = None
+    after = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.time_base is None or packet.size == 0:
+                continue
+            if restart is not None:
+                after += 1
+                continue
+            dts = packet.dts if packet.dts is not None else packet.pts
+            if dts is not None:
+                t = float(dts * packet.time_base)
+                if last_dts is not None and t < last_dts - RESTART_S:
+                    restart, after = last_dts - origin, 1
+                    continue
+                last_dts = t
+            if packet.pts is not None:
+                tail = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = max(end, tail - origin)
+    except av.FFmpegError as exc:
+        # Damage after some good packets: what came before is still the decodable span.
+        logger.debug("packet scan stopped at %.2f s: %s", end, exc)
+    return PacketScan(end, restart, after)
+
+
+def _decodable_duration(
+    stated: float | None, scan: PacketScan, fps: float, frame_count: int | None
+) -> tuple[float, tuple[SourceWarning, ...]]:
+    """The span to plan on, and what the job should say about the rest."""
+    warnings: list[SourceWarning] = []
+    duration = stated if stated and stated > 0 else scan.end_s
+    if duration <= 0 and fps > 0 and frame_count:
+        duration = frame_count / fps
+    if scan.restart_at_s is not None:
+        duration = min(duration, scan.end_s) if scan.end_s > 0 else duration
+        warnings.append(
+            SourceWarning(
+                "timestamps_restart",
+                f"the video's clock jumps back after {scan.restart_at_s:.2f} s (recordings "
+                f"joined end to end?); only 0-{duration:.2f} s is on the timeline, "
+                f"{scan.packets_after_restart} later packets were not decoded",
+            )
+        )
+    elif stated and scan.end_s > 0 and ends_early(scan.end_s, stated, stated, fps):
+        warnings.append(
+            SourceWarning(
+                "partly_decodable",
+                f"the file holds data for 0-{scan.end_s:.2f} s of the {stated:.2f} s its "
+                "header claims (truncated upload?); the timeline covers the decodable part",
+            )
+        )
+        duration = scan.end_s
+    return duration, tuple(warnings)
+
+
+def stated_duration_s(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
     if stream.duration and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration:
         return float(Fraction(container.duration, av.time_base))
-    return _duration_from_packets(container, stream)
-
-
-def _duration_from_packets(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> float:
-    """Last packet end when neither stream nor container states a duration (demux only)."""
-    origin = stream_origin_s(stream)
-    end = 0.0
-    try:
-        for packet in container.demux(stream):
-            if packet.pts is None or packet.time_base is None:
-                continue
-            tail = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-            end = max(end, tail - origin)
-        container.seek(0)
-    except av.FFmpegError as exc:
-        raise DecodeFailed(f"cannot read packets: {exc}") from exc
-    return end
+    return None
 
 
 def _first_frame(

@@ -1,4 +1,5 @@
-"""PyAV frame source: one forward pass of demux + decode, seeking only over long gaps.
+"""PyAV frame source: one forward pass of demux + decode, seeking only over long gaps in
+indexed containers (MP4/MOV, Matroska/WebM).
 
 Which frame answers a requested time ``t``: the last frame whose presentation time is at or
 before ``t`` -- the frame a player shows at ``t`` -- or the first frame when ``t`` precedes it.
@@ -20,45 +21,26 @@ from collections.abc import Iterator, Sequence
 import av
 import av.container
 import av.video.stream
+import numpy as np
 
 from vidloc.errors import DecodeFailed
-from workers.frames.probe import open_input, probe_video, stream_origin_s, video_stream
+from workers.frames.probe import (
+    display_rotation,
+    open_input,
+    probe_video,
+    stated_duration_s,
+    stream_origin_s,
+    video_stream,
+)
+from workers.frames.timing import RESTART_S, TIME_EPS_S, ends_early
 from workers.types import FrameSample, RGBImage, VideoInfo
 
 logger = logging.getLogger(__name__)
 
-# Tolerance when comparing a frame time with a requested time: containers store times in
-# integer ticks, decord in float32, and a sample exactly on a frame must pick that frame.
-TIME_EPS_S = 1e-4
+# FFmpeg demuxers whose files index their keyframes (seeking lands where it should).
+_INDEXED = frozenset({"mov", "mp4", "matroska", "webm"})
 # Until two keyframes have been seen, assume keyframes this far apart when deciding to seek.
 _DEFAULT_GOP_S = 10.0
-
-
-def select_index(frame_times: Sequence[float], t: float) -> int:
-    """Index of the frame shown at ``t`` in ascending ``frame_times`` (the rule above)."""
-    lo, hi = 0, len(frame_times)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if frame_times[mid] <= t + TIME_EPS_S:
-            lo = mid + 1
-        else:
-            hi = mid
-    return max(0, lo - 1)
-
-
-def ends_early(
-    last_frame_s: float, last_wanted_s: float, stated_s: float | None, fps: float
-) -> bool:
-    """Whether decoded frames stop well before both the last request and the stated duration.
-
-    A stream may legitimately hold its last frame for a while (VFR, a still ending), so only a
-    gap of more than ``max(1 s, 2 frames)`` against what the container claims counts as
-    truncation.
-    """
-    if stated_s is None:
-        return False
-    slack = max(1.0, 2.0 / fps) if fps > 0 else 1.0
-    return last_frame_s + slack < min(last_wanted_s, stated_s)
 
 
 class PyAVSource:
@@ -99,6 +81,16 @@ class PyAVSource:
         origin = stream_origin_s(stream)
         rate = stream.average_rate or stream.guessed_rate
         frame_gap = 1.0 / float(rate) if rate else 0.04
+        # AVI stores no presentation times: FFmpeg numbers its packets in decode order, so with
+        # B-frames the pictures come out one or two frames off their numbers (measured:
+        # docs/decoders.md). AVI is constant-rate by design: the n-th picture out is at n/rate.
+        # Counting needs every frame from the start, so no seeking there.
+        counted = container.format.name == "avi"
+        decoded = 0
+        # Seek only in containers with an index: in MPEG-TS a seek lands on a keyframe after
+        # the target or yields no frame at all (measured, docs/decoders.md); there, and in
+        # program streams, decoding forward is the only right way.
+        seekable = not counted and bool(_INDEXED & set(container.format.name.split(",")))
         gop_s = _DEFAULT_GOP_S
         last_key: float | None = None
         candidate: tuple[float, av.VideoFrame] | None = None
@@ -108,7 +100,15 @@ class PyAVSource:
         while restart:
             restart = False
             for frame in _decode_forward(container, stream):
-                t = _frame_time(frame, origin, candidate, frame_gap)
+                if counted:
+                    t = decoded * frame_gap
+                    decoded += 1
+                else:
+                    t = _frame_time(frame, origin, candidate, frame_gap)
+                if candidate is not None and t < candidate[0] - RESTART_S:
+                    # The clock restarted (files joined end to end): the probe ended the
+                    # timeline here, and later pictures must not answer earlier times.
+                    break
                 if frame.key_frame:
                     if last_key is not None and t > last_key:
                         gop_s = max(t - last_key, frame_gap)
@@ -123,7 +123,7 @@ class PyAVSource:
                     return
                 candidate = (t, frame)
                 target = wanted[next_i]
-                if target - t > self.seek_gops * gop_s and target > sought:
+                if seekable and target - t > self.seek_gops * gop_s and target > sought:
                     sought = target
                     # Far ahead: jump to the keyframe before the target instead of decoding
                     # the gap. The candidate stays valid: it is still at or before the target.
@@ -146,7 +146,7 @@ def _check_end(
     """The stream ended before the last requests: fine only if the file says it ends there."""
     if candidate is None:
         raise DecodeFailed("the video stream holds no decodable frame")
-    stated = _stated_duration_s(container, stream)
+    stated = stated_duration_s(container, stream)
     rate = stream.average_rate or stream.guessed_rate
     if ends_early(candidate[0], last_wanted, stated, float(rate) if rate else 0.0):
         raise DecodeFailed(
@@ -181,17 +181,14 @@ def _sample(chosen: tuple[float, av.VideoFrame], size: tuple[int, int]) -> Frame
     # AREA (box) filtering: the right kernel for large downscales, and 1.6 ms instead of the
     # default bicubic's 4.4 ms per 1080p frame (bench/README.md) -- the difference between
     # beating and missing the full-decode floor.
+    # A player turns the stored picture by the display matrix (phone videos); so do we, so the
+    # model sees what a viewer sees. ``size`` is the display size: scale first, then turn.
+    turns = display_rotation(frame) // 90
+    if turns % 2:
+        w, h = h, w
     image: RGBImage = frame.to_ndarray(  # type: ignore[assignment]
         format="rgb24", width=w, height=h, interpolation="AREA"
     )
+    if turns:
+        image = np.ascontiguousarray(np.rot90(image, turns))
     return FrameSample(t_s=round(t, 6), image=image)
-
-
-def _stated_duration_s(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> float | None:
-    if stream.duration and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / av.time_base
-    return None
