@@ -11,14 +11,8 @@ Every kafka-python error that escapes is :class:`vidloc.errors.BusUnavailable`
 
 from vidloc.adapters.kafka.config import kafka_config
 from vidloc.adapters.kafka.publisher import EventPublisher
-from vidloc.adapters.kafka.stream import (
-    AssignmentCallback,
-    BusRecord,
-    EventStream,
-    Partition,
-    Start,
-    park_group_at_end,
-)
+from vidloc.adapters.kafka.records import AssignmentCallback, BusRecord, Partition, Start
+from vidloc.adapters.kafka.stream import EventStream, park_group_at_end
 
 __all__ = [
     "AssignmentCallback",
