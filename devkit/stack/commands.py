@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from devkit.stack import kafka, s3
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import (
+    child_alive,
+    kill_group,
     owns,
     port_open,
     running_pid,
@@ -95,10 +97,15 @@ def _launch(
     _say(f"{comp.name}: started pid {pid}, waiting for it to answer (log: {log_file})")
     timeout = KAFKA_READY_S if comp.name == kafka.COMPONENT else S3_READY_S
     try:
-        comp.ready(timeout, lambda: owns(pid, comp.markers))
+        # Our own child, asked with waitpid: its command line would race the exec.
+        comp.ready(timeout, lambda: child_alive(pid))
     except StackError as exc:
-        stop(pid, comp.markers, grace_s=5)  # a half-started service would block the next `up`
-        layout.pid_file(comp.name).unlink(missing_ok=True)
+        # A half-started service would hold its ports and block every later `up`: kill its
+        # whole group, and keep the pid recorded (for `down`) if anything of it survived.
+        if kill_group(pid, grace_s=5):
+            layout.pid_file(comp.name).unlink(missing_ok=True)
+        else:
+            log.error("%s: pid %d survived SIGKILL; its pid file stays", comp.name, pid)
         raise StackError(
             f"{comp.name}: failed to start: {exc}\n--- last lines of {log_file} ---\n"
             f"{tail(log_file, 20)}"

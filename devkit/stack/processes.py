@@ -3,6 +3,14 @@
 A pid alone is not proof of ownership (pids are reused), so every check also reads
 ``/proc/<pid>/cmdline`` and requires the markers the stack put on that command line.
 Nothing here ever looks a process up by name.
+
+Except while starting: a service is spawned directly (no shell in between) in a session of its
+own, and until it answers, "is it alive" asks the kernel about our own child (``waitpid``), not
+its command line. Reading ``/proc/<pid>/cmdline`` races the exec: in the middle of ``execve``
+it is empty, so a start-up check once took a healthy gateway for dead, the stop that followed
+read it too and did not recognise it either, and the gateway ran on, unrecorded, holding its
+port. A start that fails now kills its whole process group, and forgets the pid only once
+nothing of it is left.
 """
 
 from __future__ import annotations
@@ -12,7 +20,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,40 +28,79 @@ from vidloc.errors import StackError
 
 log = logging.getLogger(__name__)
 
-# The shell backgrounds the command and prints its pid, then exits: the service is re-parented to
-# init at once, so no Python process ever has to reap it (no zombies, no ResourceWarning) and it
-# outlives the `vidloc stack up` that started it.
-_LAUNCHER = '"$@" </dev/null >>"$VIDLOC_STACK_LOG" 2>&1 &\necho $!\n'
-
 
 def spawn_detached(
-    argv: Sequence[str],
-    log_path: Path,
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
+    argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None
 ) -> int:
-    """Start ``argv`` in its own session with output appended to ``log_path``; return its pid."""
+    """Start ``argv`` in a new session (its pid is its process group) with stdin from /dev/null
+    and output appended to ``log_path``; return its pid.
+
+    ``posix_spawn`` returns once the child has exec'd (glibc suspends the parent until then), so
+    the pid names the service itself from the start. It is our child until we exit; a `stack up`
+    exits right away, and a longer-lived caller reaps it in :func:`child_alive` / :func:`stop`.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ if env is None else env)
-    full_env["VIDLOC_STACK_LOG"] = str(log_path)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    spawn = os.posix_spawn if "/" in argv[0] else os.posix_spawnp
     try:
-        done = subprocess.run(
-            ["/bin/sh", "-c", _LAUNCHER, "vidloc-stack-launcher", *argv],
-            env=full_env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            start_new_session=True,
-            check=True,
+        return spawn(
+            argv[0],
+            list(argv),
+            dict(os.environ if env is None else env),
+            file_actions=actions,
+            setsid=True,
         )
-    except (OSError, subprocess.SubprocessError) as exc:
+    except OSError as exc:
         raise StackError(f"could not launch {argv[0]}: {exc}") from exc
+
+
+def child_alive(pid: int) -> bool:
+    """Whether a process this one started is still running (reaping it if it exited).
+
+    Exact and free of the exec race; for a pid that is not our child (started by an earlier
+    `stack up`) it falls back to the command line being readable.
+    """
     try:
-        return int(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError) as exc:
-        raise StackError(f"launcher printed no pid for {argv[0]}: {done.stdout!r}") from exc
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return read_cmdline(pid) is not None
+    return done == 0
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's group; it exists
+        return True
+    return True
+
+
+def kill_group(pgid: int, *, grace_s: float = 5.0) -> bool:
+    """SIGTERM the process group a failed start left, SIGKILL what outlives ``grace_s``.
+
+    ``pgid`` is the pid :func:`spawn_detached` returned (a session leader). True once nothing
+    of the group is left; False if something survived even SIGKILL.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while True:
+            child_alive(pgid)  # reap the leader, or it stays in the group as a zombie
+            if not group_alive(pgid):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if sig == signal.SIGTERM:
+            log.warning("process group %d ignored SIGTERM for %.0f s; killing it", pgid, grace_s)
+    return False
 
 
 def read_cmdline(pid: int) -> str | None:
@@ -106,6 +152,8 @@ def stop(pid: int, markers: Sequence[str], *, grace_s: float = 30.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # our own child (same process started it): reap it
         if read_cmdline(pid) is None:
             return True
         time.sleep(0.2)
