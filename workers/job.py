@@ -32,7 +32,7 @@ from workers.frames.adaptive import (
 )
 from workers.frames.prepass import run_prepass
 from workers.join import join_unseparated
-from workers.localizers.shots import shots_from_cuts
+from workers.localizers.shots import shots_from_cuts, split_at_cuts
 from workers.merge import merge_events
 from workers.planning import JobPlan, PlanConfig, frame_budget_tokens, make_plan, wants_adaptive
 from workers.refine import RefineOutcome, refine_events
@@ -159,7 +159,8 @@ class JobRunner:
         if plan.localizer == "cv":
             # Shots come from the merged cuts; merging them would glue touching shots together.
             cuts = [e.start_s for e in merged if e.label == "cut"]
-            merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
+            # A cut ends a frozen or black stretch; merging joined two that touched there.
+            merged = (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, plan.info.duration_s))
         timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected, refined)
         # What the probe and the decoders could not do (a decoder abandoned, a partial file).
         decoded = source_warnings(source, plan.info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from devkit.synth.spec import VideoSpec
 from workers.frames.plan import plan_chunks, plan_sample_times
 from workers.frames.pyav_source import PyAVSource
 from workers.localizers.cv import CvLocalizer, CvParams
+from workers.localizers.shots import split_at_cuts
 from workers.merge import merge_events
 from workers.types import DetectedEvent, FrameSample, LocalizeRequest
 
@@ -91,3 +93,38 @@ def test_cuts_black_frozen_within_one_sampled_frame(
         )
         for s in spec.frozen_segments
     ]
+
+
+def test_a_frozen_stretch_never_runs_across_a_cut(tmp_path: Path) -> None:
+    """Issue 16: 3 s of red then 3 s of blue gave "frozen 0.48-6.0" beside "cut 3.48"."""
+    path = tmp_path / "red_blue.mp4"
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", "color=red:s=320x180:r=25:d=3",
+            "-f", "lavfi", "-i", "color=blue:s=320x180:r=25:d=3",
+            "-filter_complex", "[0][1]concat=n=2:v=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    requested = plan_sample_times(6.0, 1.0)
+    decoded = list(PyAVSource().frames(str(path), requested, (320, 180)))
+    localizer = CvLocalizer(CvParams())
+    request = LocalizeRequest(video_duration_s=6.0)
+    pieces: list[DetectedEvent] = []
+    # Two overlapping chunks, as the worker plans a longer video: the cut lies in the overlap.
+    by_request = dict(zip(requested, decoded, strict=True))
+    for chunk in plan_chunks(requested, chunk_s=4.0, overlap_s=2.0, max_frames_per_chunk=64):
+        frames = [by_request[t] for t in chunk.times]
+        pieces.extend(localizer.localize(chunk, frames, request).events)
+    merged = merge_events(pieces)
+    [cut] = [e.start_s for e in merged if e.label == "cut"]
+    assert 3.0 <= cut < 4.0
+    # Merging alone joins the two touching stills into one across the cut (the bug) ...
+    assert any(e.label == "frozen" and e.start_s < cut < e.end_s for e in merged)
+    # ... and the split the worker applies after merging takes them apart again.
+    events = split_at_cuts(merged, [cut])
+    frozen = sorted((e.start_s, e.end_s) for e in events if e.label == "frozen")
+    assert frozen == [(decoded[0].t_s, cut), (cut, 6.0)]
+    assert [e for e in events if e.label != "frozen"] == [e for e in merged if e.label != "frozen"]

@@ -14,10 +14,13 @@ Segments run from the first sampled frame in the state to the first sampled fram
 the same "first frame that shows the change" rule as cuts, so each boundary is late by less than
 one sampling period. A segment still running at the chunk's last frame ends there; the
 neighbouring chunk, which overlaps, reports the rest and ``merge_events`` joins the two (same
-label, overlapping). Each chunk is handled on its own, with no state across calls: the minimum
-durations are applied to what one chunk sees, which loses nothing as long as they are at most the
-chunk overlap plus one sampling period (a segment crossing into the overlap is then long enough
-in the earlier chunk, or entirely seen by the later one).
+label, overlapping). A frozen or black segment never runs across a cut: two stills either side
+of a cut touch at it and merge into one, so the job splits merged segments at the merged cuts
+(:func:`workers.localizers.shots.split_at_cuts`). Each chunk is handled on its own, with no
+state across calls: the minimum durations are applied to what one chunk sees, which loses
+nothing as long as they are at most the chunk overlap plus one sampling period (a segment
+crossing into the overlap is then long enough in the earlier chunk, or entirely seen by the
+later one).
 """
 
 from __future__ import annotations

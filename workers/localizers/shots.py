@@ -12,8 +12,9 @@ their cut and would be glued into one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import cv2
@@ -206,3 +207,30 @@ def shots_from_cuts(
             )
         )
     return shots
+
+
+# Labels of states a hard cut ends: the picture after a cut is another picture.
+STATE_LABELS = ("frozen", "black")
+
+
+def split_at_cuts(
+    events: Iterable[DetectedEvent], cuts: Iterable[float], labels: Sequence[str] = STATE_LABELS
+) -> list[DetectedEvent]:
+    """``events`` with every ``labels`` segment split at the cuts strictly inside it.
+
+    Each chunk ends a frozen stretch at the first sample out of it, which for a cut is the
+    first sample of the next stretch; ``merge_events`` then joins the two touching pieces into
+    one segment running across the cut (a red still then a blue still came out "frozen
+    0.48-6.0" beside "cut 3.48"). A cut inside a frozen or black segment is proof of two.
+    Call it after merging, on the merged cut instants.
+    """
+    times = sorted(set(cuts))
+    out: list[DetectedEvent] = []
+    for event in events:
+        inside = [c for c in times if event.start_s < c < event.end_s]
+        if event.label not in labels or not inside:
+            out.append(event)
+            continue
+        bounds = [event.start_s, *inside, event.end_s]
+        out.extend(replace(event, start_s=a, end_s=b) for a, b in itertools.pairwise(bounds))
+    return out
