@@ -17,7 +17,9 @@ CHECKPOINT_PREFIX = "checkpoints"
 # A tenant's objects live under tenants/<tenant>/ in the video and timeline buckets; objects
 # outside it belong to no tenant (the single-tenant layout). See vidloc/tenancy.py.
 TENANT_PREFIX = "tenants"
-# The video id of a refused ingest message that named none (no Kafka key either).
+# The video id a refused ingest message that names no video (no id, no source, no Kafka key)
+# is announced under: REFUSED_VIDEO_PREFIX + a digest of its bytes (older workers: "unknown").
+REFUSED_VIDEO_PREFIX = "refused-"
 UNKNOWN_VIDEO_ID = "unknown"
 
 VIDEO_EXTENSIONS = frozenset(

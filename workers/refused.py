@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from contracts import derive_job_id, derive_video_id
 from contracts.common import SAFE_ID_PATTERN
+from vidloc import names
 
 # The ids of a well-formed event come first (encoders write them before ``options``); a field
 # that only appears after 64 K characters of something else is not worth finding.
@@ -62,7 +63,7 @@ def refused_ids(raw: bytes, kafka_key: bytes | None = None) -> RefusedIds:
         elif _SAFE_ID.fullmatch(key):
             video_id = key
         else:
-            video_id = f"refused-{digest}"
+            video_id = f"{names.REFUSED_VIDEO_PREFIX}{digest}"
     job_id = derive_job_id(event_id) if event_id is not None else f"job-{digest}"
     return RefusedIds(video_id=video_id, job_id=job_id, event_id=event_id)
 

@@ -35,6 +35,7 @@ def test_book_keeps_tenants_apart() -> None:
 def test_a_refused_message_without_a_video_is_not_a_video() -> None:
     book = StatusBook()
     book.apply_result(make_result("unknown", "failed"))
+    book.apply_result(make_result("refused-0123456789abcdef01234567", "failed"))
     assert book.snapshot_all() == {}
     # A refused message that did name its video (its Kafka key) is still listed under it.
     book.apply_result(make_result("v-named", "failed"))

@@ -47,8 +47,12 @@ def fold_progress(view: BusView | None, progress: ProgressEvent) -> BusView:
 
 
 def is_unattributable(result: ResultEvent) -> bool:
-    """A refused message that named no video (no id, no Kafka key): not a video to list."""
-    return result.source is None and result.video_id == names.UNKNOWN_VIDEO_ID
+    """A refused message that named no video (no id, no source, no Kafka key): not a video
+    to list. Its failed result and DLQ record stay on the bus for whoever investigates."""
+    return result.source is None and (
+        result.video_id == names.UNKNOWN_VIDEO_ID
+        or result.video_id.startswith(names.REFUSED_VIDEO_PREFIX)
+    )
 
 
 def derive_state(
