@@ -9,15 +9,16 @@ ids, and a normal message sent after it on the same partition still completes.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pipeline import REPO, Watcher, Workers
-from reliability import Ingest, assert_one_outcome, record, upload, wait_group_stable
+from reliability import Ingest, record, upload, wait_group_stable
 
-from contracts import derive_job_id
+from contracts import ResultEvent, derive_job_id
 from devkit.fake_vlm.server import serve_in_thread
 from devkit.synth.catalogue import standard_specs
 from devkit.synth.render import ensure_rendered
@@ -69,7 +70,7 @@ def worker(tmp_path: Path, stack: Settings) -> Iterator[tuple[Settings, Workers,
 
 
 def test_a_100000_deep_message_is_dead_lettered_and_the_partition_moves_on(
-    worker: tuple[Settings, Workers, Watcher],
+    worker: tuple[Settings, Workers, Watcher], tmp_path: Path
 ) -> None:
     settings, workers, watcher = worker
     run = uuid.uuid4().hex[:8]
@@ -86,22 +87,32 @@ def test_a_100000_deep_message_is_dead_lettered_and_the_partition_moves_on(
         ingest.send_raw(poison_id, deep_ingest(settings.video_bucket, poison_event, poison_id), 0)
         ingest.send_raw(bare_key, ("[" * DEPTH + "]" * DEPTH).encode(), 0)
         good_id = ingest.send(good, partition=0)
-    try:
-        seen = watcher.wait_results([poison_id, bare_key, good_id], timeout_s=180)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{workers.logs()}") from exc
-    for video_id in (poison_id, bare_key, good_id):
-        assert_one_outcome(seen, video_id)
-    (poisoned,) = seen.results[poison_id]
-    assert poisoned.status == "failed" and poisoned.error is not None
-    assert poisoned.error.code == "message_too_deep"
-    assert poisoned.job_id == derive_job_id(poison_event)  # the sender can match it
-    (letter,) = seen.dlq[poison_id]
-    assert letter.error.code == "message_too_deep"
-    assert letter.source.partition == 0
-    (bare,) = seen.results[bare_key]
-    assert bare.error is not None and bare.error.code == "message_too_deep"
-    assert len(seen.dlq[bare_key]) == 1
-    (after,) = seen.results[good_id]
-    assert after.status == "succeeded", after.error
-    record("poison", "deep_message_then_good", poisoned=poisoned.error.code, after=after.status)
+    # Other tests' workers (their own groups) may answer these messages too, so the proof that
+    # this worker got past the poison is the one thing only it can do: succeed on the video
+    # in its own bucket, which sits behind both on partition 0.
+    seen = watcher.seen
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and not _succeeded(seen.results.get(good_id, [])):
+        watcher.drain()
+    watcher.drain(2.0)
+    assert _succeeded(seen.results.get(good_id, [])), (
+        f"the message behind the poison never completed\n{workers.logs()}"
+    )
+    worker_log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
+    assert worker_log.count("levels deep; the limit is 64") >= 2, workers.logs()
+    poisoned = _failed_with(seen.results.get(poison_id, []), "message_too_deep")
+    assert poisoned, seen.results.get(poison_id)
+    assert {r.job_id for r in poisoned} == {derive_job_id(poison_event)}  # the sender can match
+    assert {r.error.code for r in seen.dlq[poison_id] if r.error} >= {"message_too_deep"}
+    assert all(d.source.partition == 0 for d in seen.dlq[poison_id])
+    assert _failed_with(seen.results.get(bare_key, []), "message_too_deep")
+    assert {r.error.code for r in seen.dlq[bare_key] if r.error} >= {"message_too_deep"}
+    record("poison", "deep_message_then_good", after="succeeded")
+
+
+def _succeeded(results: list[ResultEvent]) -> bool:
+    return any(r.status == "succeeded" for r in results)
+
+
+def _failed_with(results: list[ResultEvent], code: str) -> list[ResultEvent]:
+    return [r for r in results if r.error is not None and r.error.code == code]
