@@ -233,3 +233,27 @@ def test_no_import_cycles() -> None:
         for cycle in cycles
     ]
     assert cycles == [], "import cycles:\n" + "\n".join(details)
+
+
+# One adapter per external system: its client library is imported there and nowhere else.
+ADAPTED = {"kafka": ("vidloc.adapters.kafka",), "minio": ("vidloc.adapters.object_store",)}
+
+
+def third_party_imports(path: Path) -> Iterator[tuple[str, int]]:
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name.split(".")[0], node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0], node.lineno
+
+
+@pytest.mark.parametrize("library", sorted(ADAPTED))
+def test_client_libraries_only_in_their_adapter(library: str) -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for module, path in MODULES.items()
+        if module.split(".")[0] in PRODUCT and not _under(module, ADAPTED[library])
+        for name, line in third_party_imports(path)
+        if name == library
+    ]
+    assert found == [], f"{library} imported outside {ADAPTED[library]}: " + ", ".join(found)
