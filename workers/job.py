@@ -17,22 +17,22 @@ from typing import Any, Protocol
 
 from contracts import IngestEvent, Timeline, encode
 from vidloc import names
-from vidloc.errors import ObjectMissing, VidlocError
+from vidloc.errors import ModelAnswersUnusable, ObjectMissing, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
 from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
-from workers.frames import source_warnings
 from workers.fanout import localize_chunks
 from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
 )
 from workers.frames.prepass import run_prepass
+from workers.job_warnings import all_answers_unusable, answer_stats, job_warnings, unusable_message
 from workers.join import join_unseparated
-from workers.localizers.shots import shots_from_cuts, split_at_cuts
+from workers.localizers.shots import shots_from_cuts
 from workers.merge import merge_events
 from workers.planning import JobPlan, PlanConfig, frame_budget_tokens, make_plan, wants_adaptive
 from workers.refine import RefineOutcome, refine_events
@@ -146,6 +146,9 @@ class JobRunner:
                 event, job_id, plan, source, localizer, path, progress
             )
             timings["localize_s"] = time.monotonic() - started
+            if plan.localizer == "vlm" and all_answers_unusable(results):
+                # Never an empty timeline that looks like "nothing happened".
+                raise ModelAnswersUnusable(unusable_message(results))
             started = time.monotonic()
             merged, refined = self._finish_events(event, plan, results, source, path, localizer)
             timings["refine_s"] = time.monotonic() - started
@@ -159,12 +162,8 @@ class JobRunner:
         if plan.localizer == "cv":
             # Shots come from the merged cuts; merging them would glue touching shots together.
             cuts = [e.start_s for e in merged if e.label == "cut"]
-            # A cut ends a frozen or black stretch; merging joined two that touched there.
-            merged = (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, plan.info.duration_s))
-        timeline = self._timeline(event, job_id, plan, merged, usage, cost, rejected, refined)
-        # What the probe and the decoders could not do (a decoder abandoned, a partial file).
-        decoded = source_warnings(source, plan.info)
-        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
+            merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
+        timeline = self._timeline(event, job_id, plan, merged, usage, cost, results, refined)
         # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
         key = names.timeline_key(video_id, tenant_of_key(event.source.key))
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
@@ -312,7 +311,7 @@ class JobRunner:
         merged: Sequence[Any],
         usage: Usage,
         cost: float,
-        rejected: int,
+        results: Sequence[ChunkResult],
         refined: RefineOutcome | None = None,
     ) -> Timeline:
         s = self._settings
@@ -334,7 +333,14 @@ class JobRunner:
             currency=s.currency,
             refined=refined,
             refine_cost=price_usage(refined.usage, self._prices) if refined else 0.0,
-            stats={"rejected_events": rejected},
+            stats=answer_stats(results),
+            warnings=job_warnings(
+                results,
+                localizer=plan.localizer,
+                chosen_by_job=event.options.localizer is not None,
+                prompt=event.options.prompt,
+                labels=event.options.labels,
+            ),
         )
 
 

@@ -163,3 +163,29 @@ def test_warnings_reach_the_timeline_and_the_result() -> None:
     doc = json.loads(encode(result))
     jsonschema.Draft202012Validator(schema_for("result")).validate(doc)
     assert decode_result(encode(result)) == result
+
+
+def test_print_result_shows_the_warnings_of_a_failed_job_too() -> None:
+    from rich.console import Console
+
+    from vidloc.cli.follow import print_result
+
+    result = decode_result(
+        json.dumps(
+            {
+                "schema": "vidloc.result.v1",
+                "event_id": "e-1",
+                "video_id": "v-1",
+                "job_id": "j-1",
+                "status": "failed",
+                "error": {"code": "model_answers_unusable", "message": "none of the 3 chunks"},
+                "warnings": [{"code": "answers_reasked", "message": "asked [again]", "count": 3}],
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+        )
+    )
+    console = Console(record=True, width=200)
+    print_result(console, None, "clip.mp4", result)  # type: ignore[arg-type]  # no store needed
+    printed = console.export_text()
+    assert "clip.mp4: failed (model_answers_unusable: none of the 3 chunks)" in printed
+    assert "warning answers_reasked (x3): asked [again]" in printed

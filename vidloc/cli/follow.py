@@ -12,6 +12,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -132,15 +133,27 @@ def _show_progress(bars: Progress, tasks: dict[str, TaskID], event: ProgressEven
         bars.update(task, total=total, completed=event.chunks_done, stage=event.stage)
 
 
+def print_warnings(console: Console, result: ResultEvent) -> None:
+    """What the job could not do as asked (ignored labels, unusable model answers, ...)."""
+    for warning in result.warnings:
+        times = f" (x{warning.count})" if warning.count else ""
+        # Messages quote labels in brackets; escaped, rich prints them instead of reading markup.
+        console.print(
+            f"  [yellow]warning[/yellow] {warning.code}{times}: {escape(warning.message)}"
+        )
+
+
 def print_result(console: Console, store: ObjectStore, label: str, result: ResultEvent) -> None:
     """One job's outcome: where its timeline is and its events, or why it failed."""
     if result.status != "succeeded" or result.timeline is None:
         error = result.error
         reason = f"{error.code}: {error.message}" if error is not None else "no reason given"
         console.print(f"[red]{label}: failed[/red] ({reason})")
+        print_warnings(console, result)
         return
     where = f"s3://{result.timeline.bucket}/{result.timeline.key}"
     console.print(f"[green]{label}[/green]: {result.summary.events} events -> {where}")
+    print_warnings(console, result)
     try:
         timeline = decode_timeline(store.get_bytes(result.timeline.bucket, result.timeline.key))
     except (VidlocError, ContractError) as exc:
