@@ -135,12 +135,14 @@ def test_denials_are_logged_with_the_key_id_never_the_key(
         client.get("/videos", headers=_auth(keys.a_submit))
         client.get("/videos", headers=_auth(keys.a_read[:-2] + "xx"))
         client.get("/videos")
+        client.request("GET", "/videos", headers=_auth(keys.a_read), content=b"x" * 70_000)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     submit_id = keys.a_submit.split("_")[1]
     assert f"key id {submit_id}" in lines[0] and "403" in lines[0]
     assert f"key id {keys.a_read_entry.id}" in lines[1] and "wrong secret" in lines[1]
     assert "key id -" in lines[2] and "no API key" in lines[2]
+    assert f"key id {keys.a_read_entry.id}" in lines[3] and "413" in lines[3]
     text = "\n".join(lines)
     for key in (keys.a_read, keys.a_submit, keys.a_read[:-2] + "xx"):
         assert key not in text and key.split("_", 2)[2][:16] not in text

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.api.auth import Gate, KeyRing, require
+from vidloc.api.auth import Gate, KeyRing, claimed_key_id, log_denial, require
 from vidloc.api.errors import error_response, install_error_handlers
 from vidloc.api.feed import StatusFeed
 from vidloc.api.probes import Probe, Readiness, kafka_probe, s3_probe
@@ -85,12 +85,14 @@ def _limit_sizes(app: FastAPI, max_body_bytes: int, max_url_bytes: int) -> None:
     ) -> Response:
         url_bytes = len(request.url.path) + len(request.url.query)
         if url_bytes > max_url_bytes:
+            log_denial(request, 414, "URL too long", claimed_key_id(request))
             return error_response(414, "uri_too_long", f"URL over {max_url_bytes} bytes")
         length = request.headers.get("content-length")
         chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
         if chunked or (
             length is not None and (not length.isdigit() or int(length) > max_body_bytes)
         ):
+            log_denial(request, 413, "request body too large", claimed_key_id(request))
             return error_response(
                 413, "request_too_large", f"request bodies are limited to {max_body_bytes} bytes"
             )

@@ -89,7 +89,7 @@ class Gate:
         wait_s = self.limiter.take(client, time.monotonic())
         claimed = entry.id if entry else (key_id_of(presented) if presented else None)
         if wait_s > 0:
-            _deny(request, 429, "rate limited", claimed)
+            log_denial(request, 429, "rate limited", claimed)
             raise ApiError(
                 429,
                 "rate_limited",
@@ -97,7 +97,7 @@ class Gate:
                 {"Retry-After": retry_after_header(wait_s)},
             )
         if entry is None:
-            _deny(request, 401, why or "invalid key", claimed)
+            log_denial(request, 401, why or "invalid key", claimed)
             raise ApiError(
                 401,
                 "unauthorized",
@@ -105,9 +105,15 @@ class Gate:
                 {"WWW-Authenticate": 'Bearer realm="vidloc"'},
             )
         if not entry.grants(scope):
-            _deny(request, 403, f"lacks scope {scope}", entry.id)
+            log_denial(request, 403, f"lacks scope {scope}", entry.id)
             raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
         return Caller(key_id=entry.id, tenant=entry.tenant)
+
+
+def claimed_key_id(request: Request) -> str | None:
+    """The id part of the presented key, for logs (a claim: nothing is verified here)."""
+    presented = _bearer(request.headers.get("authorization"))
+    return key_id_of(presented) if presented else None
 
 
 def _bearer(header: str | None) -> str | None:
@@ -122,7 +128,7 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _deny(request: Request, status: int, why: str, key_id: str | None) -> None:
+def log_denial(request: Request, status: int, why: str, key_id: str | None) -> None:
     log.warning(
         "denied %s %s: %d %s (key id %s, from %s)",
         request.method,
