@@ -159,8 +159,21 @@ def _check_end(
 def _decode_forward(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> Iterator[av.VideoFrame]:
-    for packet in container.demux(stream):
-        yield from packet.decode()
+    """Frames in presentation order until the data ends or cannot be decoded any further.
+
+    A truncated file ends in a partial packet the decoder refuses: that is the end of what can
+    be decoded, and ``_check_end`` decides whether the file claimed more than the requests need.
+    """
+    frames = 0
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                frames += 1
+                yield frame
+    except av.FFmpegError as exc:
+        if frames == 0:
+            raise
+        logger.info("decoding stopped after %d frames: %s", frames, exc)
 
 
 def _frame_time(

@@ -9,7 +9,8 @@ checked against the frame each picture must be):
    MP4/MOV, Matroska/WebM and AVI, except AV1 (cannot open) and H.264 in AVI (cannot index).
    In MPEG-TS and MPEG-PS it returns wrong pictures (the last frame for every time, or frames
    shifted by up to half a second) with correct-looking times; it cannot open GIF. A rotated
-   video goes to PyAV too: decord ignores the display matrix;
+   video goes to PyAV too (decord ignores the display matrix), and so does a file the probe
+   found truncated or joined (decord cannot open a truncated MP4 at all);
 3. big inputs go to PyAV: on 10 min of 1080p H.264 sampled at 1 fps (bench/README.md, one
    thread, best of 3 on a shared 2-core box) PyAV took 9.2 s / 67 MB peak RSS against decord's
    10.0 s / 114 MB and the full-decode floor's 7.9 s (PyAV was ahead in every run). So above
@@ -68,6 +69,8 @@ def choose_source_name(info: VideoInfo, force: str | None = None) -> str:
     if info.codec in DECORD_UNSUPPORTED_CODECS:
         return "pyav"
     if (info.container, info.codec) in DECORD_UNSUPPORTED_PAIRS or info.rotation:
+        return "pyav"
+    if info.warnings:  # truncated or joined files: the matrix measured PyAV on those
         return "pyav"
     if info.width * info.height * info.duration_s > DECORD_MAX_PIXEL_SECONDS:
         return "pyav"
