@@ -153,10 +153,12 @@ def _check(
     notes: Notes,
 ) -> tuple[list[DetectedEvent], int]:
     allowed = {_plain(_norm(label)): label for label in labels if _norm(label)}
-    timed = [(r.start, r.end) for r in raw if r.start is not None and r.end is not None]
-    offset = relative_offset(
-        [(s, e) for s, e in timed if s is not None and e is not None], frame_times
-    )
+    timed = [
+        (r.start, r.end)
+        for r in raw
+        if r.start is not None and r.end is not None and math.isfinite(r.start + r.end)
+    ]
+    offset = relative_offset(timed, frame_times)
     shifted = 0
     if offset:
         shifted = len(timed)
