@@ -89,6 +89,16 @@ def test_a_submitted_tenant_video_stays_the_tenants(stack: Settings, tmp_path: P
     assert result.timeline.key.startswith("tenants/acme/timelines/")
     assert seen.progress[vid] and {p.tenant for p in seen.progress[vid]} == {"acme"}
     assert ObjectStore(settings).exists(settings.timeline_bucket, result.timeline.key)
+    shown = subprocess.run(
+        [sys.executable, "-m", "vidloc", "timeline", vid, "--tenant", "acme", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0 and json.loads(shown.stdout)["video_id"] == vid, shown.stderr
+    untenanted = subprocess.run(
+        [sys.executable, "-m", "vidloc", "timeline", vid, "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert untenanted.returncode == 1
 
     # watch --tenant: acme's watcher printed the result, bravo's printed nothing.
     assert watch_acme.returncode == 0

@@ -41,6 +41,9 @@ def add_parser(subparsers: Any) -> None:
         default=MAX_EXPIRY_S,
         help="seconds the exported page's video link stays valid (max 7 days)",
     )
+    parser.add_argument(
+        "--tenant", default=None, help="the video's tenant (default: VIDLOC_TENANT)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -69,23 +72,37 @@ def timeline_table(timeline: Timeline) -> Table:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     return show_timeline(
-        settings, args.video_id, as_json=args.json, html=args.html, expires_s=args.expires
+        settings,
+        args.video_id,
+        as_json=args.json,
+        html=args.html,
+        expires_s=args.expires,
+        tenant=args.tenant or settings.tenant,
     )
 
 
 def show_timeline(
-    settings: Settings, video_id: str, *, as_json: bool, html: Path | None, expires_s: int
+    settings: Settings,
+    video_id: str,
+    *,
+    as_json: bool,
+    html: Path | None,
+    expires_s: int,
+    tenant: str | None = None,
 ) -> int:
     err = Console(stderr=True)
     if not re.fullmatch(SAFE_ID_PATTERN, video_id):
         err.print(f"vidloc timeline: {video_id!r} is not a video id")
+        return EXIT_USAGE
+    if tenant is not None and not re.fullmatch(SAFE_ID_PATTERN, tenant):
+        err.print(f"vidloc timeline: {tenant!r} is not a tenant name")
         return EXIT_USAGE
     if not 1 <= expires_s <= MAX_EXPIRY_S:
         err.print(f"vidloc timeline: --expires must be 1..{MAX_EXPIRY_S} seconds")
         return EXIT_USAGE
     store = ObjectStore(settings)
     try:
-        timeline = TimelineReader(store, settings.timeline_bucket).load(video_id)
+        timeline = TimelineReader(store, settings.timeline_bucket).load(video_id, tenant)
     except VidlocError as exc:
         err.print(f"vidloc timeline: {exc.code}: {exc}")
         return EXIT_FAILED
