@@ -36,10 +36,12 @@ from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
 from workers import policy
 from workers.circuit import CircuitBreaker
+from workers.dedup import WAIT_S, Verdict, answer_from
 from workers.job import JobOutcome, JobRunner
 from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
 from workers.policy import JobCancelled
 from workers.refused import refused_ids
+from workers.work_markers import WorkMarkers
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,12 @@ class IngestHandler:
         clock: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
+        markers: WorkMarkers | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        # Idempotent work (workers/dedup.py); None: every message runs its job.
+        self._markers = markers
+        self._work: str | None = None  # the marker key of the job running now
         self._localizer: str | None = None  # the current job's, for metrics labels
         self._settings = settings
         self._runner = runner
@@ -111,6 +117,7 @@ class IngestHandler:
 
     def handle(self, delivery: Delivery) -> Disposition:
         self._localizer = None
+        self._work = None
         with self._metrics.job_in_flight():
             # A fresh context per message: the job ids bound in _handle tag every log line of
             # this job, in every thread it fans out to, and vanish with it.
@@ -192,6 +199,10 @@ class IngestHandler:
         )
         if waiting is not None:
             return self._act(waiting, delivery, event, job_id, None)
+        if self._markers is not None:
+            settled = self._check_work(self._markers, event, job_id)
+            if settled is not None:
+                return settled
         try:
             tenant = tenant_of_key(event.source.key)
             outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id, tenant))
@@ -202,7 +213,34 @@ class IngestHandler:
             self.breaker.record_success()
         self._first_failure.pop(where, None)
         self._succeed(event, job_id, outcome)
+        if self._markers is not None and self._work is not None:
+            done = encode(succeeded_result(event, job_id, outcome))
+            self._markers.finish(self._work, job_id, done)
         return Disposition.COMMIT
+
+    def _check_work(
+        self, markers: WorkMarkers, event: IngestEvent, job_id: str
+    ) -> Disposition | None:
+        """RETRY or COMMIT when identical work is running or done; None: run it (marked)."""
+        check = markers.check(event, job_id, self._localizer or "")
+        ids = {"video_id": event.effective_video_id, "job_id": job_id}
+        if check.verdict is Verdict.WAIT:
+            self.retry_hint_s = WAIT_S
+            log.info("identical work runs as job %s; waiting", check.running_job, extra=ids)
+            return Disposition.RETRY
+        if check.verdict is Verdict.ANSWER and check.stored is not None:
+            answer = answer_from(check.stored, job_id)
+            self._publish(names.TOPIC_RESULTS, event.effective_video_id, encode(answer))
+            log.info(
+                "identical work was done by job %s; answered from its result",
+                check.stored.job_id,
+                extra=ids,
+            )
+            self._metrics.job_finished("deduplicated", self._localizer)
+            return Disposition.COMMIT
+        markers.start(check.key, job_id)
+        self._work = check.key
+        return None
 
     def _judge(self, exc: Exception, where: tuple[str, int, int]) -> policy.Decision:
         """Count the failure where it counts (metrics, breaker, retry clock) and ask the policy."""
@@ -337,6 +375,9 @@ class IngestHandler:
             encode(progress_event(video_id, job_id, "failed", 0, 0, message, result.tenant)),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
+        if self._markers is not None and self._work is not None:
+            self._markers.release(self._work)  # failed for good: a duplicate may try again
+            self._work = None
         return Disposition.COMMIT
 
     def _progress_fn(

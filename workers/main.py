@@ -24,6 +24,7 @@ from workers.localizers.cv import CvLocalizer
 from workers.localizers.vlm import vlm_localizer_from_settings
 from workers.model_client import http_client_from_settings
 from workers.types import FrameSource, Localizer, VideoInfo
+from workers.work_markers import WorkMarkers
 from workers.workdir import own_work_dir, release_work_dir
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ def build_handler(
     store = ObjectStore(settings)
     make_localizer = localizer_factory(settings, http, metrics)
     runner = JobRunner(settings, store, source_opener(settings), make_localizer, metrics)
-    return IngestHandler(settings, runner, publisher.publish, metrics=metrics)
+    # Identical work (same object version and options) runs once; see workers/dedup.py.
+    markers = WorkMarkers(store, settings.timeline_bucket)
+    return IngestHandler(settings, runner, publisher.publish, metrics=metrics, markers=markers)
 
 
 def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
