@@ -18,6 +18,7 @@ from contracts.common import (
     Text,
     Timestamp,
 )
+from contracts.stream import StreamSegment
 from contracts.versions import INGEST_V1
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -78,6 +79,10 @@ class IngestEvent(Document):
     source: SourceObject
     options: IngestOptions = Field(default_factory=IngestOptions)
     submitted_at: Timestamp
+    stream: StreamSegment | None = Field(
+        default=None,
+        description="Present when the object is one segment of a live stream (docs/streams.md)",
+    )
 
     @property
     def effective_video_id(self) -> str:

@@ -22,6 +22,8 @@ from contracts.common import (
     Timestamp,
     Usage,
 )
+from contracts.stream import StreamUpdate
+from contracts.timeline import TimelineEvent
 from contracts.versions import RESULT_V1
 
 Status = Literal["succeeded", "failed"]
@@ -30,6 +32,12 @@ Status = Literal["succeeded", "failed"]
 class Summary(Part):
     events: Count = 0
     duration_s: Seconds = 0.0
+
+
+class StreamResult(StreamUpdate):
+    events: list[TimelineEvent] = Field(
+        default_factory=list, max_length=1000, description="the new and extended events, as now"
+    )
 
 
 class ResultEvent(Document):
@@ -80,6 +88,11 @@ class ResultEvent(Document):
     # abandoned, a partly decodable file): empty when everything went as asked.
     warnings: list[JobWarning] = Field(default_factory=list)
     created_at: Timestamp
+    # Live streams (docs/streams.md): one result per timeline update, partial until the end.
+    partial: bool | None = Field(
+        default=None, description="true: a live stream's timeline will still grow"
+    )
+    stream: StreamResult | None = None
 
     @model_validator(mode="after")
     def _status_matches_payload(self) -> ResultEvent:

@@ -23,6 +23,7 @@ from contracts.common import (
     Timestamp,
     Usage,
 )
+from contracts.stream import StreamState
 from contracts.versions import TIMELINE_V1
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -135,6 +136,9 @@ class Timeline(Document):
     # abandoned, a partly decodable file): empty when everything went as asked.
     warnings: list[JobWarning] = Field(default_factory=list)
     created_at: Timestamp
+    stream: StreamState | None = Field(
+        default=None, description="Present on a live stream's growing timeline (docs/streams.md)"
+    )
 
     @model_validator(mode="after")
     def _model_named(self) -> Timeline:
