@@ -25,7 +25,13 @@ from workers.frames import choose_source_name, make_source, open_frame_source
 from workers.frames.decord_source import DecordSource
 from workers.frames.probe import probe_video
 from workers.frames.pyav_source import PyAVSource
-from workers.frames.select import FallbackSource, disagreement, picture_difference
+from workers.frames.select import (
+    FallbackSource,
+    check_points,
+    disagreement,
+    late_answer,
+    picture_difference,
+)
 from workers.types import FrameSample, FrameSource
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
@@ -219,3 +225,42 @@ def test_real_footage_cut_where_ffmpeg_puts_it(city: Path) -> None:
     assert isinstance(forced, FallbackSource)
     assert cut_between(list(forced.frames(str(city), times, size)))[0] == at
     assert [w.code for w in forced.warnings] == ["decoder_fallback"]
+
+
+# ---------------------------------------------------------------- the run-time check, pure
+
+
+def test_check_points_spread_from_first_to_last_request() -> None:
+    assert check_points([]) == []
+    assert check_points([1.0]) == [1.0]
+    assert check_points([float(t) for t in range(10)]) == [0.0, 3.0, 6.0, 9.0]
+
+
+@pytest.mark.parametrize(
+    ("requested", "served", "late"),
+    [
+        pytest.param(1.00, 0.96, False, id="the-frame-before"),
+        pytest.param(1.00, 1.00, False, id="exact"),
+        pytest.param(1.00, 1.01, False, id="within-half-a-frame"),
+        pytest.param(1.00, 1.04, True, id="the-next-frame"),
+        pytest.param(0.00, 5.96, True, id="the-last-frame-for-the-first-time"),
+        pytest.param(0.01, 0.04, False, id="before-the-first-frame-at-0.04"),
+    ],
+)
+def test_a_frame_later_than_its_request_is_caught(
+    requested: float, served: float, late: bool
+) -> None:
+    assert late_answer(requested, served, first_s=0.04, tolerance_s=HALF_FRAME_S) is late
+
+
+def test_disagreement_names_the_time_and_the_difference() -> None:
+    def sample(t: float, value: int) -> FrameSample:
+        return FrameSample(t, np.full((4, 4, 3), value, dtype=np.uint8))
+
+    same = [sample(0.0, 10), sample(1.0, 200)]
+    assert disagreement(same, [sample(0.0, 12), sample(1.0, 198)], HALF_FRAME_S) is None
+    other = disagreement(same, [sample(0.0, 10), sample(1.0, 20)], HALF_FRAME_S)
+    assert other is not None and "1.00 s" in other and "180 of 255" in other
+    moved = disagreement(same, [sample(0.0, 10), sample(1.04, 200)], HALF_FRAME_S)
+    assert moved is not None and "1.040 s is due" in moved
+    assert disagreement(same[:1], same, HALF_FRAME_S) is not None
