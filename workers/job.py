@@ -25,6 +25,7 @@ from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
 from workers.fanout import localize_chunks
+from workers.frames import source_warnings
 from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
@@ -32,7 +33,7 @@ from workers.frames.adaptive import (
 from workers.frames.prepass import run_prepass
 from workers.job_warnings import all_answers_unusable, answer_stats, job_warnings, unusable_message
 from workers.join import join_unseparated
-from workers.localizers.shots import shots_from_cuts
+from workers.localizers.shots import shots_from_cuts, split_at_cuts
 from workers.merge import merge_events
 from workers.planning import JobPlan, PlanConfig, frame_budget_tokens, make_plan, wants_adaptive
 from workers.refine import RefineOutcome, refine_events
@@ -162,8 +163,12 @@ class JobRunner:
         if plan.localizer == "cv":
             # Shots come from the merged cuts; merging them would glue touching shots together.
             cuts = [e.start_s for e in merged if e.label == "cut"]
-            merged = (*merged, *shots_from_cuts(cuts, plan.info.duration_s))
+            # A cut ends a frozen or black stretch; merging joined two that touched there.
+            merged = (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, plan.info.duration_s))
         timeline = self._timeline(event, job_id, plan, merged, usage, cost, results, refined)
+        # What the probe and the decoders could not do (a decoder abandoned, a partial file).
+        decoded = source_warnings(source, plan.info)
+        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
         # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
         key = names.timeline_key(video_id, tenant_of_key(event.source.key))
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
