@@ -10,8 +10,10 @@ from ``get_frame_timestamp`` (container timestamps relative to the stream start;
 variable-frame-rate file frame index / average fps is off by seconds). The frame answering a
 request follows the same rule as the PyAV source (:func:`pyav_source.select_index`).
 
-Known limits of decord 0.6: it cannot open AV1 (``select`` routes AV1 to PyAV), and its memory
-grows with resolution and length (see ``bench/README.md``).
+Known limits of decord 0.6 (measured in docs/decoders.md): it cannot open AV1, GIF or H.264 in
+AVI, and in MPEG-TS and MPEG-PS it returns other frames' pictures under the right times; ``select``
+sends all of those to PyAV and checks decord against PyAV on the rest. Its memory grows with
+resolution and length (see ``bench/README.md``).
 """
 
 from __future__ import annotations
