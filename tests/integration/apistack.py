@@ -7,11 +7,12 @@ under unique video ids, which other consumers skip.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts import decode_progress, decode_result, decode_timeline, encode
+from contracts import ResultEvent, decode_progress, decode_result, decode_timeline, encode
 from devkit.synth.spec import VideoSpec
 from vidloc import names
 from vidloc.adapters.kafka import EventPublisher
@@ -140,3 +141,21 @@ def publish_progress(publisher: EventPublisher, video_id: str, stage: str = "loc
         }
     )
     publisher.publish(names.TOPIC_PROGRESS, video_id, encode(progress))
+
+
+def wait_succeeded(watcher: Any, video_id: str, timeout_s: float) -> ResultEvent:
+    """The first succeeded result for ``video_id`` seen by ``watcher`` (a pipeline.Watcher).
+
+    Other sessions' test workers share video.ingest and refuse a message of another bucket
+    with a failed result, so "the first result" may be theirs; ours is the one that succeeds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        watcher.drain(0.5)
+        for result in watcher.seen.results.get(video_id, []):
+            if result.status == "succeeded":
+                return result
+    raise AssertionError(
+        f"no succeeded result for {video_id} in {timeout_s:.0f} s: "
+        f"{[(r.status, r.error) for r in watcher.seen.results.get(video_id, [])]}"
+    )

@@ -10,11 +10,12 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from apistack import isolated_settings
+from apistack import isolated_settings, wait_succeeded
 from pipeline import REPO, Watcher, Workers
 
 from devkit.serve_api import serve_in_thread
@@ -27,6 +28,9 @@ from vidloc.api.keys import KeysFile, add_key, write_keys_file
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
+
+# Unique per run: results on the shared topics from any other run are not this run's tenants'.
+ACME, BRAVO = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("acme", "bravo"))
 
 
 def _watch(env: dict[str, str], tenant: str, *extra: str) -> subprocess.Popen[str]:
@@ -57,22 +61,23 @@ def test_a_submitted_tenant_video_stays_the_tenants(stack: Settings, tmp_path: P
     logs.mkdir()
     workers = Workers(settings, env, logs)
     watcher = Watcher(settings)
-    watch_acme = _watch(env, "acme", "--count", "1", "--timeout", "120")
-    watch_bravo = _watch(env, "bravo", "--timeout", "60")
+    watch_acme = _watch(env, ACME, "--count", "1", "--timeout", "120")
+    watch_bravo = _watch(env, BRAVO, "--timeout", "60")
     try:
         for proc in (watch_acme, watch_bravo):
             assert proc.stderr is not None and "watching" in proc.stderr.readline()
         workers.start(1)
         done = subprocess.run(
-            [sys.executable, "-m", "vidloc", "submit", "--tenant", "acme", str(video)],
+            [sys.executable, "-m", "vidloc", "submit", "--tenant", ACME, str(video)],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=90,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout
         match = re.search(r"as s3://\S+?/(\S+) \(video (\S+), job", done.stdout)
         assert match is not None, done.stdout
         key, vid = match.groups()
-        assert key == f"tenants/acme/uploads/{video.name}"
-        seen = watcher.wait_results([vid], timeout_s=180)
+        assert key == f"tenants/{ACME}/uploads/{video.name}"
+        result = wait_succeeded(watcher, vid, timeout_s=180)
+        seen = watcher.seen
         acme_out, _ = watch_acme.communicate(timeout=150)
         bravo_out, _ = watch_bravo.communicate(timeout=90)
     finally:
@@ -82,15 +87,17 @@ def test_a_submitted_tenant_video_stays_the_tenants(stack: Settings, tmp_path: P
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()  # closes its pipes
-    (result,) = seen.results[vid]
-    assert result.status == "succeeded", (result.error, workers.logs())
-    assert result.tenant == "acme" and result.timeline is not None
-    assert result.timeline.key == names.timeline_key(vid, "acme")
-    assert result.timeline.key.startswith("tenants/acme/timelines/")
-    assert seen.progress[vid] and {p.tenant for p in seen.progress[vid]} == {"acme"}
+    assert result.tenant == ACME and result.timeline is not None
+    assert result.timeline.key == names.timeline_key(vid, ACME)
+    assert result.timeline.key.startswith(f"tenants/{ACME}/timelines/")
+    # Our job's progress; another session's worker refusing the message (another bucket) may
+    # add a "failed" progress event of its own, with no tenant (a refused message's source is
+    # not trusted).
+    ours = [p for p in seen.progress[vid] if p.stage != "failed"]
+    assert ours and {p.tenant for p in ours} == {ACME}
     assert ObjectStore(settings).exists(settings.timeline_bucket, result.timeline.key)
     shown = subprocess.run(
-        [sys.executable, "-m", "vidloc", "timeline", vid, "--tenant", "acme", "--json"],
+        [sys.executable, "-m", "vidloc", "timeline", vid, "--tenant", ACME, "--json"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert shown.returncode == 0 and json.loads(shown.stdout)["video_id"] == vid, shown.stderr
@@ -106,8 +113,8 @@ def test_a_submitted_tenant_video_stays_the_tenants(stack: Settings, tmp_path: P
     assert vid not in bravo_out
 
     keys_path = tmp_path / "keys.json"
-    file, _, acme_key = add_key(KeysFile(), "acme", ("read",))
-    file, _, bravo_key = add_key(file, "bravo", ("read",))
+    file, _, acme_key = add_key(KeysFile(), ACME, ("read",))
+    file, _, bravo_key = add_key(file, BRAVO, ("read",))
     write_keys_file(keys_path, file)
     app = create_app(settings.model_copy(update={"api_keys_file": keys_path}))
     base_url, stop = serve_in_thread(app)

@@ -134,6 +134,7 @@ def test_no_api_key_reaches_logs_files_responses_or_events(stack: Settings, tmp_
     import time
 
     import httpx
+    from apistack import wait_succeeded
 
     from vidloc.api.keys import key_id_of
 
@@ -201,7 +202,9 @@ def test_no_api_key_reaches_logs_files_responses_or_events(stack: Settings, tmp_
         assert submitted.returncode == 0, submitted.stderr
         texts.append(("submit", submitted.stdout + submitted.stderr))
         vid = submitted.stdout.split("(video ")[1].split(",")[0]
-        seen = watcher.wait_results([vid], timeout_s=180)
+        outcome = wait_succeeded(watcher, vid, timeout_s=180)
+        seen = watcher.seen
+        assert outcome.timeline is not None and outcome.timeline.key.startswith("tenants/acme/")
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -230,7 +233,7 @@ def test_no_api_key_reaches_logs_files_responses_or_events(stack: Settings, tmp_
         workers.stop()
         watcher.close()
 
-    assert seen.results[vid][0].status == "succeeded" and seen.results[vid][0].tenant == "acme"
+    assert outcome.tenant == "acme"
     for topic, by_video in (
         (names.TOPIC_RESULTS, seen.results),
         (names.TOPIC_PROGRESS, seen.progress),
