@@ -134,9 +134,10 @@ def probe_video(path: str) -> VideoInfo:
         rotation = display_rotation(first)
         if rotation in (90, 270):
             width, height = height, width
-        container.seek(0)
-        scan = scan_packets(container, stream)
         format_name = container.format.name
+    # A fresh pass from the first byte: seeking back is unreliable in unindexed containers.
+    with open_input(path) as container:
+        scan = scan_packets(container, video_stream(container))
     duration, warnings = _decodable_duration(stated, scan, fps, frame_count)
     if duration <= 0:
         raise DecodeFailed("cannot tell the video's duration")
