@@ -111,8 +111,8 @@ def refine_events(
         # A window split over several requests is read as one: pieces joined across the seams.
         parts = sorted(seen[(b.event_index, b.side)], key=lambda part: part[1][:1])
         shown_all = sorted(t for _, shown in parts for t in shown)
-        events = stitch(parts) if len(parts) > 1 else parts[0][0]
-        moves[(b.event_index, b.side)] = refined_time(b, events, shown_all)
+        answer = stitch(parts) if len(parts) > 1 else parts[0][0]
+        moves[(b.event_index, b.side)] = refined_time(b, answer, shown_all)
     refined = apply_moves(events, moves)
     moved = sum(1 for b in boundaries if abs(moves[(b.event_index, b.side)] - b.t_s) > 1e-6)
     log.info(

@@ -11,12 +11,14 @@ no second look, so with adaptive sampling (which brackets changes tightly) refin
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from workers.frames.plan import parts_for
 from workers.merge import normalise_label
+from workers.tokens import MIN_PIXELS, smart_resize
 from workers.types import DetectedEvent
 
 Side = Literal["start", "end"]
@@ -34,6 +36,19 @@ class Boundary:
     lo_s: float
     hi_s: float
     times: tuple[float, ...]  # refinement instants strictly inside the bracket
+
+
+def look_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` of the frames refinement shows: the smallest the server reads.
+
+    A refinement look asks one thing about a label the coarse pass already found, so the
+    smallest image the model takes is enough; the server scales anything below its minimum
+    (65,536 px after ``smart_resize``) up to it and bills it as that, so sending smaller saves
+    nothing. The frame keeps the video's aspect ratio.
+    """
+    scale = math.sqrt(MIN_PIXELS / max(1, width * height))
+    h, w = smart_resize(max(1, round(height * scale)), max(1, round(width * scale)))
+    return w, h
 
 
 def grid_inside(lo_s: float, hi_s: float, fps: float) -> tuple[float, ...]:

@@ -135,10 +135,14 @@ def bench_specs() -> tuple[VideoSpec, ...]:
     )
 
 
-def write_corpus(directory: Path) -> tuple[list[Path], Path]:
-    """Render the corpus into ``directory`` (cached) and write ``truth.jsonl`` beside it."""
+def write_corpus(
+    directory: Path, specs: tuple[VideoSpec, ...] | None = None
+) -> tuple[list[Path], Path]:
+    """Render the corpus (``bench_specs()`` unless ``specs`` are given, e.g.
+    ``devkit.synth.moving_corpus.moving_specs()``) into ``directory`` (cached) and write
+    ``truth.jsonl`` beside it."""
     directory.mkdir(parents=True, exist_ok=True)
-    specs = bench_specs()
+    specs = bench_specs() if specs is None else specs
     paths = [ensure_rendered(spec, directory) for spec in specs]
     truth = directory / TRUTH_FILE
     write_ground_truth_jsonl((spec.ground_truth() for spec in specs), truth)

@@ -18,6 +18,12 @@ _STRIPE_AMPLITUDE = 12
 _STRIPE_SPEED_PX = 2  # per frame
 # Each shape fits a square of this fraction of the frame area: circles cover ~11 %, stars ~5.6 %.
 _SHAPE_AREA = 0.14
+# Moving clips: shapes a tenth of the frame height in radius, one horizontal lane per palette
+# entry (so they never occlude each other), each at its own speed; a pan scrolls a stronger
+# texture (pixel differences above the pre-pass's change level, as in real footage).
+_LANES = (0.2, 0.4, 0.6, 0.8)
+_SPEEDS_PX_S = (55.0, 80.0, 40.0, 65.0)
+_PAN_AMPLITUDE = 30
 
 
 class FrameDrawer:
@@ -29,6 +35,8 @@ class FrameDrawer:
         w, h = spec.size
         side = min(math.sqrt(_SHAPE_AREA * w * h), w / 2, h / 2) * 0.98
         self._half = int(side / 2)
+        if spec.moving_shapes:
+            self._half = max(8, h // 10)
         self._slots = {
             entry.label: (int(w * cx), int(h * cy))
             for entry, (cx, cy) in zip(
@@ -46,10 +54,18 @@ class FrameDrawer:
         content_index = round(content_t * spec.fps)
         tile = self._tile(spec.background(content_t))
         offset = (content_index * _STRIPE_SPEED_PX) % _STRIPE_PERIOD
+        if spec.pan_px_per_s:
+            offset = int(content_t * spec.pan_px_per_s) % _STRIPE_PERIOD
         frame = np.ascontiguousarray(tile[:, offset : offset + w])
         self._draw_mover(frame, content_index)
+        if spec.clock:
+            self._draw_clock(frame, content_t)
         for label in spec.labels_at(t):
-            self._draw_shape(frame, label)
+            self._draw_shape(frame, label, content_t)
+        if spec.noise > 0:
+            rng = np.random.default_rng(spec.seed * 1_000_003 + index)
+            noisy = frame.astype(np.float32) + rng.normal(0.0, spec.noise, frame.shape)
+            frame = np.clip(noisy, 0, 255).astype(np.uint8)
         return frame
 
     def _tile(self, colour: tuple[int, int, int]) -> RGBImage:
@@ -58,7 +74,8 @@ class FrameDrawer:
             w, h = self.spec.size
             x = np.arange(w + _STRIPE_PERIOD)
             y = np.arange(h)[:, None]
-            wave = np.sin(2 * np.pi * (x[None, :] + y) / _STRIPE_PERIOD) * _STRIPE_AMPLITUDE
+            amplitude = _PAN_AMPLITUDE if self.spec.pan_px_per_s else _STRIPE_AMPLITUDE
+            wave = np.sin(2 * np.pi * (x[None, :] + y) / _STRIPE_PERIOD) * amplitude
             base = np.array(colour, dtype=np.float32)[None, None, :]
             tile = np.clip(base + wave[:, :, None], 0, 255).astype(np.uint8)
             self._tiles[colour] = tile
@@ -72,9 +89,29 @@ class FrameDrawer:
         y = h // 2 - box // 2
         cv2.rectangle(frame, (x, y), (x + box, y + box), (255, 255, 255), thickness=-1)
 
-    def _draw_shape(self, frame: RGBImage, label: str) -> None:
+    def _draw_clock(self, frame: RGBImage, t_s: float) -> None:
+        """mm:ss in white at the bottom left, ticking once a second: change that is no event."""
+        h = frame.shape[0]
+        seconds = int(t_s)
+        text = f"{seconds // 60:02d}:{seconds % 60:02d}"
+        scale = h / 300
+        cv2.putText(frame, text, (4, h - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2)
+
+    def _centre(self, label: str, t_s: float) -> tuple[int, int]:
+        if not self.spec.moving_shapes:
+            return self._slots[label]
+        w, h = self.spec.size
+        k = next(i for i, entry in enumerate(PALETTE) if entry.label == label)
+        margin = self._half + 2
+        run = max(1, w - 2 * margin)
+        # A triangle wave: to the right edge and back, the whole shape always inside the frame.
+        pos = (k * run / 2 + _SPEEDS_PX_S[k] * t_s) % (2 * run)
+        x = margin + (pos if pos <= run else 2 * run - pos)
+        return int(x), int(h * _LANES[k])
+
+    def _draw_shape(self, frame: RGBImage, label: str, t_s: float = 0.0) -> None:
         entry = entry_for_label(label)
-        cx, cy = self._slots[label]
+        cx, cy = self._centre(label, t_s)
         r = self._half
         colour = tuple(int(c) for c in entry.rgb)
         if entry.shape == "circle":

@@ -76,6 +76,13 @@ class VideoSpec:
     vfr_stretches: tuple[VfrStretch, ...] = ()
     gop: int = 0  # keyframe interval in frames; 0 = encoder default
     seed: int = 0
+    # Motion that is not an event (all off by default). The truth stays exact: a moving shape
+    # stays whole inside the frame, in a lane of its own, so it is visible exactly while its
+    # event lasts.
+    moving_shapes: bool = False  # each shape travels to and fro across its own lane
+    pan_px_per_s: float = 0.0  # the textured background scrolls (a camera pan)
+    clock: bool = False  # an on-screen clock ticking every second
+    noise: float = 0.0  # standard deviation of per-frame Gaussian noise (0-255 scale)
 
     def __post_init__(self) -> None:
         if self.width % 2 or self.height % 2 or self.width < 64 or self.height < 64:
@@ -164,7 +171,21 @@ class VideoSpec:
 
     def fingerprint(self) -> str:
         """Stable text identifying this spec; a cached render is reused only if it matches."""
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        # Motion fields left at their defaults are omitted, so still clips keep their old
+        # fingerprints (and their cached renders).
+        for name, default in _MOTION_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
+        return json.dumps(fields, sort_keys=True)
+
+
+_MOTION_DEFAULTS: dict[str, object] = {
+    "moving_shapes": False,
+    "pan_px_per_s": 0.0,
+    "clock": False,
+    "noise": 0.0,
+}
 
 
 def _overlaps(start: float, end: float, seg: Segment) -> bool:
