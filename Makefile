@@ -1,5 +1,5 @@
 # One entry point for developers and CI. `make check` is what CI runs (.ci/run).
-.PHONY: setup test check lint typecheck up down status logs demo
+.PHONY: setup test check lint typecheck up down status logs demo compose-test
 
 # Extra pytest arguments: make test ARGS="-k stack -x"
 ARGS ?=
@@ -34,3 +34,8 @@ logs:
 
 demo: setup
 	.venv/bin/vidloc demo
+
+# The compose deployment for real under podman (root; installs podman if missing): builds the
+# images without a registry, runs a video through it, scales, kills a worker, tears down.
+compose-test: setup
+	scripts/compose-test.sh

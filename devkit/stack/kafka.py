@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import logging
 import re
@@ -11,19 +10,20 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from string import Template
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import port_open
-from vidloc import names
+from vidloc.adapters.kafka.admin import create_missing_topics, topic_partitions
 from vidloc.errors import StackError
 from vidloc.settings import Settings
 
+# topic_partitions and create_missing_topics are the product's (`vidloc init` in a deployment
+# creates the same topics) and are imported above for the stack's callers.
 log = logging.getLogger(__name__)
 
 COMPONENT = "kafka"
@@ -231,19 +231,6 @@ def server_argv(layout: StackLayout, java: str) -> list[str]:
     ]
 
 
-def topic_partitions(settings: Settings) -> dict[str, int]:
-    """Partitions per vidloc topic: the ingest fan-out is configurable, the rest is fixed."""
-    counts = {
-        names.TOPIC_S3_EVENTS: 4,
-        names.TOPIC_INGEST: settings.ingest_partitions,
-        names.TOPIC_PROGRESS: 4,
-        names.TOPIC_RESULTS: 4,
-        names.TOPIC_DLQ: 1,
-    }
-    assert set(counts) == set(names.ALL_TOPICS), "every vidloc topic needs a partition count"
-    return counts
-
-
 def _admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=f"{HOST}:{settings.kafka_port}",
@@ -275,26 +262,6 @@ def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) 
         f"Kafka did not answer on {HOST}:{settings.kafka_port} within {timeout_s:.0f} s"
         f" (last error: {last})"
     )
-
-
-def create_missing_topics(
-    admin: KafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
-) -> list[str]:
-    """Create the topics of ``wanted`` (name -> partitions) that do not exist; their names.
-
-    Raises KafkaError; callers translate it into their own vidloc error.
-    """
-    existing = set(admin.list_topics())
-    missing = [
-        NewTopic(name=t, num_partitions=n, replication_factor=replication_factor)
-        for t, n in wanted.items()
-        if t not in existing
-    ]
-    # Another `up` or `init` may have raced us; an existing topic is all we want.
-    if missing:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics(missing)
-    return [t.name for t in missing]
 
 
 def ensure_topics(settings: Settings) -> list[str]:

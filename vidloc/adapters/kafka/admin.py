@@ -1,0 +1,68 @@
+"""vidloc's topics, and creating the missing ones (what ``vidloc init`` and the local stack do).
+
+The partition counts are defined here once: the deployment's one-shot init and
+``vidloc stack up`` create the same topics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from vidloc import names
+from vidloc.adapters.kafka.config import kafka_config
+from vidloc.errors import BusUnavailable
+from vidloc.settings import Settings
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Partitions per vidloc topic: the ingest fan-out is configurable, the rest is fixed."""
+    counts = {
+        names.TOPIC_S3_EVENTS: 4,
+        names.TOPIC_INGEST: settings.ingest_partitions,
+        names.TOPIC_PROGRESS: 4,
+        names.TOPIC_RESULTS: 4,
+        names.TOPIC_DLQ: 1,
+    }
+    assert set(counts) == set(names.ALL_TOPICS), "every vidloc topic needs a partition count"
+    return counts
+
+
+def create_missing_topics(
+    admin: KafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
+) -> list[str]:
+    """Create the topics of ``wanted`` (name -> partitions) that do not exist; their names.
+
+    Raises KafkaError; callers translate it into their own vidloc error.
+    """
+    existing = set(admin.list_topics())
+    missing = [
+        NewTopic(name=t, num_partitions=n, replication_factor=replication_factor)
+        for t, n in wanted.items()
+        if t not in existing
+    ]
+    # Another init may have raced us; an existing topic is all we want.
+    if missing:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(missing)
+    return [t.name for t in missing]
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the vidloc topics missing on ``VIDLOC_KAFKA_BOOTSTRAP``; return their names."""
+    try:
+        admin = KafkaAdminClient(
+            **kafka_config(settings), client_id="vidloc-init", request_timeout_ms=10_000
+        )
+    except KafkaError as exc:
+        raise BusUnavailable(f"Kafka at {settings.kafka_bootstrap} not ready: {exc}") from exc
+    try:
+        return create_missing_topics(admin, topic_partitions(settings), settings.topic_replication)
+    except KafkaError as exc:
+        raise BusUnavailable(f"could not create topics: {exc}") from exc
+    finally:
+        admin.close()
