@@ -41,6 +41,7 @@ from workers.job import JobOutcome, JobRunner
 from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
 from workers.policy import JobCancelled
 from workers.refused import refused_ids
+from workers.stream_job import StreamJob
 from workers.work_markers import WorkMarkers
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ class IngestHandler:
         self._settings = settings
         self._runner = runner
         self._publish = publish
+        # Live-stream segments (ingest events with a ``stream`` part) take their own path;
+        # built on first use, from the runner's store.
+        self._streams: StreamJob | None = None
         self._clock = clock
         self._first_failure: dict[tuple[str, int, int], float] = {}
         self._crashes: dict[tuple[str, int, int], int] = {}
@@ -199,6 +203,8 @@ class IngestHandler:
         )
         if waiting is not None:
             return self._act(waiting, delivery, event, job_id, None)
+        if event.stream is not None:
+            return self._stream_segment(delivery, event, job_id, where)
         if self._markers is not None:
             settled = self._check_work(self._markers, event, job_id)
             if settled is not None:
@@ -241,6 +247,25 @@ class IngestHandler:
         markers.start(check.key, job_id)
         self._work = check.key
         return None
+
+    def _stream_segment(
+        self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
+    ) -> Disposition:
+        """Fold one live-stream segment into its stream's timeline (workers/stream_job.py)."""
+        tenant = tenant_of_key(event.source.key)
+        if self._streams is None:
+            self._streams = StreamJob.from_runner(self._runner, self._publish, self._metrics)
+        try:
+            self._streams.run(
+                event, job_id, self._progress_fn(event.effective_video_id, job_id, tenant)
+            )
+        except Exception as exc:
+            return self._act(self._judge(exc, where), delivery, event, job_id, exc)
+        if self._localizer == "vlm":
+            self.breaker.record_success()
+        self._first_failure.pop(where, None)
+        self._metrics.job_finished("succeeded", self._localizer)
+        return Disposition.COMMIT
 
     def _judge(self, exc: Exception, where: tuple[str, int, int]) -> policy.Decision:
         """Count the failure where it counts (metrics, breaker, retry clock) and ask the policy."""
