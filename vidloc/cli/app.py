@@ -8,7 +8,18 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from vidloc.cli import api, bridge, estimate, evaluate, init, submit, timeline, watch, worker
+from vidloc.cli import (
+    api,
+    bridge,
+    estimate,
+    evaluate,
+    init,
+    stream,
+    submit,
+    timeline,
+    watch,
+    worker,
+)
 from vidloc.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from vidloc.errors import VidlocError
 from vidloc.logs import configure_logging
@@ -34,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # The order of --help's command list, as it always was.
-    for module in (worker, submit, bridge, api, timeline, watch, evaluate, estimate, init):
+    for module in (worker, submit, bridge, api, timeline, watch, evaluate, estimate, init, stream):
         module.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
