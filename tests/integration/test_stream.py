@@ -29,11 +29,13 @@ from reliability import wait_group_stable
 
 from contracts import ResultEvent, Timeline, decode_result, decode_timeline
 from devkit.fake_vlm.server import serve_in_thread
+from devkit.serve_api import serve_in_thread as serve_api
 from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc import names
 from vidloc.adapters.kafka import EventStream
 from vidloc.adapters.object_store import ObjectStore
+from vidloc.api.app import create_app
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -251,15 +253,26 @@ def test_live_stream_events_gaps_and_restart(
     source = LiveSource(clip)
     log = tmp_path / "producer.log"
     args = ("--segment-s", f"{SEG_S:g}", "--reconnect-for", "10")
+    api_url, stop_api = serve_api(create_app(live_settings, follow_bus=False))
+    api = httpx.Client(base_url=api_url, timeout=10)
+    watched = tmp_path / "watch.out"
     try:
+        with watched.open("wb") as sink:
+            watch = subprocess.Popen(
+                [sys.executable, "-m", "vidloc", "watch", "--stream", stream_id, "--timeout",
+                 "180"],
+                cwd=REPO, stdout=sink, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         source.listen()
         first = start_producer(live_settings, source.url, stream_id, log, *args)
         wait_until(lambda: source.has_client, 30)  # the producer is up: play from second 0
         source.play()
         wait_until(lambda: source.started_wall is not None, 10)
         wait_until(lambda: source.clip_time() >= DROP_AT, 60)
+        early = api.get(f"/videos/{stream_id}/timeline")
         source.drop(DROP_S)
         wait_until(lambda: source.clip_time() >= CRASH_AT, 60)
+        later = api.get(f"/videos/{stream_id}/timeline")
         os.killpg(first.pid, signal.SIGKILL)  # a crash, not a clean stop: nothing flushed
         first.wait()
         second = start_producer(live_settings, source.url, stream_id, log, *args)
@@ -267,10 +280,24 @@ def test_live_stream_events_gaps_and_restart(
         second.send_signal(signal.SIGTERM)  # a clean stop: last segment flushed, end announced
         assert second.wait(60) == 0, log.read_text()
         final = tail.wait_final(stream_id, 90)
+        done = api.get(f"/videos/{stream_id}/timeline")
+        assert watch.wait(60) == 0  # it stops by itself when the stream ends
     finally:
         source.close()
+        api.close()
+        stop_api()
     assert source.started_wall is not None
     timeline = stream_timeline(live_settings, final)
+
+    # The API serves the stream's timeline while it grows, uncached, and the final one.
+    for response in (early, later, done):
+        assert response.status_code == 200, response.text
+    growing = [decode_timeline(r.content) for r in (early, later)]
+    assert all(t.stream is not None and not t.stream.ended for t in growing)
+    assert growing[0].video.duration_s < growing[1].video.duration_s
+    assert len(growing[0].events) < len(growing[1].events) <= len(timeline.events)
+    assert [r.headers.get("cache-control") for r in (early, later)] == ["no-store"] * 2
+    assert decode_timeline(done.content) == timeline
     assert_each_segment_once(live_settings, stream_id, results, timeline)
 
     # Both faults are gaps on the stream clock, as events of their own.
@@ -302,6 +329,13 @@ def test_live_stream_events_gaps_and_restart(
     measured["gaps"] = [(round(g.start_s, 2), round(g.end_s, 2)) for g in gaps]
     print(f"\nlive stream: {measured}")
     assert max(latencies) <= bound, f"latencies {latencies} over {bound} s"
+
+    # vidloc watch --stream printed each event once, as it was found, and the gaps and end.
+    lines = watched.read_text().splitlines()
+    for truth in SPEC.events:
+        assert sum(" + " in ln and truth.label in ln for ln in lines) == 1, lines
+    assert sum(" gap " in ln for ln in lines) == 2, lines
+    assert any(" ended: " in ln for ln in lines), lines
     # Partial until the end, then one final result.
     assert [r.partial for _, r in results.got].count(False) == 1
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from contracts import Timeline
@@ -175,9 +175,13 @@ def get_video(deps: Deps, caller: Reader, video_id: VideoId) -> VideoState:
 @router.get(
     "/videos/{video_id}/timeline", response_model=Timeline, tags=["videos"], responses=_ERRORS
 )
-def get_timeline(deps: Deps, caller: Reader, video_id: VideoId) -> Timeline:
-    """The latest stored timeline (contract ``vidloc.timeline.v1``)."""
-    return _timeline(deps, caller, video_id)
+def get_timeline(deps: Deps, caller: Reader, video_id: VideoId, response: Response) -> Timeline:
+    """The latest stored timeline (contract ``vidloc.timeline.v1``); a live stream's grows
+    while it runs (``stream.ended`` false), so it is never cached."""
+    timeline = _timeline(deps, caller, video_id)
+    if timeline.stream is not None and not timeline.stream.ended:
+        response.headers["Cache-Control"] = "no-store"
+    return timeline
 
 
 @router.get(

@@ -13,6 +13,7 @@ from contracts import ContractError, ResultEvent, decode_result, encode
 from vidloc import names
 from vidloc.adapters.kafka import EventStream, Start
 from vidloc.cli.exits import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
+from vidloc.cli.stream_watch import stream_lines
 from vidloc.settings import Settings
 from vidloc.tenancy import event_tenant
 
@@ -31,6 +32,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--video", action="append", default=[], metavar="ID", help="only this video (repeatable)"
+    )
+    parser.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="follow this live stream's events as they are found, until it ends (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print each result as a JSON line")
     parser.add_argument(
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tenant=args.tenant or settings.tenant,
         count=args.count,
         timeout_s=args.timeout,
+        streams=args.stream,
     )
 
 
@@ -83,13 +92,15 @@ def watch(
     count: int,
     timeout_s: float | None,
     tenant: str | None = None,
+    streams: list[str] | None = None,
 ) -> int:
     err = Console(stderr=True)
     if count < 0 or (timeout_s is not None and timeout_s <= 0):
         err.print("vidloc watch: --count must be >= 0 and --timeout > 0")
         return EXIT_USAGE
     out = Console(highlight=False, soft_wrap=True)
-    wanted = set(videos)
+    live = set(streams or ())  # a stream's results are keyed by its id, like a video's
+    wanted = set(videos) | live
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     stream = open_results(settings, from_beginning=from_beginning)
     seen = 0
@@ -108,9 +119,18 @@ def watch(
                     continue
                 if as_json:
                     print(encode(result).decode("utf-8"), flush=True)
+                elif result.video_id in live:
+                    if result.stream is None:  # a refusal or failure: say it as usual
+                        out.print(format_result(result))
+                    for line in stream_lines(result):
+                        out.print(line)
                 else:
                     out.print(format_result(result))
                 seen += 1
+                if result.stream is not None and result.stream.ended:
+                    live.discard(result.video_id)
+                    if streams and not live and not videos:
+                        return EXIT_OK  # every followed stream has ended
                 if count and seen >= count:
                     return EXIT_OK
     except KeyboardInterrupt:
