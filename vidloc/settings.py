@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     vlm_max_retries: int = Field(default=6, ge=0)
     vlm_max_backoff_s: float = Field(default=30.0, gt=0)
     vlm_concurrency: int = Field(default=4, ge=1)
+    # The endpoint's published limits, shared by every job of a worker (workers/ratelimit.py);
+    # unset: only its 429s / Retry-After pace the worker.
+    vlm_requests_per_min: float | None = Field(default=None, gt=0)
+    vlm_tokens_per_min: float | None = Field(default=None, gt=0)
     vlm_ca_file: str | None = None
     vlm_answer_retries: int = Field(default=1, ge=0)  # re-asks when an answer holds no JSON
     vlm_jpeg_quality: int = Field(default=85, ge=10, le=100)
@@ -95,6 +99,16 @@ class Settings(BaseSettings):
     worker_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     worker_session_timeout_ms: int = Field(default=10_000, ge=1000)
     worker_heartbeat_interval_ms: int = Field(default=2_000, ge=100)
+    # Jobs one worker runs at once (None: VIDLOC_VLM_CONCURRENCY, enough to keep the model
+    # budget full); they share one model budget. See docs/delivery.md.
+    worker_jobs: int | None = Field(default=None, ge=1, le=256)
+    # Results, final progress and DLQ records leave in one Kafka transaction with the input
+    # offset (exactly once for read_committed readers); off: plain at-least-once, for brokers
+    # without transactions. The id should be stable per worker instance (a pod name): a
+    # restarted worker then aborts what its predecessor left open at once; None: group-host-pid.
+    worker_transactions: bool = True
+    worker_transactional_id: str | None = None
+    worker_transaction_timeout_ms: int = Field(default=15_000, ge=1000)
     # Circuit breaker on the model endpoint: after this many jobs in a row fail on the model,
     # the worker pauses (jobs retried, not dead-lettered) for the cool-down, then probes.
     circuit_failure_threshold: int = Field(default=3, ge=1)
@@ -156,6 +170,10 @@ class Settings(BaseSettings):
         if self.localizer is not None:
             return self.localizer
         return "vlm" if (self.vlm_api_key or self.vlm_base_url) else "cv"
+
+    @property
+    def effective_worker_jobs(self) -> int:
+        return self.worker_jobs if self.worker_jobs is not None else self.vlm_concurrency
 
     @property
     def effective_vlm_base_url(self) -> str:

@@ -1,10 +1,12 @@
-"""The worker's consumer loop: one message at a time per worker, the group kept alive meanwhile.
+"""The worker's consumer loop: several jobs at once, the group kept alive meanwhile.
 
-A job can take far longer than ``max.poll.interval.ms``. So the job runs in a thread while this
-loop keeps calling ``poll()`` with every assigned partition paused: the consumer stays a live
-member of the group, fetches nothing, and commits the offset only after the handler has
-announced a final result. The Kafka consumer is not thread-safe, so only this thread
-touches the stream.
+Jobs run in threads, one per slot (``VIDLOC_WORKER_JOBS``), and can take far longer than
+``max.poll.interval.ms``; this loop keeps calling ``poll()`` (partitions paused while every slot
+is busy), so the consumer stays a live member of the group. Jobs finish in any order, but an
+offset is committed only below the lowest unfinished job of its partition, and a finished job's
+outputs leave with that commit (``workers/inflight.py``, ``workers/outbox.py``,
+docs/delivery.md). The Kafka consumer is not thread-safe, so only this thread touches the
+stream.
 """
 
 from __future__ import annotations
@@ -14,24 +16,32 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
-from vidloc.adapters.kafka import AssignmentCallback, BusRecord, Partition
+from vidloc.adapters.kafka import AssignmentCallback, BusRecord, OutRecord, Partition
 from vidloc.backoff import compute_backoff
 from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
-from workers.handler import MAX_CRASHES, Delivery, Disposition, IngestHandler
+from workers.handler import MAX_CRASHES, Delivery, Disposition
+from workers.inflight import Ledger
+from workers.outbox import Committer, PlainCommitter, job_context
 
 log = logging.getLogger(__name__)
+
+# Finished jobs held behind an unfinished one of their partition, per slot, before the loop
+# stops fetching: they hold only their output records, but a stuck job must not grow them.
+HELD_PER_SLOT = 4
+# How soon a refused or failed commit is tried again.
+FLUSH_RETRY_S = 1.0
 
 
 class IngestStream(Protocol):
     """What the loop needs from the bus (``vidloc.adapters.kafka.EventStream`` in production).
 
-    Only the consumer side: results leave through the handler's publisher, a separate object.
-    Committing is one explicit call with the next offset to read per partition, so what to
-    commit (and whether inside a producer transaction) stays the loop's decision.
+    Only the consumer side: outputs and offsets leave through a ``Committer``
+    (``workers/outbox.py``: one producer transaction, or publish then :meth:`commit`).
     """
 
     def subscribe(
@@ -63,143 +73,244 @@ class IngestStream(Protocol):
     def close(self) -> None: ...
 
 
+class JobHandler(Protocol):
+    """One job slot (``workers.handler.IngestHandler``): each slot has its own cancel flag and
+    retry hint, so a moved partition cancels only its own jobs."""
+
+    cancel: threading.Event
+    retry_hint_s: float
+
+    def handle(self, delivery: Delivery) -> Disposition: ...
+
+    def give_up(self, delivery: Delivery, exc: BaseException) -> Disposition: ...
+
+
+@dataclass
+class _Running:
+    delivery: Delivery
+    part: Partition
+    slot: int
+    box: list[OutRecord]
+    orphaned: bool = False  # its partition moved: whatever it produces is dropped
+
+
 class WorkerLoop:
     def __init__(
         self,
         settings: Settings,
         stream: IngestStream,
-        handler: IngestHandler,
+        handler: JobHandler | Sequence[JobHandler],
         metrics: Metrics | None = None,
+        *,
+        committer: Committer | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._lag_due = 0.0
         self.settings = settings
         self.stream = stream
-        self.handler = handler
-        self._job: Future[Disposition] | None = None
-        self._delivery: Delivery | None = None
-        self._resume_at = 0.0
-        self._attempts: dict[tuple[int, int], int] = {}
-        self._crashes: dict[tuple[int, int], int] = {}
-        self._lost: Partition | None = None
+        self.slots: list[JobHandler] = list(handler) if isinstance(handler, Sequence) else [handler]
+        self._free = list(range(len(self.slots)))[::-1]
+        self._committer = committer or PlainCommitter(stream)
+        self._ledger: Ledger[Partition, OutRecord] = Ledger()
+        self._deliveries: dict[tuple[Partition, int], Delivery] = {}
+        self._due: dict[tuple[Partition, int], float] = {}
+        self._running: dict[Future[Disposition], _Running] = {}
+        self._attempts: dict[tuple[Partition, int], int] = {}
+        self._crashes: dict[tuple[Partition, int], int] = {}
+        self._flush_due = 0.0
+        self._stopping = False
         self.jobs_done = 0
         self.jobs_handed_back = 0
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return bool(self._running)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.slots)
+
+    # -- the group ---------------------------------------------------------------------------
 
     def check_ownership(self) -> None:
-        """Hand the running job back when a rebalance gave its partition to another member.
+        """Hand back the jobs of every partition a rebalance gave to another member.
 
-        Its new owner replays the message from the last commit and, with the chunk checkpoints,
-        resumes where this job got to; finishing it here too would announce it twice.
+        Its new owner replays them from the last commit and, with the chunk checkpoints, resumes
+        where these jobs got to; finishing them here too would announce them twice (and with
+        transactions their commit would be refused anyway).
         """
-        delivery = self._delivery
-        if delivery is None or self._job is None:
-            return
-        part = Partition(delivery.topic, delivery.partition)
-        if part not in self.stream.assignment():
-            log.warning("%s moved to another member mid-job; handing the job back", part)
-            self._lost = part
-            self.handler.cancel.set()
+        owned = self.stream.assignment()
+        for part in self._ledger.partitions() - owned:
+            log.warning("%s moved to another member; handing its jobs back", part)
+            self._ledger.drop(part)
+            for where in [w for w in self._deliveries if w[0] == part]:
+                self._deliveries.pop(where, None)
+                self._due.pop(where, None)
+            for running in self._running.values():
+                if running.part == part and not running.orphaned:
+                    running.orphaned = True
+                    self.slots[running.slot].cancel.set()
 
     def _on_assigned(self, assigned: set[Partition]) -> None:
-        # Partitions assigned while a job runs must stay paused too.
-        if self.busy:
+        if self._at_capacity():
             self.stream.pause(assigned)
         self.check_ownership()
 
     def _on_revoked(self, revoked: set[Partition]) -> None:
+        # Still this generation's member: what has finished leaves now, not after a replay.
+        # (Runs inside poll; a failure here must not fail the poll: the new owner replays.)
+        try:
+            self._flush(force=True)
+        except Exception:
+            log.exception("could not commit finished jobs before the rebalance")
         self.check_ownership()
+
+    # -- the loop ----------------------------------------------------------------------------
 
     def run(self, topics: list[str], stop: threading.Event) -> None:
         self.stream.subscribe(topics, on_assigned=self._on_assigned, on_revoked=self._on_revoked)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="job") as pool:
+        with ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="job") as pool:
             while True:
                 self._report_lag()
-                if stop.is_set() and not self.handler.cancel.is_set():
-                    log.info("stop requested; finishing or handing back the current job")
-                    self.handler.cancel.set()
-                if self._job is None:
-                    if stop.is_set():
+                if stop.is_set() and not self._stopping:
+                    log.info(
+                        "stop requested; finishing or handing back %d jobs", len(self._running)
+                    )
+                    self._stopping = True
+                    for running in self._running.values():
+                        self.slots[running.slot].cancel.set()
+                self._collect()
+                self._flush()
+                if self._stopping:
+                    if not self._running:
                         break
-                    self._poll_for_work(pool)
-                else:
-                    self._keep_alive_until_done(stop)
+                    self.stream.pause_all()
+                    self.stream.poll(timeout_s=0.1)
+                    continue
+                self._start_ready(pool)
+                self._poll()
         self._close()
 
-    def _poll_for_work(self, pool: ThreadPoolExecutor) -> None:
-        if time.monotonic() < self._resume_at:
-            self.stream.poll(timeout_s=0.2)
+    def _at_capacity(self) -> bool:
+        # Finished jobs wait for their partition's front; cap them too (memory, not slots).
+        jobs = len(self.slots)
+        return self._ledger.active() >= jobs or self._ledger.held() >= HELD_PER_SLOT * jobs
+
+    def _poll(self) -> None:
+        wait_s = 0.1 if self._running or self._ledger.held() else 0.5
+        if self._at_capacity():
+            self.stream.pause_all()
+            self.stream.poll(timeout_s=wait_s)  # membership and heartbeats only
             return
         self.stream.resume_all()
-        for record in self.stream.poll(timeout_s=0.5, max_records=1):
-            self._delivery = _delivery(record)
-            # Pause before the job starts so no further record is fetched meanwhile.
-            self.stream.pause_all()
-            self._job = pool.submit(self.handler.handle, self._delivery)
-            return
+        room = len(self.slots) - self._ledger.active()
+        for record in self.stream.poll(timeout_s=wait_s, max_records=room):
+            part = record.where
+            if self._ledger.admit(part, record.offset, record.key):
+                self._deliveries[(part, record.offset)] = _delivery(record)
 
-    def _keep_alive_until_done(self, stop: threading.Event) -> None:
-        assert self._job is not None and self._delivery is not None
-        self.stream.poll(timeout_s=0.2)
-        if not self._job.done():
-            return
-        delivery, job = self._delivery, self._job
-        self._job, self._delivery = None, None
-        part = Partition(delivery.topic, delivery.partition)
-        lost, self._lost = self._lost == part, None
-        if lost and not stop.is_set():
-            self.handler.cancel.clear()  # that cancel was for the moved job only
-        try:
-            disposition = job.result()
-        except BusUnavailable:  # the handler publishes failures itself; this is the bus failing
-            log.exception(
-                "could not announce the outcome of offset %d; will retry", delivery.offset
-            )
-            disposition = Disposition.RETRY
-        except Exception as exc:  # the handler lets only bus failures out; this is a bug
-            disposition = self._after_crash(delivery, exc)
-        if disposition is Disposition.COMMIT:
-            self._commit({part: delivery.offset + 1})
-            self._attempts.pop((delivery.partition, delivery.offset), None)
-            self.jobs_done += 1
-        elif part not in self.stream.assignment():
-            # Its new owner starts from the last commit; seeking a partition we lost would raise.
-            log.info("offset %d of %s is now another member's", delivery.offset, part)
-            self.jobs_handed_back += 1
-        else:
-            # Same offset again: after a backoff on RETRY, by another member on HAND_BACK.
-            self.stream.seek(part, delivery.offset)
-            if disposition is Disposition.HAND_BACK:
+    def _start_ready(self, pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        for part in sorted(self._ledger.partitions()):
+            for offset in self._ledger.startable(part):
+                if not self._free:
+                    return
+                if self._due.get((part, offset), 0.0) > now:
+                    continue
+                self._due.pop((part, offset), None)
+                slot = self._free.pop()
+                handler = self.slots[slot]
+                handler.cancel.clear()
+                delivery = self._deliveries[(part, offset)]
+                box: list[OutRecord] = []
+                self._ledger.start(part, offset)
+                future = pool.submit(job_context(box).run, handler.handle, delivery)
+                self._running[future] = _Running(delivery, part, slot, box)
+
+    def _collect(self) -> None:
+        for future in [f for f in self._running if f.done()]:
+            running = self._running.pop(future)
+            self._free.append(running.slot)
+            handler = self.slots[running.slot]
+            if not self._stopping:
+                handler.cancel.clear()  # that cancel was for the moved job only
+            delivery, part = running.delivery, running.part
+            where = (part, delivery.offset)
+            if running.orphaned:
+                log.info("offset %d of %s is now another member's", delivery.offset, part)
                 self.jobs_handed_back += 1
-            if disposition is Disposition.RETRY:
-                attempt = self._attempts.get((delivery.partition, delivery.offset), 0) + 1
-                self._attempts[(delivery.partition, delivery.offset)] = attempt
-                delay = max(
-                    compute_backoff(attempt, cap_s=self.settings.retry_backoff_max_s),
-                    self.handler.retry_hint_s,
-                )
-                log.info("retrying offset %d in %.1f s", delivery.offset, delay)
-                self._resume_at = time.monotonic() + delay
+                continue
+            try:
+                disposition = future.result()
+            except BusUnavailable:  # the handler publishes failures itself; this is the bus
+                log.exception("could not announce the outcome of offset %d; will retry", where[1])
+                disposition = Disposition.RETRY
+            except Exception as exc:  # the handler lets only bus failures out; this is a bug
+                disposition = self._after_crash(handler, running, exc)
+            if disposition is Disposition.COMMIT:
+                self._ledger.finish(part, delivery.offset, running.box)
+                self._attempts.pop(where, None)
+            elif self._stopping:
+                # Shutting down: left uncommitted, another member picks it up.
+                self.jobs_handed_back += 1
+            else:
+                self._ledger.put_back(part, delivery.offset)
+                delay = 0.0
+                if disposition is Disposition.HAND_BACK:
+                    self.jobs_handed_back += 1
+                else:
+                    attempt = self._attempts[where] = self._attempts.get(where, 0) + 1
+                    delay = max(
+                        compute_backoff(attempt, cap_s=self.settings.retry_backoff_max_s),
+                        handler.retry_hint_s,
+                    )
+                    log.info("retrying offset %d of %s in %.1f s", delivery.offset, part, delay)
+                self._due[where] = time.monotonic() + delay
 
-    def _after_crash(self, delivery: Delivery, exc: Exception) -> Disposition:
+    def _after_crash(self, handler: JobHandler, running: _Running, exc: Exception) -> Disposition:
         """A bounded number of tries, then the message fails for good: a crash that repeats
         must not hold its partition (it did, retried every 30 s forever)."""
-        where = (delivery.partition, delivery.offset)
+        delivery = running.delivery
+        where = (running.part, delivery.offset)
         crashes = self._crashes[where] = self._crashes.get(where, 0) + 1
         if crashes < MAX_CRASHES:
             log.error("handling offset %d crashed (try %d): %r", delivery.offset, crashes, exc)
             return Disposition.RETRY
         del self._crashes[where]
+        running.box.clear()  # whatever the crashed attempt held is not its outcome
         try:
-            return self.handler.give_up(delivery, exc)
+            return job_context(running.box).run(handler.give_up, delivery, exc)
         except BusUnavailable:
             return Disposition.RETRY
         except Exception:
             log.critical("dropping offset %d: even its failure cannot be announced", where[1])
+            running.box.clear()
             return Disposition.COMMIT
+
+    def _flush(self, *, force: bool = False) -> None:
+        """Release every partition's finished front: its outputs and offset in one commit."""
+        if not force and time.monotonic() < self._flush_due:
+            return
+        flushes = {}
+        for part in self._ledger.partitions():
+            flush = self._ledger.flushable(part)
+            if flush is not None:
+                flushes[part] = flush
+        if not flushes:
+            return
+        records = [record for flush in flushes.values() for record in flush.outputs]
+        try:
+            self._committer.commit(records, {part: f.commit for part, f in flushes.items()})
+        except BusUnavailable as exc:
+            # Nothing of it is visible (a transaction) or it is replayed (plain): keep the
+            # outputs and try again; a partition that moved is dropped by check_ownership and
+            # its new owner replays it, with checkpoints, from the last commit.
+            log.warning("outputs of %d jobs not committed yet: %s", len(records), exc)
+            self._flush_due = time.monotonic() + FLUSH_RETRY_S
+            return
+        for part, flush in flushes.items():
+            self._ledger.flushed(part, flush)
+            self.jobs_done += len(flush.offsets)
 
     def _report_lag(self) -> None:
         """Refresh the lag gauges now and then; only this thread may touch the consumer."""
@@ -213,16 +324,6 @@ class WorkerLoop:
             log.debug("consumer lag not refreshed: %s", exc)
             return
         self._metrics.set_consumer_lag(consumer_lag(ends, positions))
-
-    def _commit(self, offsets: dict[Partition, int]) -> None:
-        """The one place the worker commits: next offset to read per partition."""
-        try:
-            self.stream.commit(offsets)
-        except BusUnavailable as exc:
-            # After a rebalance (code commit_rejected) the partition's new owner replays this
-            # message and, with deterministic ids and checkpoints, announces the identical
-            # result; any other failure is replayed the same way by the next owner.
-            log.warning("%s", exc)
 
     def _close(self) -> None:
         self.stream.close()

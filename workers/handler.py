@@ -95,6 +95,7 @@ class IngestHandler:
         clock: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
+        publish_progress: Callable[[str, str, bytes], None] | None = None,
         markers: WorkMarkers | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
@@ -104,7 +105,11 @@ class IngestHandler:
         self._localizer: str | None = None  # the current job's, for metrics labels
         self._settings = settings
         self._runner = runner
+        # Outcomes (result, final progress, DLQ) go through ``publish``, which the worker may
+        # hold back for one transaction with the offset; in-flight progress is advisory and
+        # leaves at once through ``publish_progress``.
         self._publish = publish
+        self._publish_progress = publish_progress or publish
         # Live-stream segments (ingest events with a ``stream`` part) take their own path;
         # built on first use, from the runner's store.
         self._streams: StreamJob | None = None
@@ -412,7 +417,7 @@ class IngestHandler:
             if self.cancel.is_set():
                 raise JobCancelled("worker is shutting down")
             try:
-                self._publish(
+                self._publish_progress(
                     names.TOPIC_PROGRESS,
                     video_id,
                     encode(progress_event(video_id, job_id, stage, done, total, message, tenant)),

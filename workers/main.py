@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +14,11 @@ from types import FrameType
 import httpx
 
 from vidloc import names
-from vidloc.adapters.kafka import EventPublisher, EventStream
+from vidloc.adapters.kafka import EventPublisher, EventStream, TransactionalPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
+from workers.circuit import CircuitBreaker
 from workers.consumer import WorkerLoop
 from workers.frames import open_frame_source
 from workers.handler import IngestHandler
@@ -23,6 +26,7 @@ from workers.job import JobRunner
 from workers.localizers.cv import CvLocalizer
 from workers.localizers.vlm import vlm_localizer_from_settings
 from workers.model_client import http_client_from_settings
+from workers.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
 from workers.types import FrameSource, Localizer, VideoInfo
 from workers.work_markers import WorkMarkers
 from workers.workdir import own_work_dir, release_work_dir
@@ -34,14 +38,17 @@ def localizer_factory(
     settings: Settings, http: httpx.Client, metrics: Metrics | None = None
 ) -> Callable[[str], Localizer]:
     vlm: Localizer | None = None
+    lock = threading.Lock()
 
     def make(name: str) -> Localizer:
         nonlocal vlm
         if name == "cv":
             return CvLocalizer()  # per job: it keeps per-chunk state only, but cheap to make
-        if vlm is None:
-            vlm = vlm_localizer_from_settings(settings, http, metrics)
-        return vlm
+        # One for every job of this worker: its semaphore is the worker's one model budget.
+        with lock:
+            if vlm is None:
+                vlm = vlm_localizer_from_settings(settings, http, metrics)
+            return vlm
 
     return make
 
@@ -53,18 +60,41 @@ def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, Vid
     return open_source
 
 
-def build_handler(
+def build_handlers(
     settings: Settings,
-    publisher: EventPublisher,
+    publish: Publish,
     http: httpx.Client,
     metrics: Metrics | None = None,
-) -> IngestHandler:
+    *,
+    publish_progress: Publish | None = None,
+) -> list[IngestHandler]:
+    """One handler per job slot: per-job state (cancel flag, retry hint) apart; the runner,
+    model budget and circuit breaker shared, so the breaker sees every job's model failures."""
     store = ObjectStore(settings)
     make_localizer = localizer_factory(settings, http, metrics)
     runner = JobRunner(settings, store, source_opener(settings), make_localizer, metrics)
+    breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/dedup.py.
     markers = WorkMarkers(store, settings.timeline_bucket)
-    return IngestHandler(settings, runner, publisher.publish, metrics=metrics, markers=markers)
+    return [
+        IngestHandler(
+            settings,
+            runner,
+            publish,
+            breaker=breaker,
+            metrics=metrics,
+            publish_progress=publish_progress,
+            markers=markers,
+        )
+        for _ in range(settings.effective_worker_jobs)
+    ]
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable per worker instance where the operator names it (a pod name); else host + pid."""
+    if settings.worker_transactional_id:
+        return settings.worker_transactional_id
+    return f"{settings.worker_group}-{socket.gethostname()}-{os.getpid()}"
 
 
 def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
@@ -91,12 +121,14 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         serve_metrics(metrics, settings.metrics_port),
         # One builder for the model's TLS (VIDLOC_VLM_CA_FILE), limits and timeouts.
         http_client_from_settings(settings) as http,
+        # In-flight progress (advisory) leaves at once; outcomes wait for their offset.
         EventPublisher(settings) as publisher,
     ):
-        handler = build_handler(settings, publisher, http, metrics)
+        handlers = build_handlers(
+            settings, holding(publisher.publish), http, metrics, publish_progress=publisher.publish
+        )
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.
-        # The producer side (the publisher above) and the consumer side are separate objects.
         stream = EventStream.connect(
             settings,
             group_id=settings.worker_group,
@@ -104,13 +136,30 @@ def _run(settings: Settings, stop: threading.Event) -> int:
             session_timeout_ms=settings.worker_session_timeout_ms,
             heartbeat_interval_ms=settings.worker_heartbeat_interval_ms,
         )
-        loop = WorkerLoop(settings, stream, handler, metrics)
-        log.info(
-            "worker started: group %s on %s, localizer default %s",
-            settings.worker_group,
-            names.TOPIC_INGEST,
-            settings.effective_localizer,
-        )
-        loop.run([names.TOPIC_INGEST], stop)
+        transactions: TransactionalPublisher | None = None
+        committer: Committer
+        try:
+            if settings.worker_transactions:
+                transactions = TransactionalPublisher(
+                    settings,
+                    transactional_id(settings),
+                    transaction_timeout_ms=settings.worker_transaction_timeout_ms,
+                )
+                committer = TransactionCommitter(stream, transactions)
+            else:
+                committer = PlainCommitter(stream, publisher.publish)
+            loop = WorkerLoop(settings, stream, handlers, metrics, committer=committer)
+            log.info(
+                "worker started: group %s on %s, %d jobs at once, %s commits, localizer default %s",
+                settings.worker_group,
+                names.TOPIC_INGEST,
+                len(handlers),
+                "transactional" if transactions is not None else "plain",
+                settings.effective_localizer,
+            )
+            loop.run([names.TOPIC_INGEST], stop)
+        finally:
+            if transactions is not None:
+                transactions.close()
     log.info("worker stopped after %d jobs (%d handed back)", loop.jobs_done, loop.jobs_handed_back)
     return 0

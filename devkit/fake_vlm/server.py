@@ -69,10 +69,16 @@ class Stats:
     faults_applied: Counter[str] = field(default_factory=Counter)
     frames_seen_times: list[float] = field(default_factory=list)
     last_params: dict[str, Any] = field(default_factory=dict)
+    # Requests being answered now, and the most at once since the last reset (a bench measures
+    # whether a worker keeps its model budget full).
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
             "images": self.images,
             "by_status": dict(self.by_status),
             "faults_applied": dict(self.faults_applied),
@@ -133,6 +139,15 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     async def chat(request: Request) -> Response:
         with lock:
             stats.requests += 1
+            stats.in_flight += 1
+            stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            return await answer(request)
+        finally:
+            with lock:
+                stats.in_flight -= 1
+
+    async def answer(request: Request) -> Response:
         try:
             _check_auth(request, config)
             fault = faults.take()
@@ -201,7 +216,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
         with lock:
             style["answer"] = config.answer_style
             fresh = Stats()
-            for name in ("requests", "images", "by_status", "faults_applied"):
+            for name in ("requests", "images", "by_status", "faults_applied", "peak_in_flight"):
                 setattr(stats, name, getattr(fresh, name))
             stats.frames_seen_times = []
             stats.last_params = {}

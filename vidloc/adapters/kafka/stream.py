@@ -87,6 +87,10 @@ class EventStream:
             max_poll_records=1,
             max_poll_interval_ms=30 * 60 * 1000,
             session_timeout_ms=45_000,
+            # Workers publish results in transactions (vidloc/adapters/kafka/transactions.py):
+            # a reader sees a result only once its input offset is committed, never an aborted
+            # one. Harmless on topics nobody writes transactionally.
+            isolation_level="read_committed",
             fetch_max_bytes=max(settings.max_message_bytes * 2, 1_048_576),
             max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
         )
@@ -262,6 +266,12 @@ class EventStream:
     def commit_past(self, record: BusRecord) -> None:
         """Commit past ``record`` (offset + 1)."""
         self.commit({record.where: record.offset + 1})
+
+    def group_metadata(self) -> object:
+        """This member's group id, member id and generation, for a producer transaction
+        (:meth:`TransactionalPublisher.commit`): the broker refuses offsets a stale member
+        commits (KIP-447). Opaque to callers."""
+        return self._consumer.group_metadata()
 
     def seek(self, part: Partition, offset: int) -> bool:
         """Make the next poll of ``part`` start at ``offset``; False when it is no longer ours.
