@@ -30,6 +30,7 @@ from vidloc.errors import (
 )
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
+from workers.ratelimit import RateLimiter
 from workers.types import Usage
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ class ModelClient:
         max_retry_after_s: float = MAX_RETRY_AFTER_S,
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
+        # Shared by every job of the worker: requests/tokens per minute, 429s obeyed by all.
+        self._limiter = limiter
         self._metrics = metrics or Metrics()
         self.model = model
         self._api_key = api_key or None
@@ -169,10 +173,24 @@ class ModelClient:
     def _post_with_retries(self, body: dict[str, Any]) -> ModelReply:
         attempt = 0
         while True:
+            reserved = 0.0
+            if self._limiter is not None:
+                wait, reserved = self._limiter.reserve()
+                if wait > 0:
+                    self._sleep(wait)
             try:
-                return self._timed_post(body)
+                reply = self._timed_post(body)
+                if self._limiter is not None:
+                    used = reply.usage.prompt_tokens + reply.usage.completion_tokens
+                    self._limiter.succeeded(reserved, used)
+                return reply
             except _Retryable as failure:
                 error = failure.error
+                if self._limiter is not None and isinstance(error, ModelRateLimited):
+                    pause = failure.retry_after_s
+                    if pause is not None:
+                        pause = min(pause, self._max_retry_after_s)
+                    self._limiter.rate_limited(pause)
                 if attempt >= self._max_retries:
                     raise error from failure.__cause__
                 too_long = (
@@ -360,6 +378,7 @@ def model_client_from_settings(
     metrics: Metrics | None = None,
 ) -> ModelClient:
     key = settings.vlm_api_key.get_secret_value() if settings.vlm_api_key else None
+    limiter = RateLimiter(settings.vlm_requests_per_min, settings.vlm_tokens_per_min)
     return ModelClient(
         settings.effective_vlm_base_url,
         settings.vlm_model,
@@ -370,4 +389,5 @@ def model_client_from_settings(
         max_backoff_s=settings.vlm_max_backoff_s,
         sleep=sleep,
         metrics=metrics,
+        limiter=limiter,
     )
