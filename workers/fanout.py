@@ -10,7 +10,8 @@ still queued are cancelled.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from workers.types import Chunk, ChunkResult, FrameSample
@@ -24,11 +25,17 @@ def localize_chunks(
     *,
     workers: int,
     on_result: Callable[[ChunkResult], None],
+    budget: threading.Semaphore | None = None,
 ) -> None:
-    """Call ``localize`` on every chunk, ``workers`` at a time; ``on_result`` for each result."""
+    """Call ``localize`` on every chunk, ``workers`` at a time; ``on_result`` for each result.
+
+    ``budget``, shared by every job of a worker, caps the chunks of decoded frames held across
+    jobs: a slot is taken before a chunk is decoded and given back once it is localized.
+    """
     if workers < 1:
         raise ValueError("workers must be >= 1")
     in_flight: set[Future[ChunkResult]] = set()
+    holding = False  # a budget slot taken for a chunk not yet handed to the pool
 
     def finish(done: set[Future[ChunkResult]]) -> None:
         in_flight.difference_update(done)
@@ -37,15 +44,47 @@ def localize_chunks(
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="localize") as pool:
         try:
-            for chunk, frames in chunks:
+            for chunk, frames in chunks if budget is None else _within(chunks, budget):
+                holding = budget is not None
                 while len(in_flight) >= workers:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     finish(done)
                 # Each chunk runs in a copy of this job's context: its log lines keep the ids.
                 ctx = contextvars.copy_context()
-                in_flight.add(pool.submit(ctx.run, localize, chunk, frames))
+                fut = pool.submit(ctx.run, localize, chunk, frames)
+                if budget is not None:
+                    fut.add_done_callback(_giving_back(budget))
+                holding = False
+                in_flight.add(fut)
             done, _ = wait(in_flight)
             finish(done)
         finally:
+            if holding and budget is not None:
+                budget.release()
             for fut in in_flight:
                 fut.cancel()
+
+
+def _giving_back(budget: threading.Semaphore) -> Callable[[Future[ChunkResult]], None]:
+    def release(_done: Future[ChunkResult]) -> None:
+        budget.release()
+
+    return release
+
+
+def _within(
+    chunks: Iterable[tuple[Chunk, list[FrameSample]]], budget: threading.Semaphore
+) -> Iterator[tuple[Chunk, list[FrameSample]]]:
+    """``chunks``, each decoded only once a budget slot is taken (the caller gives it back)."""
+    it = iter(chunks)
+    while True:
+        budget.acquire()
+        try:
+            item = next(it)
+        except StopIteration:
+            budget.release()
+            return
+        except BaseException:
+            budget.release()
+            raise
+        yield item

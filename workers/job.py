@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -82,7 +83,8 @@ class JobOutcome:
 
 
 class JobRunner:
-    """Runs one ingest event to a stored timeline; safe to reuse across jobs, not across threads."""
+    """Runs one ingest event to a stored timeline; keeps no per-job state, so the jobs of one
+    worker share it across threads."""
 
     def __init__(
         self,
@@ -91,8 +93,12 @@ class JobRunner:
         open_source: Callable[[Path], tuple[FrameSource, VideoInfo]],
         make_localizer: Callable[[str], Localizer],
         metrics: Metrics | None = None,
+        frame_budget: threading.Semaphore | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        # Chunks of decoded frames held at once across every job sharing it (a worker's memory
+        # bound when it runs several jobs); None: each job's own bound only.
+        self._frame_budget = frame_budget
         self._settings = settings
         self._plan_config = PlanConfig.from_settings(settings)
         self._store = store
@@ -120,7 +126,9 @@ class JobRunner:
             timings["download_s"] = time.monotonic() - started
 
             progress("probing", 0, 0, "probing")
+            started = time.monotonic()
             source, info = self._open_source(path)
+            timings["probe_s"] = time.monotonic() - started
             localizer_name = event.options.localizer or s.effective_localizer
             prepass = None
             if wants_adaptive(event, self._plan_config) and localizer_name == "vlm":
@@ -172,7 +180,15 @@ class JobRunner:
         # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
         key = names.timeline_key(video_id, tenant_of_key(event.source.key))
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
+        started = time.monotonic()
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
+        timings["store_s"] = time.monotonic() - started
+        # Where each job's own time goes (bench/bench_throughput.py averages these lines).
+        log.info(
+            "job timings: %s",
+            " ".join(f"{name}={value:.3f}" for name, value in timings.items()),
+            extra={"video_id": video_id, "job_id": job_id},
+        )
         return JobOutcome(
             timeline, s.timeline_bucket, key, usage, cost, from_checkpoint, rejected, timings
         )
@@ -219,6 +235,7 @@ class JobRunner:
                 lambda chunk, frames: timed(chunk, frames, request),
                 workers=self._settings.vlm_concurrency if plan.localizer == "vlm" else 1,
                 on_result=record,
+                budget=self._frame_budget,
             )
         missing = [c.index for c in plan.chunks if c.index not in results]
         if missing:

@@ -72,7 +72,12 @@ def build_handlers(
     model budget and circuit breaker shared, so the breaker sees every job's model failures."""
     store = ObjectStore(settings)
     make_localizer = localizer_factory(settings, http, metrics)
-    runner = JobRunner(settings, store, source_opener(settings), make_localizer, metrics)
+    # Decoded chunks held at once across the jobs: enough for the model's slots to be busy while
+    # as many more are decoded, and never less than one job alone holds (concurrency + 1).
+    frames = threading.Semaphore(max(2, 2 * settings.vlm_concurrency))
+    runner = JobRunner(
+        settings, store, source_opener(settings), make_localizer, metrics, frame_budget=frames
+    )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/dedup.py.
     markers = WorkMarkers(store, settings.timeline_bucket)
