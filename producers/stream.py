@@ -81,6 +81,10 @@ def ffmpeg_args(config: StreamConfig, workdir: Path) -> list[str]:
         "0:v:0",
         "-c",
         "copy",
+        # Keep the packets before a connection's first keyframe (FFmpeg drops them by default):
+        # the segment list counts time from the first packet, and so must the segment's own
+        # timestamps, or the first segment after every (re)connection is shifted by them.
+        "-copyinkf",
         "-f",
         "segment",
         "-segment_time",

@@ -164,6 +164,10 @@ class StreamJob:
             skipped=skip,
         )
         timeline = self._timeline(event, job_id, base, current, fold)
+        # Last look before writing: a worker whose partition moved away stops here (the
+        # progress callback raises once the loop cancels), so it cannot overwrite the fold of
+        # a later segment that the partition's new owner already stored (docs/streams.md).
+        progress("storing", 1, 1, f"storing {key}")
         self._store.put_bytes(self._bucket, key, encode(timeline))
         result = self._result(event, job_id, timeline, key, fold, skipped=skip)
         self._publish(names.TOPIC_RESULTS, segment.stream_id, encode(result))

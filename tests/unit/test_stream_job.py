@@ -14,6 +14,7 @@ from vidloc import names
 from vidloc.cli.stream_watch import stream_lines
 from vidloc.errors import ObjectMissing
 from workers.job import JobOutcome
+from workers.policy import JobCancelled
 from workers.stream_job import StreamJob, lag_limit_s, should_skip
 from workers.types import Usage
 
@@ -157,3 +158,18 @@ def test_should_skip(policy: str, lag: float, max_lag: float | None, skip: bool)
     assert seg is not None
     assert should_skip(seg, lag) is skip
     assert lag_limit_s(seg) == (max_lag or 9.0)
+
+
+def test_a_cancelled_job_does_not_write_the_timeline(setup: Any) -> None:
+    """A worker that lost the partition mid-segment must not overwrite the new owner's fold."""
+    store, _runner, sent, job = setup
+    job.run(segment(0, 0.0), "j0", lambda *a: None)
+    before = dict(store.objects)
+
+    def cancelled(stage: str, *_: Any) -> None:
+        if stage == "storing":
+            raise JobCancelled("partition revoked")
+
+    with pytest.raises(JobCancelled):
+        job.run(segment(1, 3.0), "j1", cancelled)
+    assert store.objects == before and len(results(sent)) == 1
