@@ -13,6 +13,7 @@ from contracts.result import ResultEvent
 from vidloc import names
 from vidloc.cli.stream_watch import stream_lines
 from vidloc.errors import ObjectMissing
+from vidloc.metrics import Metrics
 from workers.job import JobOutcome
 from workers.policy import JobCancelled
 from workers.stream_job import StreamJob, lag_limit_s, should_skip
@@ -173,3 +174,20 @@ def test_a_cancelled_job_does_not_write_the_timeline(setup: Any) -> None:
     with pytest.raises(JobCancelled):
         job.run(segment(1, 3.0), "j1", cancelled)
     assert store.objects == before and len(results(sent)) == 1
+
+
+def test_the_lag_is_a_metric_and_a_progress_message() -> None:
+    metrics = Metrics()
+    said: list[str] = []
+    job = StreamJob(
+        Runner({}),  # type: ignore[arg-type]
+        Store(),
+        lambda *a: None,
+        timeline_bucket="timelines",
+        metrics=metrics,
+        wall_clock=lambda: NOW,
+    )
+    job.run(segment(0, 0.0, age_s=2.5), "j0", lambda stage, done, total, msg: said.append(msg))
+    lag = metrics.registry.get_sample_value("vidloc_stream_lag_seconds", {"stream": "cam1"})
+    assert lag == pytest.approx(2.5)
+    assert any("lag 2.5 s" in m for m in said), said
