@@ -1,8 +1,11 @@
-"""Boundary refinement, the running half: decode each boundary's window, ask, move.
+"""Boundary refinement, the running half: decode each bracket small, let the pixels speak, then
+ask the model about the rest a few frames at a time, many boundaries per request.
 
-Runs inside the job while its temporary copy of the video still exists. Each boundary is one
-small model request (frames at the refinement rate inside the coarse bracket, the event's label
-only), so refinement tokens are counted apart from the coarse pass.
+Runs inside the job while its temporary copy of the video still exists. The search itself is
+pure (``workers.refine_search``); this module decodes frames, computes the colour evidence,
+groups each round's frames into requests within the image cap and sends them. Refinement
+frames go out at the smallest size the model reads (``refine_plan.look_size``), its tokens
+are counted apart from the coarse pass.
 """
 
 from __future__ import annotations
@@ -12,19 +15,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from workers.localizers.capped import stitch
-from workers.refine_plan import (
-    Boundary,
-    RefineRequest,
-    Side,
-    apply_moves,
-    plan_boundaries,
-    plan_requests,
-    refined_time,
-)
+from workers.frames.evidence import colour_histogram, progress_of
+from workers.frames.plan import parts_for
+from workers.refine_plan import Boundary, Side, apply_moves, look_size
+from workers.refine_search import Search, open_search, plan_searches, read_visibility
+from workers.tokens import image_tokens
 from workers.types import (
     Chunk,
-    ChunkResult,
     DetectedEvent,
     FrameSample,
     FrameSource,
@@ -37,19 +34,24 @@ log = logging.getLogger(__name__)
 
 # Refinement requests get chunk indexes far above any coarse chunk, so logs tell them apart.
 REFINE_CHUNK_BASE = 1_000_000
+MAX_ROUNDS = 12  # bisection over 2 s at 60 fps needs 7; a flickering answer cannot loop
+_EPS = 1e-3
 
 
 @dataclass(frozen=True)
 class RefineOutcome:
     events: tuple[DetectedEvent, ...]
     usage: Usage
-    boundaries: int  # boundaries re-asked (both of one event go in one request)
+    boundaries: int  # boundaries refined (by pixels or by asking)
     moved: int  # boundaries that moved
-    frames: int  # frames sent
+    frames: int  # frames sent (at ``look_size``)
+    settled_by_pixels: int = 0  # boundaries the colour evidence settled without asking
+    rounds: int = 0  # rounds of requests
 
 
 def choose_within_cap(boundaries: Sequence[Boundary], max_frames: int | None) -> list[Boundary]:
-    """The widest brackets first (most to gain) while the frame cap allows."""
+    """The widest brackets first (most to gain) while the frame cap allows (the dense plan of
+    ``workers.refine_plan``, kept for cost estimates)."""
     if max_frames is None:
         return list(boundaries)
     chosen, used = [], 0
@@ -75,59 +77,158 @@ def refine_events(
     max_frames: int | None = None,
     max_images: int = 64,
 ) -> RefineOutcome:
-    planned = plan_boundaries(
+    """Refine every boundary of ``events`` to a frame of the ``fps`` grid.
+
+    ``max_frames`` counts frames of ``size`` (the coarse frames' budget); refinement's smaller
+    frames are charged by their tokens, so the same budget buys more of them. When it runs out
+    the remaining boundaries keep their best estimate (the strongest colour step left in their
+    bracket) instead of their coarse time.
+    """
+    if max_images < 1:
+        raise ValueError(f"max_images must be >= 1, got {max_images}")
+    searches = plan_searches(
         events, coarse_times, fps=fps, window_s=window_s, duration_s=request.video_duration_s
     )
-    boundaries = choose_within_cap(planned, max_frames)
-    if len(boundaries) < len(planned):
-        log.info("refinement: budget allows %d of %d boundaries", len(boundaries), len(planned))
-    if not boundaries:
+    if not searches:
         return RefineOutcome(tuple(events), Usage(), 0, 0, 0)
+    look = look_size(*size)
+    searches = _with_evidence(searches, source, path, look)
+    budget = None
+    if max_frames is not None:
+        budget = max_frames * image_tokens(*size) // image_tokens(*look)
 
-    # Usually one request per event with both its boundaries' windows, within the image cap.
-    requests = plan_requests(boundaries, max_images)
-
-    def ask(
-        numbered: tuple[int, RefineRequest],
-    ) -> tuple[RefineRequest, ChunkResult, tuple[float, ...]]:
-        n, req = numbered
-        frames = _distinct(list(source.frames(path, req.times, size)))
-        chunk = Chunk(REFINE_CHUNK_BASE + n, req.lo_s, req.hi_s, tuple(f.t_s for f in frames))
-        ask_for = replace(request, labels=(req.boundaries[0].label,))
-        return req, localizer.localize(chunk, frames, ask_for), chunk.times
-
+    usage, sent, rounds, counter = Usage(), 0, 0, 0
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refine") as pool:
-        answers = list(pool.map(ask, enumerate(requests)))
-    seen: dict[tuple[int, Side], list[tuple[tuple[DetectedEvent, ...], tuple[float, ...]]]] = {}
-    usage = Usage()
-    frames = 0
-    for req, result, shown in answers:
-        usage += result.usage
-        frames += len(shown)
-        for b in req.boundaries:
-            seen.setdefault((b.event_index, b.side), []).append((result.events, shown))
-    moves: dict[tuple[int, Side], float] = {}
-    for b in boundaries:
-        # A window split over several requests is read as one: pieces joined across the seams.
-        parts = sorted(seen[(b.event_index, b.side)], key=lambda part: part[1][:1])
-        shown_all = sorted(t for _, shown in parts for t in shown)
-        answer = stitch(parts) if len(parts) > 1 else parts[0][0]
-        moves[(b.event_index, b.side)] = refined_time(b, answer, shown_all)
+        for round_index in range(MAX_ROUNDS):
+            wanted = {s.key: s.probes(round_index) for s in searches if not s.done}
+            if budget is not None:
+                wanted = _within(wanted, budget - sent)
+            times = sorted({round(t, 4) for probes in wanted.values() for t in probes})
+            if not times:
+                break
+            frames = _decode(source, path, times, look)
+            by_time = {round(t, 4): f for t, f in zip(times, frames, strict=True)}
+            parts = [times[a:b] for a, b in parts_for(len(times), max_images)]
+            labels_of: dict[float, set[str]] = {t: set() for t in times}
+            for s in searches:
+                for t in wanted.get(s.key, ()):
+                    labels_of[round(t, 4)].add(s.label)
+
+            numbered = list(range(counter, counter + len(parts)))
+            counter += len(parts)
+            asks = [
+                _Ask(
+                    [by_time[t] for t in part],
+                    tuple(sorted(set().union(*(labels_of[t] for t in part)))),
+                    n,
+                )
+                for part, n in zip(parts, numbered, strict=True)
+            ]
+            answers = list(pool.map(lambda a: a.send(localizer, request), asks))
+            seen: dict[str, dict[float, bool]] = {}
+            for visibility, used in answers:
+                usage += used
+                for label, per_time in visibility.items():
+                    seen.setdefault(label, {}).update(per_time)
+            sent += len(times)
+            rounds += 1
+            searches = [
+                s.observe(seen.get(s.label, {})) if s.key in wanted else s for s in searches
+            ]
+    moves: dict[tuple[int, Side], float] = {s.key: s.estimate() for s in searches}
     refined = apply_moves(events, moves)
-    moved = sum(1 for b in boundaries if abs(moves[(b.event_index, b.side)] - b.t_s) > 1e-6)
+    moved = sum(1 for s in searches if abs(moves[s.key] - s.t_s) > 1e-6)
+    settled = sum(1 for s in searches if s.settled_by_pixels)
     log.info(
-        "refinement: %d boundaries re-asked with %d frames, %d moved, %d prompt tokens",
-        len(boundaries),
-        frames,
+        "refinement: %d boundaries (%d settled by pixels) with %d frames in %d rounds, "
+        "%d moved, %d prompt tokens",
+        len(searches),
+        settled,
+        sent,
+        rounds,
         moved,
         usage.prompt_tokens,
     )
-    return RefineOutcome(refined, usage, len(boundaries), moved, frames)
+    return RefineOutcome(refined, usage, len(searches), moved, sent, settled, rounds)
 
 
-def _distinct(frames: list[FrameSample]) -> list[FrameSample]:
-    out: list[FrameSample] = []
-    for f in frames:
-        if not out or round(f.t_s, 4) != round(out[-1].t_s, 4):
-            out.append(f)
+@dataclass(frozen=True)
+class _Ask:
+    """One refinement request: its frames and the labels asked about them."""
+
+    frames: list[FrameSample]
+    labels: tuple[str, ...]
+    number: int
+
+    def send(
+        self, localizer: Localizer, request: LocalizeRequest
+    ) -> tuple[dict[str, dict[float, bool]], Usage]:
+        times = tuple(f.t_s for f in self.frames)
+        chunk = Chunk(REFINE_CHUNK_BASE + self.number, times[0], times[-1], times)
+        result = localizer.localize(chunk, self.frames, replace(request, labels=self.labels))
+        return read_visibility(result.events, self.labels, times), result.usage
+
+
+def _within(
+    wanted: dict[tuple[int, Side], tuple[float, ...]], left: int
+) -> dict[tuple[int, Side], tuple[float, ...]]:
+    """The probes that fit in ``left`` frames, in event order."""
+    out: dict[tuple[int, Side], tuple[float, ...]] = {}
+    for key, probes in wanted.items():
+        if len(probes) <= left:
+            out[key] = probes
+            left -= len(probes)
     return out
+
+
+def _with_evidence(
+    searches: list[Search], source: FrameSource, path: str, size: tuple[int, int]
+) -> list[Search]:
+    """Each search on the frames the video really has (the grid snapped to decoded frames) and
+    with its colour steps, which may settle it. One decode for all brackets."""
+    wanted: set[float] = set()
+    for s in searches:
+        wanted.update(round(t, 4) for t in (max(s.lo_s, 0.0), *s.candidates, s.hi_s))
+    times = sorted(wanted)
+    hists = {}
+    actual: dict[float, float] = {}
+    for t, frame in zip(times, _decode(source, path, times, size), strict=True):
+        hists[t] = colour_histogram(frame.image)
+        actual[t] = frame.t_s
+    out = []
+    for s in searches:
+        near, far = round(max(s.lo_s, 0.0), 4), round(s.hi_s, 4)
+        # Distinct real frames strictly between the bracket's ends (a grid finer than the
+        # video's frame rate asks for one frame twice; the ends are already known).
+        keys: list[float] = []
+        for t in (round(c, 4) for c in s.candidates):
+            if abs(actual[t] - actual[far]) <= _EPS:
+                continue
+            if s.lo_s >= 0 and abs(actual[t] - actual[near]) <= _EPS:
+                continue
+            if keys and abs(actual[keys[-1]] - actual[t]) <= _EPS:
+                continue
+            keys.append(t)
+        # The ends are the frames the coarse pass really saw (a sample between two frames
+        # shows the nearest one): a boundary past every candidate is that far frame.
+        lo_s = actual[near] if s.lo_s >= 0 else s.lo_s
+        fresh = open_search(
+            s.event_index, s.side, s.label, s.t_s, lo_s, actual[far], [actual[k] for k in keys]
+        )
+        if len(fresh.candidates) != len(keys):
+            continue  # a decoder gave times outside the bracket: leave this boundary be
+        if not keys:
+            continue
+        chain = [hists[near], *(hists[k] for k in keys), hists[far]]
+        out.append(fresh.with_progress(progress_of(chain)))
+    return out
+
+
+def _decode(
+    source: FrameSource, path: str, times: Sequence[float], size: tuple[int, int]
+) -> list[FrameSample]:
+    """One frame per requested time, in order (a source may serve one frame for two times)."""
+    frames = list(source.frames(path, times, size))
+    if len(frames) == len(times):
+        return frames
+    return [min(frames, key=lambda f: abs(f.t_s - t)) for t in times]

@@ -1,4 +1,5 @@
-"""Refinement requests within the image cap: 20 fps over 4 s windows never exceeds it."""
+"""Refinement requests within the image cap: 20 fps over 4 s windows never exceeds it (the dense
+plan of ``workers.refine_plan``, which cost estimates use, and the search refinement runs)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ class SeeingLocalizer:
         return ChunkResult(chunk.index, events, Usage(10 * len(frames), 5, 1))
 
 
-@pytest.mark.parametrize("cap", [64, 16])
+@pytest.mark.parametrize("cap", [64, 16, 1])
 def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) -> None:
     localizer = SeeingLocalizer()
     outcome = refine_events(
@@ -105,10 +106,38 @@ def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) ->
         max_images=cap,
     )
     assert localizer.sent and max(localizer.sent) <= cap
-    assert sum(localizer.sent) == outcome.frames == 158
-    # Answers to the split windows are read as one: boundaries land on the first frame with
-    # the event and the first frame without it, as with one request.
+    assert sum(localizer.sent) == outcome.frames
+    # Black frames give no colour evidence: a bisection of each 79-frame window, one frame
+    # per boundary and round, both boundaries in one request when the cap allows.
+    assert outcome.settled_by_pixels == 0
+    assert outcome.frames <= 2 * 7 and outcome.rounds <= 7
+    if cap >= 2:
+        assert len(localizer.sent) == outcome.rounds
+    # Boundaries land on the first frame with the event and the first frame without it.
     (event,) = outcome.events
     assert event.start_s == pytest.approx(12.4, abs=1e-6)
     assert event.end_s == pytest.approx(31.65, abs=1e-6)
     assert outcome.moved == 2
+
+
+def test_a_frame_budget_stops_asking_and_keeps_a_best_estimate() -> None:
+    localizer = SeeingLocalizer()
+    outcome = refine_events(
+        COARSE_EVENT,
+        COARSE,
+        source=Source(),
+        path="video.mp4",
+        size=(64, 36),
+        localizer=localizer,
+        request=LocalizeRequest(labels=("red circle",), video_duration_s=60.0),
+        fps=FPS,
+        window_s=WINDOW_S,
+        max_frames=3,  # frames of 64x36; refinement's own frames cost the same here
+    )
+    assert outcome.frames == 3
+    (event,) = outcome.events
+    # Not exact, but each in the middle of what its looks left unknown: the start after two
+    # halvings of its 4 s window (within 0.5 s), the end after one (within 1 s); the coarse
+    # boundaries were 3.1 s and 1.1 s off.
+    assert abs(event.start_s - 12.37) <= 0.5
+    assert abs(event.end_s - 31.62) <= 1.0
