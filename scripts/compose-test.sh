@@ -74,7 +74,15 @@ set +a
 compose() {
     podman-compose -p "$COMPOSE_PROJECT_NAME" -f docker-compose.yml "$@" >>"$RUN_DIR/compose.log" 2>&1
 }
-down() { compose down "$@" || true; }
+down() {
+    # podman-compose 1.0.3 ignores stop_grace_period and stops with -t 1 unless told: give
+    # Kafka a clean shutdown and a worker the time to hand its job back.
+    compose down -t 60 "$@" || true
+    # podman-compose 1.0.3 only removes the replicas the compose file names: the third worker
+    # started from the scale override would outlive `down`.
+    podman ps -a -q --filter "label=io.podman.compose.project=$COMPOSE_PROJECT_NAME" \
+        | xargs -r podman rm -f -t 10 >/dev/null 2>&1 || true
+}
 logs_on_failure() {
     local rc=$?
     if [ $rc -ne 0 ]; then
