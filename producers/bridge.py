@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from contracts import DlqRecord, ErrorInfo, MessageSource, encode, wrap_original
+from producers.hls_bridge import HlsFollower, HlsUpdate
 from producers.notifications import (
     BAD_NOTIFICATION,
     SUBMITTED_META,
@@ -64,12 +65,15 @@ def forward_notification(
     seen: SeenObjects,
     now: datetime,
     submitted: Callable[[str, str, str], bool] | None = None,
+    hls: Callable[[CreatedObject, datetime], HlsUpdate] | None = None,
 ) -> int:
     """Publish the ingest events of one notification, each acked; returns how many were new.
 
     Raises BadIngestEvent for a payload that is no notification, BusUnavailable when Kafka fails
     (the caller rewinds and retries; ``seen`` only records what was acked). ``submitted`` says
     whether an object version was uploaded by ``vidloc submit``, which publishes its own event.
+    ``hls`` turns a playlist version under ``hls/<stream-id>/`` into its new segments' events
+    (producers/hls_bridge.py); without it playlists are left alone.
     """
     decision = ingest_events_from_notification(payload, video_bucket=video_bucket, now=now)
     for key, reason in decision.skipped:
@@ -98,7 +102,33 @@ def forward_notification(
             names.TOPIC_INGEST,
             extra={"video_id": event.effective_video_id, "job_id": event.job_id},
         )
+    for playlist in decision.playlists:
+        published += _forward_playlist(playlist, publisher, seen, now, hls)
     return published
+
+
+def _forward_playlist(
+    playlist: CreatedObject,
+    publisher: Publisher,
+    seen: SeenObjects,
+    now: datetime,
+    hls: Callable[[CreatedObject, datetime], HlsUpdate] | None,
+) -> int:
+    """Publish a playlist version's new segments keyed by their stream, then remember them."""
+    assert playlist.etag is not None
+    identity = (playlist.bucket, playlist.key, playlist.etag)
+    if identity in seen:
+        log.info("duplicate notification for playlist %s, already bridged", playlist.key)
+        return 0
+    if hls is None:
+        log.info("skipping HLS playlist %s: no HLS follower", playlist.key)
+        return 0
+    update = hls(playlist, now)
+    for event in update.events:
+        publisher.publish(names.TOPIC_INGEST, update.stream_id, encode(event))
+    update.commit()  # only after every event was acked: a crash before repeats, never loses
+    seen.add(identity)
+    return len(update.events)
 
 
 def dead_letter(record: BusRecord, error: VidlocError, *, now: datetime) -> tuple[str, bytes]:
@@ -169,6 +199,8 @@ def _bridge_batch(
     seen: SeenObjects,
     store: ObjectStore,
 ) -> None:
+    follower = HlsFollower(store, video_bucket=settings.video_bucket)
+
     def submitted(bucket: str, key: str, etag: str) -> bool:
         try:
             info = store.stat(bucket, key)
@@ -185,6 +217,7 @@ def _bridge_batch(
                 seen=seen,
                 now=_utcnow(),
                 submitted=submitted,
+                hls=follower,
             )
         except InputError as exc:
             log.error(

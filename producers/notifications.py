@@ -29,6 +29,7 @@ from contracts import (
 )
 from contracts.codec import load_json
 from contracts.limits import MESSAGE_LIMITS
+from producers.hls import hls_prefix_of, is_playlist_key
 from vidloc import names
 from vidloc.errors import BadIngestEvent
 from vidloc.tenancy import tenant_of_key
@@ -201,6 +202,9 @@ class BridgeDecision:
 
     events: list[IngestEvent]
     skipped: list[tuple[str, str]]
+    # HLS playlists under hls/<stream-id>/: their new segments are bridged by reading them
+    # (producers/hls_bridge.py), which is I/O, so the pure half only picks them out.
+    playlists: list[CreatedObject] = field(default_factory=list)
 
 
 def build_ingest_event(
@@ -227,10 +231,19 @@ def ingest_events_from_notification(
     """Pure: one notification -> the ingest events it asks for (raises BadIngestEvent)."""
     parsed = parse_notification(payload)
     events: list[IngestEvent] = []
+    playlists: list[CreatedObject] = []
     skipped = list(parsed.skipped)
     for obj in parsed.created:
+        hls = hls_prefix_of(obj.key)
         if obj.bucket != video_bucket:
             skipped.append((obj.key, f"bucket {obj.bucket} is not the video bucket"))
+        elif hls is not None and is_playlist_key(obj.key):
+            if obj.etag is None:
+                skipped.append((obj.key, "notification carries no eTag"))
+            else:
+                playlists.append(obj)
+        elif hls is not None and is_video_key(obj.key):
+            skipped.append((obj.key, f"HLS segment of stream {hls.stream_id}: its playlist"))
         elif not is_video_key(obj.key):
             suffix = PurePosixPath(obj.key).suffix or "no extension"
             skipped.append((obj.key, f"not a video ({suffix})"))
@@ -242,4 +255,4 @@ def ingest_events_from_notification(
             except ValidationError as exc:
                 problem = ContractError.from_validation(exc)
                 skipped.append((obj.key, f"refused by the ingest contract: {problem}"))
-    return BridgeDecision(events=events, skipped=skipped)
+    return BridgeDecision(events=events, skipped=skipped, playlists=playlists)
