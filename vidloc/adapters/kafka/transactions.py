@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -52,6 +52,7 @@ class TransactionalPublisher:
         transactional_id: str,
         *,
         transaction_timeout_ms: int = 15_000,
+        producer_factory: Callable[[dict[str, Any]], Any] | None = None,
         **overrides: Any,
     ) -> None:
         config = kafka_config(settings)
@@ -67,13 +68,16 @@ class TransactionalPublisher:
         self._config = config
         self._where = describe(settings)
         self.transactional_id = transactional_id
-        require_listener(settings)
+        # A KafkaProducer; injectable so the failure handling is tested without a broker.
+        self._factory = producer_factory or (lambda config: construct(KafkaProducer, config))
+        if producer_factory is None:
+            require_listener(settings)
         self._producer: Any = None
         self._open()
 
     def _open(self) -> None:
         try:
-            self._producer = construct(KafkaProducer, self._config)
+            self._producer = self._factory(self._config)
             # Aborts whatever an earlier producer with this id left open (a SIGKILLed worker).
             self._producer.init_transactions()
         except KafkaError as exc:
