@@ -34,6 +34,7 @@ class Bar:
     width_pct: float
     description: str
     confidence: float | None
+    source: str | None = None  # "stream" for what a live stream itself records (gaps)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def layout_tracks(duration_s: float, events: Sequence[TimelineEvent]) -> list[Tr
                 width_pct=max(MIN_WIDTH_PCT, 100.0 * (e.end_s - e.start_s) / span),
                 description=e.description,
                 confidence=e.confidence,
+                source=e.source,
             )
             for e in sorted(events, key=lambda e: (e.start_s, e.end_s, e.id))
             if e.label == label

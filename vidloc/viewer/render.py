@@ -13,6 +13,9 @@ from importlib import resources
 from contracts import Timeline
 from vidloc.viewer.layout import Track, layout_tracks, ruler_ticks, span_s
 
+POLL_MS = 2000  # how often a live stream's page asks for its timeline
+STREAM_SOURCE = "stream"  # TimelineEvent.source of a stream's own events (gaps)
+
 
 def _asset(name: str) -> str:
     return resources.files("vidloc.viewer").joinpath(name).read_text(encoding="utf-8")
@@ -32,8 +35,9 @@ def _track_html(track: Track) -> str:
     for bar in track.bars:
         conf = "" if bar.confidence is None else f"{bar.confidence:.2f}"
         title = f"{bar.label} {_fmt_s(bar.start_s)}-{_fmt_s(bar.end_s)}: {bar.description}"
+        kind = "bar gap" if bar.source == STREAM_SOURCE else "bar"
         bars.append(
-            f'<button class="bar" type="button" data-event-id="{escape(bar.event_id)}" '
+            f'<button class="{kind}" type="button" data-event-id="{escape(bar.event_id)}" '
             f'data-label="{escape(bar.label)}" data-start="{_num(bar.start_s)}" '
             f'data-end="{_num(bar.end_s)}" data-confidence="{conf}" '
             f'data-description="{escape(bar.description)}" aria-label="{escape(title)}" '
@@ -110,6 +114,29 @@ def _table_html(timeline: Timeline) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _live_attrs(timeline: Timeline) -> str:
+    """A live stream's page follows its timeline (viewer.js): polled by the page itself when
+    opened directly, posted in by the keyed shell when framed. An ended stream is final."""
+    stream = timeline.stream
+    if stream is None:
+        return ""
+    live = "1" if not stream.ended else "0"
+    return (
+        f' data-video-id="{escape(timeline.video_id)}" data-live="{live}" data-poll-ms="{POLL_MS}"'
+    )
+
+
+def _live_html(timeline: Timeline) -> str:
+    stream = timeline.stream
+    if stream is None:
+        return ""
+    state = "stream ended" if stream.ended else "live"
+    return (
+        f'<div id="live" class="live">{state} · {_fmt_s(stream.covered_s)} covered · '
+        f"lag {_fmt_s(stream.lag_s)} · segment {stream.last_seq}</div>"
+    )
+
+
 def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None = None) -> str:
     """The page for ``timeline``; ``video_url`` (e.g. a presigned GET) feeds the player.
 
@@ -130,10 +157,14 @@ def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None
     title = f"{timeline.source.bucket}/{timeline.source.key}"
     sub = (
         f"video {escape(timeline.video_id)} · job {escape(timeline.job_id)} · "
-        f"{len(events)} events · {escape(timeline.created_at.isoformat())}"
+        f'<span class="count">{len(events)}</span> events · '
+        f"{escape(timeline.created_at.isoformat())}"
     )
     if note:
         sub += f" · {escape(note)}"
+    # A live stream's page polls its own timeline route (same origin, nothing else).
+    live = timeline.stream is not None and not timeline.stream.ended
+    connect = "; connect-src 'self'" if live else ""
     lanes = "".join(_track_html(track) for track in tracks) or ('<p class="empty">No events.</p>')
     return (
         "<!DOCTYPE html>\n"
@@ -142,10 +173,11 @@ def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None
         # Only inline code and the video's own origin: the page needs nothing else.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; media-src * blob: data:; "
-        'img-src data:">'
+        f'img-src data:{connect}">'
         f"<title>vidloc · {escape(title)}</title><style>{_asset('viewer.css')}</style></head>"
-        f'<body data-span="{_num(span)}" data-duration="{_num(timeline.video.duration_s)}">'
-        f'<h1>{escape(title)}</h1><div class="sub">{sub}</div>'
+        f'<body data-span="{_num(span)}" data-duration="{_num(timeline.video.duration_s)}"'
+        f"{_live_attrs(timeline)}>"
+        f'<h1>{escape(title)}</h1><div class="sub">{sub}</div>{_live_html(timeline)}'
         f'<div class="top"><div class="player">{player}</div>{_meta_html(timeline)}</div>'
         f'<div class="timeline"><div class="row ruler"><div class="name">seconds</div>'
         f'<div class="lane">{ticks}</div></div><div class="lanes">{lanes}</div></div>'

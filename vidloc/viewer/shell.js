@@ -25,6 +25,7 @@
           form.style.display = "none";
           document.body.setAttribute("data-state", "shown");
           say("");
+          if (html.indexOf('data-live="1"') >= 0) { follow(key, html); }
         });
       }
       return response.json().catch(function () { return {}; }).then(function (body) {
@@ -38,6 +39,43 @@
       document.body.setAttribute("data-state", "error-network");
       say("cannot reach the API: " + err);
     });
+  }
+
+  // A live stream: the framed page cannot hold the key, so the shell polls the timeline
+  // route with it and posts each timeline in (only the data the page already shows), until
+  // the stream ends. One loop per shown page.
+  var following = 0;
+  function follow(key, html) {
+    var loop = ++following;
+    var every = parseInt((/data-poll-ms="(\d+)"/.exec(html) || [])[1], 10) || 2000;
+    function tick() {
+      if (loop !== following) { return; }
+      fetch("../videos/" + encodeURIComponent(videoId) + "/timeline", {
+        headers: { "Authorization": "Bearer " + key },
+        cache: "no-store",
+        credentials: "omit"
+      }).then(function (response) {
+        if (response.status === 401) {
+          sessionStorage.removeItem(STORE);
+          form.style.display = "block";
+          say("401: the key was refused; live updates stopped");
+          return;
+        }
+        if (!response.ok) { setTimeout(tick, 2 * every); return; }
+        return response.json().then(function (doc) {
+          frame.contentWindow.postMessage(doc, "*");  // the sandboxed frame's origin is opaque
+          document.body.setAttribute("data-polls",
+            String((parseInt(document.body.getAttribute("data-polls"), 10) || 0) + 1));
+          if (doc.stream && doc.stream.ended) {
+            document.body.setAttribute("data-live", "ended");
+          } else {
+            setTimeout(tick, every);
+          }
+        });
+      }).catch(function () { setTimeout(tick, 2 * every); });
+    }
+    document.body.setAttribute("data-live", "following");
+    setTimeout(tick, every);
   }
 
   form.addEventListener("submit", function (ev) {
