@@ -10,12 +10,13 @@ are counted apart from the coarse pass.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from workers.frames.evidence import colour_histogram, progress_of
+from workers.frames.evidence import colour_histogram, histogram_distance, progress_of
 from workers.frames.plan import parts_for
 from workers.refine_plan import Boundary, Side, apply_moves, look_size
 from workers.refine_search import Search, open_search, plan_searches, read_visibility
@@ -220,7 +221,8 @@ def _with_evidence(
         if not keys:
             continue
         chain = [hists[near], *(hists[k] for k in keys), hists[far]]
-        out.append(fresh.with_progress(progress_of(chain)))
+        novelty = [histogram_distance(a, b) for a, b in itertools.pairwise(chain)]
+        out.append(fresh.with_progress(progress_of(chain), novelty))
     return out
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from workers.frames.evidence import CLEAN_LEVEL, clean_step, strongest_step
+from workers.frames.evidence import CLEAN_LEVEL, OTHER_CHANGE_MAX, clean_step, strongest_step
 from workers.types import DetectedEvent
 
 Side = Literal["start", "end"]
@@ -52,6 +52,8 @@ class Search:
     # Pixel evidence: how far [near side, *candidates, far side] have gone from the near
     # side's picture (0) to the far side's (1); empty when not measured.
     progress: tuple[float, ...] = ()
+    # Colour mass moved between neighbours of that chain (``evidence.step_profile``).
+    novelty: tuple[float, ...] = ()
     settled_by_pixels: bool = False
     rounds: int = 0
 
@@ -84,12 +86,22 @@ class Search:
         return None if k is None or steps[k] <= 0 else k
 
     def _clean_before(self, h: int) -> bool:
-        """Every frame before candidate ``h`` looks like the near side."""
-        return bool(self.progress) and all(p <= CLEAN_LEVEL for p in self.progress[: h + 1])
+        """Every frame before candidate ``h`` looks like the near side, and nothing else
+        changed among them."""
+        quiet = all(d < OTHER_CHANGE_MAX for d in self.novelty[:h])
+        return (
+            bool(self.progress) and quiet and all(p <= CLEAN_LEVEL for p in self.progress[: h + 1])
+        )
 
     def _clean_after(self, h: int) -> bool:
-        """Candidate ``h`` and every frame after it look like the far side."""
-        return bool(self.progress) and all(p >= 1 - CLEAN_LEVEL for p in self.progress[h + 1 :])
+        """Candidate ``h`` and every frame after it look like the far side, and nothing else
+        changed among them."""
+        quiet = all(d < OTHER_CHANGE_MAX for d in self.novelty[h + 1 :])
+        return (
+            bool(self.progress)
+            and quiet
+            and all(p >= 1 - CLEAN_LEVEL for p in self.progress[h + 1 :])
+        )
 
     def probes(self, round_index: int) -> tuple[float, ...]:
         """Frames to show next. First round: around the strongest rise of the progress, only
@@ -140,18 +152,21 @@ class Search:
             return replace(out, before=after - 1)
         return out
 
-    def with_progress(self, progress: Sequence[float]) -> Search:
-        """Attach the pixel evidence: ``progress`` of ``[near side, *candidates, far side]``
+    def with_progress(self, progress: Sequence[float], novelty: Sequence[float] = ()) -> Search:
+        """Attach the pixel evidence for ``[near side, *candidates, far side]``: ``progress``
         from the near side's picture (0) to the far side's (1), as
-        ``workers.frames.evidence.progress_profile`` measures it. One clean step settles the
-        boundary; otherwise it guides which frames to show."""
+        ``workers.frames.evidence.progress_profile`` measures it, and the ``novelty`` of each
+        step (``evidence.step_profile``). One clean step, with nothing else changing in the
+        bracket, settles the boundary; otherwise the evidence guides which frames to show."""
         if len(progress) != len(self.candidates) + 2:
             raise ValueError(f"{len(progress)} values for {len(self.candidates)} candidates")
-        out = replace(self, progress=tuple(progress))
+        if novelty and len(novelty) != len(progress) - 1:
+            raise ValueError(f"{len(novelty)} steps for {len(progress)} frames")
+        out = replace(self, progress=tuple(progress), novelty=tuple(novelty))
         k = clean_step(progress)
-        if k is None:
-            return out
         # progress[k] is candidate k - 1: the first frame in the "after" state.
+        if k is None or not (out._clean_before(k - 1) and out._clean_after(k - 1)):
+            return out
         return replace(out, before=k - 2, after=k - 1, settled_by_pixels=True)
 
 

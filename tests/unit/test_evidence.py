@@ -13,7 +13,8 @@ from workers.frames.evidence import (
     novelty,
     progress_profile,
 )
-from workers.frames.prepass import change_fraction
+from workers.frames.prepass import change_fraction, change_scores
+from workers.types import FrameSample
 
 
 def _frame(*, square_x: int | None = 40, circle: bool = False, seed: int = 0) -> np.ndarray:
@@ -72,3 +73,16 @@ def test_ends_that_do_not_differ_say_nothing() -> None:
     frames = [_frame(square_x=20 + 25 * k) for k in range(5)]  # same noise
     assert not any(progress_profile(frames))
     assert clean_step(progress_profile(frames)) is None
+
+
+def test_the_prepass_scores_a_moving_object_low_and_a_new_one_high() -> None:
+    threshold = 0.02  # VIDLOC_ADAPTIVE_CHANGE_THRESHOLD's default
+    frames = [
+        FrameSample(0.0, _frame(square_x=40)),
+        FrameSample(0.25, _frame(square_x=70)),  # the square moved 30 px
+        FrameSample(0.5, _frame(square_x=70, circle=True)),  # a new circle
+    ]
+    moved, new = change_scores(frames)
+    assert moved < threshold / 4 and new > 3 * moved
+    # The share of changed pixels alone would have called the move the bigger change.
+    assert change_fraction(frames[0].image, frames[1].image) > new

@@ -31,6 +31,9 @@ MIN_END_CHANGE = 0.006
 # A clean step: every frame before it at most this far from the near end's picture, every frame
 # from it on at least ``1 - CLEAN_LEVEL`` of the way to the far end's.
 CLEAN_LEVEL = 0.15
+# ... and no other step in the bracket moves more colour mass than this: a shape leaving just
+# before a cut is a small change the cut's large one would hide in the projection.
+OTHER_CHANGE_MAX = 0.012
 
 
 def colour_histogram(image: RGBImage, bins: int = BINS_PER_CHANNEL) -> Histogram:

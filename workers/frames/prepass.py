@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.frames.evidence import colour_histogram, histogram_distance
 from workers.frames.plan import frame_size_for, plan_sample_times
 from workers.localizers.shots import scored_cuts
 from workers.types import FrameSample, FrameSource, RGBImage, VideoInfo
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 # ignore codec noise and slow texture drift, low enough for a new object on any background.
 CHANGE_LEVEL = 32
 CUT_SCORE = 1.0  # the change score given to a pair of frames a cut separates
+# Novelty is colour mass moved (a shape of 1 % of the frame appearing moves ~0.01); scaled so
+# that such a shape scores about what its changed-pixel share used to against the threshold.
+NOVELTY_SCALE = 2.0
 _FALLBACK_FPS = 30.0
 
 
@@ -46,11 +50,24 @@ def change_fraction(a: RGBImage, b: RGBImage, level: int = CHANGE_LEVEL) -> floa
 def change_scores(
     frames: Sequence[FrameSample], cut_after: Sequence[float] = ()
 ) -> tuple[float, ...]:
-    """Score of each consecutive pair; a pair whose later frame starts a shot scores CUT_SCORE."""
+    """Score of each consecutive pair; a pair whose later frame starts a shot scores CUT_SCORE.
+
+    The score is the smaller of the share of changed pixels and the novelty
+    (``workers.frames.evidence``: colour mass that moved, scaled by NOVELTY_SCALE). Something
+    new changes both. An object moving across the frame, a pan or a ticking clock change many
+    pixels but few colours; scored by pixels alone they made the plan sample moving videos
+    densely everywhere (issue 11). Texture drifting across a colour-bin edge moves colour but
+    no pixel past CHANGE_LEVEL.
+    """
     cut_keys = {round(t, 3) for t in cut_after}
+    hists = [colour_histogram(f.image) for f in frames]
     return tuple(
-        CUT_SCORE if round(b.t_s, 3) in cut_keys else change_fraction(a.image, b.image)
-        for a, b in itertools.pairwise(frames)
+        CUT_SCORE
+        if round(b.t_s, 3) in cut_keys
+        else min(change_fraction(a.image, b.image), NOVELTY_SCALE * histogram_distance(ha, hb))
+        for (a, b), (ha, hb) in zip(
+            itertools.pairwise(frames), itertools.pairwise(hists), strict=True
+        )
     )
 
 
