@@ -75,9 +75,11 @@ class Settings(BaseSettings):
     prepass_long_side: int = Field(default=96, ge=16)
     adaptive_min_fps: float = Field(default=0.2, gt=0, le=30)
     adaptive_change_threshold: float = Field(default=0.02, ge=0, le=1)
-    # Boundary refinement: re-ask the model with frames at refine_fps between the coarse
-    # samples that bracket each boundary (at most refine_window_s on either side).
-    refine: bool = False
+    # Boundary refinement: place each boundary on the refine_fps grid between the coarse
+    # samples that bracket it (at most refine_window_s on either side): colour evidence
+    # settles clean changes, the model is shown a few small frames for the rest, many
+    # boundaries per request (workers/refine_search.py). On by default (issue 11).
+    refine: bool = True
     refine_fps: float = Field(default=10.0, gt=0, le=60)
     refine_window_s: float = Field(default=2.0, gt=0)
     snap_to_cut_s: float = Field(default=0.5, ge=0)  # 0 = never snap boundaries to cuts

@@ -58,6 +58,9 @@ WORKER_ENV = {
     "VIDLOC_SAMPLE_FPS": "2",
     "VIDLOC_CHUNK_S": "6",
     "VIDLOC_LOCALIZER": "vlm",
+    # The styles are about reading the coarse answers; refinement (on by default) would add
+    # requests of its own to the counts below.
+    "VIDLOC_REFINE": "0",
 }
 TOLERANCE = 0.05  # mIoU a style may lose to canonical answers
 REALISTIC = [s for s in ANSWER_STYLES if s not in ("canonical", "unusable")]

@@ -110,6 +110,8 @@ def rig_factory(stack: Settings, fake: str, tmp_path: Path) -> Iterator[Callable
             "VIDLOC_VLM_MAX_BACKOFF_S": "1",
             "VIDLOC_RETRY_BACKOFF_MAX_S": "2",
             "VIDLOC_SAMPLE_FPS": "1",
+            # Requests are counted per chunk below; refinement (on by default) adds its own.
+            "VIDLOC_REFINE": "0",
             "VIDLOC_VLM_CONCURRENCY": "1",
             "VIDLOC_WORK_DIR": str(work_dir),
             "VIDLOC_WORKER_MAX_POLL_INTERVAL_MS": str(POLL_INTERVAL_MS),
