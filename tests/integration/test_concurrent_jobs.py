@@ -106,10 +106,24 @@ class Rig:
         self.watcher.close()
 
 
+@pytest.mark.parametrize(
+    "transactions",
+    [
+        pytest.param("true", id="transactions"),
+        pytest.param("false", id="plain-commits-for-brokers-without-transactions"),
+    ],
+)
 def test_one_worker_runs_several_jobs_at_once_and_announces_each_once(
-    stack: Settings, fake: str, clips: dict[str, Path], tmp_path: Path
+    stack: Settings, fake: str, clips: dict[str, Path], tmp_path: Path, transactions: str
 ) -> None:
-    rig = Rig(stack, fake, tmp_path, VIDLOC_WORKER_JOBS="4", VIDLOC_VLM_CONCURRENCY="4")
+    rig = Rig(
+        stack,
+        fake,
+        tmp_path,
+        VIDLOC_WORKER_JOBS="4",
+        VIDLOC_VLM_CONCURRENCY="4",
+        VIDLOC_WORKER_TRANSACTIONS=transactions,
+    )
     try:
         # Each 12 s clip is one chunk, one model request; a late answer keeps requests overlapping
         # only if several jobs run at once (one job at a time would keep one request in flight).
