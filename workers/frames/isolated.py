@@ -38,14 +38,6 @@ _RETURNED_ERRORS: dict[str, type[InputError]] = {
 }
 # How long a finished or killed child may take to be reaped.
 _JOIN_S = 10.0
-# Children are forked from a fork server: one single-threaded process, started once per worker
-# and never beside Kafka/HTTP threads, which has imported the decoders already. A spawned child
-# paid a fresh interpreter and numpy/PyAV/decord imports (0.15 s idle, 0.5 s and more on a busy
-# host) for every probe and every frames() call, and a worker running several jobs starts many.
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(
-    ["workers.frames.isolated", "workers.frames.decord_source", "workers.frames.pyav_source"]
-)
 
 
 def stream_from_child(
@@ -62,7 +54,7 @@ def stream_from_child(
     DecodeFailed raised. Closing the generator early (``.close()``, garbage collection) kills
     the child. ``label`` names the decoder and ``path`` the file in error messages.
     """
-    mp = _CONTEXT
+    mp = multiprocessing.get_context("spawn")
     receiver, sender = mp.Pipe(duplex=False)
     child = mp.Process(
         target=_child_main, args=(sender, body, args), name=f"vidloc-{label}", daemon=True
