@@ -139,7 +139,7 @@ podman logs "${COMPOSE_PROJECT_NAME}_init_1" 2>&1 | grep -E '^(kafka|s3) ' || tr
 
 # --- 4. checks from the host -----------------------------------------------------------
 t=$SECONDS
-"$PY" infra/compose/e2e.py ingest short
+"$PY" tests/compose/e2e.py ingest short
 phase "video -> result on Kafka -> timeline via the API" $t
 
 t=$SECONDS
@@ -147,18 +147,18 @@ down
 compose up -d "${SERVICES[@]}"
 wait_started
 phase "down + up with the volumes kept" $t
-"$PY" infra/compose/e2e.py persisted short
+"$PY" tests/compose/e2e.py persisted short
 
 t=$SECONDS
 # podman-compose 1.0.3 ignores --scale; the replica count from an override file is what it
 # reads (Docker Compose: `docker compose up -d --scale worker=3`).
 printf 'services:\n  worker:\n    deploy:\n      replicas: 3\n' >"$RUN_DIR/workers-3.yml"
 compose -f "$RUN_DIR/workers-3.yml" up -d worker
-"$PY" infra/compose/e2e.py share 3
+"$PY" tests/compose/e2e.py share 3
 phase "scaled to 3 workers sharing the partitions" $t
 
 t=$SECONDS
-"$PY" infra/compose/e2e.py kill-mid-job long
+"$PY" tests/compose/e2e.py kill-mid-job long
 phase "worker killed mid-job, job finished once" $t
 
 # --- 5. down -----------------------------------------------------------------------------

@@ -15,11 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-
-from devkit.stack.kafka import create_missing_topics, topic_partitions
-from vidloc.adapters.kafka import kafka_config
+from vidloc.adapters.kafka.admin import ensure_topics
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import StackError, TransientError
 from vidloc.settings import Settings
@@ -38,18 +34,7 @@ class InitReport:
 
 def create_topics(settings: Settings) -> list[str]:
     """Create the missing vidloc topics on ``VIDLOC_KAFKA_BOOTSTRAP``; return their names."""
-    try:
-        admin = KafkaAdminClient(
-            **kafka_config(settings), client_id="vidloc-init", request_timeout_ms=10_000
-        )
-    except KafkaError as exc:
-        raise TransientError(f"Kafka at {settings.kafka_bootstrap} not ready: {exc}") from exc
-    try:
-        return create_missing_topics(admin, topic_partitions(settings), settings.topic_replication)
-    except KafkaError as exc:
-        raise TransientError(f"could not create topics: {exc}") from exc
-    finally:
-        admin.close()
+    return ensure_topics(settings)  # BusUnavailable is a TransientError: retried until ready
 
 
 def create_buckets(settings: Settings) -> list[str]:

@@ -13,17 +13,15 @@ import uuid
 from collections.abc import Callable
 from string import Template
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import port_open
-from vidloc.adapters.kafka.admin import create_missing_topics, topic_partitions
-from vidloc.errors import StackError
+from vidloc.adapters.kafka.admin import broker_topics
+from vidloc.adapters.kafka.admin import ensure_topics as create_vidloc_topics
+from vidloc.errors import BusUnavailable, StackError
 from vidloc.settings import Settings
 
-# topic_partitions and create_missing_topics are the product's (`vidloc init` in a deployment
-# creates the same topics) and are imported above for the stack's callers.
+# The topics and their partition counts are the product's: `vidloc init` in a deployment creates
+# the same ones.
 log = logging.getLogger(__name__)
 
 COMPONENT = "kafka"
@@ -231,14 +229,6 @@ def server_argv(layout: StackLayout, java: str) -> list[str]:
     ]
 
 
-def _admin(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=f"{HOST}:{settings.kafka_port}",
-        client_id="vidloc-stack",
-        request_timeout_ms=10_000,
-    )
-
-
 def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> None:
     """Block until a metadata request succeeds; fail fast if the broker process died."""
     deadline = time.monotonic() + timeout_s
@@ -249,13 +239,9 @@ def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) 
         # Probe the port first: kafka-python logs loudly for every refused connection.
         if port_open(HOST, settings.kafka_port):
             try:
-                admin = _admin(settings)
-                try:
-                    admin.list_topics()
-                finally:
-                    admin.close()
+                broker_topics(settings, bootstrap=f"{HOST}:{settings.kafka_port}")
                 return
-            except KafkaError as exc:
+            except BusUnavailable as exc:
                 last = exc
         time.sleep(0.5)
     raise StackError(
@@ -267,12 +253,8 @@ def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the vidloc topics that are missing; return the names it created."""
     try:
-        admin = _admin(settings)
-    except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka to create topics: {exc}") from exc
-    try:
-        return create_missing_topics(admin, topic_partitions(settings), 1)
-    except KafkaError as exc:
+        return create_vidloc_topics(
+            settings, bootstrap=f"{HOST}:{settings.kafka_port}", replication=1
+        )
+    except BusUnavailable as exc:
         raise StackError(f"could not create Kafka topics: {exc}") from exc
-    finally:
-        admin.close()

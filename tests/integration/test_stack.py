@@ -17,6 +17,7 @@ from devkit.stack import stack_command
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import owns, read_cmdline, read_pid, spawn_detached, stop
 from vidloc import names
+from vidloc.adapters.kafka.admin import topic_partitions
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def test_stack_created_topics_with_configured_partitions(
 ) -> None:
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
     try:
-        for topic, count in stack_kafka.topic_partitions(settings).items():
+        for topic, count in topic_partitions(settings).items():
             assert consumer.partitions_for_topic(topic) == set(range(count)), topic
     finally:
         consumer.close()

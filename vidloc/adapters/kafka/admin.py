@@ -52,16 +52,39 @@ def create_missing_topics(
     return [t.name for t in missing]
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create the vidloc topics missing on ``VIDLOC_KAFKA_BOOTSTRAP``; return their names."""
+def _admin(settings: Settings, bootstrap: str | None, client_id: str) -> KafkaAdminClient:
+    # A plain ``bootstrap`` is the local dev broker's own listener (no TLS/SASL); without it the
+    # deployment's settings, security included, decide.
+    config = {"bootstrap_servers": bootstrap} if bootstrap else kafka_config(settings)
+    return KafkaAdminClient(**config, client_id=client_id, request_timeout_ms=10_000)
+
+
+def broker_topics(settings: Settings, *, bootstrap: str | None = None) -> set[str]:
+    """The broker's topic names: one metadata round trip, a readiness probe. BusUnavailable."""
     try:
-        admin = KafkaAdminClient(
-            **kafka_config(settings), client_id="vidloc-init", request_timeout_ms=10_000
-        )
+        admin = _admin(settings, bootstrap, "vidloc-probe")
     except KafkaError as exc:
-        raise BusUnavailable(f"Kafka at {settings.kafka_bootstrap} not ready: {exc}") from exc
+        raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
     try:
-        return create_missing_topics(admin, topic_partitions(settings), settings.topic_replication)
+        return set(admin.list_topics())
+    except KafkaError as exc:
+        raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def ensure_topics(
+    settings: Settings, *, bootstrap: str | None = None, replication: int | None = None
+) -> list[str]:
+    """Create the vidloc topics missing on the broker; return their names. BusUnavailable."""
+    where = bootstrap or settings.kafka_bootstrap
+    try:
+        admin = _admin(settings, bootstrap, "vidloc-init")
+    except KafkaError as exc:
+        raise BusUnavailable(f"Kafka at {where} not ready: {exc}") from exc
+    try:
+        factor = settings.topic_replication if replication is None else replication
+        return create_missing_topics(admin, topic_partitions(settings), factor)
     except KafkaError as exc:
         raise BusUnavailable(f"could not create topics: {exc}") from exc
     finally:
