@@ -8,6 +8,7 @@ fields, because "add fields freely" is how the contracts evolve without a versio
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -79,6 +80,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e999 is valid JSON but parses to inf, which no encoder downstream (pydantic, the DLQ
+    # record, JSON logs) accepts: refuse it here like NaN and Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is out of the range of a finite number")
+    return value
+
+
 def load_json(
     data: bytes | str | Mapping[str, Any], limits: JsonLimits = DOCUMENT_LIMITS
 ) -> tuple[str, Any]:
@@ -111,7 +121,7 @@ def load_json(
         _check(check_size, size, limits)
     _check(check_shape, text, limits)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ContractError(
             ROOT, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
