@@ -166,6 +166,8 @@ class JobRunner:
         usage = sum((r.usage for r in results), Usage())
         if refined is not None:
             usage += refined.usage
+            # The refinement's model calls are paid like the chunks' (vidloc_tokens_total).
+            self._metrics.add_tokens(refined.usage.prompt_tokens, refined.usage.completion_tokens)
         cost = price_usage(usage, self._prices)
         rejected = sum(r.rejected_events for r in results)
         if plan.localizer == "cv":
