@@ -181,7 +181,12 @@ def test_down_never_stops_a_process_it_did_not_start(stack: Settings) -> None:
     layout = StackLayout.from_settings(stack)
     stranger = spawn_detached(["sleep", "60"], layout.logs_dir / "stranger-test.log")
     try:
-        assert read_cmdline(stranger) is not None
+        # Right after the spawn the child may still be exec'ing (an empty command line): wait
+        # until it is the stranger it is meant to be.
+        deadline = time.monotonic() + 5
+        while read_cmdline(stranger) != "sleep 60" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert read_cmdline(stranger) == "sleep 60"
         assert not owns(stranger, stack_kafka.markers(layout))
         assert stop(stranger, stack_kafka.markers(layout), grace_s=1) is False
         assert read_cmdline(stranger) is not None, "stop() killed a process without the markers"
