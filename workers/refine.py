@@ -6,6 +6,12 @@ pure (``workers.refine_search``); this module decodes frames, computes the colou
 groups each round's frames into requests within the image cap and sends them. Refinement
 frames go out at the smallest size the model reads (``refine_plan.look_size``), its tokens
 are counted apart from the coarse pass.
+
+Memory stays bounded whatever the video's length or its number of boundaries: the colour
+evidence is measured in batches of brackets (``evidence_batch`` instants per decode), each frame
+reduced to its histogram as it arrives and then dropped; a round's frames are decoded a wave of
+requests at a time (at most ``max_held_frames`` frames, or one request's worth), sent, and
+released before the next wave is decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from workers.frames.evidence import colour_histogram, histogram_distance, progress_of
+from workers.frames.evidence import Histogram, colour_histogram, histogram_distance, progress_of
 from workers.frames.plan import parts_for
 from workers.refine_plan import Boundary, Side, apply_moves, look_size
 from workers.refine_search import Search, open_search, plan_searches, read_visibility
@@ -37,6 +43,12 @@ log = logging.getLogger(__name__)
 REFINE_CHUNK_BASE = 1_000_000
 MAX_ROUNDS = 12  # bisection over 2 s at 60 fps needs 7; a flickering answer cannot loop
 _EPS = 1e-3
+# Decoded refinement frames held at once (each ``look_size``, about 200 KB): a round's requests
+# are decoded and sent in waves within this (a request larger than it goes alone).
+MAX_HELD_FRAMES = 128
+# Instants whose colour histograms (512 B each) are kept at once: brackets are measured in
+# batches of about this many, one decode per batch (a bracket larger than it goes alone).
+EVIDENCE_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ def refine_events(
     concurrency: int = 1,
     max_frames: int | None = None,
     max_images: int = 64,
+    max_held_frames: int = MAX_HELD_FRAMES,
+    evidence_batch: int = EVIDENCE_BATCH,
 ) -> RefineOutcome:
     """Refine every boundary of ``events`` to a frame of the ``fps`` grid.
 
@@ -87,13 +101,22 @@ def refine_events(
     """
     if max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
+    if max_held_frames < 1 or evidence_batch < 1:
+        raise ValueError(
+            f"max_held_frames and evidence_batch must be >= 1, got {max_held_frames}, "
+            f"{evidence_batch}"
+        )
     searches = plan_searches(
         events, coarse_times, fps=fps, window_s=window_s, duration_s=request.video_duration_s
     )
     if not searches:
         return RefineOutcome(tuple(events), Usage(), 0, 0, 0)
     look = look_size(*size)
-    searches = _with_evidence(searches, source, path, look)
+    searches = [
+        measured
+        for batch in _batches(searches, evidence_batch)
+        for measured in _with_evidence(batch, source, path, look)
+    ]
     budget = None
     if max_frames is not None:
         budget = max_frames * image_tokens(*size) // image_tokens(*look)
@@ -107,8 +130,6 @@ def refine_events(
             times = sorted({round(t, 4) for probes in wanted.values() for t in probes})
             if not times:
                 break
-            frames = _decode(source, path, times, look)
-            by_time = {round(t, 4): f for t, f in zip(times, frames, strict=True)}
             parts = [times[a:b] for a, b in parts_for(len(times), max_images)]
             labels_of: dict[float, set[str]] = {t: set() for t in times}
             for s in searches:
@@ -117,15 +138,26 @@ def refine_events(
 
             numbered = list(range(counter, counter + len(parts)))
             counter += len(parts)
-            asks = [
-                _Ask(
-                    [by_time[t] for t in part],
-                    tuple(sorted(set().union(*(labels_of[t] for t in part)))),
-                    n,
-                )
-                for part, n in zip(parts, numbered, strict=True)
-            ]
-            answers = list(pool.map(lambda a: a.send(localizer, request), asks))
+            answers: list[tuple[dict[str, dict[float, bool]], Usage]] = []
+            for wave in _waves(
+                list(zip(parts, numbered, strict=True)), concurrency, max_held_frames
+            ):
+                # Only this wave's frames are alive: decoded, sent, dropped with ``asks``.
+                wave_times = [t for part, _ in wave for t in part]
+                frames = _decode(source, path, wave_times, look)
+                by_time = {t: f for t, f in zip(wave_times, frames, strict=True)}
+                del frames
+                asks = [
+                    _Ask(
+                        [by_time[t] for t in part],
+                        tuple(sorted(set().union(*(labels_of[t] for t in part)))),
+                        n,
+                    )
+                    for part, n in wave
+                ]
+                del by_time
+                answers.extend(pool.map(lambda a: a.send(localizer, request), asks))
+                del asks
             seen: dict[str, dict[float, bool]] = {}
             for visibility, used in answers:
                 usage += used
@@ -182,20 +214,62 @@ def _within(
     return out
 
 
+def _waves(
+    parts: list[tuple[list[float], int]], concurrency: int, max_held_frames: int
+) -> list[list[tuple[list[float], int]]]:
+    """Consecutive requests grouped so that a group keeps the pool busy (up to ``concurrency``
+    requests) while its frames stay within ``max_held_frames`` (a larger request goes alone)."""
+    waves: list[list[tuple[list[float], int]]] = []
+    held = 0
+    for part in parts:
+        if (
+            waves
+            and len(waves[-1]) < max(1, concurrency)
+            and held + len(part[0]) <= max_held_frames
+        ):
+            waves[-1].append(part)
+            held += len(part[0])
+        else:
+            waves.append([part])
+            held = len(part[0])
+    return waves
+
+
+def _instants(s: Search) -> set[float]:
+    """The instants whose pictures the colour evidence of ``s`` needs."""
+    return {round(t, 4) for t in (max(s.lo_s, 0.0), *s.candidates, s.hi_s)}
+
+
+def _batches(searches: Sequence[Search], limit: int) -> list[list[Search]]:
+    """Consecutive searches grouped so that a group needs at most ``limit`` instants (a larger
+    bracket goes alone): neighbouring brackets share frames and a decoder's seeks."""
+    batches: list[list[Search]] = []
+    wanted: set[float] = set()
+    for s in searches:
+        needs = _instants(s)
+        if batches and len(wanted | needs) <= limit:
+            batches[-1].append(s)
+            wanted |= needs
+        else:
+            batches.append([s])
+            wanted = needs
+    return batches
+
+
 def _with_evidence(
     searches: list[Search], source: FrameSource, path: str, size: tuple[int, int]
 ) -> list[Search]:
     """Each search on the frames the video really has (the grid snapped to decoded frames) and
-    with its colour steps, which may settle it. One decode for all brackets."""
+    with its colour steps, which may settle it. One decode for the batch's brackets."""
     wanted: set[float] = set()
     for s in searches:
-        wanted.update(round(t, 4) for t in (max(s.lo_s, 0.0), *s.candidates, s.hi_s))
+        wanted |= _instants(s)
     times = sorted(wanted)
-    hists = {}
+    hists: dict[float, Histogram] = {}
     actual: dict[float, float] = {}
-    for t, frame in zip(times, _decode(source, path, times, size), strict=True):
-        hists[t] = colour_histogram(frame.image)
-        actual[t] = frame.t_s
+    for t, (t_s, hist) in zip(times, _histograms(source, path, times, size), strict=True):
+        hists[t] = hist
+        actual[t] = t_s
     out = []
     for s in searches:
         near, far = round(max(s.lo_s, 0.0), 4), round(s.hi_s, 4)
@@ -224,6 +298,17 @@ def _with_evidence(
         novelty = [histogram_distance(a, b) for a, b in itertools.pairwise(chain)]
         out.append(fresh.with_progress(progress_of(chain), novelty))
     return out
+
+
+def _histograms(
+    source: FrameSource, path: str, times: Sequence[float], size: tuple[int, int]
+) -> list[tuple[float, Histogram]]:
+    """:func:`_decode`, each frame reduced to (true time, colour histogram) as it arrives, so
+    only one decoded frame is alive at a time."""
+    seen = [(f.t_s, colour_histogram(f.image)) for f in source.frames(path, times, size)]
+    if len(seen) == len(times):
+        return seen
+    return [min(seen, key=lambda s: abs(s[0] - t)) for t in times]
 
 
 def _decode(
