@@ -142,7 +142,7 @@ def refine_events(
             for wave in _waves(
                 list(zip(parts, numbered, strict=True)), concurrency, max_held_frames
             ):
-                # Only this wave's frames are alive: decoded, sent, dropped with ``asks``.
+                # Only this wave's frames are alive: decoded, sent, released by ``_send_all``.
                 wave_times = [t for part, _ in wave for t in part]
                 frames = _decode(source, path, wave_times, look)
                 by_time = {t: f for t, f in zip(wave_times, frames, strict=True)}
@@ -156,8 +156,7 @@ def refine_events(
                     for part, n in wave
                 ]
                 del by_time
-                answers.extend(pool.map(lambda a: a.send(localizer, request), asks))
-                del asks
+                answers.extend(_send_all(pool, asks, localizer, request))
             seen: dict[str, dict[float, bool]] = {}
             for visibility, used in answers:
                 usage += used
@@ -200,6 +199,17 @@ class _Ask:
         chunk = Chunk(REFINE_CHUNK_BASE + self.number, times[0], times[-1], times)
         result = localizer.localize(chunk, self.frames, replace(request, labels=self.labels))
         return read_visibility(result.events, self.labels, times), result.usage
+
+
+def _send_all(
+    pool: ThreadPoolExecutor, asks: list[_Ask], localizer: Localizer, request: LocalizeRequest
+) -> list[tuple[dict[str, dict[float, bool]], Usage]]:
+    """Every ask's answer, in order. The pool's tasks reach the asks through ``asks``, emptied
+    once they are answered, so no thread keeps a frame alive past its wave."""
+    try:
+        return list(pool.map(lambda k: asks[k].send(localizer, request), range(len(asks))))
+    finally:
+        asks.clear()
 
 
 def _within(

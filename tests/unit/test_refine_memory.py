@@ -3,6 +3,7 @@ number of boundaries, and bounding it does not change what it finds."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -58,12 +59,14 @@ class CountingSource:
         self.live = 0
         self.peak = 0
         self.served = 0
+        self._lock = threading.Lock()  # a frame may be released on a localizer's thread
 
     def probe(self, path: str) -> VideoInfo:
         return VideoInfo(DURATION_S, FPS, 640, 360, "h264")
 
     def _released(self) -> None:
-        self.live -= 1
+        with self._lock:
+            self.live -= 1
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
@@ -74,9 +77,10 @@ class CountingSource:
             if _coloured(t_s):
                 image[: size[1] // 2, : size[0] // 2] = (220, 30, 30)
             weakref.finalize(image, self._released)
-            self.live += 1
-            self.served += 1
-            self.peak = max(self.peak, self.live)
+            with self._lock:
+                self.live += 1
+                self.served += 1
+                self.peak = max(self.peak, self.live)
             yield FrameSample(t_s, image)
 
 
