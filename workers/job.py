@@ -124,6 +124,7 @@ class JobRunner:
                 expected_etag=event.source.etag,
             )
             timings["download_s"] = time.monotonic() - started
+            object_size = path.stat().st_size
 
             progress("probing", 0, 0, "probing")
             started = time.monotonic()
@@ -175,7 +176,9 @@ class JobRunner:
             cuts = [e.start_s for e in merged if e.label == "cut"]
             # A cut ends a frozen or black stretch; merging joined two that touched there.
             merged = (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, plan.info.duration_s))
-        timeline = self._timeline(event, job_id, plan, merged, usage, cost, results, refined)
+        timeline = self._timeline(
+            event, job_id, plan, merged, usage, cost, results, refined, object_size
+        )
         # What the probe and the decoders could not do (a decoder abandoned, a partial file).
         decoded = source_warnings(source, plan.info)
         timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
@@ -337,6 +340,7 @@ class JobRunner:
         cost: float,
         results: Sequence[ChunkResult],
         refined: RefineOutcome | None = None,
+        object_size: int | None = None,
     ) -> Timeline:
         s = self._settings
         model: dict[str, Any] | None = None
@@ -365,6 +369,7 @@ class JobRunner:
                 prompt=event.options.prompt,
                 labels=event.options.labels,
             ),
+            object_size=object_size,
         )
 
 

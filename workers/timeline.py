@@ -31,6 +31,7 @@ def build_timeline(
     refine_cost: float = 0.0,
     stats: dict[str, Any] | None = None,
     warnings: Sequence[Any] = (),
+    object_size: int | None = None,
 ) -> Timeline:
     """``model`` is the endpoint's name, base URL and params (never its key) for the vlm
     localizer, else None; ``refine_cost`` prices ``refined.usage``, already part of ``usage``."""
@@ -43,7 +44,8 @@ def build_timeline(
             "bucket": event.source.bucket,
             "key": event.source.key,
             "etag": event.source.etag,
-            "size": event.source.size,
+            # The bytes the worker downloaded: a notification for a multipart upload may say 0.
+            "size": event.source.size if object_size is None else object_size,
         },
         "video": video_section(plan.info),
         "localizer": plan.localizer,

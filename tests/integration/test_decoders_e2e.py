@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 from pipeline import Outputs, Watcher, Workers
-from reliability import Ingest, upload, wait_group_stable
+from reliability import Ingest, ingest_event, upload, wait_group_stable
 
 from contracts import ResultEvent
 from devkit.fake_vlm.server import serve_in_thread
+from producers.submit import SUBMITTED_META
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
@@ -35,6 +36,7 @@ FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
 SAMPLE_FPS = 4.0
 PERIOD_S = 1.0 / SAMPLE_FPS
 CUT_S = 3.0  # every clip here changes from red to blue at 3 s
+PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part
 
 
 def ffmpeg(*args: str | Path) -> None:
@@ -60,8 +62,10 @@ def make_media(d: Path) -> dict[str, Path]:
     # Joined recordings: the clock continuing (resolution changes) or restarting (`cat a b`).
     (d / "joined.ts").write_bytes((d / "a.ts").read_bytes() + (d / "b3.ts").read_bytes())
     (d / "restart.ts").write_bytes((d / "a.ts").read_bytes() + (d / "b.ts").read_bytes())
+    # Uncompressed, so it passes one 5 MiB part and goes up as a multipart upload.
+    ffmpeg("-i", red_blue, "-c:v", "rawvideo", "-pix_fmt", "yuv420p", d / "multipart.avi")
     cases = ("red_blue.ts", "red_blue.mp4", "rotated.mp4", "truncated.mp4", "joined.ts")
-    return {name: d / name for name in (*cases, "restart.ts")}
+    return {name: d / name for name in (*cases, "restart.ts", "multipart.avi")}
 
 
 def ours(seen: Outputs, video_id: str) -> list[ResultEvent]:
@@ -79,6 +83,7 @@ class Run:
     seen: Outputs
     ids: dict[str, str]
     store: ObjectStore
+    media: dict[str, Path]
 
     def timeline(self, case: str) -> dict[str, Any]:
         video_id = self.ids[case]
@@ -119,7 +124,16 @@ def run(tmp_path_factory: pytest.TempPathFactory, stack: Settings) -> Iterator[R
         ids: dict[str, str] = {}
         with Ingest(settings) as ingest:
             for case, path in media.items():
-                event = upload(store, bucket, f"{uuid.uuid4().hex[:6]}/{path.name}", path)
+                key = f"{uuid.uuid4().hex[:6]}/{path.name}"
+                if case == "multipart.avi":
+                    # In 5 MiB parts; its event says size 0, as the store's notification of a
+                    # multipart upload did (finding 7).
+                    info = store.upload_file(
+                        bucket, key, path, metadata={SUBMITTED_META: "1"}, part_size=PART_BYTES
+                    )
+                    event = ingest_event(bucket, key, info.etag, 0)
+                else:
+                    event = upload(store, bucket, key, path)
                 options = {"localizer": "cv", "sample_fps": SAMPLE_FPS}
                 event = event.model_copy(
                     update={"options": event.options.model_copy(update=options)}
@@ -130,7 +144,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, stack: Settings) -> Iterator[R
             watcher.drain()
         watcher.drain(3.0)  # a little longer, to catch duplicates
         seen = watcher.seen
-        yield Run(seen, ids, store)
+        yield Run(seen, ids, store, media)
     finally:
         workers.stop()
         watcher.close()
@@ -191,3 +205,11 @@ def test_joined_recordings_whose_clock_restarts_say_what_is_left_out(run: Run) -
     [warning] = doc["warnings"]
     assert warning["code"] == "timestamps_restart"
     assert events(doc, "cut") == []  # the blue recording is not on this timeline
+
+
+def test_a_multipart_upload_reports_the_size_of_what_was_stored(run: Run) -> None:
+    size = run.media["multipart.avi"].stat().st_size
+    assert size > PART_BYTES  # it really went up in parts
+    doc = run.timeline("multipart.avi")  # its event said size 0, as the notification did
+    assert doc["source"]["size"] == size
+    assert_one_cut_and_no_frozen_across_it(doc)
