@@ -7,6 +7,7 @@ messages in and results out, duplicates seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,9 +18,10 @@ from typing import Any
 
 import httpx
 from kafka import KafkaProducer
-from pipeline import REPO, Outputs
+from pipeline import REPO, Outputs, Watcher, Workers
 
 from contracts import IngestEvent, derive_video_id, encode
+from devkit.fake_vlm.server import serve_in_thread
 from producers.submit import SUBMITTED_META
 from vidloc import names
 from vidloc.adapters.object_store import ObjectStore
@@ -160,3 +162,31 @@ def assert_one_outcome(seen: Outputs, video_id: str) -> None:
         (r.event_id, r.job_id, r.status, r.error.code if r.error else None) for r in results
     }
     assert len(distinct) == 1, f"{video_id}: conflicting results {distinct}"
+
+
+@contextlib.contextmanager
+def one_worker(
+    stack: Settings, log_dir: Path, bucket_prefix: str
+) -> Iterator[tuple[Settings, Workers, Watcher]]:
+    """One real worker on a bucket of its own, with the fake model, settled in its group."""
+    base_url, stop_fake = serve_in_thread()
+    bucket = f"{bucket_prefix}-{uuid.uuid4().hex[:8]}"
+    settings = stack.model_copy(update={"video_bucket": bucket, "vlm_base_url": base_url})
+    ObjectStore(settings).ensure_bucket(bucket)
+    env = {
+        "VIDLOC_VIDEO_BUCKET": bucket,
+        "VIDLOC_VLM_BASE_URL": base_url,
+        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
+        "VIDLOC_SAMPLE_FPS": "1",
+        "VIDLOC_WORK_DIR": str(log_dir / "work"),
+    }
+    workers = Workers(settings, env, log_dir)
+    watcher = Watcher(settings)
+    workers.start(1)
+    wait_group_stable(log_dir, 1)
+    try:
+        yield settings, workers, watcher
+    finally:
+        workers.stop()
+        watcher.close()
+        stop_fake()

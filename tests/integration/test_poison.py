@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from pipeline import REPO, Watcher, Workers
-from reliability import Ingest, record, upload, wait_group_stable
+from reliability import Ingest, one_worker, record, upload
 
 from contracts import ResultEvent, derive_job_id
-from devkit.fake_vlm.server import serve_in_thread
 from devkit.synth.catalogue import standard_specs
 from devkit.synth.render import ensure_rendered
 from vidloc.adapters.object_store import ObjectStore
@@ -46,27 +45,8 @@ def deep_ingest(bucket: str, event_id: str, video_id: str) -> bytes:
 
 @pytest.fixture
 def worker(tmp_path: Path, stack: Settings) -> Iterator[tuple[Settings, Workers, Watcher]]:
-    base_url, stop_fake = serve_in_thread()
-    bucket = f"poison-{uuid.uuid4().hex[:8]}"
-    settings = stack.model_copy(update={"video_bucket": bucket, "vlm_base_url": base_url})
-    ObjectStore(settings).ensure_bucket(bucket)
-    env = {
-        "VIDLOC_VIDEO_BUCKET": bucket,
-        "VIDLOC_VLM_BASE_URL": base_url,
-        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
-        "VIDLOC_SAMPLE_FPS": "1",
-        "VIDLOC_WORK_DIR": str(tmp_path / "work"),
-    }
-    workers = Workers(settings, env, tmp_path)
-    watcher = Watcher(settings)
-    workers.start(1)
-    wait_group_stable(tmp_path, 1)
-    try:
-        yield settings, workers, watcher
-    finally:
-        workers.stop()
-        watcher.close()
-        stop_fake()
+    with one_worker(stack, tmp_path, "poison") as running:
+        yield running
 
 
 def test_a_100000_deep_message_is_dead_lettered_and_the_partition_moves_on(
