@@ -190,3 +190,25 @@ def one_worker(
         workers.stop()
         watcher.close()
         stop_fake()
+
+
+@contextlib.contextmanager
+def stream_worker(settings: Settings, model_url: str, log_dir: Path) -> Iterator[Workers]:
+    """One real worker for live-stream tests: the vlm localizer, one model request per segment."""
+    env = {
+        "VIDLOC_VIDEO_BUCKET": settings.video_bucket,
+        "VIDLOC_VLM_BASE_URL": model_url,
+        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
+        "VIDLOC_LOCALIZER": "vlm",
+        "VIDLOC_SAMPLE_FPS": "2",
+        "VIDLOC_CHUNK_S": "30",  # one model request per segment
+        "VIDLOC_CHUNK_OVERLAP_S": "0",
+        "VIDLOC_METRICS_PORT": "0",
+    }
+    pool = Workers(settings, env, log_dir)
+    pool.start(1)
+    try:
+        wait_group_stable(log_dir, 1)
+        yield pool
+    finally:
+        pool.stop()

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from live_source import LiveSource
 from pipeline import REPO, Workers
-from reliability import wait_group_stable
+from reliability import stream_worker
 
 from contracts import ResultEvent, Timeline, decode_result, decode_timeline
 from devkit.fake_vlm.server import serve_in_thread
@@ -151,22 +151,10 @@ def live_settings(stack: Settings) -> Settings:
 def worker(
     live_settings: Settings, fake_model: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Workers]:
-    log_dir = tmp_path_factory.mktemp("stream-worker-logs")
-    env = {
-        "VIDLOC_VIDEO_BUCKET": live_settings.video_bucket,
-        "VIDLOC_VLM_BASE_URL": fake_model,
-        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
-        "VIDLOC_LOCALIZER": "vlm",
-        "VIDLOC_SAMPLE_FPS": "2",
-        "VIDLOC_CHUNK_S": "30",  # one model request per segment
-        "VIDLOC_CHUNK_OVERLAP_S": "0",
-        "VIDLOC_METRICS_PORT": "0",
-    }
-    pool = Workers(live_settings, env, log_dir)
-    pool.start(1)
-    wait_group_stable(log_dir, 1)
-    yield pool
-    pool.stop()
+    with stream_worker(
+        live_settings, fake_model, tmp_path_factory.mktemp("stream-worker-logs")
+    ) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from pipeline import REPO, Workers
-from reliability import wait_group_stable
+from reliability import stream_worker
 from test_stream import MATCH_S, ResultTail, stream_timeline, wait_until
 
 from contracts import decode_ingest, decode_timeline
@@ -66,22 +66,10 @@ def fake_model() -> Iterator[str]:
 def worker(
     hls_settings: Settings, fake_model: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Workers]:
-    log_dir = tmp_path_factory.mktemp("hls-worker-logs")
-    env = {
-        "VIDLOC_VIDEO_BUCKET": hls_settings.video_bucket,
-        "VIDLOC_VLM_BASE_URL": fake_model,
-        "VIDLOC_VLM_API_KEY": "test-key-not-secret",
-        "VIDLOC_LOCALIZER": "vlm",
-        "VIDLOC_SAMPLE_FPS": "2",
-        "VIDLOC_CHUNK_S": "30",  # one model request per segment
-        "VIDLOC_CHUNK_OVERLAP_S": "0",
-        "VIDLOC_METRICS_PORT": "0",
-    }
-    pool = Workers(hls_settings, env, log_dir)
-    pool.start(1)
-    wait_group_stable(log_dir, 1)
-    yield pool
-    pool.stop()
+    with stream_worker(
+        hls_settings, fake_model, tmp_path_factory.mktemp("hls-worker-logs")
+    ) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
