@@ -49,7 +49,9 @@ def assemble(
 ) -> Iterator[tuple[Chunk, list[FrameSample]]]:
     """Pair each planned time with the frame the source yielded for it and emit whole chunks."""
     assembler = ChunkAssembler(chunks)
-    for planned_t, frame in zip(planned, frames, strict=False):
+    # The source first: after the last planned time it is asked once more and ends, so a
+    # decoder child sees its request finished and stays for the job's next one.
+    for frame, planned_t in zip(frames, planned, strict=False):
         yield from assembler.feed(planned_t, frame)
     yield from assembler.leftovers()
 

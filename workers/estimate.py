@@ -153,7 +153,7 @@ def request_tokens(plan: JobPlan, times: Sequence[float], start_s: float, end_s:
 
 def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Estimate:
     from workers.frames.prepass import run_prepass
-    from workers.frames.select import open_frame_source
+    from workers.frames.select import close_source, open_frame_source
 
     event = IngestEvent.model_validate(
         {
@@ -165,10 +165,17 @@ def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Es
     )
     source, info = open_frame_source(str(path), decode_timeout_s=settings.decode_timeout_s)
     prepass = None
-    if wants_adaptive(event, PlanConfig.from_settings(settings)):
-        prepass = run_prepass(
-            source, str(path), info, fps=settings.prepass_fps, long_side=settings.prepass_long_side
-        )
+    try:
+        if wants_adaptive(event, PlanConfig.from_settings(settings)):
+            prepass = run_prepass(
+                source,
+                str(path),
+                info,
+                fps=settings.prepass_fps,
+                long_side=settings.prepass_long_side,
+            )
+    finally:
+        close_source(source)
     plan = make_plan(info, event, PlanConfig.from_settings(settings), "vlm", prepass)
     return estimate_plan(plan, prepass, EstimateConfig.from_settings(settings))
 

@@ -7,6 +7,7 @@ the order of the work and nothing about transport.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from workers.assemble import assemble, wanted_times
 from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.cost import Prices, price_usage
 from workers.fanout import localize_chunks
-from workers.frames import source_warnings
+from workers.frames import close_source, source_warnings
 from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
@@ -112,7 +113,10 @@ class JobRunner:
         s = self._settings
         video_id = event.effective_video_id
         timings: dict[str, float] = {}
-        with tempfile.TemporaryDirectory(prefix="vidloc-job-", dir=s.work_dir) as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="vidloc-job-", dir=s.work_dir) as tmp,
+            contextlib.ExitStack() as job_scoped,
+        ):
             path = Path(tmp) / "video"
             progress("downloading", 0, 0, f"fetching s3://{event.source.bucket}/{event.source.key}")
             started = time.monotonic()
@@ -129,6 +133,8 @@ class JobRunner:
             progress("probing", 0, 0, "probing")
             started = time.monotonic()
             source, info = self._open_source(path)
+            # The job's one decoder child serves the probe, the frames and the refinement.
+            job_scoped.callback(close_source, source)
             timings["probe_s"] = time.monotonic() - started
             localizer_name = event.options.localizer or s.effective_localizer
             prepass = None

@@ -21,6 +21,7 @@ from vidloc.settings import Settings
 from workers.circuit import CircuitBreaker
 from workers.consumer import WorkerLoop
 from workers.frames import open_frame_source
+from workers.frames.isolated import start_decoder_server
 from workers.handler import IngestHandler
 from workers.job import JobRunner
 from workers.localizers.cv import CvLocalizer
@@ -122,6 +123,8 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
 
 def _run(settings: Settings, stop: threading.Event) -> int:
     metrics = Metrics()
+    # Before the first job: decoder children are forked from it (workers/frames/isolated.py).
+    start_decoder_server()
     with (
         serve_metrics(metrics, settings.metrics_port),
         # One builder for the model's TLS (VIDLOC_VLM_CA_FILE), limits and timeouts.

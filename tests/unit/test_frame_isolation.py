@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,8 +18,9 @@ import pytest
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import corrupt_copy, ensure_rendered
 from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing, VidlocError
-from workers.frames import make_source
+from workers.frames import close_source, make_source, open_frame_source
 from workers.frames.isolated import (
+    DecoderChild,
     IsolatedSource,
     call_in_child,
     probe_in_child,
@@ -212,3 +215,77 @@ def test_make_source_isolates_pyav_in_both_places() -> None:
     assert isinstance(decord, FallbackSource)
     assert isinstance(decord.fallback, IsolatedSource)
     assert decord.fallback.decode_timeout_s == 7.0
+
+
+# ---------------------------------------------------------------- one child per job
+
+
+def test_one_child_serves_a_jobs_probe_and_every_frames_call(media: Path) -> None:
+    path = path_of(media, "h264_mp4")
+    source, info = open_frame_source(path, decode_timeout_s=TIMEOUT_S)
+    try:
+        assert info == probe_video(path)
+        first = [s.t_s for s in source.frames(path, [0.0, 1.0, 2.0], SIZE)]
+        again = [s.t_s for s in source.frames(path, [3.0, 4.0], SIZE)]
+        assert (first, again) == ([0.0, 1.0, 2.0], [3.0, 4.0])
+        child = source_child(source)
+        assert child.started == 1
+        (live,) = multiprocessing.active_children()
+        assert live.name.startswith("vidloc-")
+    finally:
+        close_source(source)
+    assert_no_child_left()
+
+
+def test_a_failed_request_costs_its_child_and_the_next_gets_a_fresh_one(media: Path) -> None:
+    child = DecoderChild(TIMEOUT_S)
+    with pytest.raises(NotAVideo):
+        list(child.stream(raise_error, ("not-a-video",), label="t", path="p"))
+    assert_no_child_left()  # killed after the error, not kept
+    assert child.call(range, (1,), label="t", path="p") == 0
+    assert child.call(range, (1,), label="t", path="p") == 0
+    assert child.started == 2
+    child.close()
+    assert_no_child_left()
+
+
+def test_a_request_while_another_streams_gets_a_child_of_its_own() -> None:
+    child = DecoderChild(TIMEOUT_S)
+    outer = child.stream(range, (3,), label="t", path="p")
+    assert next(outer) == 0
+    assert child.call(range, (1,), label="t", path="p") == 0  # mid-stream, beside it
+    assert list(outer) == [1, 2]
+    assert child.started == 1  # the one-off child was not this one's
+    child.close()
+    assert_no_child_left()
+
+
+def test_children_are_forked_from_the_preloaded_decoder_server() -> None:
+    child = DecoderChild(TIMEOUT_S)
+    try:
+        modules = child.call(loaded_modules, (), label="t", path="p")
+        assert {"av", "numpy", "workers.frames.pyav_source"} <= modules
+    finally:
+        child.close()
+
+
+def loaded_modules() -> Iterator[set[str]]:
+    import sys
+
+    yield set(sys.modules)
+
+
+def test_the_worker_process_never_imports_the_decoders() -> None:
+    # PyAV and decord live in the decoder children; the worker saves their memory.
+    code = "import sys, workers.main; print(sorted({'av', 'decord'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def source_child(source: object) -> DecoderChild:
+    inner = getattr(source, "fallback", source)
+    child = getattr(inner, "child", None)
+    assert isinstance(child, DecoderChild)
+    return child

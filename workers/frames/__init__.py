@@ -3,9 +3,16 @@ between them (``select``)."""
 
 from workers.frames.select import (
     choose_source_name,
+    close_source,
     make_source,
     open_frame_source,
     source_warnings,
 )
 
-__all__ = ["choose_source_name", "make_source", "open_frame_source", "source_warnings"]
+__all__ = [
+    "choose_source_name",
+    "close_source",
+    "make_source",
+    "open_frame_source",
+    "source_warnings",
+]

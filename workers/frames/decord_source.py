@@ -2,8 +2,9 @@
 
 decord decodes in C++ threads that Python cannot interrupt: a decode stuck on a hostile file
 would pin a worker thread (and its memory) forever. So the VideoReader lives in a child process
-(:mod:`workers.frames.isolated`) that streams batches of frames back; the parent waits at most
-``decode_timeout_s`` for each batch and kills the child when that passes (-> DecodeFailed).
+(:mod:`workers.frames.isolated`, the job's one decoder child) that streams batches of frames
+back; the parent waits at most ``decode_timeout_s`` for each batch and kills the child when that
+passes (-> DecodeFailed).
 
 decord decodes straight to the requested size (``width``/``height``), and true frame times come
 from ``get_frame_timestamp`` (container timestamps relative to the stream start; on a
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vidloc.errors import DecodeFailed
-from workers.frames.isolated import first_line, probe_in_child, stream_from_child
+from workers.frames.isolated import DecoderChild, first_line, probe_in_child
 from workers.frames.timing import ends_early, select_index
 from workers.types import FrameSample, VideoInfo
 
@@ -36,20 +37,29 @@ DECORD_UNSUPPORTED_CODECS = frozenset({"av1"})
 
 
 class DecordSource:
-    """Streams frames with decord in a killable child process."""
+    """Streams frames with decord in a killable child process (``child``: a job's sources
+    share one; made here when not given; :meth:`close` ends it)."""
 
     name = "decord"
 
     def __init__(
-        self, threads: int = 0, decode_timeout_s: float = 600.0, batch_size: int = 8
+        self,
+        threads: int = 0,
+        decode_timeout_s: float = 600.0,
+        batch_size: int = 8,
+        child: DecoderChild | None = None,
     ) -> None:
         self.threads = threads  # 0 = decord's choice
         self.decode_timeout_s = decode_timeout_s
         self.batch_size = batch_size
+        self.child = child or DecoderChild(decode_timeout_s)
 
     def probe(self, path: str) -> VideoInfo:
         # decord names no codec and cannot tell "not a video" from "broken": probe with PyAV.
-        return probe_in_child(path, self.decode_timeout_s)
+        return probe_in_child(path, self.decode_timeout_s, self.child)
+
+    def close(self) -> None:
+        self.child.close()
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
@@ -58,10 +68,9 @@ class DecordSource:
         wanted = sorted(times)
         if not wanted:
             return
-        messages = stream_from_child(
+        messages = self.child.stream(
             _serve,
             (path, size, self.threads, wanted, self.batch_size),
-            timeout_s=self.decode_timeout_s,
             label="decord",
             path=path,
         )

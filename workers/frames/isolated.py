@@ -1,33 +1,44 @@
 """Decoding in a killable child process, bounded by a timeout per message.
 
 Decoders (decord, PyAV/FFmpeg) run C/C++ code that Python cannot interrupt: a decode stuck on
-a hostile file would pin the worker's job thread forever. So the decoder runs in a spawned child
-process (fork is unsafe beside Kafka/HTTP threads) that streams its results back through a
-pipe; the parent waits at most ``timeout_s`` for each message and kills the child when that
-passes (-> DecodeFailed). The pipe also gives backpressure: the child blocks on ``send`` until
-the consumer takes the previous message, so at most one message is in flight.
+a hostile file would pin the worker's job thread forever. So the decoder runs in a child
+process that streams its results back through a pipe; the parent waits at most ``timeout_s``
+for each message and kills the child when that passes (-> DecodeFailed). The pipe also gives
+backpressure: the child blocks on ``send`` until the consumer takes the previous message, so at
+most one message is in flight.
 
-:func:`stream_from_child` is the mechanism: the child body is a module-level generator function
-(picklable, so spawn can find it) whose items come back to the parent in order. Errors raised
-in the child come back as the same vidloc error (DecodeFailed, NotAVideo, ObjectMissing) with
-their message; anything else is a DecodeFailed naming the exception type. :class:`IsolatedSource`
-runs any picklable frame source (PyAV) this way, ``frames`` and ``probe`` both.
+:class:`DecoderChild` is the mechanism: one child serves a job's requests (its probe, the
+decord check, the coarse frames, the refinement's frames) one after another. A request is a
+module-level generator function and its arguments (picklable); its items come back in order.
+Errors raised in the child come back as the same vidloc error (DecodeFailed, NotAVideo,
+ObjectMissing) with their message; anything else is a DecodeFailed naming the exception type.
+A child that timed out, died, failed or was left half-way is killed, and the next request gets
+a fresh one: a child only serves again after clean requests.
 
-Cost (bench/README.md): about 0.15 s to start a child (interpreter, numpy, av) per ``frames`` or
-``probe`` call, and under 1 ms per 448x256 frame to pickle it through the pipe; on 600 frames of
-1080p PyAV took 0.5-0.8 s (5-9 %) longer isolated than in-process.
+Children are forked from a decoder server (multiprocessing's ``forkserver``: a single-threaded
+process started once per worker, NumPy, PyAV and our decoders preloaded), not spawned: a spawned
+child paid an interpreter start and those imports, about 0.3 CPU s, per request; a fork costs
+milliseconds and the child still starts clean of the worker's threads and sockets. The worker
+itself never imports PyAV (:class:`PyAVInChild` stands for it); decord is imported by the
+children that use it.
+
+:class:`IsolatedSource` runs any picklable frame source (PyAV) this way, ``frames`` and
+``probe`` both; :func:`stream_from_child` and :func:`call_in_child` run one request in a child
+of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
+import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from vidloc.errors import DecodeFailed, InputError, NotAVideo, ObjectMissing
-from workers.frames.probe import probe_video
 from workers.types import FrameSample, FrameSource, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -38,6 +49,127 @@ _RETURNED_ERRORS: dict[str, type[InputError]] = {
 }
 # How long a finished or killed child may take to be reaped.
 _JOIN_S = 10.0
+# Imported once by the decoder server, so that forked children start with them loaded.
+_PRELOAD = ["workers.frames.pyav_source", "workers.frames.decord_source"]
+
+_context_lock = threading.Lock()
+_context: BaseContext | None = None
+
+
+def decoder_context() -> BaseContext:
+    """The multiprocessing context decoder children start from (the preloaded fork server)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOAD)
+            _context = context
+        return _context
+
+
+def start_decoder_server() -> None:
+    """Start the decoder server now (a worker at start-up) rather than on the first job."""
+    decoder_context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
+class DecoderChild:
+    """One child process serving decode requests one after another, killed on any trouble.
+
+    Not shared between jobs. A request made while another is still streaming (a decoder
+    checking the file's end mid-stream) gets a child of its own for that request.
+    """
+
+    def __init__(self, timeout_s: float = 600.0) -> None:
+        self.timeout_s = timeout_s
+        self.started = 0  # children started so far (the bench and tests read it)
+        self._lock = threading.Lock()
+        self._busy = False
+        # The live child and our end of its pipe (0 or 1 entry): a list, so that the finalizer
+        # kills whatever child is live when this object is collected.
+        self._live: list[tuple[Any, Connection]] = []
+        self._finalizer = weakref.finalize(self, _stop_all, self._live)
+
+    def stream(
+        self, body: Callable[..., Iterable[Any]], args: tuple[Any, ...], *, label: str, path: str
+    ) -> Generator[Any, None, None]:
+        """Run ``body(*args)`` in the child and yield what it yields, in order.
+
+        Each item must arrive within ``timeout_s`` of asking for it, or the child is killed and
+        DecodeFailed raised. Closing the generator early kills the child.
+        """
+        with self._lock:
+            mine = not self._busy
+            self._busy = True
+        if not mine:
+            yield from stream_from_child(
+                body, args, timeout_s=self.timeout_s, label=label, path=path
+            )
+            return
+        clean = False
+        try:
+            process, pipe = self._ensure_started(label)
+            try:
+                pipe.send((body, args))
+            except OSError as exc:  # the idle child is gone (killed from outside)
+                raise DecodeFailed(f"{label} worker died before {path}") from exc
+            while True:
+                message = _receive(pipe, process, self.timeout_s, label, path)
+                kind = message[0]
+                if kind == "item":
+                    yield message[1]
+                elif kind == "end":
+                    clean = True
+                    return
+                else:  # "error"
+                    error = _RETURNED_ERRORS.get(message[1], DecodeFailed)
+                    raise error(message[2])
+        finally:
+            if not clean:
+                self.close()
+            with self._lock:
+                self._busy = False
+
+    def call(
+        self, body: Callable[..., Iterable[Any]], args: tuple[Any, ...], *, label: str, path: str
+    ) -> Any:
+        """The single item ``body(*args)`` yields, computed in the child."""
+        items = list(self.stream(body, args, label=label, path=path))
+        if len(items) != 1:
+            raise DecodeFailed(f"{label}: expected one answer from the child, got {len(items)}")
+        return items[0]
+
+    def close(self) -> None:
+        """Kill the live child, if any; a later request starts a new one."""
+        _stop_all(self._live)
+
+    def _ensure_started(self, label: str) -> tuple[Any, Connection]:
+        if self._live and self._live[0][0].is_alive():
+            return self._live[0]
+        _stop_all(self._live)
+        context = decoder_context()
+        pipe, child_end = context.Pipe(duplex=True)
+        process = context.Process(  # type: ignore[attr-defined]
+            target=_serve_requests, args=(child_end,), name=f"vidloc-{label}", daemon=True
+        )
+        process.start()
+        child_end.close()  # the child holds its own copy; EOF on ours means it is gone
+        self.started += 1
+        self._live.append((process, pipe))
+        return process, pipe
+
+
+def _stop_all(live: list[tuple[Any, Connection]]) -> None:
+    while live:
+        process, pipe = live.pop()
+        pipe.close()
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=_JOIN_S)
+        if process.exitcode is not None:
+            process.close()
 
 
 def stream_from_child(
@@ -48,37 +180,12 @@ def stream_from_child(
     label: str,
     path: str,
 ) -> Generator[Any, None, None]:
-    """Run ``body(*args)`` in a spawned child and yield what it yields, in order.
-
-    Each item must arrive within ``timeout_s`` of asking for it, or the child is killed and
-    DecodeFailed raised. Closing the generator early (``.close()``, garbage collection) kills
-    the child. ``label`` names the decoder and ``path`` the file in error messages.
-    """
-    mp = multiprocessing.get_context("spawn")
-    receiver, sender = mp.Pipe(duplex=False)
-    child = mp.Process(
-        target=_child_main, args=(sender, body, args), name=f"vidloc-{label}", daemon=True
-    )
-    child.start()
-    sender.close()  # the child holds its own copy; EOF on ours means it is gone
+    """:meth:`DecoderChild.stream` in a child of its own, ended with the request."""
+    child = DecoderChild(timeout_s)
     try:
-        while True:
-            message = _receive(receiver, child, timeout_s, label, path)
-            kind = message[0]
-            if kind == "item":
-                yield message[1]
-            elif kind == "end":
-                return
-            else:  # "error"
-                error = _RETURNED_ERRORS.get(message[1], DecodeFailed)
-                raise error(message[2])
+        yield from child.stream(body, args, label=label, path=path)
     finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join(timeout=_JOIN_S)
-        if child.exitcode is not None:
-            child.close()
+        child.close()
 
 
 def call_in_child(
@@ -89,46 +196,60 @@ def call_in_child(
     label: str,
     path: str,
 ) -> Any:
-    """The single item ``body(*args)`` yields, computed in a child within ``timeout_s``."""
-    items = list(stream_from_child(body, args, timeout_s=timeout_s, label=label, path=path))
-    if len(items) != 1:
-        raise DecodeFailed(f"{label}: expected one answer from the child, got {len(items)}")
-    return items[0]
+    """The single item ``body(*args)`` yields, computed in a child of its own."""
+    child = DecoderChild(timeout_s)
+    try:
+        return child.call(body, args, label=label, path=path)
+    finally:
+        child.close()
 
 
-def _receive(
-    receiver: Connection, child: Any, timeout_s: float, label: str, path: str
-) -> tuple[Any, ...]:
-    if not receiver.poll(timeout_s):
+def _receive(pipe: Connection, child: Any, timeout_s: float, label: str, path: str) -> Any:
+    if not pipe.poll(timeout_s):
         child.kill()
         raise DecodeFailed(f"{label} produced nothing for {timeout_s:g} s on {path}; killed")
     try:
-        message: tuple[Any, ...] = receiver.recv()
+        return pipe.recv()
     except EOFError as exc:
         child.join(timeout=_JOIN_S)
         raise DecodeFailed(f"{label} worker died (exit code {child.exitcode}) on {path}") from exc
-    return message
 
 
-def _child_main(out: Connection, body: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> None:
-    """Child process entry: send each item of ``body(*args)``, then "end" or the error."""
+def _serve_requests(pipe: Connection) -> None:
+    """Child process entry: answer requests until the parent hangs up."""
     try:
-        try:
-            for item in body(*args):
-                out.send(("item", item))
-        except (BrokenPipeError, EOFError):
-            return  # the consumer stopped early
-        except InputError as exc:
-            out.send(("error", type(exc).__name__, str(exc)))
-            return
-        except Exception as exc:
-            out.send(("error", "DecodeFailed", f"{type(exc).__name__}: {first_line(exc)}"))
-            return
-        out.send(("end",))
+        while True:
+            try:
+                request = pipe.recv()
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # a request that cannot be unpickled here
+                pipe.send(("error", "DecodeFailed", f"{type(exc).__name__}: {first_line(exc)}"))
+                continue
+            body, args = request
+            if not _answer(pipe, body, args):
+                return
     except (BrokenPipeError, EOFError):
         return
     finally:
-        out.close()
+        pipe.close()
+
+
+def _answer(pipe: Connection, body: Callable[..., Iterable[Any]], args: tuple[Any, ...]) -> bool:
+    """Send each item of ``body(*args)``, then "end" or the error; False once the parent left."""
+    try:
+        for item in body(*args):
+            pipe.send(("item", item))
+    except (BrokenPipeError, EOFError):
+        return False
+    except InputError as exc:
+        pipe.send(("error", type(exc).__name__, str(exc)))
+        return True
+    except Exception as exc:
+        pipe.send(("error", "DecodeFailed", f"{type(exc).__name__}: {first_line(exc)}"))
+        return True
+    pipe.send(("end",))
+    return True
 
 
 def first_line(exc: BaseException) -> str:
@@ -137,38 +258,66 @@ def first_line(exc: BaseException) -> str:
     return text[-1][:300] if text else ""
 
 
+class PyAVInChild:
+    """A PyAVSource's settings, made into one where it runs (the decoder child).
+
+    Pickled to the child instead of a PyAVSource, so that the worker never imports PyAV.
+    """
+
+    name = "pyav"
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
+    def probe(self, path: str) -> VideoInfo:
+        return self._source().probe(path)
+
+    def frames(
+        self, path: str, times: Sequence[float], size: tuple[int, int]
+    ) -> Iterator[FrameSample]:
+        return self._source().frames(path, times, size)
+
+    def _source(self) -> FrameSource:
+        from workers.frames.pyav_source import PyAVSource
+
+        return PyAVSource(threads=self.threads)
+
+
 class IsolatedSource:
     """Runs a picklable frame source (e.g. PyAVSource) in a killable child process.
 
     Frames come back in batches of ``batch_size`` (one pipe message each) and are the inner
-    source's own samples: same true times, same images.
+    source's own samples: same true times, same images. Every call goes to ``child`` (made here
+    when not given; a job's sources share one); :meth:`close` ends it.
     """
 
     def __init__(
-        self, inner: FrameSource, decode_timeout_s: float = 600.0, batch_size: int = 8
+        self,
+        inner: FrameSource,
+        decode_timeout_s: float = 600.0,
+        batch_size: int = 8,
+        child: DecoderChild | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
         self.decode_timeout_s = decode_timeout_s
         self.batch_size = batch_size
+        self.child = child or DecoderChild(decode_timeout_s)
 
     def probe(self, path: str) -> VideoInfo:
-        info: VideoInfo = call_in_child(
-            _probe, (self.inner, path), timeout_s=self.decode_timeout_s, label=self.name, path=path
-        )
+        info: VideoInfo = self.child.call(_probe, (self.inner, path), label=self.name, path=path)
         return info
 
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
     ) -> Generator[FrameSample, None, None]:
-        # A generator: closing it early kills the child (stream_from_child's finally).
+        # A generator: closing it early kills the child (DecoderChild.stream's finally).
         wanted = sorted(times)
         if not wanted:
             return
-        batches = stream_from_child(
+        batches = self.child.stream(
             _serve_frames,
             (self.inner, path, wanted, size, self.batch_size),
-            timeout_s=self.decode_timeout_s,
             label=self.name,
             path=path,
         )
@@ -177,6 +326,9 @@ class IsolatedSource:
                 yield from batch
         finally:
             batches.close()
+
+    def close(self) -> None:
+        self.child.close()
 
 
 def _probe(source: FrameSource, path: str) -> Iterator[VideoInfo]:
@@ -200,13 +352,17 @@ def _serve_frames(
         yield batch
 
 
-def probe_in_child(path: str, timeout_s: float) -> VideoInfo:
-    """:func:`probe.probe_video` in a child, killed after ``timeout_s`` (-> DecodeFailed)."""
-    info: VideoInfo = call_in_child(
-        _probe_video, (path,), timeout_s=timeout_s, label="probe", path=path
-    )
+def probe_in_child(path: str, timeout_s: float, child: DecoderChild | None = None) -> VideoInfo:
+    """:func:`probe.probe_video` in ``child`` (or one of its own), killed after ``timeout_s``."""
+    info: VideoInfo
+    if child is None:
+        info = call_in_child(_probe_video, (path,), timeout_s=timeout_s, label="probe", path=path)
+    else:
+        info = child.call(_probe_video, (path,), label="probe", path=path)
     return info
 
 
 def _probe_video(path: str) -> Iterator[VideoInfo]:
+    from workers.frames.probe import probe_video
+
     yield probe_video(path)

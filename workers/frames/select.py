@@ -27,7 +27,8 @@ decode (DecodeFailed), is abandoned for PyAV, and the job's timeline says so wit
 
 Every decoder runs in a killable child process bounded by ``decode_timeout_s`` per message
 (:mod:`workers.frames.isolated`): decord always, PyAV through :class:`IsolatedSource`, and the
-probe too, so no file can hang a job thread in C code.
+probe too, so no file can hang a job thread in C code. A job's probe and sources share one
+child (:func:`open_frame_source`); :func:`close_source` ends it when the job is done.
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ import numpy as np
 
 from vidloc.errors import ConfigError, DecodeFailed
 from workers.frames.decord_source import DECORD_UNSUPPORTED_CODECS, DecordSource
-from workers.frames.isolated import IsolatedSource, probe_in_child
-from workers.frames.pyav_source import PyAVSource
+from workers.frames.isolated import DecoderChild, IsolatedSource, PyAVInChild, probe_in_child
 from workers.types import FrameSample, FrameSource, RGBImage, SourceWarning, VideoInfo
 
 if TYPE_CHECKING:
@@ -151,6 +151,10 @@ class FallbackSource:
     def probe(self, path: str) -> VideoInfo:
         return self.primary.probe(path)
 
+    def close(self) -> None:
+        close_source(self.primary)
+        close_source(self.fallback)
+
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
     ) -> Iterator[FrameSample]:
@@ -179,6 +183,8 @@ class FallbackSource:
                 served += 1
                 yield sample
             else:
+                # Read the child's end of answer, so it stays for the job's next request.
+                next(samples, None)
                 return
         except DecodeFailed as exc:
             reason = f"failed after {served} of {len(wanted)} frames ({exc})"
@@ -230,19 +236,35 @@ def source_warnings(source: object, info: VideoInfo) -> list[JobWarning]:
     return [JobWarning(code=w.code, message=w.message) for w in found]
 
 
+def close_source(source: object) -> None:
+    """End the decoder child behind a source (a no-op for sources without one)."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
 def make_source(
-    name: str, *, decode_timeout_s: float = 600.0, threads: int = 0, fps: float = 0.0
+    name: str,
+    *,
+    decode_timeout_s: float = 600.0,
+    threads: int = 0,
+    fps: float = 0.0,
+    child: DecoderChild | None = None,
 ) -> FrameSource:
-    """A source by name; ``decord`` comes checked against and backed by PyAV; all run isolated.
+    """A source by name; ``decord`` comes checked against and backed by PyAV; all run isolated,
+    in ``child`` (one made here when not given), which :func:`close_source` ends.
 
     ``fps`` (the probe's) sets how far a served frame's time may stray: half a frame.
     """
-    pyav = IsolatedSource(PyAVSource(threads=threads), decode_timeout_s=decode_timeout_s)
+    child = child or DecoderChild(decode_timeout_s)
+    pyav = IsolatedSource(
+        PyAVInChild(threads=threads), decode_timeout_s=decode_timeout_s, child=child
+    )
     if name == "pyav":
         return pyav
     if name == "decord":
         return FallbackSource(
-            DecordSource(threads=threads, decode_timeout_s=decode_timeout_s),
+            DecordSource(threads=threads, decode_timeout_s=decode_timeout_s, child=child),
             pyav,
             frame_interval_s=1.0 / fps if fps > 0 else 0.04,
         )
@@ -258,9 +280,16 @@ def open_frame_source(
 ) -> tuple[FrameSource, VideoInfo]:
     """Probe ``path`` and return the source chosen for it, with the probe's answer.
 
-    Raises NotAVideo / DecodeFailed / ObjectMissing for files that cannot be sampled.
+    The probe and every decode of the source run in one decoder child, kept between calls;
+    :func:`close_source` ends it. Raises NotAVideo / DecodeFailed / ObjectMissing for files that
+    cannot be sampled.
     """
-    info = probe_in_child(path, decode_timeout_s)
+    child = DecoderChild(decode_timeout_s)
+    try:
+        info = probe_in_child(path, decode_timeout_s, child)
+    except BaseException:
+        child.close()
+        raise
     name = choose_source_name(info, force)
     logger.info(
         "frame source %s for %s (%s %dx%d, %.1f s)",
@@ -271,5 +300,7 @@ def open_frame_source(
         info.height,
         info.duration_s,
     )
-    source = make_source(name, decode_timeout_s=decode_timeout_s, threads=threads, fps=info.fps)
+    source = make_source(
+        name, decode_timeout_s=decode_timeout_s, threads=threads, fps=info.fps, child=child
+    )
     return source, info

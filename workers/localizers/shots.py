@@ -16,14 +16,17 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from scenedetect.common import FrameTimecode, Timecode
-from scenedetect.detectors import ContentDetector
-from scenedetect.stats_manager import StatsManager
 
 from workers.types import DetectedEvent, FrameSample
+
+if TYPE_CHECKING:
+    # Imported where used: PySceneDetect's package imports PyAV, which a worker that only asks
+    # the model never needs (PyAV lives in the decoder children; workers/frames/isolated.py).
+    from scenedetect.common import FrameTimecode
 
 # PySceneDetect's ContentDetector default: mean HSV change (0-255 scale) that counts as a cut.
 DEFAULT_CUT_THRESHOLD = 27.0
@@ -84,6 +87,8 @@ def detector_input(
 
 
 def _timecode(t_s: float) -> FrameTimecode:
+    from scenedetect.common import FrameTimecode, Timecode
+
     tick = max(0, round(t_s * _TICKS_PER_S))
     return FrameTimecode(Timecode(pts=tick, time_base=_TIME_BASE), fps=Fraction(_TICKS_PER_S))
 
@@ -92,6 +97,9 @@ class _Scorer:
     """One PySceneDetect ContentDetector plus the StatsManager that reads its scores back."""
 
     def __init__(self, threshold: float, min_scene_len_s: float, luma_only: bool) -> None:
+        from scenedetect.detectors import ContentDetector
+        from scenedetect.stats_manager import StatsManager
+
         self.detector = ContentDetector(
             threshold=threshold, min_scene_len=float(min_scene_len_s), luma_only=luma_only
         )
@@ -100,7 +108,7 @@ class _Scorer:
 
     def feed(self, tc: FrameTimecode, bgr: np.ndarray) -> tuple[bool, float]:
         found = bool(self.detector.process_frame(tc, bgr))
-        (score,) = self.stats.get_metrics(tc, [ContentDetector.FRAME_SCORE_KEY])
+        (score,) = self.stats.get_metrics(tc, [self.detector.FRAME_SCORE_KEY])
         return found, float(score) if score is not None else 0.0
 
 
