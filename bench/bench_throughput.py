@@ -1,7 +1,7 @@
 """Throughput of real workers against a model that answers in a set time: is the model the bound?
 
     .venv/bin/python bench/bench_throughput.py [--videos 16] [--duration 30] [--latency 2.0]
-        [--workers 2] [--jobs 1 4 16] [--concurrency 4]
+        [--workers 2] [--jobs 1 4 16] [--concurrency 4] [--keys random|balanced]
 
 Needs the local stack (``vidloc stack up``). Renders one short video once (.cache/bench/), uploads
 ``--videos`` copies under distinct keys, starts ``--workers`` ``vidloc worker`` processes on a
@@ -10,9 +10,13 @@ at once and waits for every result. The model is the in-repo fake server, every 
 ``--latency`` seconds; it counts requests and the most it held at once.
 
 Prints, per jobs-per-worker value: wall time (first ingest event sent to last result read), the
-model-bound floor (requests x latency / (workers x concurrency)), their ratio, the peak number of
-requests the model saw at once, the peak RSS of any worker's process tree, and where the jobs' own
-time went (the workers' ``job timings`` log lines, averaged). Results are read read_committed and
+model-bound floor (requests x latency / (workers x concurrency)), their ratio, how the videos
+split between the workers (ingest is keyed by video id, so the split is chance; ``--keys
+balanced`` picks keys that split evenly) and the floor for that split (each worker's requests
+over its own slots), the peak number of requests the model saw at once, the peak RSS and PSS of
+the worker process trees (RSS counts pages a forked decoder child shares with the decoder server
+once per process; PSS shares them out), the CPU per job, and where the jobs' own time went (the
+workers' ``job timings`` log lines, averaged). Results are read read_committed and
 checked: exactly one succeeded result per video. Issue 10's target, 16 x 30 s videos, 2 workers,
 2.0 s latency: wall <= 1.5x the floor.
 """
@@ -20,6 +24,8 @@ checked: exactly one succeeded result per video. Issue 10's target, 16 x 30 s vi
 from __future__ import annotations
 
 import argparse
+import hashlib
+import math
 import os
 import re
 import statistics
@@ -36,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_worker_memory import tree_rss_bytes  # noqa: E402
+from bench_worker_memory import tree_memory, tree_pids  # noqa: E402
 
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 _TIMINGS = re.compile(r"job timings: (.*?) \[")
 _STAGE = re.compile(r"(\w+)=([0-9.]+)")
+_STOPPED = re.compile(r"worker stopped after (\d+) jobs")
 
 
 def render(duration_s: float) -> Path:
@@ -66,25 +73,60 @@ def tree_cpu_s(pid: int) -> float:
     """CPU seconds used by ``pid``'s process tree so far, reaped children included.
 
     Each live process counts its own time plus that of the children it reaped (cutime/cstime),
-    so the sum only grows while the tree reaps its own (decoder children, the fork server).
+    so the sum only grows while the tree reaps its own (decoder children, the decoder server).
     """
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    return sum(tree_cpu_split(pid))
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` itself (its threads) and of everything below it (decoders)."""
+    own = below = 0.0
+    for current in tree_pids(pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        stats[int(stat.parent.name)] = fields
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        mine = stats.get(current)
-        if mine is not None:  # utime, stime, cutime, cstime are fields 14-17 of stat
-            total += sum(int(v) for v in mine[11:15]) * _TICK_S
-        stack.extend(children.get(current, []))
-    return total
+        if current == pid:  # utime stime are fields 14-15; cutime cstime 16-17
+            own += (int(fields[11]) + int(fields[12])) * _TICK_S
+            below += (int(fields[13]) + int(fields[14])) * _TICK_S
+        else:
+            below += sum(int(v) for v in fields[11:15]) * _TICK_S
+    return own, below
+
+
+def jobs_per_worker(log_dir: Path) -> list[int]:
+    """How many jobs each worker ran (its 'worker stopped after N jobs' line)."""
+    counts = []
+    for path in sorted(log_dir.glob("worker-*.log")):
+        found = _STOPPED.findall(path.read_text(errors="replace"))
+        counts.append(int(found[-1]) if found else 0)
+    return counts
+
+
+def balanced_keys(videos: int, name: str, bucket: str, etag: str, partitions: int) -> list[str]:
+    """Object keys whose video ids fall evenly on the ingest partitions (Kafka's own hash).
+
+    Ingest events are keyed by video id, so which worker gets a video is chance: 16 random keys
+    split 8/8 between two workers about one time in five. These keys split evenly: the case the
+    model-bound floor (requests x latency / all slots) describes.
+    """
+    from kafka.partitioner.default import murmur2
+
+    from contracts.ingest import derive_video_id
+
+    per_partition = -(-videos // partitions)
+    taken: dict[int, int] = defaultdict(int)
+    keys: list[str] = []
+    candidate = 0
+    while len(keys) < videos:
+        key = f"v{candidate:04d}/{name}"
+        candidate += 1
+        video_id = derive_video_id(bucket, key, etag)
+        partition = (murmur2(video_id.encode()) & 0x7FFFFFFF) % partitions
+        if taken[partition] < per_partition:
+            taken[partition] += 1
+            keys.append(key)
+    return keys
 
 
 def stage_times(log_dir: Path) -> dict[str, float]:
@@ -108,7 +150,11 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
     settings = load_settings(vlm_base_url=fake_url, video_bucket=bucket)
     store = ObjectStore(settings)
     store.ensure_bucket(bucket)
-    events = [upload(store, bucket, f"v{i:03d}/{clip.name}", clip) for i in range(args.videos)]
+    keys = [f"v{i:03d}/{clip.name}" for i in range(args.videos)]
+    if args.keys == "balanced":
+        etag = hashlib.md5(clip.read_bytes()).hexdigest()  # a single-part upload's ETag
+        keys = balanced_keys(args.videos, clip.name, bucket, etag, settings.ingest_partitions)
+    events = [upload(store, bucket, key, clip) for key in keys]
     log_dir = ROOT / ".cache" / "bench" / f"throughput-logs-{jobs}-{uuid.uuid4().hex[:6]}"
     log_dir.mkdir(parents=True)
     env = {
@@ -126,23 +172,26 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
     workers = Workers(settings, env, log_dir)
     watcher = Watcher(settings)
     procs = workers.start(args.workers)
-    peak_rss = 0
-    cpu_at: dict[int, float] = {}
+    peak_rss = peak_pss = 0
+    cpu_at: dict[int, tuple[float, float]] = {}
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_rss
+        nonlocal peak_rss, peak_pss
         while not done.is_set():
-            peak_rss = max([peak_rss, *(tree_rss_bytes(p.pid) for p in procs)])
             for p in procs:
-                cpu_at[p.pid] = max(cpu_at.get(p.pid, 0.0), tree_cpu_s(p.pid))
-            time.sleep(0.1)
+                rss, pss = tree_memory(p.pid)
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                own, below = tree_cpu_split(p.pid)
+                was = cpu_at.get(p.pid, (0.0, 0.0))
+                cpu_at[p.pid] = (max(was[0], own), max(was[1], below))
+            time.sleep(0.25)  # every /proc walk costs the cores being measured
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
         wait_group_stable(log_dir, args.workers)
-        idle_cpu = sum(tree_cpu_s(p.pid) for p in procs)
+        idle = [tree_cpu_split(p.pid) for p in procs]
         set_faults(fake_url, [{"kind": "slow", "delay_s": args.latency, "count": 1_000_000}])
         video_ids = [e.effective_video_id for e in events]
         started = time.monotonic()
@@ -180,7 +229,8 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
             for v in video_ids
         }
         stats = fake_stats(fake_url)
-        busy_cpu = sum(cpu_at.values()) - idle_cpu
+        busy_own = sum(c[0] for c in cpu_at.values()) - sum(c[0] for c in idle)
+        busy_below = sum(c[1] for c in cpu_at.values()) - sum(c[1] for c in idle)
     finally:
         done.set()
         sampler.join()
@@ -191,6 +241,12 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
     failed = [v for v, s in counts.items() if s and s != ["succeeded"]]
     requests = int(stats["requests"])
     floor = requests * args.latency / (args.workers * args.concurrency)
+    split = jobs_per_worker(log_dir)
+    # The floor for the split the partitions gave: each worker's requests over its own slots.
+    per_job = requests / max(1, args.videos)
+    split_floor = max(
+        (math.ceil(n * per_job / args.concurrency) * args.latency for n in split), default=0.0
+    )
     return {
         "jobs": jobs,
         "wall": wall,
@@ -198,11 +254,16 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
         "requests": requests,
         "peak": int(stats["peak_in_flight"]),
         "rss_mb": peak_rss / 1e6,
+        "pss_mb": peak_pss / 1e6,
+        "split": split,
+        "split_floor": split_floor,
         "lost": len(lost),
         "duplicated": len(duplicated),
         "failed": len(failed),
         "stages": stage_times(log_dir),
-        "cpu_per_job": busy_cpu / max(1, args.videos),
+        "cpu_per_job": (busy_own + busy_below) / max(1, args.videos),
+        "cpu_worker_per_job": busy_own / max(1, args.videos),
+        "cpu_decoders_per_job": busy_below / max(1, args.videos),
     }
 
 
@@ -214,6 +275,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--keys",
+        choices=["random", "balanced"],
+        default="random",
+        help="object keys as they come, or chosen so the videos split evenly on the partitions",
+    )
     args = parser.parse_args()
 
     from devkit.fake_vlm.server import serve_in_thread
@@ -228,18 +295,21 @@ def main() -> None:
         stop_fake()
     print(
         f"\n{args.videos} x {args.duration:g} s videos, {args.workers} workers, model latency "
-        f"{args.latency:g} s, VIDLOC_VLM_CONCURRENCY={args.concurrency}"
+        f"{args.latency:g} s, VIDLOC_VLM_CONCURRENCY={args.concurrency}, {args.keys} keys"
     )
     print(
-        "| jobs/worker | wall | model floor | wall/floor | requests | peak at model "
-        "| peak worker RSS | lost | duplicated | failed |"
+        "| jobs/worker | wall | model floor | wall/floor | jobs per worker | floor for that split "
+        "| requests | peak at model | peak worker tree RSS / PSS | lost | duplicated | failed |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['jobs']} | {r['wall']:.1f} s | {r['floor']:.1f} s "
-            f"| {float(r['wall']) / float(r['floor']):.2f}x | {r['requests']} | {r['peak']} "
-            f"| {r['rss_mb']:.0f} MB | {r['lost']} | {r['duplicated']} | {r['failed']} |"
+            f"| {float(r['wall']) / float(r['floor']):.2f}x "
+            f"| {'/'.join(str(n) for n in r['split'])} | {r['split_floor']:.1f} s "
+            f"| {r['requests']} | {r['peak']} "
+            f"| {r['rss_mb']:.0f} / {r['pss_mb']:.0f} MB | {r['lost']} | {r['duplicated']} "
+            f"| {r['failed']} |"
         )
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
@@ -250,7 +320,9 @@ def main() -> None:
     for r in rows:
         cpu = float(r["cpu_per_job"])
         print(
-            f"  jobs/worker {r['jobs']}: {cpu:.2f} CPU s per job; all {args.videos} jobs need "
+            f"  jobs/worker {r['jobs']}: {cpu:.2f} CPU s per job (worker process "
+            f"{r['cpu_worker_per_job']:.2f}, decoder server and children "
+            f"{r['cpu_decoders_per_job']:.2f}); all {args.videos} jobs need "
             f">= {cpu * args.videos / cores:.1f} s of {cores} idle cores"
         )
     print("\nmean seconds per job and stage (the workers' 'job timings' lines):")

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(default=4 * 3600.0, gt=0)
     max_pixels: int = Field(default=8192 * 8192, ge=1)
     decode_timeout_s: float = Field(default=600.0, gt=0)
+    # Threads per decode (FFmpeg's and decord's); 0 = the decoder's choice (one per core). One:
+    # a worker runs several jobs at once and gets its parallelism across them, and frame threads
+    # cost a short clip twice the CPU (bench/README.md, "Throughput").
+    decode_threads: int = Field(default=1, ge=0, le=64)
+    # Which decoder samples frames: PyAV (right on every file of the decoder matrix, and as fast
+    # or faster); "auto": decord where the matrix found it right, checked against PyAV at run
+    # time (docs/decoders.md); "decord": decord wherever it opens. The check decodes again, so
+    # decord cost a 30 s clip 2.3x PyAV's CPU (bench/README.md, "Throughput").
+    frame_source: Literal["pyav", "auto", "decord"] = "pyav"
     work_dir: Path | None = None
 
     # Worker loop

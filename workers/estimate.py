@@ -153,7 +153,7 @@ def request_tokens(plan: JobPlan, times: Sequence[float], start_s: float, end_s:
 
 def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Estimate:
     from workers.frames.prepass import run_prepass
-    from workers.frames.select import close_source, open_frame_source
+    from workers.frames.select import close_source, forced_source, open_frame_source
 
     event = IngestEvent.model_validate(
         {
@@ -163,7 +163,12 @@ def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Es
             "submitted_at": datetime.now(UTC).isoformat(),
         }
     )
-    source, info = open_frame_source(str(path), decode_timeout_s=settings.decode_timeout_s)
+    source, info = open_frame_source(
+        str(path),
+        force=forced_source(settings.frame_source),
+        decode_timeout_s=settings.decode_timeout_s,
+        threads=settings.decode_threads,
+    )
     prepass = None
     try:
         if wants_adaptive(event, PlanConfig.from_settings(settings)):

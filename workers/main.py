@@ -20,7 +20,7 @@ from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
 from workers.circuit import CircuitBreaker
 from workers.consumer import WorkerLoop
-from workers.frames import open_frame_source
+from workers.frames import forced_source, open_frame_source
 from workers.frames.isolated import start_decoder_server
 from workers.handler import IngestHandler
 from workers.job import JobRunner
@@ -56,7 +56,12 @@ def localizer_factory(
 
 def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, VideoInfo]]:
     def open_source(path: Path) -> tuple[FrameSource, VideoInfo]:
-        return open_frame_source(str(path), decode_timeout_s=settings.decode_timeout_s)
+        return open_frame_source(
+            str(path),
+            force=forced_source(settings.frame_source),
+            decode_timeout_s=settings.decode_timeout_s,
+            threads=settings.decode_threads,
+        )
 
     return open_source
 

@@ -4,6 +4,7 @@ between them (``select``)."""
 from workers.frames.select import (
     choose_source_name,
     close_source,
+    forced_source,
     make_source,
     open_frame_source,
     source_warnings,
@@ -12,6 +13,7 @@ from workers.frames.select import (
 __all__ = [
     "choose_source_name",
     "close_source",
+    "forced_source",
     "make_source",
     "open_frame_source",
     "source_warnings",

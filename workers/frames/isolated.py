@@ -210,7 +210,7 @@ def _receive(pipe: Connection, child: Any, timeout_s: float, label: str, path: s
         raise DecodeFailed(f"{label} produced nothing for {timeout_s:g} s on {path}; killed")
     try:
         return pipe.recv()
-    except EOFError as exc:
+    except (EOFError, ConnectionResetError) as exc:
         child.join(timeout=_JOIN_S)
         raise DecodeFailed(f"{label} worker died (exit code {child.exitcode}) on {path}") from exc
 

@@ -1,6 +1,10 @@
-"""Which frame source decodes a file: decord where it was measured right, PyAV everywhere else.
+"""Which frame source decodes a file: PyAV by default; decord, where it was measured right, when
+``VIDLOC_FRAME_SOURCE=auto``.
 
-The rule (:func:`choose_source_name`, pure), from the decoder matrix (docs/decoders.md,
+The worker forces PyAV unless told otherwise (:func:`forced_source`): it was right on every file
+of the decoder matrix, and decord, which must be checked against PyAV at run time, cost a short
+clip 2.3x PyAV's CPU (bench/README.md, "Throughput"). The rule for ``auto``
+(:func:`choose_source_name`, pure), from the decoder matrix (docs/decoders.md,
 tests/unit/test_decoder_matrix.py: every container x codec decoded by both at the same times and
 checked against the frame each picture must be):
 
@@ -56,6 +60,11 @@ DECORD_MAX_PIXEL_SECONDS = 1280 * 720 * 300.0
 DECORD_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 # (container, codec) pairs inside those that decord still cannot serve.
 DECORD_UNSUPPORTED_PAIRS = frozenset({("avi", "h264")})
+
+
+def forced_source(setting: str) -> str | None:
+    """``VIDLOC_FRAME_SOURCE`` as :func:`choose_source_name`'s ``force`` ("auto": the rule)."""
+    return None if setting == "auto" else setting
 
 
 def choose_source_name(info: VideoInfo, force: str | None = None) -> str:
