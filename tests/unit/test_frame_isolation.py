@@ -289,3 +289,23 @@ def source_child(source: object) -> DecoderChild:
     child = getattr(inner, "child", None)
     assert isinstance(child, DecoderChild)
     return child
+
+
+def test_a_child_rerunning_the_console_script_does_not_import_the_commands() -> None:
+    # multiprocessing re-runs a script __main__ in every child (run_name "__mp_main__"); under
+    # the `vidloc` console script (the container's entry point) that cost each decoder child
+    # every command's imports (0.8 CPU s) until vidloc.cli imported them lazily.
+    script = Path(sys.executable).parent / "vidloc"
+    assert script.is_file(), "the venv's console script (pip install -e .)"
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+        "print(sorted(m for m in sys.modules if m.startswith('vidloc.cli.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == "['vidloc.cli.exits']"
