@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # a worker runs several jobs at once and gets its parallelism across them, and frame threads
     # cost a short clip twice the CPU (bench/README.md, "Throughput").
     decode_threads: int = Field(default=1, ge=0, le=64)
+    # Chunks a worker decodes at once across its jobs; 0 = one per core. Jobs that start together
+    # reach the model sooner one after another than all at once (workers/fanout.py).
+    decode_slots: int = Field(default=0, ge=0, le=256)
     # Which decoder samples frames: PyAV (right on every file of the decoder matrix, and as fast
     # or faster); "auto": decord where the matrix found it right, checked against PyAV at run
     # time (docs/decoders.md); "decord": decord wherever it opens. The check decodes again, so
@@ -184,7 +187,10 @@ class Settings(BaseSettings):
 
     @property
     def effective_worker_jobs(self) -> int:
-        return self.worker_jobs if self.worker_jobs is not None else self.vlm_concurrency
+        # Twice the model slots: while some jobs wait for the model, as many more download,
+        # decode and store, so the next request is ready when a slot frees (bench/README.md:
+        # with jobs = slots, a job's own time sat between every two model calls).
+        return self.worker_jobs if self.worker_jobs is not None else 2 * self.vlm_concurrency
 
     @property
     def effective_vlm_base_url(self) -> str:

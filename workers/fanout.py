@@ -26,11 +26,16 @@ def localize_chunks(
     workers: int,
     on_result: Callable[[ChunkResult], None],
     budget: threading.Semaphore | None = None,
+    decoding: threading.Semaphore | None = None,
 ) -> None:
     """Call ``localize`` on every chunk, ``workers`` at a time; ``on_result`` for each result.
 
     ``budget``, shared by every job of a worker, caps the chunks of decoded frames held across
     jobs: a slot is taken before a chunk is decoded and given back once it is localized.
+    ``decoding``, shared too, caps the chunks being decoded at once: jobs that start together
+    then decode one after another at full speed, the first chunks reach the model early and the
+    rest decode while those wait for it, instead of all of them sharing the cores and reaching
+    the model late together.
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -44,7 +49,7 @@ def localize_chunks(
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="localize") as pool:
         try:
-            for chunk, frames in chunks if budget is None else _within(chunks, budget):
+            for chunk, frames in _within(chunks, budget, decoding):
                 holding = budget is not None
                 while len(in_flight) >= workers:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -73,18 +78,28 @@ def _giving_back(budget: threading.Semaphore) -> Callable[[Future[ChunkResult]],
 
 
 def _within(
-    chunks: Iterable[tuple[Chunk, list[FrameSample]]], budget: threading.Semaphore
+    chunks: Iterable[tuple[Chunk, list[FrameSample]]],
+    budget: threading.Semaphore | None,
+    decoding: threading.Semaphore | None,
 ) -> Iterator[tuple[Chunk, list[FrameSample]]]:
-    """``chunks``, each decoded only once a budget slot is taken (the caller gives it back)."""
+    """``chunks``, each decoded once a budget slot is taken (the caller gives it back) and while
+    a decoding slot is held."""
     it = iter(chunks)
     while True:
-        budget.acquire()
+        if budget is not None:
+            budget.acquire()
         try:
-            item = next(it)
+            if decoding is None:
+                item = next(it)
+            else:
+                with decoding:
+                    item = next(it)
         except StopIteration:
-            budget.release()
+            if budget is not None:
+                budget.release()
             return
         except BaseException:
-            budget.release()
+            if budget is not None:
+                budget.release()
             raise
         yield item

@@ -95,11 +95,14 @@ class JobRunner:
         make_localizer: Callable[[str], Localizer],
         metrics: Metrics | None = None,
         frame_budget: threading.Semaphore | None = None,
+        decode_slots: threading.Semaphore | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         # Chunks of decoded frames held at once across every job sharing it (a worker's memory
         # bound when it runs several jobs); None: each job's own bound only.
         self._frame_budget = frame_budget
+        # Chunks decoded at once across the jobs (None: no cap); see fanout.localize_chunks.
+        self._decode_slots = decode_slots
         self._settings = settings
         self._plan_config = PlanConfig.from_settings(settings)
         self._store = store
@@ -247,6 +250,7 @@ class JobRunner:
                 workers=self._settings.vlm_concurrency if plan.localizer == "vlm" else 1,
                 on_result=record,
                 budget=self._frame_budget,
+                decoding=self._decode_slots,
             )
         missing = [c.index for c in plan.chunks if c.index not in results]
         if missing:

@@ -81,8 +81,16 @@ def build_handlers(
     # Decoded chunks held at once across the jobs: enough for the model's slots to be busy while
     # as many more are decoded, and never less than one job alone holds (concurrency + 1).
     frames = threading.Semaphore(max(2, 2 * settings.vlm_concurrency))
+    # Chunks decoded at once across the jobs: one per core (one decode thread each, by default).
+    decoding = threading.Semaphore(settings.decode_slots or os.cpu_count() or 1)
     runner = JobRunner(
-        settings, store, source_opener(settings), make_localizer, metrics, frame_budget=frames
+        settings,
+        store,
+        source_opener(settings),
+        make_localizer,
+        metrics,
+        frame_budget=frames,
+        decode_slots=decoding,
     )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/dedup.py.
