@@ -79,3 +79,56 @@ def test_a_failing_job_gives_its_budget_back() -> None:
         )
     # Chunks still running when the error came finish and give theirs back too.
     assert budget.acquire(timeout=2) and budget.acquire(timeout=2)
+
+
+def decoding_chunks(
+    count: int, busy: Held, failing: bool = False
+) -> Iterator[tuple[Chunk, list[FrameSample]]]:
+    for i in range(count):
+        busy.add(1)  # this chunk's frames are being decoded
+        time.sleep(0.01)
+        busy.add(-1)
+        if failing and i == 1:
+            raise RuntimeError("decoder died")
+        yield Chunk(i, float(i), float(i + 1), (float(i),)), []
+
+
+def quick_localize(chunk: Chunk, frames: list[FrameSample]) -> ChunkResult:
+    return ChunkResult(chunk_index=chunk.index, events=())
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_jobs_sharing_decode_slots_never_decode_more_chunks_at_once(slots: int) -> None:
+    decoding = Held()
+    slots_held = threading.Semaphore(slots)
+    results: list[int] = []
+
+    def job() -> None:
+        localize_chunks(
+            decoding_chunks(5, decoding),
+            quick_localize,
+            workers=2,
+            on_result=lambda r: results.append(r.chunk_index),
+            decoding=slots_held,
+        )
+
+    threads = [threading.Thread(target=job) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == sorted(list(range(5)) * 4)
+    assert decoding.peak == slots  # four jobs, yet never more decodes at once than slots
+
+
+def test_a_failing_decode_gives_its_slot_back() -> None:
+    slots = threading.Semaphore(1)
+    with pytest.raises(RuntimeError, match="decoder died"):
+        localize_chunks(
+            decoding_chunks(4, Held(), failing=True),
+            quick_localize,
+            workers=2,
+            on_result=lambda r: None,
+            decoding=slots,
+        )
+    assert slots.acquire(timeout=2)
