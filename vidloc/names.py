@@ -36,5 +36,10 @@ def timeline_key(video_id: str, tenant: str | None = None) -> str:
     return f"{tenant_root(tenant)}{TIMELINE_PREFIX}/{video_id}/timeline.json"
 
 
+def checkpoint_prefix(video_id: str, job_id: str) -> str:
+    """Where every chunk checkpoint of one job lives (ends with a slash)."""
+    return f"{CHECKPOINT_PREFIX}/{video_id}/{job_id}/"
+
+
 def checkpoint_key(video_id: str, job_id: str, chunk_index: int) -> str:
-    return f"{CHECKPOINT_PREFIX}/{video_id}/{job_id}/chunk-{chunk_index:05d}.json"
+    return f"{checkpoint_prefix(video_id, job_id)}chunk-{chunk_index:05d}.json"

@@ -12,7 +12,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +66,8 @@ class JobStore(Protocol):
     ) -> Any: ...
 
     def get_bytes(self, bucket: str, key: str) -> bytes: ...
+
+    def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
 
 
 ProgressFn = Callable[[str, int, int, str], None]  # stage, chunks_done, chunks_total, message
@@ -260,9 +262,17 @@ class JobRunner:
     def _resume(
         self, video_id: str, job_id: str, chunks: Sequence[Chunk], fingerprint: str
     ) -> dict[int, ChunkResult]:
-        """The chunks a previous attempt at this job finished, by index."""
+        """The chunks a previous attempt at this job finished, by index.
+
+        One LIST of the job's checkpoints, then a GET for each one there (not a GET per chunk:
+        a fresh job has none, and a long video has hundreds of chunks).
+        """
+        prefix = names.checkpoint_prefix(video_id, job_id)
+        stored_keys = set(self._store.list_keys(self._settings.timeline_bucket, prefix))
         results: dict[int, ChunkResult] = {}
         for chunk in chunks:
+            if names.checkpoint_key(video_id, job_id, chunk.index) not in stored_keys:
+                continue
             stored = self._load_checkpoint(video_id, job_id, chunk.index, fingerprint)
             if stored is not None:
                 results[chunk.index] = stored
