@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -43,25 +43,30 @@ def localize_slowly(held: Held, fail_at: int | None = None):  # type: ignore[no-
     return localize
 
 
+def run_at_once(jobs: int, job: Callable[[], None]) -> None:
+    """Run ``jobs`` copies of ``job`` in threads, as a worker's job slots would, and wait."""
+    threads = [threading.Thread(target=job) for _ in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+
 def test_jobs_sharing_a_budget_never_hold_more_chunks_than_it_allows() -> None:
     held = Held()
     budget = threading.Semaphore(3)
     results: list[int] = []
 
-    def job() -> None:
-        localize_chunks(
+    run_at_once(
+        4,
+        lambda: localize_chunks(
             chunks(6, held),
             localize_slowly(held),
             workers=3,
             on_result=lambda r: results.append(r.chunk_index),
             budget=budget,
-        )
-
-    threads = [threading.Thread(target=job) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+        ),
+    )
     assert sorted(results) == sorted(list(range(6)) * 4)
     assert 1 <= held.peak <= 3
 
@@ -103,20 +108,16 @@ def test_jobs_sharing_decode_slots_never_decode_more_chunks_at_once(slots: int) 
     slots_held = threading.Semaphore(slots)
     results: list[int] = []
 
-    def job() -> None:
-        localize_chunks(
+    run_at_once(
+        4,
+        lambda: localize_chunks(
             decoding_chunks(5, decoding),
             quick_localize,
             workers=2,
             on_result=lambda r: results.append(r.chunk_index),
             decoding=slots_held,
-        )
-
-    threads = [threading.Thread(target=job) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+        ),
+    )
     assert sorted(results) == sorted(list(range(5)) * 4)
     assert decoding.peak == slots  # four jobs, yet never more decodes at once than slots
 
