@@ -316,6 +316,7 @@ class JobRunner:
                 concurrency=s.vlm_concurrency,
                 max_frames=max_frames,
                 max_images=s.vlm_max_images_per_request,
+                held=self._frame_budget,
             )
             merged = refined.events
         if plan.cuts and s.snap_to_cut_s > 0:

@@ -16,8 +16,10 @@ released before the next wave is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -91,6 +93,7 @@ def refine_events(
     max_images: int = 64,
     max_held_frames: int = MAX_HELD_FRAMES,
     evidence_batch: int = EVIDENCE_BATCH,
+    held: threading.Semaphore | None = None,
 ) -> RefineOutcome:
     """Refine every boundary of ``events`` to a frame of the ``fps`` grid.
 
@@ -98,6 +101,9 @@ def refine_events(
     frames are charged by their tokens, so the same budget buys more of them. When it runs out
     the remaining boundaries keep their best estimate (the strongest colour step left in their
     bracket) instead of their coarse time.
+
+    ``held`` is the worker's budget of decoded chunks shared by its jobs: each wave of frames
+    takes a slot while it is decoded and asked about, like a chunk of the coarse pass.
     """
     if max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
@@ -143,20 +149,21 @@ def refine_events(
                 list(zip(parts, numbered, strict=True)), concurrency, max_held_frames
             ):
                 # Only this wave's frames are alive: decoded, sent, released by ``_send_all``.
-                wave_times = [t for part, _ in wave for t in part]
-                frames = _decode(source, path, wave_times, look)
-                by_time = {t: f for t, f in zip(wave_times, frames, strict=True)}
-                del frames
-                asks = [
-                    _Ask(
-                        [by_time[t] for t in part],
-                        tuple(sorted(set().union(*(labels_of[t] for t in part)))),
-                        n,
-                    )
-                    for part, n in wave
-                ]
-                del by_time
-                answers.extend(_send_all(pool, asks, localizer, request))
+                with held if held is not None else contextlib.nullcontext():
+                    wave_times = [t for part, _ in wave for t in part]
+                    frames = _decode(source, path, wave_times, look)
+                    by_time = {t: f for t, f in zip(wave_times, frames, strict=True)}
+                    del frames
+                    asks = [
+                        _Ask(
+                            [by_time[t] for t in part],
+                            tuple(sorted(set().union(*(labels_of[t] for t in part)))),
+                            n,
+                        )
+                        for part, n in wave
+                    ]
+                    del by_time
+                    answers.extend(_send_all(pool, asks, localizer, request))
             seen: dict[str, dict[float, bool]] = {}
             for visibility, used in answers:
                 usage += used

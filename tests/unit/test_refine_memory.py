@@ -149,3 +149,39 @@ def test_the_bounded_refinement_finds_every_boundary() -> None:
         # Half-open on the 10 fps grid: the first frame with the event, the first without.
         assert truth.start_s <= refined.start_s < truth.start_s + step
         assert truth.end_s <= refined.end_s < truth.end_s + step
+
+
+class CountingSlots:
+    """A worker's shared budget of decoded chunks: counts the slots taken and the most held."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.Semaphore(size)
+        self._lock = threading.Lock()
+        self.taken = 0
+        self.holding = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        self._slots.acquire()
+        with self._lock:
+            self.taken += 1
+            self.holding += 1
+            self.most = max(self.most, self.holding)
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self.holding -= 1
+        self._slots.release()
+
+
+def test_each_wave_of_frames_takes_a_slot_of_the_workers_shared_budget() -> None:
+    source, localizer = CountingSource(), SeeingLocalizer()
+    slots = CountingSlots(1)
+    unbudgeted = _refine(CountingSource(), SeeingLocalizer(), max_held_frames=16)
+    outcome = _refine(source, localizer, max_held_frames=16, held=slots)  # type: ignore[arg-type]
+
+    assert outcome == unbudgeted
+    assert slots.taken >= 2 and slots.most == 1 and slots.holding == 0
+    # Only the asked-about boundaries' frames are held in waves: the pixel-settled ones are
+    # reduced to histograms as they arrive and take no slot.
+    assert slots.taken <= len(localizer.sent)
