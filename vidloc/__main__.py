@@ -2,6 +2,6 @@ import sys
 
 from vidloc.cli import main
 
-# Guarded: frame sources start child processes with the spawn method, which re-imports this.
+# Guarded: decoder children (multiprocessing) may re-run the main module; they must not run main().
 if __name__ == "__main__":
     sys.exit(main())
