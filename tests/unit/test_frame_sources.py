@@ -340,3 +340,22 @@ def test_stopping_early_ends_the_decord_child(media: Path) -> None:
     assert [f.t_s for f in first] == [0.0, 1.0, 2.0]
     frames.close()
     assert not multiprocessing.active_children()
+
+
+def test_the_worker_decodes_with_pyav_unless_told_otherwise(media: Path) -> None:
+    from pydantic import ValidationError
+
+    from vidloc.settings import Settings
+    from workers.frames import close_source, forced_source
+
+    path = path_of(media, "h264_mp4")
+    chosen = {}
+    for setting in ("pyav", "auto", "decord"):
+        source, _info = open_frame_source(path, force=forced_source(setting))
+        chosen[setting] = source.name
+        close_source(source)
+    # An MP4 of H.264 is one of decord's cells in the matrix: only "auto" and "decord" pick it.
+    assert chosen == {"pyav": "pyav", "auto": "decord", "decord": "decord"}
+    assert Settings().frame_source == "pyav"
+    with pytest.raises(ValidationError):
+        Settings(frame_source="ffmpeg")  # type: ignore[arg-type]
