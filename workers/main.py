@@ -146,7 +146,12 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         EventPublisher(settings) as publisher,
     ):
         handlers = build_handlers(
-            settings, holding(publisher.publish), http, metrics, publish_progress=publisher.publish
+            settings,
+            holding(publisher.publish),
+            http,
+            metrics,
+            # Advisory: a job does not wait a broker round trip per progress event.
+            publish_progress=publisher.publish_soon,
         )
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.

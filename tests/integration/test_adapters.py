@@ -54,6 +54,20 @@ def test_publish_consume_and_commit_resumes_after_the_committed_record(
         assert [(r.offset, r.value) for r in again] == [(2, b"message 2")]
 
 
+def test_publish_soon_returns_before_the_ack_and_keeps_the_order_per_key(
+    stack: Settings, make_topic: Callable[[int], str], group_id: str
+) -> None:
+    topic = make_topic(1)
+    key = f"video-{uuid.uuid4().hex}"
+    with EventPublisher(stack) as publisher:
+        for n in range(20):
+            publisher.publish_soon(topic, key, f"progress {n}".encode())
+        publisher.flush(30)
+    with EventStream.join(stack, group_id, [topic]) as reader:
+        records = poll_until(reader, 20)
+        assert [r.value for r in records] == [f"progress {n}".encode() for n in range(20)]
+
+
 def test_tail_sees_only_what_is_published_after_it_opens(
     stack: Settings, make_topic: Callable[[int], str]
 ) -> None:

@@ -65,6 +65,22 @@ class EventPublisher:
             metadata.offset,
         )
 
+    def publish_soon(self, topic: str, key: str, value: bytes) -> None:
+        """Send ``value`` keyed by ``key`` without waiting for the broker's ack.
+
+        For advisory events (a job's in-flight progress), where a job thread waiting a round
+        trip per event only delays the work. Order per key still holds (idempotent producer);
+        a send the broker never acks is logged, not raised; a send refused at once (buffer full
+        past ``max_block_ms``, no metadata) raises BusUnavailable like :meth:`publish`.
+        """
+        try:
+            future = self._producer.send(topic, key=key.encode("utf-8"), value=value)
+        except KafkaError as exc:
+            raise BusUnavailable(
+                f"publishing to {topic} on {self._where} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        future.add_errback(_log_undelivered, topic, key)
+
     def flush(self, timeout_s: float | None = None) -> None:
         try:
             self._producer.flush(timeout=timeout_s)
@@ -87,3 +103,8 @@ class EventPublisher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _log_undelivered(topic: str, key: str, exc: BaseException) -> None:
+    # kafka-python's errback: the bound arguments first, the exception last.
+    log.warning("event for %s key=%s not delivered: %s: %s", topic, key, type(exc).__name__, exc)
