@@ -36,11 +36,8 @@ def poll_until(stream: EventStream, want: int, *, timeout_s: float = 30.0) -> li
 def test_publish_consume_and_commit_resumes_after_the_committed_record(
     stack: Settings, make_topic: Callable[[int], str], group_id: str
 ) -> None:
-    topic = make_topic(1)
-    key = f"video-{uuid.uuid4().hex}"
-    with EventPublisher(stack) as publisher:
-        for n in range(3):
-            publisher.publish(topic, key, f"message {n}".encode())
+    topic, key = make_topic(1), f"video-{uuid.uuid4().hex}"
+    publish_all(stack, topic, key, [f"message {n}".encode() for n in range(3)], soon=False)
 
     with EventStream.join(stack, group_id, [topic]) as first:
         records = poll_until(first, 3)
@@ -57,15 +54,22 @@ def test_publish_consume_and_commit_resumes_after_the_committed_record(
 def test_publish_soon_returns_before_the_ack_and_keeps_the_order_per_key(
     stack: Settings, make_topic: Callable[[int], str], group_id: str
 ) -> None:
-    topic = make_topic(1)
-    key = f"video-{uuid.uuid4().hex}"
-    with EventPublisher(stack) as publisher:
-        for n in range(20):
-            publisher.publish_soon(topic, key, f"progress {n}".encode())
-        publisher.flush(30)
+    topic, key = make_topic(1), f"video-{uuid.uuid4().hex}"
+    values = [f"progress {n}".encode() for n in range(20)]
+    publish_all(stack, topic, key, values, soon=True)
     with EventStream.join(stack, group_id, [topic]) as reader:
-        records = poll_until(reader, 20)
-        assert [r.value for r in records] == [f"progress {n}".encode() for n in range(20)]
+        assert [r.value for r in poll_until(reader, 20)] == values
+
+
+def publish_all(stack: Settings, topic: str, key: str, values: list[bytes], *, soon: bool) -> None:
+    """Publish ``values`` in order, each acked (``publish``) or not waited for (flushed after)."""
+    with EventPublisher(stack) as publisher:
+        for value in values:
+            if soon:
+                publisher.publish_soon(topic, key, value)
+            else:
+                publisher.publish(topic, key, value)
+        publisher.flush(30)
 
 
 def test_tail_sees_only_what_is_published_after_it_opens(
