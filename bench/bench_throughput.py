@@ -196,8 +196,7 @@ def run_once(args: argparse.Namespace, jobs: int, clip: Path, fake_url: str) -> 
         video_ids = [e.effective_video_id for e in events]
         started = time.monotonic()
         with Ingest(settings) as ingest:
-            for event in events:
-                ingest.send(event)
+            ingest.send_at_once(events)
         last = started
         wanted = set(video_ids)
         deadline = started + 600

@@ -94,6 +94,17 @@ class Ingest:
         self.send_raw(event.effective_video_id, encode(event), partition)
         return event.effective_video_id
 
+    def send_at_once(self, events: list[IngestEvent]) -> None:
+        """Send every event without waiting for each ack in turn, then wait for all of them."""
+        futures = [
+            self._producer.send(
+                names.TOPIC_INGEST, key=e.effective_video_id.encode(), value=encode(e)
+            )
+            for e in events
+        ]
+        for future in futures:
+            future.get(30)
+
     def send_raw(self, key: str, value: bytes, partition: int | None = None) -> None:
         self._producer.send(
             names.TOPIC_INGEST, key=key.encode(), value=value, partition=partition
