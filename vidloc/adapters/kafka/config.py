@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from kafka.net.compat import KafkaNetClient
 
@@ -84,3 +85,21 @@ def require_listener(settings: Settings, timeout_s: float = 3.0) -> None:
 def describe(settings: Settings) -> str:
     # Only the address and protocol: the config dict may carry a SASL password.
     return f"{settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
+
+
+class ClosedOnExit:
+    """``with client as c:`` closes the client on the way out; each client defines ``close``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
@@ -11,6 +10,7 @@ from kafka.errors import KafkaError
 
 from vidloc.adapters.kafka.config import (
     MAX_BLOCK_MS,
+    ClosedOnExit,
     construct,
     describe,
     kafka_config,
@@ -22,7 +22,7 @@ from vidloc.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class EventPublisher:
+class EventPublisher(ClosedOnExit):
     """Publishes one message at a time and returns only once the broker has acknowledged it.
 
     ``acks="all"`` plus idempotence means an acked message is on every in-sync replica and a
@@ -92,17 +92,6 @@ class EventPublisher:
             self._producer.close(timeout=timeout_s)
         except KafkaError as exc:
             raise BusUnavailable(f"closing the producer for {self._where} failed: {exc}") from exc
-
-    def __enter__(self) -> EventPublisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _log_undelivered(topic: str, key: str, exc: BaseException) -> None:

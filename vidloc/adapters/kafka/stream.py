@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from vidloc.adapters.kafka.config import construct, describe, kafka_config, require_listener
+from vidloc.adapters.kafka.config import (
+    ClosedOnExit,
+    construct,
+    describe,
+    kafka_config,
+    require_listener,
+)
 from vidloc.adapters.kafka.records import AssignmentCallback, BusRecord, Partition, Start
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
@@ -62,7 +67,7 @@ class _Listener(ConsumerRebalanceListener):
             self._on_assigned(parts)
 
 
-class EventStream:
+class EventStream(ClosedOnExit):
     """A Kafka consumer with manual commits, speaking plain values and vidloc errors."""
 
     def __init__(self, consumer: Any, *, where: str = "Kafka") -> None:
@@ -341,17 +346,6 @@ class EventStream:
             self._consumer.close(autocommit=False)
         except KafkaError as exc:
             log.warning("closing a Kafka consumer failed: %s", exc)
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _describe_offsets(offsets: Mapping[Partition, int]) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
@@ -25,6 +24,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.adapters.kafka.config import (
     MAX_BLOCK_MS,
+    ClosedOnExit,
     construct,
     describe,
     kafka_config,
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 OutRecord = tuple[str, str, bytes]
 
 
-class TransactionalPublisher:
+class TransactionalPublisher(ClosedOnExit):
     """One transactional producer; :meth:`commit` is the only way anything leaves it.
 
     Not thread-safe: the consumer loop's thread owns it (a transaction spans one call).
@@ -146,17 +146,6 @@ class TransactionalPublisher:
             producer.close(timeout=timeout_s)
         except KafkaError as exc:
             log.warning("closing the transactional producer failed: %s", exc)
-
-    def __enter__(self) -> TransactionalPublisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # The group or the transaction coordinator says this member no longer owns what it commits.
