@@ -110,9 +110,8 @@ def balanced_keys(videos: int, name: str, bucket: str, etag: str, partitions: in
     split 8/8 between two workers about one time in five. These keys split evenly: the case the
     model-bound floor (requests x latency / all slots) describes.
     """
-    from kafka.partitioner.default import murmur2
-
     from contracts.ingest import derive_video_id
+    from vidloc.adapters.kafka import partition_for_key
 
     per_partition = -(-videos // partitions)
     taken: dict[int, int] = defaultdict(int)
@@ -121,8 +120,7 @@ def balanced_keys(videos: int, name: str, bucket: str, etag: str, partitions: in
     while len(keys) < videos:
         key = f"v{candidate:04d}/{name}"
         candidate += 1
-        video_id = derive_video_id(bucket, key, etag)
-        partition = (murmur2(video_id.encode()) & 0x7FFFFFFF) % partitions
+        partition = partition_for_key(derive_video_id(bucket, key, etag), partitions)
         if taken[partition] < per_partition:
             taken[partition] += 1
             keys.append(key)

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream, Partition, Start
+from vidloc.adapters.kafka import (
+    BusRecord,
+    EventPublisher,
+    EventStream,
+    Partition,
+    Start,
+    partition_for_key,
+)
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import BusUnavailable, ObjectMissing, ObjectTooLarge, StorageUnavailable
 from vidloc.settings import Settings
@@ -59,6 +66,20 @@ def test_publish_soon_returns_before_the_ack_and_keeps_the_order_per_key(
     publish_all(stack, topic, key, values, soon=True)
     with EventStream.join(stack, group_id, [topic]) as reader:
         assert [r.value for r in poll_until(reader, 20)] == values
+
+
+def test_partition_for_key_is_where_the_producer_puts_the_key(
+    stack: Settings, make_topic: Callable[[int], str], group_id: str
+) -> None:
+    topic = make_topic(4)
+    keys = [f"v-{uuid.uuid4().hex[:24]}" for _ in range(24)]
+    with EventPublisher(stack) as publisher:
+        for key in keys:
+            publisher.publish(topic, key, b"x")
+    with EventStream.join(stack, group_id, [topic]) as reader:
+        placed = {r.key: r.partition for r in poll_until(reader, len(keys))}
+    assert placed == {key: partition_for_key(key, 4) for key in keys}
+    assert len(set(placed.values())) > 1  # the keys did spread: the check compares something
 
 
 def publish_all(stack: Settings, topic: str, key: str, values: list[bytes], *, soon: bool) -> None:

@@ -11,7 +11,7 @@ Every kafka-python error that escapes is :class:`vidloc.errors.BusUnavailable`
 """
 
 from vidloc.adapters.kafka.config import kafka_config
-from vidloc.adapters.kafka.publisher import EventPublisher
+from vidloc.adapters.kafka.publisher import EventPublisher, partition_for_key
 from vidloc.adapters.kafka.records import AssignmentCallback, BusRecord, Partition, Start
 from vidloc.adapters.kafka.stream import EventStream, park_group_at_end
 from vidloc.adapters.kafka.transactions import OutRecord, TransactionalPublisher
@@ -27,4 +27,5 @@ __all__ = [
     "TransactionalPublisher",
     "kafka_config",
     "park_group_at_end",
+    "partition_for_key",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 
 from vidloc.adapters.kafka.config import (
     MAX_BLOCK_MS,
@@ -97,3 +98,9 @@ class EventPublisher(ClosedOnExit):
 def _log_undelivered(topic: str, key: str, exc: BaseException) -> None:
     # kafka-python's errback: the bound arguments first, the exception last.
     log.warning("event for %s key=%s not delivered: %s: %s", topic, key, type(exc).__name__, exc)
+
+
+def partition_for_key(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a message keyed ``key`` (UTF-8), as every
+    producer here sends keys: the same murmur2 hash as the Java client's."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
