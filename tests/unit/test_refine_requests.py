@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from workers.refine import refine_events
+from workers.refine import RefineOutcome, refine_events
 from workers.refine_plan import Boundary, plan_boundaries, plan_requests
 from workers.types import (
     Chunk,
@@ -90,10 +90,9 @@ class SeeingLocalizer:
         return ChunkResult(chunk.index, events, Usage(10 * len(frames), 5, 1))
 
 
-@pytest.mark.parametrize("cap", [64, 16, 1])
-def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) -> None:
-    localizer = SeeingLocalizer()
-    outcome = refine_events(
+def refine_black_clip(localizer: SeeingLocalizer, **limits: int) -> RefineOutcome:
+    """The coarse event of the black 60 s clip refined at FPS over WINDOW_S windows."""
+    return refine_events(
         COARSE_EVENT,
         COARSE,
         source=Source(),
@@ -103,8 +102,14 @@ def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) ->
         request=LocalizeRequest(labels=("red circle",), video_duration_s=60.0),
         fps=FPS,
         window_s=WINDOW_S,
-        max_images=cap,
+        **limits,
     )
+
+
+@pytest.mark.parametrize("cap", [64, 16, 1])
+def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) -> None:
+    localizer = SeeingLocalizer()
+    outcome = refine_black_clip(localizer, max_images=cap)
     assert localizer.sent and max(localizer.sent) <= cap
     assert sum(localizer.sent) == outcome.frames
     # Black frames give no colour evidence: a bisection of each 79-frame window, one frame
@@ -122,18 +127,8 @@ def test_refinement_at_20_fps_over_4_s_windows_stays_within_the_cap(cap: int) ->
 
 def test_a_frame_budget_stops_asking_and_keeps_a_best_estimate() -> None:
     localizer = SeeingLocalizer()
-    outcome = refine_events(
-        COARSE_EVENT,
-        COARSE,
-        source=Source(),
-        path="video.mp4",
-        size=(64, 36),
-        localizer=localizer,
-        request=LocalizeRequest(labels=("red circle",), video_duration_s=60.0),
-        fps=FPS,
-        window_s=WINDOW_S,
-        max_frames=3,  # frames of 64x36; refinement's own frames cost the same here
-    )
+    # max_frames counts frames of 64x36; refinement's own frames cost the same here.
+    outcome = refine_black_clip(localizer, max_frames=3)
     assert outcome.frames == 3
     (event,) = outcome.events
     # Not exact, but each in the middle of what its looks left unknown: the start after two
