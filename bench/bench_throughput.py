@@ -69,17 +69,12 @@ def render(duration_s: float) -> Path:
     return ensure_rendered(spec, ROOT / ".cache" / "bench")
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds used by ``pid``'s process tree so far, reaped children included.
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` itself (its threads) and of everything below it (decoders).
 
     Each live process counts its own time plus that of the children it reaped (cutime/cstime),
-    so the sum only grows while the tree reaps its own (decoder children, the decoder server).
+    so the sums only grow while the tree reaps its own (decoder children, the decoder server).
     """
-    return sum(tree_cpu_split(pid))
-
-
-def tree_cpu_split(pid: int) -> tuple[float, float]:
-    """CPU seconds of ``pid`` itself (its threads) and of everything below it (decoders)."""
     own = below = 0.0
     for current in tree_pids(pid):
         try:

@@ -60,11 +60,6 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (0 for processes that vanished)."""
-    return tree_memory(pid)[0]
-
-
 def render(minutes: int) -> Path:
     from devkit.synth.render import ensure_rendered
     from devkit.synth.spec import SyntheticEvent, VideoSpec

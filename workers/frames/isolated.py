@@ -354,15 +354,10 @@ def _serve_frames(
 
 def probe_in_child(path: str, timeout_s: float, child: DecoderChild | None = None) -> VideoInfo:
     """:func:`probe.probe_video` in ``child`` (or one of its own), killed after ``timeout_s``."""
+    args = (PyAVInChild(), path)
     info: VideoInfo
     if child is None:
-        info = call_in_child(_probe_video, (path,), timeout_s=timeout_s, label="probe", path=path)
+        info = call_in_child(_probe, args, timeout_s=timeout_s, label="probe", path=path)
     else:
-        info = child.call(_probe_video, (path,), label="probe", path=path)
+        info = child.call(_probe, args, label="probe", path=path)
     return info
-
-
-def _probe_video(path: str) -> Iterator[VideoInfo]:
-    from workers.frames.probe import probe_video
-
-    yield probe_video(path)
