@@ -9,6 +9,7 @@ still queued are cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -89,11 +90,8 @@ def _within(
         if budget is not None:
             budget.acquire()
         try:
-            if decoding is None:
+            with decoding if decoding is not None else contextlib.nullcontext():
                 item = next(it)
-            else:
-                with decoding:
-                    item = next(it)
         except StopIteration:
             if budget is not None:
                 budget.release()
