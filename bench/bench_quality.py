@@ -15,7 +15,7 @@ with the same code as ``vidloc eval``. The corpora:
   on-screen clock, noise.
 
 Cost columns per video-minute: image tokens (what the frames sent cost, as the server bills
-them: ``workers.tokens``), all prompt + completion tokens, model requests.
+them: ``workers.model.tokens``), all prompt + completion tokens, model requests.
 
 Targets (issue 11) for the default configuration on both corpora: mIoU >= 0.95, R@1 IoU 0.7 >=
 0.95, mean boundary error <= 0.15 s, image tokens per video-minute <= 1.2x uniform 1 fps.
@@ -179,9 +179,9 @@ def own_results(watcher: Any, ids: list[str]) -> dict[str, list[Any]]:
 
 def image_tokens_of(timeline: Any) -> int:
     """Image tokens the job's frames cost: coarse frames at the sampled size, refinement looks
-    at ``workers.refine_plan.look_size`` (vision markers included, timestamp text not)."""
-    from workers.refine_plan import look_size
-    from workers.tokens import VISION_MARKER_TOKENS, image_tokens
+    at ``workers.refinement.boundaries.look_size`` (vision markers included, timestamp text not)."""
+    from workers.model.tokens import VISION_MARKER_TOKENS, image_tokens
+    from workers.refinement.boundaries import look_size
 
     s = timeline.sampling
     if s.frame_size is None:

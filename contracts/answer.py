@@ -3,7 +3,7 @@
 ``ModelAnswer`` is the shape asked for, strict as endpoints' structured output wants it (every
 field required, nothing else allowed); ``answer_schema`` / ``answer_response_format`` turn it into
 what a request carries. Reading what a model actually wrote is lenient and lives with the
-localizer (``workers.localizers.answer``), because models drift anyway.
+localizer (``workers.localizers.answer.read``), because models drift anyway.
 """
 
 from __future__ import annotations

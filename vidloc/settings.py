@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     vlm_max_retries: int = Field(default=6, ge=0)
     vlm_max_backoff_s: float = Field(default=30.0, gt=0)
     vlm_concurrency: int = Field(default=4, ge=1)
-    # The endpoint's published limits, shared by every job of a worker (workers/ratelimit.py);
+    # The endpoint's published limits, shared by every job of a worker (workers/model/ratelimit.py);
     # unset: only its 429s / Retry-After pace the worker.
     vlm_requests_per_min: float | None = Field(default=None, gt=0)
     vlm_tokens_per_min: float | None = Field(default=None, gt=0)
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # Boundary refinement: place each boundary on the refine_fps grid between the coarse
     # samples that bracket it (at most refine_window_s on either side): colour evidence
     # settles clean changes, the model is shown a few small frames for the rest, many
-    # boundaries per request (workers/refine_search.py). On by default (issue 11).
+    # boundaries per request (workers/refinement/search.py). On by default (issue 11).
     refine: bool = True
     refine_fps: float = Field(default=10.0, gt=0, le=60)
     refine_window_s: float = Field(default=2.0, gt=0)
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # cost a short clip twice the CPU (bench/README.md, "Throughput").
     decode_threads: int = Field(default=1, ge=0, le=64)
     # Chunks a worker decodes at once across its jobs; 0 = one per core. Jobs that start together
-    # reach the model sooner one after another than all at once (workers/fanout.py).
+    # reach the model sooner one after another than all at once (workers/pipeline/fanout.py).
     decode_slots: int = Field(default=0, ge=0, le=256)
     # Which decoder samples frames: PyAV (right on every file of the decoder matrix, and as fast
     # or faster); "auto": decord where the matrix found it right, checked against PyAV at run

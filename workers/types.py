@@ -72,13 +72,15 @@ class DetectedEvent:
 
 
 @dataclass(frozen=True)
-class Usage:
+class TokenTally:
+    """Tokens and requests counted while a job runs; priced into ``contracts.Usage`` at the end."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
 
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
+    def __add__(self, other: TokenTally) -> TokenTally:
+        return TokenTally(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.requests + other.requests,
@@ -125,7 +127,7 @@ class AnswerReport:
 class ChunkResult:
     chunk_index: int
     events: tuple[DetectedEvent, ...]
-    usage: Usage = field(default_factory=Usage)
+    usage: TokenTally = field(default_factory=TokenTally)
     rejected_events: int = 0  # answer items dropped by the defensive parser
     answer: AnswerReport = field(default_factory=AnswerReport)
 

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devkit.synth.palette import COLOUR_TOLERANCE, MIN_COVERAGE, PALETTE, PaletteEntry
-from workers import tokens
+from workers.model import tokens
 
 CONFIDENCE = 0.9
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order

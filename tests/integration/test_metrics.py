@@ -149,11 +149,16 @@ def test_worker_serves_metrics_and_tags_every_job_line(
                 lines.append(json.loads(raw))
     ours = [x for x in lines if x.get("video_id") == video_id]
     assert {x.get("job_id") for x in ours} == {job_id}
-    retry = [x for x in ours if x["logger"] == "workers.model_client"]
+    retry = [x for x in ours if x["logger"] == "workers.model.client"]
     assert retry and "retry 1/" in retry[0]["message"], ours
     assert any(x["message"].startswith("job succeeded") for x in ours)
     # Modules that only ever log while a job runs: every one of their lines names a job.
-    job_modules = ("workers.job", "workers.model_client", "workers.localizers", "workers.frames")
+    job_modules = (
+        "workers.pipeline.job",
+        "workers.model.client",
+        "workers.localizers",
+        "workers.frames",
+    )
     job_lines = [x for x in lines if x["logger"].startswith(job_modules)]
     untagged = [x for x in job_lines if not (x.get("video_id") and x.get("job_id"))]
     assert job_lines and not untagged, untagged

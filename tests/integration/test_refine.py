@@ -17,8 +17,8 @@ from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from workers.job import JobRunner
-from workers.main import localizer_factory, source_opener
+from workers.pipeline.job import JobRunner
+from workers.service.main import localizer_factory, source_opener
 
 pytestmark = pytest.mark.integration
 

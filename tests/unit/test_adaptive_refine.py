@@ -19,10 +19,16 @@ from workers.frames.adaptive import (
 )
 from workers.frames.plan import plan_chunks
 from workers.frames.prepass import CUT_SCORE, change_fraction, change_scores
-from workers.join import join_unseparated
-from workers.merge import merge_events
-from workers.refine import choose_within_cap
-from workers.refine_plan import Boundary, apply_moves, grid_inside, plan_boundaries, refined_time
+from workers.pipeline.join import join_unseparated
+from workers.pipeline.merge import merge_events
+from workers.refinement.boundaries import (
+    Boundary,
+    apply_moves,
+    grid_inside,
+    plan_boundaries,
+    refined_time,
+)
+from workers.refinement.refine import choose_within_cap
 from workers.types import DetectedEvent, FrameSample
 
 D = DetectedEvent

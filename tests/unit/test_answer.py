@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.localizers.answer import (
+from workers.localizers.answer.json_blocks import drop_trailing_commas
+from workers.localizers.answer.read import (
     MAX_EVENTS,
     ParsedAnswer,
     labels_in_text,
     parse_answer,
     relative_offset,
 )
-from workers.localizers.answer_json import drop_trailing_commas
 from workers.types import Chunk
 
 CHUNK = Chunk(index=1, start_s=10.0, end_s=20.0, times=(10.0, 12.0, 14.0, 16.0, 18.0, 20.0))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workers.localizers.answer_times import find_ranges, range_key, seconds, span_of, spans_of
+from workers.localizers.answer.times import find_ranges, range_key, seconds, span_of, spans_of
 
 
 @pytest.mark.parametrize(

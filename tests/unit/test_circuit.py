@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.circuit import CircuitBreaker, CircuitState
+from workers.model.circuit import CircuitBreaker, CircuitState
 
 
 class Clock:

@@ -11,9 +11,9 @@ from typing import Any
 
 from vidloc.adapters.kafka import BusRecord, OutRecord, Partition
 from vidloc.settings import Settings
-from workers.consumer import WorkerLoop
-from workers.handler import Delivery, Disposition
-from workers.outbox import holding
+from workers.service.consumer import WorkerLoop
+from workers.service.handler import Delivery, Disposition
+from workers.service.outbox import holding
 
 TOPIC = "video.ingest"
 PART = Partition(TOPIC, 0)

@@ -13,8 +13,8 @@ import pytest
 from vidloc.adapters.kafka import BusRecord, Partition
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
-from workers.consumer import WorkerLoop
-from workers.handler import MAX_CRASHES, Delivery, Disposition
+from workers.service.consumer import WorkerLoop
+from workers.service.handler import MAX_CRASHES, Delivery, Disposition
 
 TOPIC = "video.ingest"
 

@@ -573,7 +573,7 @@ ANSWER_EVENT = {
         pytest.param({"events": []}, True, id="empty"),
         pytest.param({"events": [ANSWER_EVENT]}, True, id="full"),
         pytest.param({"events": [{**ANSWER_EVENT, "start_s": 3}]}, True, id="int-time"),
-        # drift the lenient parser (workers.localizers.answer) tolerates, but not asked for
+        # drift the lenient parser (workers.localizers.answer.read) tolerates, but not asked for
         pytest.param(
             {"events": [edit(ANSWER_EVENT, "confidence", drop=True)]}, False, id="no-confidence"
         ),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from workers.localizers.cv import CvLocalizer, CvParams, detect_cuts, shots_from_cuts
-from workers.merge import merge_events
+from workers.pipeline.merge import merge_events
 from workers.types import Chunk, DetectedEvent, FrameSample, Localizer, LocalizeRequest
 
 W, H = 448, 256

@@ -23,7 +23,7 @@ from workers.frames.plan import plan_chunks, plan_sample_times
 from workers.frames.pyav_source import PyAVSource
 from workers.localizers.cv import CvLocalizer, CvParams
 from workers.localizers.shots import split_at_cuts
-from workers.merge import merge_events
+from workers.pipeline.merge import merge_events
 from workers.types import DetectedEvent, FrameSample, LocalizeRequest
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")

@@ -12,7 +12,8 @@ from contracts import IngestEvent, decode_result, derive_job_id, encode
 from vidloc import names
 from vidloc.errors import DecodeFailed, ObjectMissing, StorageUnavailable
 from vidloc.settings import Settings
-from workers.dedup import (
+from workers.pipeline.job import JobOutcome
+from workers.service.dedup import (
     WAIT_S,
     Verdict,
     WorkMarker,
@@ -21,10 +22,9 @@ from workers.dedup import (
     encode_marker,
     work_id,
 )
-from workers.handler import Delivery, Disposition, IngestHandler
-from workers.job import JobOutcome
-from workers.types import Usage
-from workers.work_markers import WorkMarkers
+from workers.service.handler import Delivery, Disposition, IngestHandler
+from workers.service.work_markers import WorkMarkers
+from workers.types import TokenTally
 
 VIDEO = "vid-flood"
 TIMELINE_KEY = names.timeline_key(VIDEO)
@@ -124,7 +124,7 @@ class Runner:
             raise self.error
         timeline = make_timeline(VIDEO, job_id=job_id, localizer="cv", model=None)
         self.store.put_bytes("timelines", TIMELINE_KEY, encode(timeline))
-        return JobOutcome(timeline, "timelines", TIMELINE_KEY, Usage(100, 10, 1), 0.5)
+        return JobOutcome(timeline, "timelines", TIMELINE_KEY, TokenTally(100, 10, 1), 0.5)
 
 
 class Bus:

@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 
 from vidloc.settings import Settings
-from workers.estimate import EstimateConfig, estimate_plan
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
 from workers.localizers.prompt import build_messages
-from workers.planning import JobPlan
-from workers.tokens import CHAT_FRAMING_TOKENS, VISION_MARKER_TOKENS, image_tokens, text_tokens
+from workers.model.tokens import (
+    CHAT_FRAMING_TOKENS,
+    VISION_MARKER_TOKENS,
+    image_tokens,
+    text_tokens,
+)
+from workers.pipeline.estimate import EstimateConfig, estimate_plan
+from workers.pipeline.planning import JobPlan
 from workers.types import FrameSample, LocalizeRequest, VideoInfo
 
 

@@ -16,10 +16,10 @@ from devkit.fake_vlm.styles import ANSWER_STYLES, render_style
 from devkit.fake_vlm.vision import Sighting, events_from_sightings, visible_labels
 from devkit.synth.palette import BACKGROUNDS, entry_for_label
 from vidloc.errors import ModelAuthFailed, ModelRateLimited, ModelUnavailable
-from workers.localizers.answer import MAX_EVENTS, parse_answer
+from workers.localizers.answer.read import MAX_EVENTS, parse_answer
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.localizers.vlm import VlmLocalizer
-from workers.model_client import ModelClient
+from workers.model.client import ModelClient
 from workers.types import Chunk, FrameSample, LocalizeRequest
 
 TIMES = tuple(float(t) for t in range(9))  # 0..8 s

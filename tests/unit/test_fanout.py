@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from workers.fanout import localize_chunks
+from workers.pipeline.fanout import localize_chunks
 from workers.types import Chunk, ChunkResult, FrameSample
 
 IMAGE = np.zeros((2, 2, 3), dtype=np.uint8)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from workers.fanout import localize_chunks
+from workers.pipeline.fanout import localize_chunks
 from workers.types import Chunk, ChunkResult, FrameSample
 
 

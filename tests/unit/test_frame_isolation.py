@@ -277,7 +277,7 @@ def loaded_modules() -> Iterator[set[str]]:
 
 def test_the_worker_process_never_imports_the_decoders() -> None:
     # PyAV and decord live in the decoder children; the worker saves their memory.
-    code = "import sys, workers.main; print(sorted({'av', 'decord'} & set(sys.modules)))"
+    code = "import sys, workers.service.main; print(sorted({'av', 'decord'} & set(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )

@@ -1,10 +1,9 @@
-"""Property-based fuzzing of everything that reads bytes a stranger can send.
-
-Three targets: the ingest decoder (``contracts.decode_ingest``), the bucket-notification parser
-(``producers.notifications``) and the worker's handler (``workers.handler.IngestHandler``, with a
-fake bus and a fake job runner standing in for the store). They get random bytes, mutated valid
-messages and adversarial ones: nesting 150,000 deep, strings of 300,000 characters, invalid UTF-8,
-wrong types, NaN/Infinity, duplicate keys, nulls, lone surrogates, truncations.
+"""Property-based fuzzing of everything that reads bytes a stranger can send. Three targets: the
+ingest decoder (``contracts.decode_ingest``), the bucket-notification parser
+(``producers.notifications``) and the worker's handler (``workers.service.handler.IngestHandler``,
+with a fake bus and a fake job runner standing in for the store). They get random bytes, mutated
+valid messages and adversarial ones: nesting 150,000 deep, strings of 300,000 characters, invalid
+UTF-8, wrong types, NaN/Infinity, duplicate keys, nulls, lone surrogates, truncations.
 
 Each message must give exactly one outcome, a decoded event or a refusal with a code, never an
 uncaught exception (for the handler: never the catch-all's ``internal``), each within the time
@@ -34,7 +33,7 @@ from producers.notifications import BAD_NOTIFICATION, ingest_events_from_notific
 from vidloc import names
 from vidloc.errors import BadIngestEvent, ObjectMissing
 from vidloc.settings import Settings
-from workers.handler import Delivery, Disposition, IngestHandler
+from workers.service.handler import Delivery, Disposition, IngestHandler
 
 BUCKET = "videos"
 LIMIT_CODES = {"message_too_deep", "string_too_long", "message_too_complex", "message_too_large"}

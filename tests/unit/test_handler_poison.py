@@ -12,7 +12,7 @@ from contracts import IngestEvent, decode_dlq, decode_result, derive_job_id
 from vidloc import names
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
-from workers.handler import MAX_CRASHES, Delivery, Disposition, IngestHandler
+from workers.service.handler import MAX_CRASHES, Delivery, Disposition, IngestHandler
 
 
 class Runner:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.inflight import Ledger
+from workers.service.inflight import Ledger
 
 P, Q = "ingest[0]", "ingest[1]"
 

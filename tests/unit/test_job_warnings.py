@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from contracts import IngestEvent, Timeline, decode_result, encode, schema_for
-from workers.job import JobOutcome
-from workers.job_warnings import (
+from workers.pipeline.job import JobOutcome
+from workers.pipeline.job_warnings import (
     all_answers_unusable,
     answer_stats,
     answer_warnings,
@@ -19,8 +19,8 @@ from workers.job_warnings import (
     job_warnings,
     unusable_message,
 )
-from workers.outcomes import succeeded_result
-from workers.types import AnswerReport, ChunkResult, Usage
+from workers.service.outcomes import succeeded_result
+from workers.types import AnswerReport, ChunkResult, TokenTally
 
 CLEAN = AnswerReport(answers=1)
 FAILED = AnswerReport(answers=2, unusable=2, reasked=1, failed=True, dropped=(("no JSON", 2),))
@@ -156,7 +156,7 @@ def test_warnings_reach_the_timeline_and_the_result() -> None:
             "submitted_at": datetime.now(UTC).isoformat(),
         }
     )
-    outcome = JobOutcome(made, "timelines", "v-1.json", Usage(), 0.0)
+    outcome = JobOutcome(made, "timelines", "v-1.json", TokenTally(), 0.0)
     result = succeeded_result(event, "j-1", outcome)
     assert [w.code for w in result.warnings] == [w["code"] for w in warnings]
     assert result.warnings[2].count == 1 and result.warnings[2].chunks == [0]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.merge import assign_event_ids, merge_events, normalise_label
+from workers.pipeline.merge import assign_event_ids, merge_events, normalise_label
 from workers.types import DetectedEvent
 
 

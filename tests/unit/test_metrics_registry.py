@@ -23,8 +23,8 @@ from vidloc.errors import DecodeFailed, ModelUnavailable
 from vidloc.logs import JobContext, JsonLines, bind_job, current_job, job_context
 from vidloc.metrics import Metrics, consumer_lag, serve_metrics
 from vidloc.settings import Settings
-from workers.handler import Delivery, Disposition, IngestHandler
-from workers.model_client import ModelClient
+from workers.model.client import ModelClient
+from workers.service.handler import Delivery, Disposition, IngestHandler
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:

@@ -16,7 +16,7 @@ from vidloc.errors import (
     ModelRequestRejected,
     ModelUnavailable,
 )
-from workers.model_client import ModelClient
+from workers.model.client import ModelClient
 
 API_KEY = "sk-test-secret-1234567890"
 BASE = "http://model.test/v1"
@@ -366,7 +366,7 @@ def test_api_key_never_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> No
     assert API_KEY not in str(info.value)
     assert API_KEY not in repr(info.value.args)
     assert all(API_KEY not in r.getMessage() for r in caplog.records)
-    ours = [r.getMessage() for r in caplog.records if r.name == "workers.model_client"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "workers.model.client"]
     assert len(ours) == 2  # one line per retry
     assert "retry 1/3" in ours[0]
     assert "retry 2/3" in ours[1]

@@ -8,8 +8,8 @@ import pytest
 from test_model_client import BASE, MESSAGES, Script, ok
 
 from vidloc.errors import ModelRateLimited
-from workers.model_client import ModelClient
-from workers.ratelimit import BURST_S, RateLimiter
+from workers.model.client import ModelClient
+from workers.model.ratelimit import BURST_S, RateLimiter
 
 
 class Clock:

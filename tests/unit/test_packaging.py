@@ -78,7 +78,7 @@ def test_wheel_carries_the_schemas_and_the_console_script(
     schemas = {p.name for p in wheel_files if p.parent == PurePosixPath("contracts/schemas")}
     expected = {p.name for p in (ROOT / "contracts" / "schemas").glob("*.json")}
     assert schemas == expected and len(expected) >= 6
-    assert PurePosixPath("workers/policy.py") in wheel_files
+    assert PurePosixPath("workers/service/policy.py") in wheel_files
     assert any(p.name == "entry_points.txt" for p in wheel_files)
 
 

@@ -22,7 +22,7 @@ from workers.frames.plan import (
     plan_sample_times,
     split_evenly,
 )
-from workers.planning import PlanConfig, make_plan, wants_adaptive
+from workers.pipeline.planning import PlanConfig, make_plan, wants_adaptive
 from workers.types import VideoInfo
 
 # ---------------------------------------------------------------- sample times

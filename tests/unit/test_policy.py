@@ -17,8 +17,8 @@ from vidloc.errors import (
     VideoTooLong,
     VidlocError,
 )
-from workers.circuit import CircuitState
-from workers.policy import (
+from workers.model.circuit import CircuitState
+from workers.service.policy import (
     Action,
     Decision,
     FailureKind,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.ratelimit import BURST_S, DEFAULT_PAUSE_S, MIN_SHARE, RateLimiter, TokenBucket
+from workers.model.ratelimit import BURST_S, DEFAULT_PAUSE_S, MIN_SHARE, RateLimiter, TokenBucket
 
 
 class Clock:

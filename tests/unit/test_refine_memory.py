@@ -10,14 +10,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from workers.refine import RefineOutcome, refine_events
+from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
     Chunk,
     ChunkResult,
     DetectedEvent,
     FrameSample,
     LocalizeRequest,
-    Usage,
+    TokenTally,
     VideoInfo,
 )
 
@@ -97,7 +97,7 @@ class SeeingLocalizer:
     ) -> ChunkResult:
         self.sent.append(len(frames))
         events = tuple(DetectedEvent("thing", f.t_s, f.t_s) for f in frames if _visible(f.t_s))
-        return ChunkResult(chunk.index, events, Usage(10 * len(frames), 5, 1))
+        return ChunkResult(chunk.index, events, TokenTally(10 * len(frames), 5, 1))
 
 
 def _refine(source: CountingSource, localizer: SeeingLocalizer, **bounds: int) -> RefineOutcome:

@@ -1,5 +1,6 @@
 """Refinement requests within the image cap: 20 fps over 4 s windows never exceeds it (the dense
-plan of ``workers.refine_plan``, which cost estimates use, and the search refinement runs)."""
+plan of ``workers.refinement.boundaries``, which cost estimates use, and the search refinement
+runs)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from workers.refine import RefineOutcome, refine_events
-from workers.refine_plan import Boundary, plan_boundaries, plan_requests
+from workers.refinement.boundaries import Boundary, plan_boundaries, plan_requests
+from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
     Chunk,
     ChunkResult,
     DetectedEvent,
     FrameSample,
     LocalizeRequest,
-    Usage,
+    TokenTally,
     VideoInfo,
 )
 
@@ -87,7 +88,7 @@ class SeeingLocalizer:
         self.sent.append(len(frames))
         seen = [f.t_s for f in frames if any(e.start_s <= f.t_s < e.end_s for e in TRUTH)]
         events = (DetectedEvent("red circle", min(seen), max(seen)),) if seen else ()
-        return ChunkResult(chunk.index, events, Usage(10 * len(frames), 5, 1))
+        return ChunkResult(chunk.index, events, TokenTally(10 * len(frames), 5, 1))
 
 
 def refine_black_clip(localizer: SeeingLocalizer, **limits: int) -> RefineOutcome:

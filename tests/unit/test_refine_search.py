@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workers.refine_search import (
+from workers.refinement.search import (
     Search,
     candidate_grid,
     open_search,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from contracts import derive_job_id, derive_video_id
-from workers.refused import SCAN_CHARS, refused_ids, top_level_strings
+from workers.service.refused import SCAN_CHARS, refused_ids, top_level_strings
 
 
 def doc(**fields: Any) -> dict[str, Any]:

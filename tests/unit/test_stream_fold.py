@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from contracts.stream import StreamSegment, StreamState
 from contracts.timeline import TimelineEvent
-from workers.stream_fold import GAP_LABEL, Fold, fold_segment
+from workers.live.fold import GAP_LABEL, Fold, fold_segment
 
 SEG = 3.0
 JOIN = 0.75  # one sample period at 2 fps, plus slack

@@ -14,10 +14,10 @@ from vidloc import names
 from vidloc.cli.stream_watch import stream_lines
 from vidloc.errors import ObjectMissing
 from vidloc.metrics import Metrics
-from workers.job import JobOutcome
-from workers.policy import JobCancelled
-from workers.stream_job import StreamJob, lag_limit_s, should_skip
-from workers.types import Usage
+from workers.live.segment_job import StreamJob, lag_limit_s, should_skip
+from workers.pipeline.job import JobOutcome
+from workers.service.policy import JobCancelled
+from workers.types import TokenTally
 
 NOW = 1_800_000_000.0
 
@@ -55,7 +55,7 @@ class Runner:
             {"id": f"e{i}", "label": label, "start_s": s, "end_s": e}
             for i, (label, s, e) in enumerate(self.answers.get(seq, []))
         ]
-        return JobOutcome(decode_timeline(doc), "timelines", "x", Usage(), 0.0)
+        return JobOutcome(decode_timeline(doc), "timelines", "x", TokenTally(), 0.0)
 
 
 def segment(seq: int, start: float, *, age_s: float = 0.5, **stream: Any) -> IngestEvent:

@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 
 from contracts import IngestEvent, IngestOptions, SourceObject, decode_timeline, encode, schema_for
-from workers.planning import JobPlan
-from workers.refine import RefineOutcome
-from workers.timeline import build_timeline
-from workers.types import Chunk, DetectedEvent, Usage, VideoInfo
+from workers.pipeline.planning import JobPlan
+from workers.pipeline.timeline import build_timeline
+from workers.refinement.refine import RefineOutcome
+from workers.types import Chunk, DetectedEvent, TokenTally, VideoInfo
 
 INFO = VideoInfo(duration_s=20.0, fps=25.0, width=1280, height=720, codec="h264")
 EVENT = IngestEvent(
@@ -42,7 +42,7 @@ def test_timeline_is_a_valid_contract_document(localizer: str) -> None:
         plan(localizer),
         EVENTS,
         model=MODEL if localizer == "vlm" else None,
-        usage=Usage(100, 10, 1),
+        usage=TokenTally(100, 10, 1),
         cost=0.5,
         currency="CNY",
         stats={"rejected_events": 2},
@@ -62,14 +62,14 @@ def test_timeline_is_a_valid_contract_document(localizer: str) -> None:
 
 
 def test_refinement_is_accounted_in_sampling_and_usage() -> None:
-    refined = RefineOutcome(EVENTS, Usage(40, 4, 2), boundaries=2, moved=1, frames=16)
+    refined = RefineOutcome(EVENTS, TokenTally(40, 4, 2), boundaries=2, moved=1, frames=16)
     timeline = build_timeline(
         EVENT,
         "j-1",
         plan("vlm"),
         refined.events,
         model=MODEL,
-        usage=Usage(140, 14, 3),
+        usage=TokenTally(140, 14, 3),
         cost=0.7,
         currency="CNY",
         refined=refined,

@@ -18,7 +18,7 @@ import pytest
 
 from workers.frames.plan import frame_size_for
 from workers.localizers.prompt import timestamp_text
-from workers.tokens import (
+from workers.model.tokens import (
     FACTOR,
     MAX_PIXELS,
     MIN_PIXELS,

@@ -11,7 +11,7 @@ import pytest
 from vidloc.adapters.kafka import kafka_config
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
-from workers.model_client import http_client_from_settings
+from workers.model.client import http_client_from_settings
 
 
 def test_kafka_sasl_ssl_settings_reach_the_client_config() -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.checkpoint import decode_checkpoint, encode_checkpoint
-from workers.localizers.answer_reask import ANSWER_FORMAT, MAX_ECHO_CHARS
+from workers.localizers.answer.reask import ANSWER_FORMAT, MAX_ECHO_CHARS
 from workers.localizers.vlm import VlmLocalizer
-from workers.model_client import ModelReply
-from workers.types import AnswerReport, Chunk, ChunkResult, FrameSample, LocalizeRequest, Usage
+from workers.model.client import ModelReply
+from workers.pipeline.checkpoint import decode_checkpoint, encode_checkpoint
+from workers.types import AnswerReport, Chunk, ChunkResult, FrameSample, LocalizeRequest, TokenTally
 
 FRAMES = [FrameSample(float(t), np.zeros((64, 64, 3), dtype=np.uint8)) for t in range(10, 20)]
 CHUNK = Chunk(2, 10.0, 20.0, tuple(f.t_s for f in FRAMES))
@@ -31,7 +31,7 @@ class ScriptedClient:
         self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
     ) -> ModelReply:
         self.conversations.append(messages)
-        return ModelReply(self.answers.pop(0), "stop", Usage(100, 10, 1), "fake")
+        return ModelReply(self.answers.pop(0), "stop", TokenTally(100, 10, 1), "fake")
 
 
 def localize(client: ScriptedClient, retries: int = 1) -> ChunkResult:
@@ -125,7 +125,7 @@ def test_parts_of_one_chunk_fail_only_together() -> None:
 
 def test_checkpoints_keep_the_answer_report() -> None:
     report = AnswerReport(3, 2, 1, 4, True, (("no JSON answer found", 2),))
-    result = ChunkResult(2, (), Usage(1, 2, 3), rejected_events=2, answer=report)
+    result = ChunkResult(2, (), TokenTally(1, 2, 3), rejected_events=2, answer=report)
     assert decode_checkpoint(encode_checkpoint(result, "fp"), "fp") == result
 
 

@@ -12,8 +12,8 @@ import pytest
 from vidloc.errors import ModelImageLimit
 from workers.localizers.capped import ImageCapLocalizer, stitch
 from workers.localizers.vlm import VlmLocalizer
-from workers.model_client import ModelReply
-from workers.types import Chunk, DetectedEvent, FrameSample, LocalizeRequest, Usage
+from workers.model.client import ModelReply
+from workers.types import Chunk, DetectedEvent, FrameSample, LocalizeRequest, TokenTally
 
 
 class RecordingClient:
@@ -42,7 +42,7 @@ class RecordingClient:
                 }
             ]
         }
-        return ModelReply(json.dumps(answer), "stop", Usage(100, 10, 1), "fake")
+        return ModelReply(json.dumps(answer), "stop", TokenTally(100, 10, 1), "fake")
 
 
 def _frames(n: int) -> list[FrameSample]:

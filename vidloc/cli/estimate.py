@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the planning code pulls in the frame decoders.
-    from workers.estimate import estimate_file, render
+    from workers.pipeline.estimate import estimate_file, render
 
     options = {
         "sample_fps": args.sample_fps,

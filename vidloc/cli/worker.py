@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the worker's decoders and model client are heavy for every other command.
-    from workers.main import run_worker
+    from workers.service.main import run_worker
 
     if args.localizer:
         settings = settings.model_copy(update={"localizer": args.localizer})

@@ -8,7 +8,7 @@ score all of those alike, which made the adaptive pre-pass sample moving videos 
 
 Used twice: by the adaptive pre-pass as its change score (``workers.frames.prepass``), and by
 boundary refinement to find where inside a bracket the picture changes, which decides which
-frames the model is shown or settles a boundary without asking (``workers.refine_search``).
+frames the model is shown or settles a boundary without asking (``workers.refinement.search``).
 """
 
 from __future__ import annotations

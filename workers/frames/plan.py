@@ -10,11 +10,11 @@ import bisect
 import math
 from collections.abc import Sequence
 
-from workers.tokens import FACTOR
+from workers.model.tokens import FACTOR
 from workers.types import Chunk
 
 # Qwen3-VL sees 16 px patches merged 2x2, so one visual token covers a 32x32 px block; frames
-# are sent at multiples of it (what they cost: workers.tokens).
+# are sent at multiples of it (what they cost: workers.model.tokens).
 TOKEN_PX = FACTOR
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from vidloc.errors import ModelImageLimit
 from workers.frames.plan import parts_for, split_evenly
-from workers.merge import normalise_label
+from workers.pipeline.merge import normalise_label
 from workers.types import (
     AnswerReport,
     Chunk,
@@ -26,7 +26,7 @@ from workers.types import (
     FrameSample,
     Localizer,
     LocalizeRequest,
-    Usage,
+    TokenTally,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class ImageCapLocalizer:
             (part, self.localize(part, frames[lo:hi], request))
             for part, (lo, hi) in zip(part_chunks(chunk, times, ranges), ranges, strict=True)
         ]
-        usage = Usage()
+        usage = TokenTally()
         answer = AnswerReport()
         for _, result in results:
             usage += result.usage

@@ -42,7 +42,7 @@ from workers.localizers.shots import (
     scored_cuts,
     shots_from_cuts,
 )
-from workers.merge import normalise_label
+from workers.pipeline.merge import normalise_label
 from workers.types import Chunk, ChunkResult, DetectedEvent, FrameSample, LocalizeRequest
 
 log = logging.getLogger(__name__)

@@ -12,18 +12,18 @@ import httpx
 
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
-from workers.localizers.answer import ParsedAnswer, parse_answer
-from workers.localizers.answer_reask import reask_messages
+from workers.localizers.answer.read import ParsedAnswer, parse_answer
+from workers.localizers.answer.reask import reask_messages
 from workers.localizers.capped import ImageCapLocalizer, part_chunks, split_evenly, stitch
 from workers.localizers.prompt import build_messages, response_format_for_answer
-from workers.model_client import ModelClient, model_client_from_settings
+from workers.model.client import ModelClient, model_client_from_settings
 from workers.types import (
     AnswerReport,
     Chunk,
     ChunkResult,
     FrameSample,
     LocalizeRequest,
-    Usage,
+    TokenTally,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class VlmLocalizer:
             response_format_for_answer(request.labels) if self.use_response_format else None
         )
         frame_times = [f.t_s for f in frames]
-        usage = Usage()
+        usage = TokenTally()
         rejected = 0
         report = AnswerReport()
         parsed: ParsedAnswer | None = None

@@ -30,8 +30,8 @@ from vidloc.errors import (
 )
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
-from workers.ratelimit import RateLimiter
-from workers.types import Usage
+from workers.model.ratelimit import RateLimiter
+from workers.types import TokenTally
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ _FORMAT_STEPS: tuple[str | None, ...] = ("json_schema", "json_object", None)
 class ModelReply:
     content: str
     finish_reason: str
-    usage: Usage
+    usage: TokenTally
     model: str
 
 
@@ -260,7 +260,7 @@ class ModelClient:
             content = _text_of(message.get("content"))
             finish_reason = str(choice.get("finish_reason") or "stop")
             usage_data = payload.get("usage") or {}
-            usage = Usage(
+            usage = TokenTally(
                 prompt_tokens=int(usage_data.get("prompt_tokens") or 0),
                 completion_tokens=int(usage_data.get("completion_tokens") or 0),
                 requests=1,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from workers.frames.plan import parts_for
-from workers.merge import normalise_label
-from workers.tokens import MIN_PIXELS, smart_resize
+from workers.model.tokens import MIN_PIXELS, smart_resize
+from workers.pipeline.merge import normalise_label
 from workers.types import DetectedEvent
 
 Side = Literal["start", "end"]

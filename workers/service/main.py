@@ -18,19 +18,19 @@ from vidloc.adapters.kafka import EventPublisher, EventStream, TransactionalPubl
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
-from workers.circuit import CircuitBreaker
-from workers.consumer import WorkerLoop
 from workers.frames import forced_source, open_frame_source
 from workers.frames.isolated import start_decoder_server
-from workers.handler import IngestHandler
-from workers.job import JobRunner
 from workers.localizers.cv import CvLocalizer
 from workers.localizers.vlm import vlm_localizer_from_settings
-from workers.model_client import http_client_from_settings
-from workers.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
+from workers.model.circuit import CircuitBreaker
+from workers.model.client import http_client_from_settings
+from workers.pipeline.job import JobRunner
+from workers.service.consumer import WorkerLoop
+from workers.service.handler import IngestHandler
+from workers.service.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
+from workers.service.work_markers import WorkMarkers
+from workers.service.workdir import own_work_dir, release_work_dir
 from workers.types import FrameSource, Localizer, VideoInfo
-from workers.work_markers import WorkMarkers
-from workers.workdir import own_work_dir, release_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def build_handlers(
         decode_slots=decoding,
     )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
-    # Identical work (same object version and options) runs once; see workers/dedup.py.
+    # Identical work (same object version and options) runs once; see workers/service/dedup.py.
     markers = WorkMarkers(store, settings.timeline_bucket)
     return [
         IngestHandler(

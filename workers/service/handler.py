@@ -34,15 +34,15 @@ from vidloc.logs import bind_job
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
-from workers import policy
-from workers.circuit import CircuitBreaker
-from workers.dedup import WAIT_S, Verdict, answer_from
-from workers.job import JobOutcome, JobRunner
-from workers.outcomes import dlq_record, failed_result, progress_event, succeeded_result
-from workers.policy import JobCancelled
-from workers.refused import refused_ids
-from workers.stream_job import StreamJob
-from workers.work_markers import WorkMarkers
+from workers.live.segment_job import StreamJob
+from workers.model.circuit import CircuitBreaker
+from workers.pipeline.job import JobOutcome, JobRunner
+from workers.service import policy
+from workers.service.dedup import WAIT_S, Verdict, answer_from
+from workers.service.outcomes import dlq_record, failed_result, progress_event, succeeded_result
+from workers.service.policy import JobCancelled
+from workers.service.refused import refused_ids
+from workers.service.work_markers import WorkMarkers
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class IngestHandler:
         markers: WorkMarkers | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
-        # Idempotent work (workers/dedup.py); None: every message runs its job.
+        # Idempotent work (workers/service/dedup.py); None: every message runs its job.
         self._markers = markers
         self._work: str | None = None  # the marker key of the job running now
         self._localizer: str | None = None  # the current job's, for metrics labels
@@ -256,7 +256,7 @@ class IngestHandler:
     def _stream_segment(
         self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
     ) -> Disposition:
-        """Fold one live-stream segment into its stream's timeline (workers/stream_job.py)."""
+        """Fold one live-stream segment into its stream's timeline (workers/live/segment_job.py)."""
         tenant = tenant_of_key(event.source.key)
         if self._streams is None:
             self._streams = StreamJob.from_runner(self._runner, self._publish, self._metrics)

@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts import DlqRecord, IngestEvent, ProgressEvent, ResultEvent, wrap_original
 from vidloc.tenancy import tenant_of_key
-from workers.job import JobOutcome
+from workers.pipeline.job import JobOutcome
 
 
 def result_event_id(job_id: str, status: str) -> str:

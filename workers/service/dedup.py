@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contracts import IngestEvent, JobWarning, ResultEvent
-from workers.outcomes import result_event_id
+from workers.service.outcomes import result_event_id
 
 MARKER_SCHEMA = "vidloc.work.v1"
 MARKER_PREFIX = "work"

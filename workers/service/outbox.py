@@ -3,7 +3,7 @@
 A job's outcome (result event, final progress event, DLQ record) is not sent while the job runs:
 the handler's ``publish`` is :func:`holding`, which puts it in the job's outbox (a context
 variable the loop sets per job). The loop releases outboxes in offset order
-(``workers/inflight.py``) through a :class:`Committer`:
+(``workers/service/inflight.py``) through a :class:`Committer`:
 
 - :class:`TransactionCommitter` (default): the records and the offset in one Kafka
   transaction, so a ``read_committed`` reader sees a result exactly when its offset is

@@ -251,7 +251,7 @@ def read_visibility(
 ) -> dict[str, dict[float, bool]]:
     """Per label, whether the model saw it on each shown frame: on a frame when one of its
     reported occurrences covers that frame's time."""
-    from workers.merge import normalise_label
+    from workers.pipeline.merge import normalise_label
 
     out: dict[str, dict[float, bool]] = {}
     for label in labels:

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workers.localizers.answer_json import Notes
-from workers.localizers.answer_times import (
+from workers.localizers.answer.json_blocks import Notes
+from workers.localizers.answer.times import (
     SPAN_KEYS,
     find_ranges,
     range_key,

@@ -2,7 +2,7 @@
 ask the model about the rest a few frames at a time, many boundaries per request.
 
 Runs inside the job while its temporary copy of the video still exists. The search itself is
-pure (``workers.refine_search``); this module decodes frames, computes the colour evidence,
+pure (``workers.refinement.search``); this module decodes frames, computes the colour evidence,
 groups each round's frames into requests within the image cap and sends them. Refinement
 frames go out at the smallest size the model reads (``refine_plan.look_size``), its tokens
 are counted apart from the coarse pass.
@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 
 from workers.frames.evidence import Histogram, colour_histogram, histogram_distance, progress_of
 from workers.frames.plan import parts_for
-from workers.refine_plan import Boundary, Side, apply_moves, look_size
-from workers.refine_search import Search, open_search, plan_searches, read_visibility
-from workers.tokens import image_tokens
+from workers.model.tokens import image_tokens
+from workers.refinement.boundaries import Boundary, Side, apply_moves, look_size
+from workers.refinement.search import Search, open_search, plan_searches, read_visibility
 from workers.types import (
     Chunk,
     DetectedEvent,
@@ -36,7 +36,7 @@ from workers.types import (
     FrameSource,
     Localizer,
     LocalizeRequest,
-    Usage,
+    TokenTally,
 )
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ EVIDENCE_BATCH = 512
 @dataclass(frozen=True)
 class RefineOutcome:
     events: tuple[DetectedEvent, ...]
-    usage: Usage
+    usage: TokenTally
     boundaries: int  # boundaries refined (by pixels or by asking)
     moved: int  # boundaries that moved
     frames: int  # frames sent (at ``look_size``)
@@ -66,7 +66,7 @@ class RefineOutcome:
 
 def choose_within_cap(boundaries: Sequence[Boundary], max_frames: int | None) -> list[Boundary]:
     """The widest brackets first (most to gain) while the frame cap allows (the dense plan of
-    ``workers.refine_plan``, kept for cost estimates)."""
+    ``workers.refinement.boundaries``, kept for cost estimates)."""
     if max_frames is None:
         return list(boundaries)
     chosen, used = [], 0
@@ -116,7 +116,7 @@ def refine_events(
         events, coarse_times, fps=fps, window_s=window_s, duration_s=request.video_duration_s
     )
     if not searches:
-        return RefineOutcome(tuple(events), Usage(), 0, 0, 0)
+        return RefineOutcome(tuple(events), TokenTally(), 0, 0, 0)
     look = look_size(*size)
     searches = [
         measured
@@ -127,7 +127,7 @@ def refine_events(
     if max_frames is not None:
         budget = max_frames * image_tokens(*size) // image_tokens(*look)
 
-    usage, sent, rounds, counter = Usage(), 0, 0, 0
+    usage, sent, rounds, counter = TokenTally(), 0, 0, 0
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refine") as pool:
         for round_index in range(MAX_ROUNDS):
             wanted = {s.key: s.probes(round_index) for s in searches if not s.done}
@@ -144,7 +144,7 @@ def refine_events(
 
             numbered = list(range(counter, counter + len(parts)))
             counter += len(parts)
-            answers: list[tuple[dict[str, dict[float, bool]], Usage]] = []
+            answers: list[tuple[dict[str, dict[float, bool]], TokenTally]] = []
             for wave in _waves(
                 list(zip(parts, numbered, strict=True)), concurrency, max_held_frames
             ):
@@ -201,7 +201,7 @@ class _Ask:
 
     def send(
         self, localizer: Localizer, request: LocalizeRequest
-    ) -> tuple[dict[str, dict[float, bool]], Usage]:
+    ) -> tuple[dict[str, dict[float, bool]], TokenTally]:
         times = tuple(f.t_s for f in self.frames)
         chunk = Chunk(REFINE_CHUNK_BASE + self.number, times[0], times[-1], times)
         result = localizer.localize(chunk, self.frames, replace(request, labels=self.labels))
@@ -210,7 +210,7 @@ class _Ask:
 
 def _send_all(
     pool: ThreadPoolExecutor, asks: list[_Ask], localizer: Localizer, request: LocalizeRequest
-) -> list[tuple[dict[str, dict[float, bool]], Usage]]:
+) -> list[tuple[dict[str, dict[float, bool]], TokenTally]]:
     """Every ask's answer, in order. The pool's tasks reach the asks through ``asks``, emptied
     once they are answered, so no thread keeps a frame alive past its wave."""
     try:

@@ -1,4 +1,4 @@
-"""Work markers in the object store: the I/O half of :mod:`workers.dedup`.
+"""Work markers in the object store: the I/O half of :mod:`workers.service.dedup`.
 
 One small JSON object per work item under ``work/<video_id>/`` in the timeline bucket. Every
 store failure is logged and ignored: deduplication saves work, it must never stop a job (without
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from contracts import ContractError, IngestEvent, ResultEvent, decode_result
 from vidloc.errors import ObjectMissing, VidlocError
-from workers.dedup import (
+from workers.service.dedup import (
     RUNNING_LEASE_S,
     Verdict,
     WorkMarker,

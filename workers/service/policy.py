@@ -32,7 +32,7 @@ from vidloc.errors import (
     TransientError,
     VidlocError,
 )
-from workers.circuit import CircuitState
+from workers.model.circuit import CircuitState
 
 
 class JobCancelled(VidlocError):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workers.localizers.cv import CV_LABELS
-from workers.merge import normalise_label
+from workers.pipeline.merge import normalise_label
 from workers.types import ChunkResult
 
 MAX_REASONS = 4  # the commonest reasons named in a message; the rest are counted

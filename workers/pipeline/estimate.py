@@ -15,7 +15,6 @@ from typing import Any
 
 from contracts import IngestEvent
 from vidloc.settings import Settings
-from workers.cost import Prices, price_usage
 from workers.frames.adaptive import changes_over
 from workers.frames.plan import parts_for
 from workers.frames.prepass import Prepass
@@ -25,10 +24,11 @@ from workers.localizers.prompt import (
     timestamp_decimals,
     timestamp_text,
 )
-from workers.planning import JobPlan, PlanConfig, make_plan, wants_adaptive
-from workers.refine_plan import grid_inside
-from workers.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
-from workers.types import Chunk, LocalizeRequest, Usage
+from workers.model.cost import Prices, price_usage
+from workers.model.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
+from workers.pipeline.planning import JobPlan, PlanConfig, make_plan, wants_adaptive
+from workers.refinement.boundaries import grid_inside
+from workers.types import Chunk, LocalizeRequest, TokenTally
 
 # A typical answer, in tokens.
 ANSWER_TOKENS = 80
@@ -58,8 +58,8 @@ class Estimate:
     chunks: int
     frame_size: tuple[int, int]
     tokens_per_frame: int  # image tokens, as the server bills the frame size
-    coarse: Usage
-    refine: Usage
+    coarse: TokenTally
+    refine: TokenTally
     refine_boundaries: int
     cost: float
     refine_cost: float
@@ -80,12 +80,12 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
     per_frame = image_tokens(*plan.frame_size)
     frames = len({t for c in plan.chunks for t in c.times})
     requests = len(plan.chunks)  # overlap frames go out twice, and are counted twice
-    coarse = Usage(
+    coarse = TokenTally(
         prompt_tokens=sum(request_tokens(plan, c.times, c.start_s, c.end_s) for c in plan.chunks),
         completion_tokens=requests * ANSWER_TOKENS,
         requests=requests,
     )
-    refine = Usage()
+    refine = TokenTally()
     boundaries = 0
     if plan.refine and prepass is not None:
         changes = changes_over(prepass.times, prepass.scores, config.adaptive_change_threshold)
@@ -98,7 +98,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
         cap = config.vlm_max_images_per_request
         prompt_tokens = ref_requests = 0
         # Both boundaries of an event share a request while they fit the image cap
-        # (workers.refine_plan.plan_requests); consecutive changes stand in for the two.
+        # (workers.refinement.boundaries.plan_requests); consecutive changes stand in for the two.
         for k in range(0, len(windows), 2):
             pair = windows[k : k + 2]
             shown = sorted({t for w in pair for t in w[0]})
@@ -112,7 +112,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
                     part = times[first:stop]
                     prompt_tokens += request_tokens(plan, part, part[0], part[-1])
                     ref_requests += 1
-        refine = Usage(
+        refine = TokenTally(
             prompt_tokens=prompt_tokens,
             completion_tokens=ref_requests * ANSWER_TOKENS,
             requests=ref_requests,

@@ -23,23 +23,34 @@ from vidloc.errors import ModelAnswersUnusable, ObjectMissing, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
-from workers.assemble import assemble, wanted_times
-from workers.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
-from workers.cost import Prices, price_usage
-from workers.fanout import localize_chunks
 from workers.frames import close_source, source_warnings
 from workers.frames.adaptive import (
     frames_for_budget,
     snap_to_cut,
 )
 from workers.frames.prepass import run_prepass
-from workers.job_warnings import all_answers_unusable, answer_stats, job_warnings, unusable_message
-from workers.join import join_unseparated
 from workers.localizers.shots import shots_from_cuts, split_at_cuts
-from workers.merge import merge_events
-from workers.planning import JobPlan, PlanConfig, frame_budget_tokens, make_plan, wants_adaptive
-from workers.refine import RefineOutcome, refine_events
-from workers.timeline import build_timeline
+from workers.model.cost import Prices, price_usage
+from workers.pipeline.assemble import assemble, wanted_times
+from workers.pipeline.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
+from workers.pipeline.fanout import localize_chunks
+from workers.pipeline.job_warnings import (
+    all_answers_unusable,
+    answer_stats,
+    job_warnings,
+    unusable_message,
+)
+from workers.pipeline.join import join_unseparated
+from workers.pipeline.merge import merge_events
+from workers.pipeline.planning import (
+    JobPlan,
+    PlanConfig,
+    frame_budget_tokens,
+    make_plan,
+    wants_adaptive,
+)
+from workers.pipeline.timeline import build_timeline
+from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
     Chunk,
     ChunkResult,
@@ -47,7 +58,7 @@ from workers.types import (
     FrameSource,
     Localizer,
     LocalizeRequest,
-    Usage,
+    TokenTally,
     VideoInfo,
 )
 
@@ -78,7 +89,7 @@ class JobOutcome:
     timeline: Timeline
     timeline_bucket: str
     timeline_key: str
-    usage: Usage
+    usage: TokenTally
     cost: float
     chunks_from_checkpoint: int = 0
     rejected_events: int = 0
@@ -175,7 +186,7 @@ class JobRunner:
             timings["refine_s"] = time.monotonic() - started
 
         progress("merging", len(plan.chunks), len(plan.chunks), "merging chunk events")
-        usage = sum((r.usage for r in results), Usage())
+        usage = sum((r.usage for r in results), TokenTally())
         if refined is not None:
             usage += refined.usage
             # The refinement's model calls are paid like the chunks' (vidloc_tokens_total).
@@ -357,7 +368,7 @@ class JobRunner:
         job_id: str,
         plan: JobPlan,
         merged: Sequence[Any],
-        usage: Usage,
+        usage: TokenTally,
         cost: float,
         results: Sequence[ChunkResult],
         refined: RefineOutcome | None = None,

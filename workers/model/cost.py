@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.types import Usage
+from workers.types import TokenTally
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class Prices:
     currency: str = "CNY"
 
 
-def price_usage(usage: Usage, prices: Prices) -> float:
+def price_usage(usage: TokenTally, prices: Prices) -> float:
     """Cost of ``usage``, rounded to 1e-6 so sums stay stable in JSON."""
     cost = (
         usage.prompt_tokens / 1000.0 * prices.input_per_1k

@@ -3,7 +3,7 @@
 The handler sends ingest events with a ``stream`` part here instead of to the plain job. The
 segment is localized by the plain ``JobRunner`` (download, probe, sample, localize, merge; its
 checkpoints make a redelivery free), as a video of its own (``<stream>.<seq>``); its events are
-then folded into the stream's one timeline (workers/stream_fold.py), which is stored under the
+then folded into the stream's one timeline (workers/live/fold.py), which is stored under the
 stream id, and a result marked ``partial`` (or the final one) announces the update.
 
 No lost updates by single-writer ordering, not conditional writes (docs/streams.md): segments
@@ -30,9 +30,9 @@ from vidloc import names
 from vidloc.errors import InputError, ObjectMissing
 from vidloc.metrics import Metrics
 from vidloc.tenancy import tenant_of_key
-from workers.job import JobRunner, JobStore, ProgressFn
-from workers.outcomes import progress_event, result_event_id
-from workers.stream_fold import Fold, fold_segment
+from workers.live.fold import Fold, fold_segment
+from workers.pipeline.job import JobRunner, JobStore, ProgressFn
+from workers.service.outcomes import progress_event, result_event_id
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.localizers.answer_items import (
+from workers.localizers.answer.items import (
     MAX_EVENTS,
     RawEvent,
     events_from_json,
     events_from_prose,
 )
-from workers.localizers.answer_json import Notes, final_answer, find_json
+from workers.localizers.answer.json_blocks import Notes, final_answer, find_json
 from workers.types import Chunk, DetectedEvent
 
 __all__ = ["MAX_EVENTS", "ParsedAnswer", "labels_in_text", "parse_answer", "relative_offset"]

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workers.types import AnswerReport, Chunk, ChunkResult, DetectedEvent, Usage
+from workers.types import AnswerReport, Chunk, ChunkResult, DetectedEvent, TokenTally
 
 CHECKPOINT_SCHEMA = "vidloc.checkpoint.v1"
 
@@ -82,7 +82,7 @@ def decode_checkpoint(data: bytes, fingerprint: str) -> ChunkResult | None:
                 )
                 for e in doc["events"]
             ),
-            usage=Usage(
+            usage=TokenTally(
                 int(usage["prompt_tokens"]),
                 int(usage["completion_tokens"]),
                 int(usage.get("requests", 0)),

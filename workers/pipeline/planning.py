@@ -15,7 +15,7 @@ from workers.frames.adaptive import changes_over, frames_for_budget, plan_adapti
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
 from workers.localizers.prompt import timestamp_text
-from workers.tokens import frame_tokens
+from workers.model.tokens import frame_tokens
 from workers.types import Chunk, VideoInfo
 
 

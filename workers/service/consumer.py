@@ -4,7 +4,7 @@ Jobs run in threads, one per slot (``VIDLOC_WORKER_JOBS``), and can take far lon
 ``max.poll.interval.ms``; this loop keeps calling ``poll()`` (partitions paused while every slot
 is busy), so the consumer stays a live member of the group. Jobs finish in any order, but an
 offset is committed only below the lowest unfinished job of its partition, and a finished job's
-outputs leave with that commit (``workers/inflight.py``, ``workers/outbox.py``,
+outputs leave with that commit (``workers/service/inflight.py``, ``workers/service/outbox.py``,
 docs/delivery.md). The Kafka consumer is not thread-safe, so only this thread touches the
 stream.
 """
@@ -24,9 +24,9 @@ from vidloc.backoff import compute_backoff
 from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
-from workers.handler import MAX_CRASHES, Delivery, Disposition
-from workers.inflight import Ledger
-from workers.outbox import Committer, PlainCommitter, job_context
+from workers.service.handler import MAX_CRASHES, Delivery, Disposition
+from workers.service.inflight import Ledger
+from workers.service.outbox import Committer, PlainCommitter, job_context
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class IngestStream(Protocol):
     """What the loop needs from the bus (``vidloc.adapters.kafka.EventStream`` in production).
 
     Only the consumer side: outputs and offsets leave through a ``Committer``
-    (``workers/outbox.py``: one producer transaction, or publish then :meth:`commit`).
+    (``workers/service/outbox.py``: one producer transaction, or publish then :meth:`commit`).
     """
 
     def subscribe(
@@ -74,8 +74,8 @@ class IngestStream(Protocol):
 
 
 class JobHandler(Protocol):
-    """One job slot (``workers.handler.IngestHandler``): each slot has its own cancel flag and
-    retry hint, so a moved partition cancels only its own jobs."""
+    """One job slot (``workers.service.handler.IngestHandler``): each slot has its own cancel
+    flag and retry hint, so a moved partition cancels only its own jobs."""
 
     cancel: threading.Event
     retry_hint_s: float

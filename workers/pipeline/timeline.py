@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import IngestEvent, Timeline
-from workers.merge import assign_event_ids
-from workers.planning import JobPlan
-from workers.refine import RefineOutcome
-from workers.types import DetectedEvent, Usage, VideoInfo
+from workers.pipeline.merge import assign_event_ids
+from workers.pipeline.planning import JobPlan
+from workers.refinement.refine import RefineOutcome
+from workers.types import DetectedEvent, TokenTally, VideoInfo
 
 
 def build_timeline(
@@ -24,7 +24,7 @@ def build_timeline(
     events: Sequence[DetectedEvent],
     *,
     model: dict[str, Any] | None,
-    usage: Usage,
+    usage: TokenTally,
     cost: float,
     currency: str,
     refined: RefineOutcome | None = None,
@@ -107,7 +107,7 @@ def events_section(
 
 
 def usage_section(
-    usage: Usage,
+    usage: TokenTally,
     cost: float,
     currency: str,
     refined: RefineOutcome | None,

@@ -1,0 +1,1 @@
+"""Live streams: one growing timeline per stream, a segment at a time."""

@@ -1,0 +1,1 @@
+"""Boundary refinement: where an event's edges are looked at again, and how the look moves them."""
