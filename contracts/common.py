@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -181,7 +181,9 @@ Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 PositiveCount = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 Seconds = NonNegativeFloat
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+# The localizers a job may name on the wire; workers.localizers.registry registers one for each.
 LocalizerName = Literal["vlm", "cv"]
+LOCALIZER_NAMES: tuple[str, ...] = get_args(LocalizerName)
 
 
 class Part(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.common import LocalizerName
 from vidloc.errors import ConfigError
 
 HOSTED_QWEN_BASE_URL = "https://wcode.net/api/gpt/v1"
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     currency: str = "CNY"
 
     # Localization
-    localizer: Literal["vlm", "cv"] | None = None
+    localizer: LocalizerName | None = None
     sample_fps: float = Field(default=1.0, gt=0, le=30)
     chunk_s: float = Field(default=30.0, gt=0)
     chunk_overlap_s: float = Field(default=2.0, ge=0)
@@ -179,7 +180,7 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def effective_localizer(self) -> Literal["vlm", "cv"]:
+    def effective_localizer(self) -> LocalizerName:
         """``vlm`` when a model endpoint is configured, else the offline ``cv`` localizer."""
         if self.localizer is not None:
             return self.localizer

@@ -14,6 +14,7 @@ from vidloc.settings import Settings
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
 from workers.localizers.prompt import build_messages
+from workers.localizers.registry import localizer_kind
 from workers.model.tokens import (
     CHAT_FRAMING_TOKENS,
     VISION_MARKER_TOKENS,
@@ -45,7 +46,7 @@ def _plan(source: tuple[int, int], fps: float, duration_s: float) -> JobPlan:
     size = frame_size_for(*source)
     times = plan_sample_times(duration_s, fps)
     chunks = plan_chunks(times, 30.0, 2.0, 64)
-    return JobPlan(info, "vlm", fps, 30.0, 2.0, size, times, chunks)
+    return JobPlan(info, localizer_kind("vlm"), fps, 30.0, 2.0, size, times, chunks)
 
 
 @pytest.mark.parametrize(

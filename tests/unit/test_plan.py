@@ -22,6 +22,7 @@ from workers.frames.plan import (
     plan_sample_times,
     split_evenly,
 )
+from workers.localizers.registry import localizer_kind
 from workers.pipeline.planning import PlanConfig, make_plan, wants_adaptive
 from workers.types import VideoInfo
 
@@ -282,7 +283,7 @@ def test_plan_config_is_the_planning_slice_of_settings() -> None:
 def test_options_override_the_worker_defaults(
     options: dict[str, Any], localizer: str, fps: float, chunk_s: float, refine: bool
 ) -> None:
-    plan = make_plan(HD, ingest(**options), DEFAULTS, localizer)
+    plan = make_plan(HD, ingest(**options), DEFAULTS, localizer_kind(localizer))
     assert (plan.sample_fps, plan.chunk_s, plan.refine) == (fps, chunk_s, refine)
     assert plan.mode == "uniform" and plan.localizer == localizer
     assert plan.frame_size == (448, 256)
@@ -292,7 +293,7 @@ def test_options_override_the_worker_defaults(
 
 
 def test_adaptive_without_a_prepass_plans_uniformly() -> None:
-    plan = make_plan(HD, ingest(sampling="adaptive"), DEFAULTS, "vlm", prepass=None)
+    plan = make_plan(HD, ingest(sampling="adaptive"), DEFAULTS, localizer_kind("vlm"), prepass=None)
     assert wants_adaptive(ingest(sampling="adaptive"), DEFAULTS)
     assert not wants_adaptive(ingest(), DEFAULTS)
     assert plan.mode == "uniform" and plan.token_budget_per_min is None
@@ -307,5 +308,5 @@ def test_adaptive_without_a_prepass_plans_uniformly() -> None:
 )
 def test_videos_over_the_limits_are_refused(info: VideoInfo, code: str) -> None:
     with pytest.raises(InputError) as caught:
-        make_plan(info, ingest(), DEFAULTS, "vlm")
+        make_plan(info, ingest(), DEFAULTS, localizer_kind("vlm"))
     assert caught.value.code == code

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from contracts import IngestEvent, IngestOptions, SourceObject, decode_timeline, encode, schema_for
+from workers.localizers.registry import localizer_kind
 from workers.pipeline.planning import JobPlan
 from workers.pipeline.timeline import build_timeline
 from workers.refinement.refine import RefineOutcome
@@ -31,7 +32,7 @@ MODEL = {"name": "qwen", "base_url": "http://127.0.0.1:1/v1", "params": {"temper
 def plan(localizer: str) -> JobPlan:
     times = tuple(float(t) for t in range(20))
     chunk = Chunk(0, 0.0, 20.0, times)
-    return JobPlan(INFO, localizer, 1.0, 30.0, 2.0, (448, 256), times, (chunk,))
+    return JobPlan(INFO, localizer_kind(localizer), 1.0, 30.0, 2.0, (448, 256), times, (chunk,))
 
 
 @pytest.mark.parametrize("localizer", ["vlm", "cv"])

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from contracts.common import SAFE_ID_PATTERN
+from contracts.common import LOCALIZER_NAMES, SAFE_ID_PATTERN
 from producers.submit import ingest_options
 from vidloc.cli.exits import EXIT_OK, EXIT_USAGE
 from vidloc.errors import InputError
@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--prompt", help="what to look for, in words")
     parser.add_argument("--labels", help="comma-separated event labels, e.g. goal,foul")
-    parser.add_argument("--localizer", choices=["vlm", "cv"])
+    parser.add_argument("--localizer", choices=LOCALIZER_NAMES)
     parser.add_argument("--sample-fps", type=float, help="frames per second to sample")
     parser.add_argument(
         "--policy",

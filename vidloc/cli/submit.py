@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from contracts.common import LOCALIZER_NAMES
 from producers.submit import (
     DEFAULT_KEY_PREFIX,
     check_files,
@@ -31,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--prompt", help="what to look for, in words")
     parser.add_argument("--labels", help="comma-separated event labels, e.g. goal,foul")
-    parser.add_argument("--localizer", choices=["vlm", "cv"])
+    parser.add_argument("--localizer", choices=LOCALIZER_NAMES)
     parser.add_argument("--sample-fps", type=float, help="frames per second to sample")
     parser.add_argument("--chunk-s", type=float, help="seconds of video per model call")
     parser.add_argument("--key-prefix", default=DEFAULT_KEY_PREFIX, help="object key prefix")

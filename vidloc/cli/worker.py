@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contracts.common import LOCALIZER_NAMES
 from vidloc.settings import Settings
 
 
@@ -12,7 +13,7 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "worker", help="consume video.ingest and produce timelines"
     )
-    parser.add_argument("--localizer", choices=["vlm", "cv"], default=None)
+    parser.add_argument("--localizer", choices=LOCALIZER_NAMES, default=None)
     parser.set_defaults(func=run)
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from workers.localizers.kind import LocalizerKind
 from workers.localizers.shots import (
     DEFAULT_CHROMA_GATE,
     DEFAULT_CUT_THRESHOLD,
@@ -41,6 +42,7 @@ from workers.localizers.shots import (
     ordered_frames,
     scored_cuts,
     shots_from_cuts,
+    split_at_cuts,
 )
 from workers.pipeline.merge import normalise_label
 from workers.types import Chunk, ChunkResult, DetectedEvent, FrameSample, LocalizeRequest
@@ -185,7 +187,7 @@ def frozen_segments(
 class CvLocalizer:
     """``cv`` localizer: offline, deterministic, no model. See the module docstring."""
 
-    name = "cv"
+    name = "cv"  # the name registered for it (KIND below)
 
     def __init__(self, params: CvParams | None = None) -> None:
         self.params = params or CvParams()
@@ -221,3 +223,22 @@ class CvLocalizer:
             len(events),
         )
         return ChunkResult(chunk_index=chunk.index, events=tuple(events))
+
+
+def shots_after_merge(
+    merged: Sequence[DetectedEvent], duration_s: float
+) -> tuple[DetectedEvent, ...]:
+    """Shots come from the merged cuts of the whole video (merging shots would glue touching
+    ones together), and a cut ends a frozen or black stretch that merging joined across it."""
+    cuts = [e.start_s for e in merged if e.label == "cut"]
+    return (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, duration_s))
+
+
+KIND = LocalizerKind(
+    name="cv",
+    # Per job: it keeps per-chunk state only, and is cheap to make.
+    build=lambda deps: CvLocalizer(),
+    joins_instants=False,
+    reports_labels=CV_LABELS,
+    after_merge=shots_after_merge,
+)

@@ -15,6 +15,7 @@ from vidloc.settings import Settings
 from workers.localizers.answer.read import ParsedAnswer, parse_answer
 from workers.localizers.answer.reask import reask_messages
 from workers.localizers.capped import ImageCapLocalizer, part_chunks, split_evenly, stitch
+from workers.localizers.kind import LocalizerKind
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.model.client import ModelClient, model_client_from_settings
 from workers.types import (
@@ -36,7 +37,7 @@ class VlmLocalizer:
     flight at once however many worker threads call it.
     """
 
-    name = "vlm"
+    name = "vlm"  # the name registered for it (KIND below)
 
     def __init__(
         self,
@@ -162,3 +163,13 @@ def vlm_localizer_from_settings(
         max_request_bytes=settings.vlm_max_request_bytes,
     )
     return ImageCapLocalizer(vlm, settings.vlm_max_images_per_request)
+
+
+KIND = LocalizerKind(
+    name="vlm",
+    build=lambda deps: vlm_localizer_from_settings(deps.settings, deps.http, deps.metrics),
+    asks_model=True,
+    shared=True,
+    refines_boundaries=True,
+    samples_adaptively=True,
+)

@@ -18,6 +18,7 @@ from vidloc.settings import Settings
 from workers.frames.adaptive import changes_over
 from workers.frames.plan import parts_for
 from workers.frames.prepass import Prepass
+from workers.localizers import vlm
 from workers.localizers.prompt import (
     SYSTEM_PROMPT,
     question_text,
@@ -181,7 +182,7 @@ def estimate_file(path: Path, options: dict[str, Any], settings: Settings) -> Es
             )
     finally:
         close_source(source)
-    plan = make_plan(info, event, PlanConfig.from_settings(settings), "vlm", prepass)
+    plan = make_plan(info, event, PlanConfig.from_settings(settings), vlm.KIND, prepass)
     return estimate_plan(plan, prepass, EstimateConfig.from_settings(settings))
 
 

@@ -29,7 +29,7 @@ from workers.frames.adaptive import (
     snap_to_cut,
 )
 from workers.frames.prepass import run_prepass
-from workers.localizers.shots import shots_from_cuts, split_at_cuts
+from workers.localizers.registry import localizer_kind
 from workers.model.cost import Prices, price_usage
 from workers.pipeline.assemble import assemble, wanted_times
 from workers.pipeline.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
@@ -152,17 +152,17 @@ class JobRunner:
             # The job's one decoder child serves the probe, the frames and the refinement.
             job_scoped.callback(close_source, source)
             timings["probe_s"] = time.monotonic() - started
-            localizer_name = event.options.localizer or s.effective_localizer
+            kind = localizer_kind(event.options.localizer or s.effective_localizer)
             prepass = None
-            if wants_adaptive(event, self._plan_config) and localizer_name == "vlm":
+            if wants_adaptive(event, self._plan_config) and kind.samples_adaptively:
                 progress("probing", 0, 0, "pre-pass: where does the picture change")
                 started = time.monotonic()
                 prepass = run_prepass(
                     source, str(path), info, fps=s.prepass_fps, long_side=s.prepass_long_side
                 )
                 timings["prepass_s"] = time.monotonic() - started
-            plan = make_plan(info, event, self._plan_config, localizer_name, prepass)
-            localizer = self._make_localizer(localizer_name)
+            plan = make_plan(info, event, self._plan_config, kind, prepass)
+            localizer = self._make_localizer(kind.name)
             log.info(
                 "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
                 len(plan.times),
@@ -170,7 +170,7 @@ class JobRunner:
                 plan.sample_fps,
                 plan.frame_size[0],
                 plan.frame_size[1],
-                localizer_name,
+                kind.name,
                 extra={"video_id": video_id, "job_id": job_id},
             )
             started = time.monotonic()
@@ -178,7 +178,7 @@ class JobRunner:
                 event, job_id, plan, source, localizer, path, progress
             )
             timings["localize_s"] = time.monotonic() - started
-            if plan.localizer == "vlm" and all_answers_unusable(results):
+            if kind.asks_model and all_answers_unusable(results):
                 # Never an empty timeline that looks like "nothing happened".
                 raise ModelAnswersUnusable(unusable_message(results))
             started = time.monotonic()
@@ -193,11 +193,8 @@ class JobRunner:
             self._metrics.add_tokens(refined.usage.prompt_tokens, refined.usage.completion_tokens)
         cost = price_usage(usage, self._prices)
         rejected = sum(r.rejected_events for r in results)
-        if plan.localizer == "cv":
-            # Shots come from the merged cuts; merging them would glue touching shots together.
-            cuts = [e.start_s for e in merged if e.label == "cut"]
-            # A cut ends a frozen or black stretch; merging joined two that touched there.
-            merged = (*split_at_cuts(merged, cuts), *shots_from_cuts(cuts, plan.info.duration_s))
+        if plan.kind.after_merge is not None:
+            merged = plan.kind.after_merge(merged, plan.info.duration_s)
         timeline = self._timeline(
             event, job_id, plan, merged, usage, cost, results, refined, object_size
         )
@@ -260,7 +257,7 @@ class JobRunner:
             localize_chunks(
                 assemble(pending, wanted, source.frames(str(path), wanted, plan.frame_size)),
                 lambda chunk, frames: timed(chunk, frames, request),
-                workers=self._settings.vlm_concurrency if plan.localizer == "vlm" else 1,
+                workers=self._settings.vlm_concurrency if plan.kind.asks_model else 1,
                 on_result=record,
                 budget=self._frame_budget,
                 decoding=self._decode_slots,
@@ -303,7 +300,9 @@ class JobRunner:
         pieces = [e for r in results for e in r.events]
         frame_period = 1.0 / plan.info.fps if plan.info.fps > 0 else 1e-3
         merged = merge_events(
-            join_unseparated(pieces, plan.times, frame_period, join_instants=plan.localizer != "cv")
+            join_unseparated(
+                pieces, plan.times, frame_period, join_instants=plan.kind.joins_instants
+            )
         )
         refined: RefineOutcome | None = None
         if plan.refine and merged:
@@ -376,7 +375,7 @@ class JobRunner:
     ) -> Timeline:
         s = self._settings
         model: dict[str, Any] | None = None
-        if plan.localizer == "vlm":
+        if plan.kind.asks_model:
             model = {
                 "name": s.vlm_model,
                 "base_url": s.effective_vlm_base_url,

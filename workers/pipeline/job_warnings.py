@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from workers.localizers.cv import CV_LABELS
+from workers.localizers.registry import localizer_kind
 from workers.pipeline.merge import normalise_label
 from workers.types import ChunkResult
 
@@ -101,9 +101,10 @@ def ignored_options_warning(
     localizer: str, chosen_by_job: bool, prompt: str | None, labels: Sequence[str]
 ) -> dict[str, Any] | None:
     """A job asked a question only a model can answer, on a localizer without one."""
-    if localizer != "cv":
+    reported = localizer_kind(localizer).reports_labels
+    if reported is None:
         return None
-    ignored_labels = [x for x in labels if normalise_label(x) not in CV_LABELS]
+    ignored_labels = [x for x in labels if normalise_label(x) not in reported]
     asked_prompt = bool(prompt and prompt.strip())
     if not ignored_labels and not asked_prompt:
         return None
@@ -112,7 +113,7 @@ def ignored_options_warning(
         what.append("labels " + ", ".join(repr(x) for x in ignored_labels))
     if asked_prompt:
         what.append("the prompt")
-    found = f"the cv localizer reports only {', '.join(CV_LABELS)} and shots"
+    found = f"the {localizer} localizer reports only {', '.join(reported)} and shots"
     if chosen_by_job:
         return _warning(
             "labels_ignored_cv",

@@ -14,6 +14,7 @@ from vidloc.errors import InputError, VideoTooLong
 from workers.frames.adaptive import changes_over, frames_for_budget, plan_adaptive_times
 from workers.frames.plan import frame_size_for, plan_chunks, plan_sample_times
 from workers.frames.prepass import Prepass
+from workers.localizers.kind import LocalizerKind
 from workers.localizers.prompt import timestamp_text
 from workers.model.tokens import frame_tokens
 from workers.types import Chunk, VideoInfo
@@ -24,7 +25,7 @@ class JobPlan:
     """Everything decided before the first frame is decoded."""
 
     info: VideoInfo
-    localizer: str
+    kind: LocalizerKind
     sample_fps: float
     chunk_s: float
     overlap_s: float
@@ -35,6 +36,11 @@ class JobPlan:
     token_budget_per_min: float | None = None
     refine: bool = False
     cuts: tuple[float, ...] = ()  # frame-accurate cuts from the adaptive pre-pass
+
+    @property
+    def localizer(self) -> str:
+        """The localizer's name, as the timeline and metrics carry it."""
+        return self.kind.name
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def make_plan(
     info: VideoInfo,
     event: IngestEvent,
     config: PlanConfig,
-    localizer: str,
+    kind: LocalizerKind,
     prepass: Prepass | None = None,
 ) -> JobPlan:
     """Pure: turn probe facts, user options and worker defaults into a sampling and chunking plan.
@@ -117,7 +123,7 @@ def make_plan(
     chunks = plan_chunks(times, chunk_s, overlap_s, max_frames)
     return JobPlan(
         info,
-        localizer,
+        kind,
         sample_fps,
         chunk_s,
         overlap_s,
@@ -126,6 +132,6 @@ def make_plan(
         chunks,
         mode="adaptive" if adaptive else "uniform",
         token_budget_per_min=budget if adaptive else None,
-        refine=refine and localizer == "vlm",
+        refine=refine and kind.refines_boundaries,
         cuts=prepass.cuts if adaptive and prepass is not None else (),
     )

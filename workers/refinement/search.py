@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from workers.frames.evidence import CLEAN_LEVEL, OTHER_CHANGE_MAX, clean_step, strongest_step
+from workers.localizers.registry import source_is_refinable
 from workers.types import DetectedEvent
 
 Side = Literal["start", "end"]
@@ -221,7 +222,7 @@ def plan_searches(
     ts = sorted(coarse_times)
     out: list[Search] = []
     for index, ev in enumerate(events):
-        if ev.end_s < ev.start_s or (ev.source or "vlm") == "cv":
+        if ev.end_s < ev.start_s or not source_is_refinable(ev.source):
             continue
         # Start: from the last coarse frame before it (or the video's start) to the event's
         # first coarse frame.

@@ -35,6 +35,7 @@ from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
 from workers.live.segment_job import StreamJob
+from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
 from workers.pipeline.job import JobOutcome, JobRunner
 from workers.service import policy
@@ -103,6 +104,7 @@ class IngestHandler:
         self._markers = markers
         self._work: str | None = None  # the marker key of the job running now
         self._localizer: str | None = None  # the current job's, for metrics labels
+        self._uses_model = False
         self._settings = settings
         self._runner = runner
         # Outcomes (result, final progress, DLQ) go through ``publish``, which the worker may
@@ -198,9 +200,11 @@ class IngestHandler:
         video_id = event.effective_video_id
         job_id = derive_job_id(event.event_id)
         bind_job(video_id, job_id)
-        self._localizer = event.options.localizer or self._settings.effective_localizer
+        kind = localizer_kind(event.options.localizer or self._settings.effective_localizer)
+        self._localizer = kind.name
+        self._uses_model = kind.asks_model
         self.retry_hint_s = 0.0
-        uses_model = self._localizer == "vlm"
+        uses_model = kind.asks_model
         waiting = policy.admit(
             uses_model=uses_model,
             circuit_allows=self.breaker.allow(),
@@ -266,7 +270,7 @@ class IngestHandler:
             )
         except Exception as exc:
             return self._act(self._judge(exc, where), delivery, event, job_id, exc)
-        if self._localizer == "vlm":
+        if self._uses_model:
             self.breaker.record_success()
         self._first_failure.pop(where, None)
         self._metrics.job_finished("succeeded", self._localizer)

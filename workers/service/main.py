@@ -20,8 +20,8 @@ from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
 from workers.frames import forced_source, open_frame_source
 from workers.frames.isolated import start_decoder_server
-from workers.localizers.cv import CvLocalizer
-from workers.localizers.vlm import vlm_localizer_from_settings
+from workers.localizers.kind import LocalizerDeps
+from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
 from workers.model.client import http_client_from_settings
 from workers.pipeline.job import JobRunner
@@ -38,18 +38,20 @@ log = logging.getLogger(__name__)
 def localizer_factory(
     settings: Settings, http: httpx.Client, metrics: Metrics | None = None
 ) -> Callable[[str], Localizer]:
-    vlm: Localizer | None = None
+    deps = LocalizerDeps(settings, http, metrics)
+    shared: dict[str, Localizer] = {}
     lock = threading.Lock()
 
     def make(name: str) -> Localizer:
-        nonlocal vlm
-        if name == "cv":
-            return CvLocalizer()  # per job: it keeps per-chunk state only, but cheap to make
-        # One for every job of this worker: its semaphore is the worker's one model budget.
+        kind = localizer_kind(name)
+        if not kind.shared:
+            return kind.build(deps)
+        # One for every job of this worker: a model localizer's semaphore is the worker's one
+        # model budget.
         with lock:
-            if vlm is None:
-                vlm = vlm_localizer_from_settings(settings, http, metrics)
-            return vlm
+            if name not in shared:
+                shared[name] = kind.build(deps)
+            return shared[name]
 
     return make
 
