@@ -28,7 +28,7 @@ from producers.notifications import (
     parse_notification,
 )
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream
+from vidloc.adapters.kafka import BusRecord, EventPublisher, TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.backoff import compute_backoff
 from vidloc.errors import InputError, ObjectMissing, TransientError, VidlocError
@@ -163,7 +163,7 @@ def run_bridge(
     ``group_id`` exists for tests; bridges in production share the one group.
     """
     seen = SeenObjects()
-    stream = EventStream.join(
+    stream = TopicReader.join(
         settings,
         group_id,
         [names.TOPIC_S3_EVENTS],
@@ -192,7 +192,7 @@ def run_bridge(
 
 
 def _bridge_batch(
-    stream: EventStream,
+    stream: TopicReader,
     records: list[BusRecord],
     settings: Settings,
     publisher: EventPublisher,

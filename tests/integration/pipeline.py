@@ -29,7 +29,7 @@ from contracts import (
 )
 from devkit.stack import stack_command
 from vidloc import names
-from vidloc.adapters.kafka import EventStream, park_group_at_end
+from vidloc.adapters.kafka import TopicReader, park_group_at_end
 from vidloc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ class Watcher:
 
     def __init__(self, settings: Settings) -> None:
         # Positioned before anything is published, so nothing the test triggers is missed.
-        self._stream = EventStream.tail(settings, self.TOPICS)
+        self._stream = TopicReader.tail(settings, self.TOPICS)
         self.seen = Outputs()
 
     def drain(self, timeout_s: float = 1.0) -> None:

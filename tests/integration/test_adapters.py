@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from vidloc.adapters.kafka import (
     BusRecord,
     EventPublisher,
-    EventStream,
     Partition,
     Start,
+    TopicReader,
     partition_for_key,
 )
 from vidloc.adapters.object_store import ObjectStore
@@ -29,7 +29,7 @@ from vidloc.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def poll_until(stream: EventStream, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
+def poll_until(stream: TopicReader, want: int, *, timeout_s: float = 30.0) -> list[BusRecord]:
     records: list[BusRecord] = []
     deadline = time.monotonic() + timeout_s
     while len(records) < want and time.monotonic() < deadline:
@@ -46,14 +46,14 @@ def test_publish_consume_and_commit_resumes_after_the_committed_record(
     topic, key = make_topic(1), f"video-{uuid.uuid4().hex}"
     publish_all(stack, topic, key, [f"message {n}".encode() for n in range(3)], soon=False)
 
-    with EventStream.join(stack, group_id, [topic]) as first:
+    with TopicReader.join(stack, group_id, [topic]) as first:
         records = poll_until(first, 3)
         assert [r.value for r in records] == [b"message 0", b"message 1", b"message 2"]
         assert {r.key for r in records} == {key}
         assert [r.offset for r in records] == [0, 1, 2]
         first.commit_past(records[1])  # as if the third had not been finished
 
-    with EventStream.join(stack, group_id, [topic]) as second:
+    with TopicReader.join(stack, group_id, [topic]) as second:
         again = poll_until(second, 1)
         assert [(r.offset, r.value) for r in again] == [(2, b"message 2")]
 
@@ -64,7 +64,7 @@ def test_publish_soon_returns_before_the_ack_and_keeps_the_order_per_key(
     topic, key = make_topic(1), f"video-{uuid.uuid4().hex}"
     values = [f"progress {n}".encode() for n in range(20)]
     publish_all(stack, topic, key, values, soon=True)
-    with EventStream.join(stack, group_id, [topic]) as reader:
+    with TopicReader.join(stack, group_id, [topic]) as reader:
         assert [r.value for r in poll_until(reader, 20)] == values
 
 
@@ -76,7 +76,7 @@ def test_partition_for_key_is_where_the_producer_puts_the_key(
     with EventPublisher(stack) as publisher:
         for key in keys:
             publisher.publish(topic, key, b"x")
-    with EventStream.join(stack, group_id, [topic]) as reader:
+    with TopicReader.join(stack, group_id, [topic]) as reader:
         placed = {r.key: r.partition for r in poll_until(reader, len(keys))}
     assert placed == {key: partition_for_key(key, 4) for key in keys}
     assert len(set(placed.values())) > 1  # the keys did spread: the check compares something
@@ -100,7 +100,7 @@ def test_tail_sees_only_what_is_published_after_it_opens(
     with EventPublisher(stack) as publisher:
         for n in range(3):
             publisher.publish(topic, f"before-{n}", b"old")
-        with EventStream.tail(stack, [topic]) as tail:
+        with TopicReader.tail(stack, [topic]) as tail:
             for n in range(3):
                 publisher.publish(topic, f"after-{n}", b"new")
             records = poll_until(tail, 3, timeout_s=20)
@@ -110,7 +110,7 @@ def test_tail_sees_only_what_is_published_after_it_opens(
 
 def test_tail_of_a_missing_topic_is_bus_unavailable(stack: Settings) -> None:
     with pytest.raises(BusUnavailable, match="do not exist"):
-        EventStream.tail(stack, [f"no-such-topic-{uuid.uuid4().hex}"], timeout_s=5)
+        TopicReader.tail(stack, [f"no-such-topic-{uuid.uuid4().hex}"], timeout_s=5)
 
 
 def test_dead_broker_is_bus_unavailable_quickly(stack: Settings) -> None:
@@ -139,7 +139,7 @@ def test_replay_starts_each_topic_where_asked(
         publisher.publish(timed, "k", b"late0")
         publisher.publish(timed, "k", b"late1")
     starts = {whole: Start.beginning(), recent: Start.last(2), timed: Start.at_time(cut)}
-    with EventStream.replay(stack, starts) as stream:
+    with TopicReader.replay(stack, starts) as stream:
         records = poll_until(stream, 8)
     by_topic = {t: [r.value for r in records if r.topic == t] for t in starts}
     assert by_topic == {
@@ -158,7 +158,7 @@ def test_group_member_pauses_seeks_and_commits_partition_offsets(
         for n in range(4):
             publisher.publish(topic, f"key-{n}", f"m{n}".encode())
     assigned: list[set[Partition]] = []
-    with EventStream.connect(stack, group_id=group_id, max_poll_records=10) as stream:
+    with TopicReader.connect(stack, group_id=group_id, max_poll_records=10) as stream:
         stream.subscribe([topic], on_assigned=assigned.append)
         records = poll_until(stream, 4)
         assert assigned and assigned[-1] == stream.assignment()
@@ -173,7 +173,7 @@ def test_group_member_pauses_seeks_and_commits_partition_offsets(
         ends, positions = stream.lag_inputs()
         assert set(ends) == set(positions) == stream.assignment()
         stream.commit({part: end for part, end in ends.items()})
-    with EventStream.join(stack, group_id, [topic]) as rejoined:
+    with TopicReader.join(stack, group_id, [topic]) as rejoined:
         assert rejoined.poll(timeout_s=3.0) == []  # everything was committed
 
 
@@ -181,7 +181,7 @@ def test_seeking_a_partition_not_owned_says_so(
     stack: Settings, make_topic: Callable[[int], str]
 ) -> None:
     topic = make_topic(1)
-    with EventStream.tail(stack, [topic]) as tail:
+    with TopicReader.tail(stack, [topic]) as tail:
         assert not tail.seek(Partition(topic, 7), 0)
 
 

@@ -1,5 +1,5 @@
 """Several jobs at once in one worker, on the real stack, read the way consumers must read results
-(``read_committed``: the test's Watcher is an EventStream, which reads committed data only).
+(``read_committed``: the test's Watcher is a TopicReader, which reads committed data only).
 
 - jobs of one worker overlap at the model, and each video is announced exactly once;
 - a finished job's result waits for every earlier job of its partition: a slow job at a low

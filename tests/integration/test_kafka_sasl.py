@@ -2,7 +2,7 @@
 
 A Kafka of this module's own (ports 39092/39093, SASL_PLAINTEXT clients on 39094, its own stack
 dir, the shared jar cache) accepts one user. With the right password a message goes through
-EventPublisher and an EventStream; with a wrong one both fail with BusUnavailable in
+EventPublisher and a TopicReader; with a wrong one both fail with BusUnavailable in
 bounded time, and the password shows up in no exception and in no log record that vidloc's
 logging set-up lets through.
 """
@@ -20,7 +20,7 @@ from kafka.admin import NewTopic
 from pipeline import own_stack
 from pydantic import SecretStr
 
-from vidloc.adapters.kafka import EventPublisher, EventStream
+from vidloc.adapters.kafka import EventPublisher, TopicReader
 from vidloc.errors import BusUnavailable
 from vidloc.logs import RedactSecrets
 from vidloc.settings import Settings
@@ -81,7 +81,7 @@ def test_right_password_round_trips_a_message(sasl_broker: Settings, topic: str)
     value = uuid.uuid4().hex.encode()
     with EventPublisher(client) as publisher:
         publisher.publish(topic, "k1", value)
-    with EventStream.join(client, f"sasl-{uuid.uuid4().hex[:8]}", [topic]) as stream:
+    with TopicReader.join(client, f"sasl-{uuid.uuid4().hex[:8]}", [topic]) as stream:
         received = []
         deadline = time.monotonic() + 20
         while not received and time.monotonic() < deadline:
@@ -107,7 +107,7 @@ def test_wrong_password_is_refused_without_leaking_it(
     group = f"sasl-{uuid.uuid4().hex[:8]}"
     with (
         pytest.raises(BusUnavailable) as consumer_error,
-        EventStream.join(client, group, [topic]) as stream,
+        TopicReader.join(client, group, [topic]) as stream,
     ):
         stream.poll(timeout_s=REFUSAL_BOUND_S)
     failures.append(consumer_error.value)

@@ -33,7 +33,7 @@ from devkit.serve_api import serve_in_thread as serve_api
 from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc import names
-from vidloc.adapters.kafka import EventStream
+from vidloc.adapters.kafka import TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.app import create_app
 from vidloc.settings import Settings
@@ -90,7 +90,7 @@ class ResultTail:
     """Reads video.results in a thread so arrival times are not skewed by the test's waits."""
 
     def __init__(self, settings: Settings) -> None:
-        self._stream = EventStream.tail(settings, (names.TOPIC_RESULTS,))
+        self._stream = TopicReader.tail(settings, (names.TOPIC_RESULTS,))
         self.streams: dict[str, StreamResults] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -25,7 +25,7 @@ from devkit.synth.spec import SyntheticEvent, VideoSpec
 from producers.bridge import run_bridge
 from producers.hls import parse_playlist
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, EventStream, park_group_at_end
+from vidloc.adapters.kafka import BusRecord, TopicReader, park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
@@ -111,7 +111,7 @@ def playlist_upto(text: str, count: int, *, ended: bool) -> bytes:
     return ("\n".join(lines[:first] + body + (["#EXT-X-ENDLIST"] if ended else [])) + "\n").encode()
 
 
-def drain(stream: EventStream) -> list[BusRecord]:
+def drain(stream: TopicReader) -> list[BusRecord]:
     """Everything the tail holds, until a poll brings nothing."""
     records: list[BusRecord] = []
     while batch := stream.poll(timeout_s=2.0, max_records=1000):
@@ -135,7 +135,7 @@ def test_hls_in_the_bucket_grows_one_stream_timeline(
     store = ObjectStore(hls_settings)
     tail = ResultTail(hls_settings)
     results = tail.follow(stream_id)
-    ingest = EventStream.tail(hls_settings, [names.TOPIC_INGEST])
+    ingest = TopicReader.tail(hls_settings, [names.TOPIC_INGEST])
     try:
         for count, seg in enumerate(segments, start=1):
             store.upload_file(bucket, prefix + seg.uri, tmp_path / "hls" / seg.uri)

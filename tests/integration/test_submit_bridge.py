@@ -22,7 +22,7 @@ from contracts import IngestEvent, decode_dlq, decode_ingest, derive_video_id, s
 from producers.bridge import BAD_NOTIFICATION, SUBMITTED_META, run_bridge
 from producers.submit import submit_files
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, EventPublisher, EventStream, park_group_at_end
+from vidloc.adapters.kafka import BusRecord, EventPublisher, TopicReader, park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 def collect(
-    tail: EventStream, done: Callable[[list[BusRecord]], bool], *, timeout_s: float = 30.0
+    tail: TopicReader, done: Callable[[list[BusRecord]], bool], *, timeout_s: float = 30.0
 ) -> list[BusRecord]:
     """Records from ``tail`` until ``done(records)`` or the deadline."""
     records: list[BusRecord] = []
@@ -61,8 +61,8 @@ def prefix(store: ObjectStore, stack: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def ingest_tail(stack: Settings) -> Iterator[EventStream]:
-    with EventStream.tail(stack, [names.TOPIC_INGEST, names.TOPIC_DLQ]) as tail:
+def ingest_tail(stack: Settings) -> Iterator[TopicReader]:
+    with TopicReader.tail(stack, [names.TOPIC_INGEST, names.TOPIC_DLQ]) as tail:
         yield tail
 
 
@@ -84,7 +84,7 @@ def bridge(stack: Settings, group_id: str) -> Iterator[threading.Thread]:
 
 
 def test_submit_uploads_and_publishes_a_schema_valid_ingest_event(
-    stack: Settings, store: ObjectStore, prefix: str, ingest_tail: EventStream, tmp_path: Path
+    stack: Settings, store: ObjectStore, prefix: str, ingest_tail: TopicReader, tmp_path: Path
 ) -> None:
     clip = tmp_path / "tiny clip.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes)
@@ -113,7 +113,7 @@ def test_bridge_turns_a_plain_upload_into_one_ingest_event_and_skips_non_videos(
     stack: Settings,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: EventStream,
+    ingest_tail: TopicReader,
     bridge: threading.Thread,
 ) -> None:
     bucket = stack.video_bucket
@@ -138,7 +138,7 @@ def test_bridge_dead_letters_malformed_notifications_and_keeps_going(
     stack: Settings,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: EventStream,
+    ingest_tail: TopicReader,
     bridge: threading.Thread,
 ) -> None:
     marker = uuid.uuid4().hex
@@ -173,7 +173,7 @@ def test_bridge_leaves_uploads_of_vidloc_submit_alone(
     store: ObjectStore,
     minio_client: Minio,
     prefix: str,
-    ingest_tail: EventStream,
+    ingest_tail: TopicReader,
     bridge: threading.Thread,
     tmp_path: Path,
 ) -> None:

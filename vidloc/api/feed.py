@@ -11,7 +11,7 @@ import threading
 
 from contracts import ContractError, decode_progress, decode_result
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, EventStream, Start
+from vidloc.adapters.kafka import BusRecord, Start, TopicReader
 from vidloc.api.status import StatusBook
 from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 PROGRESS_TAIL_PER_PARTITION = 2000
 
 
-def open_replay(settings: Settings, *, progress_tail: int) -> EventStream:
+def open_replay(settings: Settings, *, progress_tail: int) -> TopicReader:
     """A group-less stream: results from their first offset, progress from end - tail."""
-    return EventStream.replay(
+    return TopicReader.replay(
         settings,
         {names.TOPIC_RESULTS: Start.beginning(), names.TOPIC_PROGRESS: Start.last(progress_tail)},
     )
@@ -98,7 +98,7 @@ class StatusFeed:
             finally:
                 stream.close()
 
-    def _follow(self, stream: EventStream) -> None:
+    def _follow(self, stream: TopicReader) -> None:
         while not self._stop.is_set():
             records = stream.poll(timeout_s=0.5)
             for record in records:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from vidloc.adapters.kafka import EventStream
+from vidloc.adapters.kafka import TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import VidlocError
 from vidloc.settings import Settings
@@ -21,7 +21,7 @@ Probe = Callable[[], str]
 def kafka_probe(settings: Settings) -> Probe:
     def probe() -> str:
         # connect() fails fast on a closed port; topics() needs a real metadata answer.
-        with EventStream.connect(
+        with TopicReader.connect(
             settings, bootstrap_timeout_ms=3000, request_timeout_ms=5000
         ) as stream:
             topics = stream.topics()

@@ -32,7 +32,7 @@ from contracts import (
     decode_timeline,
 )
 from vidloc import names
-from vidloc.adapters.kafka import BusRecord, EventStream
+from vidloc.adapters.kafka import BusRecord, TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import VidlocError
 from vidloc.settings import Settings
@@ -46,13 +46,13 @@ class Follower:
     def __init__(self, settings: Settings, *, console: Console | None = None) -> None:
         self._settings = settings
         self._console = console or Console(stderr=True)
-        self._stream: EventStream | None = None
+        self._stream: TopicReader | None = None
         self._labels: dict[str, str] = {}
         self._results: dict[str, ResultEvent] = {}
         self._jobs: dict[str, str] = {}
 
     def start(self) -> None:
-        self._stream = EventStream.tail(self._settings, [names.TOPIC_PROGRESS, names.TOPIC_RESULTS])
+        self._stream = TopicReader.tail(self._settings, [names.TOPIC_PROGRESS, names.TOPIC_RESULTS])
 
     def expect(self, video_id: str, label: str | None = None, *, job_id: str | None = None) -> None:
         """Wait for ``video_id``; with ``job_id``, only that job's result counts (not a replay

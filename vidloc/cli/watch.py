@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from contracts import ContractError, ResultEvent, decode_result, encode
 from vidloc import names
-from vidloc.adapters.kafka import EventStream, Start
+from vidloc.adapters.kafka import Start, TopicReader
 from vidloc.cli.exits import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from vidloc.cli.stream_watch import stream_lines
 from vidloc.settings import Settings
@@ -64,10 +64,10 @@ def format_result(result: ResultEvent) -> str:
     return f"[red]failed[/red] {vid} job {escape(result.job_id)}: {escape(reason)}"
 
 
-def open_results(settings: Settings, *, from_beginning: bool) -> EventStream:
+def open_results(settings: Settings, *, from_beginning: bool) -> TopicReader:
     if from_beginning:
-        return EventStream.replay(settings, {names.TOPIC_RESULTS: Start.beginning()})
-    return EventStream.tail(settings, [names.TOPIC_RESULTS])
+        return TopicReader.replay(settings, {names.TOPIC_RESULTS: Start.beginning()})
+    return TopicReader.tail(settings, [names.TOPIC_RESULTS])
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -38,7 +38,7 @@ FLUSH_RETRY_S = 1.0
 
 
 class IngestStream(Protocol):
-    """What the loop needs from the bus (``vidloc.adapters.kafka.EventStream`` in production).
+    """What the loop needs from the bus (``vidloc.adapters.kafka.TopicReader`` in production).
 
     Only the consumer side: outputs and offsets leave through a ``Committer``
     (``workers/service/outbox.py``: one producer transaction, or publish then :meth:`commit`).

@@ -14,7 +14,7 @@ from types import FrameType
 import httpx
 
 from vidloc import names
-from vidloc.adapters.kafka import EventPublisher, EventStream, TransactionalPublisher
+from vidloc.adapters.kafka import EventPublisher, TopicReader, TransactionalPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
@@ -157,7 +157,7 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         )
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.
-        stream = EventStream.connect(
+        stream = TopicReader.connect(
             settings,
             group_id=settings.worker_group,
             max_poll_interval_ms=settings.worker_max_poll_interval_ms,

@@ -3,7 +3,7 @@
 - :func:`kafka_config`: connection and security options shared by every client;
 - :class:`EventPublisher`: the producer side, one acked message at a time;
 - :class:`TransactionalPublisher`: records and consumed offsets in one transaction (workers);
-- :class:`EventStream`: the consumer side, one loop abstraction for group members (worker,
+- :class:`TopicReader`: the consumer side, one loop abstraction for group members (worker,
   bridge) and group-less readers (API feed, ``vidloc watch``, the submit follower).
 
 Every kafka-python error that escapes is :class:`vidloc.errors.BusUnavailable`
@@ -12,18 +12,18 @@ Every kafka-python error that escapes is :class:`vidloc.errors.BusUnavailable`
 
 from vidloc.adapters.kafka.config import kafka_config
 from vidloc.adapters.kafka.publisher import EventPublisher, partition_for_key
+from vidloc.adapters.kafka.reader import TopicReader, park_group_at_end
 from vidloc.adapters.kafka.records import AssignmentCallback, BusRecord, Partition, Start
-from vidloc.adapters.kafka.stream import EventStream, park_group_at_end
 from vidloc.adapters.kafka.transactions import OutRecord, TransactionalPublisher
 
 __all__ = [
     "AssignmentCallback",
     "BusRecord",
     "EventPublisher",
-    "EventStream",
     "OutRecord",
     "Partition",
     "Start",
+    "TopicReader",
     "TransactionalPublisher",
     "kafka_config",
     "park_group_at_end",

@@ -7,7 +7,7 @@ broker aborts it after ``transaction_timeout_ms`` (or at once when a producer wi
 ``transactional_id`` starts), so nothing it sent becomes visible.
 
 Zombies are fenced by the consumer's group generation (KIP-447, Kafka >= 2.5): the offsets
-carry the member id and generation the consumer had at :meth:`EventStream.group_metadata`,
+carry the member id and generation the consumer had at :meth:`TopicReader.group_metadata`,
 and a member that lost its partitions in a rebalance has its transaction refused and aborted.
 """
 
@@ -95,7 +95,7 @@ class TransactionalPublisher(ClosedOnExit):
     ) -> None:
         """Publish ``records`` and commit ``offsets`` (next offset to read) atomically.
 
-        ``group`` is :meth:`EventStream.group_metadata` of the consumer that read the input.
+        ``group`` is :meth:`TopicReader.group_metadata` of the consumer that read the input.
         Raises BusUnavailable when the transaction did not commit (code ``commit_rejected``
         when the group refused the offsets: the partitions belong to another member now);
         nothing of it is then visible to read_committed readers, and the call may be repeated.

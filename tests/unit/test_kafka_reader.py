@@ -1,4 +1,4 @@
-"""EventStream without a broker: every kafka-python error leaves it as BusUnavailable, and
+"""TopicReader without a broker: every kafka-python error leaves it as BusUnavailable, and
 records and partitions come out as plain values."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from vidloc.adapters.kafka import BusRecord, EventStream, Partition
+from vidloc.adapters.kafka import BusRecord, Partition, TopicReader
 from vidloc.errors import BusUnavailable
 
 
@@ -75,7 +75,7 @@ class FakeConsumer:
         self.paused_parts.difference_update(tps)
 
 
-CALLS: list[tuple[str, Callable[[EventStream], object]]] = [
+CALLS: list[tuple[str, Callable[[TopicReader], object]]] = [
     ("poll", lambda s: s.poll(timeout_s=0.1)),
     ("commit", lambda s: s.commit({Partition("t", 0): 3})),
     ("subscribe", lambda s: s.subscribe(["t"])),
@@ -87,16 +87,16 @@ CALLS: list[tuple[str, Callable[[EventStream], object]]] = [
 @pytest.mark.parametrize("call", [c for _, c in CALLS], ids=[name for name, _ in CALLS])
 @pytest.mark.parametrize("error", [KafkaConnectionError("down"), KafkaTimeoutError("slow")])
 def test_every_kafka_error_becomes_bus_unavailable(
-    call: Callable[[EventStream], object], error: Exception
+    call: Callable[[TopicReader], object], error: Exception
 ) -> None:
-    stream = EventStream(FakeConsumer(fail=error), where="127.0.0.1:9092")
+    stream = TopicReader(FakeConsumer(fail=error), where="127.0.0.1:9092")
     with pytest.raises(BusUnavailable) as info:
         call(stream)
     assert info.value.__cause__ is error
 
 
 def test_a_commit_refused_after_a_rebalance_has_its_own_code() -> None:
-    stream = EventStream(FakeConsumer(fail=CommitFailedError("rebalanced")))
+    stream = TopicReader(FakeConsumer(fail=CommitFailedError("rebalanced")))
     with pytest.raises(BusUnavailable) as info:
         stream.commit({Partition("t", 1): 8})
     assert info.value.code == "commit_rejected"
@@ -105,7 +105,7 @@ def test_a_commit_refused_after_a_rebalance_has_its_own_code() -> None:
 
 def test_commit_sends_the_next_offset_per_partition() -> None:
     consumer = FakeConsumer()
-    stream = EventStream(consumer)
+    stream = TopicReader(consumer)
     stream.commit({Partition("t", 0): 3, Partition("t", 1): 9})
     stream.commit_past(BusRecord("t", 1, 11, "k", b"v"))
     stream.commit({})  # nothing to commit is no request at all
@@ -121,7 +121,7 @@ def test_poll_gives_plain_records_with_decoded_keys() -> None:
         TopicPartition("t", 1): [Message(5, b"vid-1", b"{}"), Message(6, None, None)],
         TopicPartition("t", 0): [Message(2, b"\xff", b"x")],
     }
-    records = EventStream(consumer).poll(timeout_s=0.1)
+    records = TopicReader(consumer).poll(timeout_s=0.1)
     assert records == [
         BusRecord("t", 1, 5, "vid-1", b"{}"),
         BusRecord("t", 1, 6, None, b""),
@@ -132,7 +132,7 @@ def test_poll_gives_plain_records_with_decoded_keys() -> None:
 
 def test_rewind_seeks_each_partition_to_its_first_record_and_skips_lost_ones() -> None:
     consumer = FakeConsumer()
-    stream = EventStream(consumer)
+    stream = TopicReader(consumer)
     stream.rewind(
         [
             BusRecord("t", 0, 7, None, b""),
@@ -147,7 +147,7 @@ def test_rewind_seeks_each_partition_to_its_first_record_and_skips_lost_ones() -
 
 def test_pause_all_resume_all_and_lag_inputs_speak_partitions() -> None:
     consumer = FakeConsumer()
-    stream = EventStream(consumer)
+    stream = TopicReader(consumer)
     stream.pause_all()
     assert consumer.paused() == consumer.assigned
     stream.resume_all()

@@ -1,16 +1,16 @@
-"""The one consumer loop abstraction: an :class:`EventStream` yields plain :class:`BusRecord`s.
+"""The one consumer loop abstraction: a :class:`TopicReader` yields plain :class:`BusRecord`s.
 
 Two ways to read, both written once here:
 
-- as a member of a consumer group (:meth:`EventStream.join`, or :meth:`EventStream.connect`
-  then :meth:`~EventStream.subscribe` with assignment callbacks): the worker and the bridge,
+- as a member of a consumer group (:meth:`TopicReader.join`, or :meth:`TopicReader.connect`
+  then :meth:`~TopicReader.subscribe` with assignment callbacks): the worker and the bridge,
   which commit explicitly with ``{Partition: next offset}``;
 - group-less, every partition of some topics assigned and each topic positioned at its
-  beginning, its end, its last N records or a point in time (:meth:`EventStream.replay`,
-  :meth:`EventStream.tail`): the API feed, ``vidloc watch`` and the submit follower.
+  beginning, its end, its last N records or a point in time (:meth:`TopicReader.replay`,
+  :meth:`TopicReader.tail`): the API feed, ``vidloc watch`` and the submit follower.
 
 Every kafka-python error is turned into :class:`vidloc.errors.BusUnavailable` here, so callers
-handle one type. kafka-python's consumer is not thread-safe: one thread owns a stream.
+handle one type. kafka-python's consumer is not thread-safe: one thread owns a reader.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class _Listener(ConsumerRebalanceListener):
             self._on_assigned(parts)
 
 
-class EventStream(ClosedOnExit):
+class TopicReader(ClosedOnExit):
     """A Kafka consumer with manual commits, speaking plain values and vidloc errors."""
 
     def __init__(self, consumer: Any, *, where: str = "Kafka") -> None:
@@ -80,7 +80,7 @@ class EventStream(ClosedOnExit):
     @classmethod
     def connect(
         cls, settings: Settings, *, group_id: str | None = None, **overrides: Any
-    ) -> EventStream:
+    ) -> TopicReader:
         """A consumer that reads nothing yet: :meth:`subscribe` it, or ask it for metadata."""
         config = kafka_config(settings)
         config.update(
@@ -112,7 +112,7 @@ class EventStream(ClosedOnExit):
     @classmethod
     def join(
         cls, settings: Settings, group_id: str, topics: Sequence[str], **overrides: Any
-    ) -> EventStream:
+    ) -> TopicReader:
         """A member of ``group_id`` consuming ``topics`` from the group's committed offsets."""
         stream = cls.connect(settings, group_id=group_id, **overrides)
         try:
@@ -131,7 +131,7 @@ class EventStream(ClosedOnExit):
         group_id: str | None = None,
         timeout_s: float = 15.0,
         **overrides: Any,
-    ) -> EventStream:
+    ) -> TopicReader:
         """Every partition of each topic in ``starts`` assigned and positioned as it says.
 
         Positions are looked up before returning, so a record published after this call is
@@ -150,7 +150,7 @@ class EventStream(ClosedOnExit):
     @classmethod
     def tail(
         cls, settings: Settings, topics: Sequence[str], *, timeout_s: float = 15.0
-    ) -> EventStream:
+    ) -> TopicReader:
         """Only what ``topics`` receive after this call."""
         return cls.replay(
             settings,
@@ -357,6 +357,6 @@ def park_group_at_end(settings: Settings, group_id: str, topic: str) -> None:
 
     For groups that must not replay history, e.g. a demo or a test on a long-lived stack.
     """
-    with EventStream.replay(settings, {topic: Start.end()}, group_id=group_id) as stream:
+    with TopicReader.replay(settings, {topic: Start.end()}, group_id=group_id) as stream:
         _, positions = stream.lag_inputs(timeout_s=15.0)
         stream.commit({part: pos for part, pos in positions.items() if pos is not None})
