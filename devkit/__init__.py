@@ -6,3 +6,5 @@
 - ``devkit.demo``: ``vidloc demo``
 - ``devkit.asgi`` / ``devkit.serve_api``: uvicorn in a thread for tests and local runs
 """
+
+__all__: list[str] = []

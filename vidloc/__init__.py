@@ -1,3 +1,5 @@
 """vidloc: find when things happen in videos."""
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

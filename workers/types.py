@@ -158,3 +158,8 @@ class Localizer(Protocol):
     def localize(
         self, chunk: Chunk, frames: Sequence[FrameSample], request: LocalizeRequest
     ) -> ChunkResult: ...
+
+
+def normalise_label(label: str) -> str:
+    """The identity of a label for merging: case-folded, inner whitespace collapsed."""
+    return " ".join(label.split()).casefold()

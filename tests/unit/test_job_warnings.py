@@ -19,7 +19,7 @@ from workers.pipeline.job_warnings import (
     job_warnings,
     unusable_message,
 )
-from workers.service.outcomes import succeeded_result
+from workers.pipeline.outcomes import succeeded_result
 from workers.types import AnswerReport, ChunkResult, TokenTally
 
 CLEAN = AnswerReport(answers=1)

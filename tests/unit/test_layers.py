@@ -42,8 +42,6 @@ ENTRY_PACKAGES = (
     "vidloc.api",
     "vidloc.viewer",
     "vidloc.evaluation",
-    "vidloc.watch",
-    "vidloc.follow",
 )
 
 # room -> the rooms its modules may import
@@ -161,6 +159,47 @@ def test_imports_flow_one_way(room: str) -> None:
     ]
     allowed = ", ".join(sorted(ALLOWED[room]))
     assert upward == [], f"{room} may import only {allowed}:\n" + "\n".join(upward)
+
+
+# The rooms inside workers/, lowest first: a room imports only the rooms before it (and itself).
+# ``types`` is the vocabulary they share (``workers.types`` and the package's own front).
+WORKER_ROOMS = (
+    "types",
+    "model",
+    "frames",
+    "localizers",
+    "refinement",
+    "pipeline",
+    "live",
+    "service",
+)
+
+
+def worker_room(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "workers":
+        return None
+    if len(parts) == 1 or parts[1] == "types":
+        return "types"
+    return parts[1] if parts[1] in WORKER_ROOMS else None
+
+
+def test_every_worker_module_is_in_a_room() -> None:
+    homeless = [m for m in MODULES if m.split(".")[0] == "workers" and worker_room(m) is None]
+    assert homeless == [], "give these a room in WORKER_ROOMS: " + ", ".join(homeless)
+    assert {worker_room(m) for m in MODULES if m.startswith("workers")} == set(WORKER_ROOMS)
+
+
+def test_worker_rooms_import_only_the_rooms_below() -> None:
+    order = {room: rank for rank, room in enumerate(WORKER_ROOMS)}
+    upward = [
+        str(e)
+        for e in EDGES
+        if (low := worker_room(e.importer)) is not None
+        and (high := worker_room(e.imported)) is not None
+        and order[high] > order[low]
+    ]
+    assert upward == [], "rooms import downward only:\n" + "\n".join(upward)
 
 
 def test_the_product_never_imports_devkit() -> None:

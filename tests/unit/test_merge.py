@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.pipeline.merge import assign_event_ids, merge_events, normalise_label
-from workers.types import DetectedEvent
+from workers.pipeline.merge import assign_event_ids, merge_events
+from workers.types import DetectedEvent, normalise_label
 
 
 def ev(

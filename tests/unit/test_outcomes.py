@@ -8,7 +8,7 @@ import json
 import jsonschema
 
 from contracts import decode_dlq, decode_progress, decode_result, encode, schema_for
-from workers.service.outcomes import dlq_record, failed_result, progress_event, result_event_id
+from workers.pipeline.outcomes import dlq_record, failed_result, progress_event, result_event_id
 
 
 def test_result_event_ids_are_deterministic_per_job_and_status() -> None:

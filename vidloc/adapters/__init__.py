@@ -3,3 +3,7 @@
 Each adapter takes a :class:`vidloc.settings.Settings` (or plain values), builds its client on
 demand and translates library errors into :mod:`vidloc.errors` at the edge.
 """
+
+from vidloc.adapters.object_store import ObjectStore
+
+__all__ = ["ObjectStore"]

@@ -11,10 +11,13 @@ defines, and importing every command there cost each child 0.8 CPU s.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vidloc.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "build_parser", "main"]
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from vidloc.evaluation.matching import greedy_match, tiou
-from workers.pipeline.merge import normalise_label
+from workers.types import normalise_label
 
 R1_THRESHOLDS = (0.3, 0.5, 0.7)
 MATCH_IOU = 0.5

@@ -4,5 +4,6 @@ external assets), served by the API at ``/videos/{id}/view`` and exported by
 
 from vidloc.viewer.layout import Bar, Track, layout_tracks
 from vidloc.viewer.render import render_viewer
+from vidloc.viewer.shell import render_shell
 
-__all__ = ["Bar", "Track", "layout_tracks", "render_viewer"]
+__all__ = ["Bar", "Track", "layout_tracks", "render_shell", "render_viewer"]

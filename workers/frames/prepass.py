@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.frames.cuts import scored_cuts
 from workers.frames.evidence import colour_histogram, histogram_distance
 from workers.frames.plan import frame_size_for, plan_sample_times
-from workers.localizers.shots import scored_cuts
 from workers.types import FrameSample, FrameSource, RGBImage, VideoInfo
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from contracts.stream import MAX_SPANS, StreamSegment, StreamSpan, StreamState
 from contracts.timeline import TimelineEvent
-from workers.pipeline.merge import normalise_label
+from workers.types import normalise_label
 
 GAP_LABEL = "gap"
 STREAM_SOURCE = "stream"  # TimelineEvent.source of events the stream itself makes (gaps)

@@ -32,7 +32,7 @@ from vidloc.metrics import Metrics
 from vidloc.tenancy import tenant_of_key
 from workers.live.fold import Fold, fold_segment
 from workers.pipeline.job import JobRunner, JobStore, ProgressFn
-from workers.service.outcomes import progress_event, result_event_id
+from workers.pipeline.outcomes import progress_event, result_event_id
 
 log = logging.getLogger(__name__)
 

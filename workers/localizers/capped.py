@@ -17,7 +17,6 @@ from dataclasses import replace
 
 from vidloc.errors import ModelImageLimit
 from workers.frames.plan import parts_for, split_evenly
-from workers.pipeline.merge import normalise_label
 from workers.types import (
     AnswerReport,
     Chunk,
@@ -27,6 +26,7 @@ from workers.types import (
     Localizer,
     LocalizeRequest,
     TokenTally,
+    normalise_label,
 )
 
 logger = logging.getLogger(__name__)

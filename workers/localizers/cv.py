@@ -33,19 +33,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from workers.localizers.kind import LocalizerKind
-from workers.localizers.shots import (
+from workers.frames.cuts import (
     DEFAULT_CHROMA_GATE,
     DEFAULT_CUT_THRESHOLD,
-    cut_event,
     detect_cuts,
     ordered_frames,
     scored_cuts,
-    shots_from_cuts,
-    split_at_cuts,
 )
-from workers.pipeline.merge import normalise_label
-from workers.types import Chunk, ChunkResult, DetectedEvent, FrameSample, LocalizeRequest
+from workers.localizers.kind import LocalizerKind
+from workers.localizers.shots import cut_event, shots_from_cuts, split_at_cuts
+from workers.types import (
+    Chunk,
+    ChunkResult,
+    DetectedEvent,
+    FrameSample,
+    LocalizeRequest,
+    normalise_label,
+)
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workers.localizers.registry import localizer_kind
-from workers.pipeline.merge import normalise_label
-from workers.types import ChunkResult
+from workers.types import ChunkResult, normalise_label
 
 MAX_REASONS = 4  # the commonest reasons named in a message; the rest are counted
 

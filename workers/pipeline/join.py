@@ -13,8 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from workers.pipeline.merge import normalise_label
-from workers.types import DetectedEvent
+from workers.types import DetectedEvent, normalise_label
 
 
 def join_unseparated(

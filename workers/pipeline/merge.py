@@ -29,15 +29,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
-from workers.types import DetectedEvent
+from workers.types import DetectedEvent, normalise_label
 
 # Instants closer than this are the same instant (float noise from time arithmetic).
 _INSTANT_KEY_DIGITS = 3
-
-
-def normalise_label(label: str) -> str:
-    """The identity of a label for merging: case-folded, inner whitespace collapsed."""
-    return " ".join(label.split()).casefold()
 
 
 def _sort_key(e: DetectedEvent) -> tuple[float, str, float, str, float, str, str]:

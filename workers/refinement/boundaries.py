@@ -18,8 +18,7 @@ from typing import Literal
 
 from workers.frames.plan import parts_for
 from workers.model.tokens import MIN_PIXELS, smart_resize
-from workers.pipeline.merge import normalise_label
-from workers.types import DetectedEvent
+from workers.types import DetectedEvent, normalise_label
 
 Side = Literal["start", "end"]
 _EPS = 1e-3  # decoders report times as float32: 79.8 comes back as 79.800003

@@ -252,7 +252,7 @@ def read_visibility(
 ) -> dict[str, dict[float, bool]]:
     """Per label, whether the model saw it on each shown frame: on a frame when one of its
     reported occurrences covers that frame's time."""
-    from workers.pipeline.merge import normalise_label
+    from workers.types import normalise_label
 
     out: dict[str, dict[float, bool]] = {}
     for label in labels:

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contracts import IngestEvent, JobWarning, ResultEvent
-from workers.service.outcomes import result_event_id
+from vidloc import names
+from workers.pipeline.outcomes import result_event_id
 
 MARKER_SCHEMA = "vidloc.work.v1"
 MARKER_PREFIX = "work"
@@ -71,8 +72,9 @@ def work_id(event: IngestEvent, localizer: str) -> str:
     return "w-" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def marker_key(video_id: str, work: str) -> str:
-    return f"{MARKER_PREFIX}/{video_id}/{work}.json"
+def marker_key(video_id: str, work: str, tenant: str | None = None) -> str:
+    """Under the tenant's prefix in the timeline bucket, beside its timelines."""
+    return f"{names.tenant_root(tenant)}{MARKER_PREFIX}/{video_id}/{work}.json"
 
 
 def decide(marker: WorkMarker | None, *, job_id: str, now: float, lease_s: float) -> Verdict:

@@ -38,9 +38,9 @@ from workers.live.segment_job import StreamJob
 from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
 from workers.pipeline.job import JobOutcome, JobRunner
+from workers.pipeline.outcomes import dlq_record, failed_result, progress_event, succeeded_result
 from workers.service import policy
 from workers.service.dedup import WAIT_S, Verdict, answer_from
-from workers.service.outcomes import dlq_record, failed_result, progress_event, succeeded_result
 from workers.service.policy import JobCancelled
 from workers.service.refused import refused_ids
 from workers.service.work_markers import WorkMarkers
