@@ -26,6 +26,7 @@ from contracts.ingest import (
     IngestOptions,
     decode_ingest,
     derive_job_id,
+    derive_version_tag,
     derive_video_id,
 )
 from contracts.progress import STAGES, ProgressEvent, decode_progress
@@ -90,6 +91,7 @@ __all__ = [
     "decode_result",
     "decode_timeline",
     "derive_job_id",
+    "derive_version_tag",
     "derive_video_id",
     "encode",
     "generate_schemas",

@@ -29,13 +29,25 @@ def _normalize_etag(etag: str) -> str:
     return etag.strip().strip('"').lower()
 
 
-def derive_video_id(bucket: str, key: str, etag: str) -> str:
-    """The video id of an object version: same object, same id; a re-upload gets a new one.
+def _version_digest(bucket: str, key: str, etag: str) -> str:
+    # NUL separates the parts because it cannot occur in a valid bucket or key.
+    return hashlib.sha256(f"{bucket}\x00{key}\x00{_normalize_etag(etag)}".encode()).hexdigest()
 
-    NUL separates the parts because it cannot occur in a valid bucket or key.
+
+def derive_video_id(bucket: str, key: str, etag: str) -> str:
+    """The video id of an object version: same object, same id; a re-upload gets a new one."""
+    return "v-" + _version_digest(bucket, key, etag)[:24]
+
+
+def derive_version_tag(bucket: str, key: str, etag: str) -> str:
+    """A short name of one object version, for ids that say "this work was already done".
+
+    The key carries the tenant (``tenants/<t>/...``), so two tenants' objects under one relative
+    key differ, and so do two uploads of one key; the same version (etag quoted or not, any
+    case) always gets the same tag. 48 bits: ids that carry it are already scoped by stream
+    and sequence number (docs/idempotency.md).
     """
-    digest = hashlib.sha256(f"{bucket}\x00{key}\x00{_normalize_etag(etag)}".encode())
-    return "v-" + digest.hexdigest()[:24]
+    return _version_digest(bucket, key, etag)[:12]
 
 
 def derive_job_id(event_id: str) -> str:
@@ -94,6 +106,11 @@ class IngestEvent(Document):
     @property
     def job_id(self) -> str:
         return derive_job_id(self.event_id)
+
+    @property
+    def version_tag(self) -> str:
+        """The source object version's :func:`derive_version_tag`."""
+        return derive_version_tag(self.source.bucket, self.source.key, self.source.etag)
 
 
 def decode_ingest(data: bytes | str | Mapping[str, Any]) -> IngestEvent:

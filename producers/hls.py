@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.common import SAFE_ID_PATTERN
-from producers.segments import GAP_SLACK_S
+from producers.segments import GAP_SLACK_S, stream_root
 from vidloc import names
 
 HLS_PREFIX = "hls"
@@ -162,7 +162,7 @@ def segment_object_key(prefix: HlsPrefix, uri: str) -> str | None:
 
 def state_key(prefix: HlsPrefix) -> str:
     """Beside the producer's own state (``streams/<id>/``), not in the encoder's folder."""
-    return f"{names.tenant_root(prefix.tenant)}streams/{prefix.stream_id}/hls-bridge.json"
+    return f"{stream_root(prefix.stream_id, prefix.tenant)}hls-bridge.json"
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ class HlsFollower:
         end: bool = False,
     ) -> IngestEvent:
         return IngestEvent(
-            event_id=segment_event_id(prefix.stream_id, seg.seq),
+            event_id=segment_event_id(prefix.stream_id, seg.seq, source),
             video_id=prefix.stream_id,
             tenant=prefix.tenant,
             source=source,

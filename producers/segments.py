@@ -15,10 +15,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.common import SourceObject
+from contracts.ingest import derive_version_tag
+from vidloc import names
+
 # Keyframe-cut segments start a frame or two off where the previous one ended; smaller jumps
 # than this are jitter, not a gap.
 GAP_SLACK_S = 0.5
 STATE_VERSION = 1
+STREAMS_PREFIX = "streams"
 
 
 @dataclass(frozen=True)
@@ -129,14 +134,23 @@ class ProducerState:
         )
 
 
-def segment_key(stream_id: str, seq: int, prefix: str = "streams") -> str:
-    return f"{prefix}/{stream_id}/{seq:08d}.ts"
+def stream_root(stream_id: str, tenant: str | None = None) -> str:
+    """Where a stream's segments and state live in the video bucket: under its tenant's prefix,
+    so two tenants' streams of one id never share state (ends with a slash)."""
+    return f"{names.tenant_root(tenant)}{STREAMS_PREFIX}/{stream_id}/"
 
 
-def state_key(stream_id: str, prefix: str = "streams") -> str:
-    return f"{prefix}/{stream_id}/state.json"
+def segment_key(stream_id: str, seq: int, tenant: str | None = None) -> str:
+    return f"{stream_root(stream_id, tenant)}{seq:08d}.ts"
 
 
-def segment_event_id(stream_id: str, seq: int) -> str:
-    """Deterministic: a re-sent segment is the same message, hence the same job."""
-    return f"stream-{stream_id}-{seq:08d}"
+def state_key(stream_id: str, tenant: str | None = None) -> str:
+    return f"{stream_root(stream_id, tenant)}state.json"
+
+
+def segment_event_id(stream_id: str, seq: int, source: SourceObject) -> str:
+    """``stream-<id>-<seq:08d>-<version tag>``: a re-sent segment is the same message, hence the
+    same job; another tenant's stream of the same id, or a sequence number reused with other
+    content, is another (the tag names the segment object's version, its key the tenant)."""
+    tag = derive_version_tag(source.bucket, source.key, source.etag)
+    return f"stream-{stream_id}-{seq:08d}-{tag}"

@@ -3,8 +3,9 @@
 FFmpeg reads the source (anything it opens: RTSP, HLS, SRT, UDP/TCP MPEG-TS, a growing file)
 and its segment muxer cuts at keyframes without re-encoding (``-c copy``), listing each finished
 segment in a CSV file. Each listed segment is uploaded to the video bucket under
-``streams/<stream-id>/<seq>.ts`` and announced on ``video.ingest`` keyed by the stream id, so all
-of a stream's segments share a partition and are localized in order (docs/streams.md).
+``[tenants/<t>/]streams/<stream-id>/<seq>.ts`` and announced on ``video.ingest`` keyed by the
+stream id, so all of a stream's segments share a partition and are localized in order
+(docs/streams.md).
 
 When FFmpeg exits without being asked to (the source dropped), the producer reconnects until
 ``reconnect_for_s`` passes; the lost span is announced as a gap on the next segment. On SIGTERM
@@ -63,6 +64,8 @@ class StreamConfig:
     max_lag_s: float | None = None
     reconnect_for_s: float = 30.0
     ffmpeg: str = "ffmpeg"
+    # The tenant the stream is for: its segments and state go under tenants/<tenant>/.
+    tenant: str | None = None
 
 
 def ffmpeg_args(config: StreamConfig, workdir: Path) -> list[str]:
@@ -200,7 +203,7 @@ class StreamProducer:
         seq = self._state.next_seq
         info = self._store.upload_file(
             self._settings.video_bucket,
-            segment_key(c.stream_id, seq),
+            segment_key(c.stream_id, seq, c.tenant),
             path,
             content_type="video/mp2t",
             metadata={SUBMITTED_META: "1"},  # the bridge must not queue it a second time
@@ -231,7 +234,7 @@ class StreamProducer:
         c = self._config
         origin = self._state.origin_wall or self._now()
         return IngestEvent(
-            event_id=segment_event_id(c.stream_id, seq),
+            event_id=segment_event_id(c.stream_id, seq, source),
             video_id=c.stream_id,
             tenant=tenant_of_key(source.key),
             source=source,
@@ -262,7 +265,9 @@ class StreamProducer:
             last_event=event.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
         self._store.put_bytes(
-            self._settings.video_bucket, state_key(self._config.stream_id), self._state.encode()
+            self._settings.video_bucket,
+            state_key(self._config.stream_id, self._config.tenant),
+            self._state.encode(),
         )
         self._publish(event)
 
@@ -293,7 +298,7 @@ class StreamProducer:
         self._commit(end, seq + 1, self._state.end_s, ended=True)
 
     def _load_state(self) -> ProducerState:
-        key = state_key(self._config.stream_id)
+        key = state_key(self._config.stream_id, self._config.tenant)
         try:
             data = self._store.get_bytes(self._settings.video_bucket, key)
         except ObjectMissing:

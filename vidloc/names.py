@@ -36,10 +36,12 @@ def timeline_key(video_id: str, tenant: str | None = None) -> str:
     return f"{tenant_root(tenant)}{TIMELINE_PREFIX}/{video_id}/timeline.json"
 
 
-def checkpoint_prefix(video_id: str, job_id: str) -> str:
-    """Where every chunk checkpoint of one job lives (ends with a slash)."""
-    return f"{CHECKPOINT_PREFIX}/{video_id}/{job_id}/"
+def checkpoint_prefix(video_id: str, job_id: str, tenant: str | None = None) -> str:
+    """Where every chunk checkpoint of one job lives, under its tenant's prefix like its
+    timeline, so two tenants' jobs of one video id and job id never share them (ends with a
+    slash)."""
+    return f"{tenant_root(tenant)}{CHECKPOINT_PREFIX}/{video_id}/{job_id}/"
 
 
-def checkpoint_key(video_id: str, job_id: str, chunk_index: int) -> str:
-    return f"{checkpoint_prefix(video_id, job_id)}chunk-{chunk_index:05d}.json"
+def checkpoint_key(video_id: str, job_id: str, chunk_index: int, tenant: str | None = None) -> str:
+    return f"{checkpoint_prefix(video_id, job_id, tenant)}chunk-{chunk_index:05d}.json"

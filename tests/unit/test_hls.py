@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from contracts import decode_ingest
+from contracts import decode_ingest, derive_version_tag
 from producers.bridge import SeenObjects, forward_notification, ingest_events_from_notification
 from producers.hls import (
     BridgeState,
@@ -275,7 +275,15 @@ def test_follower_bridges_new_segments_keyed_by_stream_then_remembers_them() -> 
         (2, 4.0, False),
         (3, 5.5, True),
     ]
-    assert [e.event_id for e in events] == [f"stream-cam-{i:08d}" for i in range(4)]
+
+    def tag(index: int) -> str:
+        key = f"hls/cam/index{index}.ts"
+        return derive_version_tag("videos", key, f"etag-{key}")
+
+    # stream-<id>-<seq>-<version tag of the segment object>; the end marker names the last one.
+    assert [e.event_id for e in events] == [
+        f"stream-cam-{i:08d}-{tag(min(i, 2))}" for i in range(4)
+    ]
     assert events[1].source.key == "hls/cam/index1.ts"
     assert (events[1].source.etag, events[1].source.size) == ("etag-hls/cam/index1.ts", 7)
     assert events[3].source == events[2].source  # the end marker names the last segment

@@ -47,7 +47,7 @@ class Runner:
         self.ran: list[int] = []
 
     def run(self, event: IngestEvent, job_id: str, progress: Any) -> JobOutcome:
-        seq = int(event.effective_video_id.rsplit(".", 1)[1])
+        seq = int(event.effective_video_id.rsplit(".", 2)[1])  # <stream>.<seq>.<version tag>
         self.ran.append(seq)
         doc = timeline_doc(event.effective_video_id, duration_s=3.0)
         doc["sampling"]["sample_fps"] = 2.0

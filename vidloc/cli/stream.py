@@ -16,6 +16,7 @@ from producers.submit import ingest_options
 from vidloc.cli.exits import EXIT_OK, EXIT_USAGE
 from vidloc.errors import InputError
 from vidloc.settings import Settings
+from vidloc.tenancy import check_tenant
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,6 +40,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-lag-s", type=float, help="skip_to_live: skip segments older than this"
+    )
+    parser.add_argument(
+        "--tenant", default=None, help="stream under tenants/<T>/ (default: VIDLOC_TENANT)"
     )
     parser.add_argument(
         "--reconnect-for",
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             policy=args.policy,
             max_lag_s=None if args.max_lag_s is None else _positive(args.max_lag_s, "--max-lag-s"),
             reconnect_for_s=max(0.0, args.reconnect_for),
+            tenant=_tenant(args.tenant or settings.tenant),
         )
     except InputError as exc:
         console.print(f"[red]vidloc stream: {exc}[/red]")
@@ -96,6 +101,13 @@ def _stream_id(value: str) -> str:
     if not re.fullmatch(SAFE_ID_PATTERN, value):
         raise InputError(f"--stream-id {value!r}: letters, digits, '.', '_', '-' only")
     return value
+
+
+def _tenant(value: str | None) -> str | None:
+    try:
+        return None if value is None else check_tenant(value)
+    except ValueError as exc:
+        raise InputError(f"--tenant: {exc}") from exc
 
 
 def _positive(value: float, name: str) -> float:

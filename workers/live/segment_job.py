@@ -2,8 +2,8 @@
 
 The handler sends ingest events with a ``stream`` part here instead of to the plain job. The
 segment is localized by the plain ``JobRunner`` (download, probe, sample, localize, merge; its
-checkpoints make a redelivery free), as a video of its own (``<stream>.<seq>``); its events are
-then folded into the stream's one timeline (workers/live/fold.py), which is stored under the
+checkpoints make a redelivery free), as a video of its own (``<stream>.<seq>.<version>``); its
+events are then folded into the stream's one timeline (workers/live/fold.py), stored under the
 stream id, and a result marked ``partial`` (or the final one) announces the update.
 
 No lost updates by single-writer ordering, not conditional writes (docs/streams.md): segments
@@ -141,7 +141,7 @@ class StreamJob:
         if segment.duration_s > 0 and not skip:
             # The segment as a short video of its own: own checkpoints, own timeline object.
             as_video = event.model_copy(
-                update={"video_id": _segment_video_id(segment), "stream": None}
+                update={"video_id": segment_video_id(event), "stream": None}
             )
             outcome = self._runner.run(as_video, job_id, progress)
             seg_timeline = outcome.timeline
@@ -289,6 +289,11 @@ class StreamJob:
         )
 
 
-def _segment_video_id(segment: StreamSegment) -> str:
-    # SafeId allows 128 characters; the sequence number must survive a long stream id.
-    return f"{segment.stream_id[:110]}.{segment.seq}"
+def segment_video_id(event: IngestEvent) -> str:
+    """``<stream-id>.<seq>.<version tag>``: the segment as a video of its own, one per object
+    version, so another tenant's stream of the same id (or a sequence number reused with other
+    content) never resumes this one's checkpoints or overwrites its timeline."""
+    assert event.stream is not None
+    tail = f".{event.stream.seq}.{event.version_tag}"
+    # SafeId allows 128 characters; the sequence number and tag must survive a long stream id.
+    return event.stream.stream_id[: 128 - len(tail)] + tail

@@ -1,8 +1,9 @@
 """Chunk checkpoints as plain JSON documents, so a restarted job does not pay the model twice.
 
-A checkpoint is written after a chunk's localizer answer is in; it is keyed by video, job and
-chunk index (see ``vidloc.names.checkpoint_key``) and is only valid for the same sampling plan,
-which ``plan_fingerprint`` captures.
+A checkpoint is written after a chunk's localizer answer is in; it is keyed by tenant, video,
+job and chunk index (see ``vidloc.names.checkpoint_key``) and is only valid for the same sampling
+plan and object version (bucket, key, etag: the key names the tenant), which
+``plan_fingerprint`` captures.
 """
 
 from __future__ import annotations

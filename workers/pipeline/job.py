@@ -229,6 +229,10 @@ class JobRunner:
     ) -> tuple[list[ChunkResult], int]:
         """Every chunk's result in plan order, and how many came from checkpoints."""
         video_id = event.effective_video_id
+        # Checkpoints live under the tenant's prefix, and an answer is reused only for the same
+        # object version (the key names the tenant): ids are the sender's to choose, so two
+        # tenants' (or two uploads') jobs may share a video id and a job id.
+        tenant = tenant_of_key(event.source.key)
         fingerprint = plan_fingerprint(
             plan.localizer,
             plan.chunks,
@@ -236,9 +240,10 @@ class JobRunner:
                 "size": plan.frame_size,
                 "prompt": event.options.prompt,
                 "labels": list(event.options.labels),
+                "object": [event.source.bucket, event.source.key, event.version_tag],
             },
         )
-        results = self._resume(video_id, job_id, plan.chunks, fingerprint)
+        results = self._resume(video_id, job_id, tenant, plan.chunks, fingerprint)
         from_checkpoint = len(results)
         total = len(plan.chunks)
         progress("localizing", len(results), total, f"{from_checkpoint} chunks from checkpoints")
@@ -250,7 +255,7 @@ class JobRunner:
             def record(result: ChunkResult) -> None:
                 results[result.chunk_index] = result
                 self._metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
-                self._save_checkpoint(video_id, job_id, result, fingerprint)
+                self._save_checkpoint(video_id, job_id, tenant, result, fingerprint)
                 progress("localizing", len(results), total, f"chunk {result.chunk_index} done")
 
             wanted = wanted_times(pending)
@@ -268,20 +273,26 @@ class JobRunner:
         return [results[c.index] for c in plan.chunks], from_checkpoint
 
     def _resume(
-        self, video_id: str, job_id: str, chunks: Sequence[Chunk], fingerprint: str
+        self,
+        video_id: str,
+        job_id: str,
+        tenant: str | None,
+        chunks: Sequence[Chunk],
+        fingerprint: str,
     ) -> dict[int, ChunkResult]:
         """The chunks a previous attempt at this job finished, by index.
 
         One LIST of the job's checkpoints, then a GET for each one there (not a GET per chunk:
         a fresh job has none, and a long video has hundreds of chunks).
         """
-        prefix = names.checkpoint_prefix(video_id, job_id)
+        prefix = names.checkpoint_prefix(video_id, job_id, tenant)
         stored_keys = set(self._store.list_keys(self._settings.timeline_bucket, prefix))
         results: dict[int, ChunkResult] = {}
         for chunk in chunks:
-            if names.checkpoint_key(video_id, job_id, chunk.index) not in stored_keys:
+            key = names.checkpoint_key(video_id, job_id, chunk.index, tenant)
+            if key not in stored_keys:
                 continue
-            stored = self._load_checkpoint(video_id, job_id, chunk.index, fingerprint)
+            stored = self._load_checkpoint(key, fingerprint)
             if stored is not None:
                 results[chunk.index] = stored
         return results
@@ -343,10 +354,7 @@ class JobRunner:
             merged = tuple(e for e in merged if e.end_s >= e.start_s)
         return merged, refined
 
-    def _load_checkpoint(
-        self, video_id: str, job_id: str, index: int, fingerprint: str
-    ) -> ChunkResult | None:
-        key = names.checkpoint_key(video_id, job_id, index)
+    def _load_checkpoint(self, key: str, fingerprint: str) -> ChunkResult | None:
         try:
             data = self._store.get_bytes(self._settings.timeline_bucket, key)
         except ObjectMissing:
@@ -354,9 +362,14 @@ class JobRunner:
         return decode_checkpoint(data, fingerprint)
 
     def _save_checkpoint(
-        self, video_id: str, job_id: str, result: ChunkResult, fingerprint: str
+        self,
+        video_id: str,
+        job_id: str,
+        tenant: str | None,
+        result: ChunkResult,
+        fingerprint: str,
     ) -> None:
-        key = names.checkpoint_key(video_id, job_id, result.chunk_index)
+        key = names.checkpoint_key(video_id, job_id, result.chunk_index, tenant)
         self._store.put_bytes(
             self._settings.timeline_bucket, key, encode_checkpoint(result, fingerprint)
         )

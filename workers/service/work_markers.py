@@ -1,10 +1,10 @@
 """Work markers in the object store: the I/O half of :mod:`workers.service.dedup`.
 
-One small JSON object per work item under ``work/<video_id>/`` in the timeline bucket. Every
-store failure is logged and ignored: deduplication saves work, it must never stop a job (without
-it, delivery is still at-least-once with identical output). Two workers that read "no marker" at
-the same instant both run; S3 offers no compare-and-set here, and the cost of that race is one
-extra job, not a wrong result.
+One small JSON object per work item under ``[tenants/<t>/]work/<video_id>/`` in the timeline
+bucket. Every store failure is logged and ignored: deduplication saves work, it must never stop a
+job (without it, delivery is still at-least-once with identical output). Two workers that read
+"no marker" at the same instant both run; S3 offers no compare-and-set here, and the cost of that
+race is one extra job, not a wrong result.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from contracts import ContractError, IngestEvent, ResultEvent, decode_result
 from vidloc.errors import ObjectMissing, VidlocError
+from vidloc.tenancy import tenant_of_key
 from workers.service.dedup import (
     RUNNING_LEASE_S,
     Verdict,
@@ -64,7 +65,8 @@ class WorkMarkers:
         self._lease_s = lease_s
 
     def check(self, event: IngestEvent, job_id: str, localizer: str) -> WorkCheck:
-        key = marker_key(event.effective_video_id, work_id(event, localizer))
+        work = work_id(event, localizer)
+        key = marker_key(event.effective_video_id, work, tenant_of_key(event.source.key))
         try:
             marker = decode_marker(self._store.get_bytes(self._bucket, key))
         except ObjectMissing:
