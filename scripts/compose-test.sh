@@ -6,8 +6,9 @@
 #  3. brings the deployment up under project vidloc-compose-test, on host ports that leave the
 #     dev stack alone (Kafka 19094, S3 19000, API 18080), with a fresh API keys file;
 #  4. from the host: a clip into the bucket, its result from Kafka, its timeline from the API;
-#     down/up keeps both; 3 workers share the ingest partitions; a worker killed mid-job still
-#     gives exactly one result;
+#     a key added and then revoked on the host is accepted, then refused, by the running API
+#     within seconds; down/up keeps the result, the timeline and the revocation; 3 workers share
+#     the ingest partitions; a worker killed mid-job still gives exactly one result;
 #  5. tears down, volumes included (KEEP=1 leaves it running).
 # Prints the time of every phase. Run from anywhere; needs root and the dev venv (make setup).
 set -euo pipefail
@@ -107,13 +108,16 @@ mkdir -p "$RUN_DIR"
 down -v # what an interrupted run left behind
 trap logs_on_failure EXIT
 
-# A fresh keys file with one read key; the API container's user (uid 10001) must read it.
-export API_KEYS_FILE=$RUN_DIR/api-keys.json
-rm -f "$API_KEYS_FILE"
-E2E_API_KEY=$(VIDLOC_API_KEYS_FILE=$API_KEYS_FILE .venv/bin/vidloc api keys add \
+# A fresh keys file with one read key, in the directory the API mounts; the API container's
+# user (uid 10001) must read it. Later changes (as root, like this) keep that owner.
+export API_KEYS_DIR=$RUN_DIR/api-keys
+export E2E_KEYS_FILE=$API_KEYS_DIR/api-keys.json
+rm -rf "$API_KEYS_DIR"
+mkdir -p "$API_KEYS_DIR"
+E2E_API_KEY=$(VIDLOC_API_KEYS_FILE=$E2E_KEYS_FILE .venv/bin/vidloc api keys add \
     --tenant compose --scopes read 2>/dev/null)
 export E2E_API_KEY E2E_WORK=$RUN_DIR/media
-chown 10001:10001 "$API_KEYS_FILE"
+chown 10001:10001 "$E2E_KEYS_FILE"
 
 healthy() { # the compose file's own health check, run once (podman runs none by itself here)
     podman healthcheck run "${COMPOSE_PROJECT_NAME}_$1_1" >/dev/null 2>&1
@@ -141,6 +145,10 @@ podman logs "${COMPOSE_PROJECT_NAME}_init_1" 2>&1 | grep -E '^(kafka|s3) ' || tr
 t=$SECONDS
 "$PY" tests/compose/e2e.py ingest short
 phase "video -> result on Kafka -> timeline via the API" $t
+
+t=$SECONDS
+"$PY" tests/compose/e2e.py revoke
+phase "a key added, then revoked, on the running API" $t
 
 t=$SECONDS
 down

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     sample_fps: float = Field(default=1.0, gt=0, le=30)
     chunk_s: float = Field(default=30.0, gt=0)
     chunk_overlap_s: float = Field(default=2.0, ge=0)
+    # A video longer than this is split into spans of about this length that the whole group
+    # works on (docs/delivery.md); 0 keeps every video on one worker.
+    span_s: float = Field(default=300.0, ge=0)
     max_frames_per_chunk: int = Field(default=64, ge=1)
     frame_long_side: int = Field(default=448, ge=32)
     # Adaptive sampling: a cheap cv pre-pass (small frames at prepass_fps) finds where the
@@ -151,6 +154,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=64 * 1024, ge=0)
     api_max_url_bytes: int = Field(default=8 * 1024, ge=256)
     api_cors_origins: str = ""  # comma-separated; empty = no CORS headers at all
+    # Reverse proxies whose X-Forwarded-For/-Proto the API believes: comma-separated addresses
+    # or networks (10.0.0.0/8), "*" for any; empty = none, the peer is the client (rate limit
+    # buckets and denial logs go by it).
+    api_trusted_proxies: str = ""
     # A running job with no progress event for this long is shown as "stalled".
     api_stalled_after_s: float = Field(default=900.0, gt=0)
     # The tenant `vidloc submit` uploads for and `vidloc watch` shows (None: no tenant).
@@ -177,6 +184,19 @@ class Settings(BaseSettings):
                 return json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"VIDLOC_VLM_PARAMS is not JSON: {exc}") from exc
+        return value
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        import ipaddress
+
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry)
+                except ValueError as exc:
+                    raise ValueError(f"not an address or network: {entry!r} ({exc})") from None
         return value
 
     @property

@@ -4,7 +4,11 @@ Each step is a subcommand; the shell script runs them between podman-compose com
 
 - ``ingest NAME``: upload a synthetic clip to the video bucket over the published S3 port, read
   its result event from Kafka's host listener, then its timeline through the API with a key;
-- ``persisted NAME``: after ``down``/``up``, the same result and timeline are still there;
+- ``revoke``: a key added on the host with ``vidloc api keys add`` is accepted by the running
+  API, and refused once ``vidloc api keys revoke`` revoked it, each within ``KEY_CHANGE_S``; the
+  other key still works and the file keeps the owner and mode the API reads it by;
+- ``persisted NAME``: after ``down``/``up``, the same result and timeline are still there, and
+  the revoked key is still refused;
 - ``share N``: the worker group has N members and together they own every ingest partition;
 - ``kill-mid-job NAME``: upload a longer clip, SIGKILL the worker container holding its
   partition once the job reports progress, and see exactly one succeeded result for it.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from minio import Minio
 from contracts.ingest import derive_video_id
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import render
+from vidloc.api.keys import key_id_of
 
 T = TypeVar("T")
 INGEST = "video.ingest"
@@ -42,6 +48,8 @@ GROUP = "vidloc-workers"
 TENANT = "compose"
 # The clips: a short one for the round trip, the 100 s one so a worker can be killed mid-job.
 CLIPS = {"short": "h264_mp4", "long": "long_h264"}
+# How soon a key change on the host must reach the running API (it checks the file every second).
+KEY_CHANGE_S = 5.0
 
 
 class CheckFailed(Exception):
@@ -54,6 +62,7 @@ class Deployment:
     s3: str
     api: str
     api_key: str
+    keys_file: Path  # on the host, in the directory the api service mounts
     project: str
     access_key: str
     secret_key: str
@@ -189,6 +198,34 @@ def timeline(dep: Deployment, video_id: str) -> dict[str, Any]:
     return document
 
 
+def status_with(dep: Deployment, key: str) -> int:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.get(f"{dep.api}/videos", headers=headers, timeout=30).status_code
+
+
+def answers(dep: Deployment, key: str, status: int) -> Callable[[], float | None]:
+    """A probe for wait_for: the seconds since it was made once ``key`` gets ``status``."""
+    started = time.monotonic()
+    return lambda: time.monotonic() - started if status_with(dep, key) == status else None
+
+
+def keys_command(dep: Deployment, *args: str) -> str:
+    """``vidloc api keys ...`` on the host's keys file, as the operator runs it; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "vidloc", "api", "keys", "--file", str(dep.keys_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise CheckFailed(f"vidloc api keys {args[0]} exited {done.returncode}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def revoked_key_file(dep: Deployment) -> Path:
+    return dep.work / "revoked-key"
+
+
 # --- podman -----------------------------------------------------------------------------
 
 
@@ -242,6 +279,34 @@ def step_ingest(dep: Deployment, name: str) -> None:
     say(f"timeline via the API: {len(doc['events'])} events, {doc['video']['duration_s']} s")
 
 
+def step_revoke(dep: Deployment) -> None:
+    def owner() -> tuple[int, int, int]:
+        st = dep.keys_file.stat()
+        return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+    before = owner()
+    key = keys_command(dep, "add", "--tenant", TENANT, "--scopes", "read")
+    took = wait_for(
+        "the running API to accept a key added on the host",
+        answers(dep, key, 200),
+        KEY_CHANGE_S,
+        0.1,
+    )
+    say(f"a key added on the host was accepted by the running API after {took:.1f} s")
+    key_id = key_id_of(key)
+    assert key_id is not None
+    keys_command(dep, "revoke", key_id)
+    took = wait_for(
+        "the running API to refuse the revoked key", answers(dep, key, 401), KEY_CHANGE_S, 0.1
+    )
+    say(f"the revoked key was refused (401) by the running API after {took:.1f} s")
+    if (status := status_with(dep, dep.api_key)) != 200:
+        raise CheckFailed(f"the key that was not revoked now gets {status}")
+    if owner() != before:
+        raise CheckFailed(f"the keys file was {before} (uid, gid, mode), now {owner()}")
+    revoked_key_file(dep).write_text(key)
+
+
 def step_persisted(dep: Deployment, name: str) -> None:
     video_id = stored_video_id(dep, name)
     if not succeeded(dep, video_id):
@@ -250,6 +315,10 @@ def step_persisted(dep: Deployment, name: str) -> None:
         f"the API after restart ({video_id})", lambda: _try(timeline, dep, video_id), 120
     )
     say(f"after down/up: result still on Kafka, timeline via the API ({len(doc['events'])} events)")
+    if revoked_key_file(dep).is_file():
+        if (status := status_with(dep, revoked_key_file(dep).read_text())) != 401:
+            raise CheckFailed(f"after down/up the revoked key gets {status}")
+        say("after down/up: the revoked key is still refused")
 
 
 def _try(fn: Callable[..., T], *args: Any) -> T | None:
@@ -314,8 +383,8 @@ def step_kill_mid_job(dep: Deployment, name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=["ingest", "persisted", "share", "kill-mid-job"])
-    parser.add_argument("arg", help="clip name (short|long) or worker count")
+    parser.add_argument("step", choices=["ingest", "revoke", "persisted", "share", "kill-mid-job"])
+    parser.add_argument("arg", nargs="?", help="clip name (short|long) or worker count")
     args = parser.parse_args(argv)
     env = os.environ
     work = Path(env.get("E2E_WORK") or tempfile.mkdtemp(prefix="compose-e2e-"))
@@ -325,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         s3=f"http://127.0.0.1:{env['S3_HOST_PORT']}",
         api=f"http://127.0.0.1:{env['API_HOST_PORT']}",
         api_key=env["E2E_API_KEY"],
+        keys_file=Path(env["E2E_KEYS_FILE"]),
         project=env["COMPOSE_PROJECT_NAME"],
         access_key=env.get("VIDLOC_S3_ACCESS_KEY", "vidloc"),
         secret_key=env.get("VIDLOC_S3_SECRET_KEY", "vidloc-local-secret"),
@@ -333,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     steps: dict[str, Callable[[], None]] = {
         "ingest": lambda: step_ingest(dep, args.arg),
+        "revoke": lambda: step_revoke(dep),
         "persisted": lambda: step_persisted(dep, args.arg),
         "share": lambda: step_share(dep, int(args.arg)),
         "kill-mid-job": lambda: step_kill_mid_job(dep, args.arg),

@@ -284,7 +284,7 @@ def test_kafka_advertises_a_host_listener_on_the_published_port(compose: dict[st
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
-def test_the_api_binds_publicly_with_a_keys_file_from_a_secret(
+def test_the_api_binds_publicly_with_a_keys_file_in_a_mounted_directory(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = compose["services"]["api"]
@@ -292,13 +292,20 @@ def test_the_api_binds_publicly_with_a_keys_file_from_a_secret(
     assert argv[argv.index("--host") + 1] == "0.0.0.0"
     keys_file = settings_for(api, {}, monkeypatch).api_keys_file
     assert keys_file is not None  # else `vidloc api` refuses the public bind
-    (secret,) = api["secrets"]
-    assert str(keys_file) == f"/run/secrets/{secret}"
-    assert interpolate(compose["secrets"][secret]["file"], {"API_KEYS_FILE": "/k.json"}) == (
-        "/k.json"
-    )
+    # `vidloc api keys revoke` renames a new file into place: the container must see the
+    # directory, since a mount of the file itself (or a secret) pins the old one.
+    env = {"API_KEYS_DIR": "/srv/vidloc/keys"}
+    mounts = [interpolate(v, env).split(":") for v in api["volumes"]]
+    assert mounts == [["/srv/vidloc/keys", str(PurePosixPath(keys_file).parent), "ro"]]
+    assert interpolate(api["volumes"][0], {}).startswith("./api-keys:")
+    assert "secrets" not in api and "secrets" not in compose
     # No other service is handed the keys.
-    assert [n for n, s in compose["services"].items() if s.get("secrets")] == ["api"]
+    others = [n for n, s in compose["services"].items() if n != "api"]
+    assert not [
+        n
+        for n in others
+        if any("keys" in str(v) for v in compose["services"][n].get("volumes", []))
+    ]
 
 
 def test_local_images_are_the_official_ones_rebuilt_at_the_same_versions(

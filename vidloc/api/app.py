@@ -131,11 +131,18 @@ def create_app(
             if feed is not None:
                 feed.stop()
 
+    # FastAPI's Swagger UI and ReDoc pages run scripts from a CDN on this origin, where the
+    # keyed viewer keeps a key in sessionStorage: with keys there are none (the spec stays at
+    # /openapi.json for any local tool).
+    docs = keyring is None
     app = FastAPI(
         title="vidloc query API",
         version="1",
         summary="Status, timelines and events of localized videos; a timeline viewer.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        swagger_ui_oauth2_redirect_url="/docs/oauth2-redirect" if docs else None,
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -26,8 +26,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vidloc.api.errors import ApiError
-from vidloc.api.keys import KeysFile, Scope, key_id_of, load_keys_file, verify
+from vidloc.api.keys import SCOPES, KeysFile, Scope, grants, key_id_of, load_keys_file, verify
 from vidloc.api.ratelimit import RateLimiter, retry_after_header
+from vidloc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,39 +37,75 @@ log = logging.getLogger(__name__)
 class Caller:
     key_id: str | None  # None: no keys configured
     tenant: str | None  # None: the untenanted layout
+    scopes: tuple[Scope, ...] = SCOPES  # without keys, the one loopback user may do anything
+
+    def grants(self, scope: Scope) -> bool:
+        return grants(self.scopes, scope)
 
 
 ANONYMOUS = Caller(key_id=None, tenant=None)
 
 
 class KeyRing:
-    """The keys file, re-read when it changes on disk, so ``vidloc api keys revoke`` takes
-    effect on a running API at its next request (one stat per request)."""
+    """The keys file as it is now, so ``vidloc api keys revoke`` (and ``add``) take effect on a
+    running API within ``recheck_s``.
 
-    def __init__(self, path: Path) -> None:
+    The file is read again when a stat of its path differs (inode, size, mtime: one stat per
+    request), and at least every ``recheck_s`` whatever the stat says (a rewrite in place
+    within one mtime tick, a filesystem that caches attributes). A file whose link count is 0
+    was replaced where this process cannot see the new one: the path is a mount of the old
+    file itself (a compose secret, a bind mount or a Kubernetes subPath of the file, not of its
+    directory). Then every key is refused until a restart, loudly, rather than revoked keys
+    accepted silently.
+    """
+
+    def __init__(self, path: Path, *, recheck_s: float = 1.0) -> None:
         self.path = path
+        self._recheck_s = recheck_s
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._keys = load_keys_file(path)
         self._stamp = self._stat()
+        self._keys = load_keys_file(path)
+        self._read_at = time.monotonic()
+        self._orphaned = False
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> tuple[int, int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_nlink)
 
     def current(self) -> KeysFile:
         with self._lock:
             stamp = self._stat()
-            if stamp is not None and stamp != self._stamp:
-                try:
-                    self._keys = load_keys_file(self.path)
-                    self._stamp = stamp
-                except Exception as exc:  # keep serving with the last good file
-                    log.error("API keys file %s not reloaded: %s", self.path, exc)
+            if stamp is None:  # gone or unreadable for now: the last good file serves
+                return self._keys
+            if stamp[3] == 0:
+                if not self._orphaned:
+                    log.error(
+                        "API keys file %s was replaced, but this process still sees the old "
+                        "file (a mount of the file itself?): refusing every key until restarted;"
+                        " mount its directory instead (docs/deploy.md)",
+                        self.path,
+                    )
+                    self._orphaned = True
+                return KeysFile()
+            now = time.monotonic()
+            if stamp != self._stamp or now - self._read_at >= self._recheck_s:
+                self._reload(stamp, now)
             return self._keys
+
+    def _reload(self, stamp: tuple[int, int, int, int], now: float) -> None:
+        self._stamp = stamp
+        self._read_at = now
+        try:
+            keys = load_keys_file(self.path)
+        except ConfigError as exc:  # the last good file serves; tried again in recheck_s
+            log.error("API keys file %s not reloaded: %s", self.path, exc)
+            return
+        if keys != self._keys:
+            log.info("API keys file %s reloaded: %d keys", self.path, len(keys.keys))
+            self._keys = keys
 
 
 class Gate:
@@ -107,7 +144,7 @@ class Gate:
         if not entry.grants(scope):
             log_denial(request, 403, f"lacks scope {scope}", entry.id)
             raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
-        return Caller(key_id=entry.id, tenant=entry.tenant)
+        return Caller(key_id=entry.id, tenant=entry.tenant, scopes=entry.scopes)
 
 
 def claimed_key_id(request: Request) -> str | None:

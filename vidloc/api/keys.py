@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,11 @@ _KEY_RE = re.compile(r"vk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 TenantName = Annotated[str, Field(pattern=f"^{SAFE_ID_PATTERN}$")]
 
 
+def grants(scopes: Iterable[Scope], scope: Scope) -> bool:
+    """Whether holding ``scopes`` allows what ``scope`` names."""
+    return any(scope in _IMPLIED[have] for have in scopes)
+
+
 class ApiKey(BaseModel):
     """One entry of the keys file (never the key itself)."""
 
@@ -63,7 +69,7 @@ class ApiKey(BaseModel):
     revoked_at: datetime | None = None
 
     def grants(self, scope: Scope) -> bool:
-        return any(scope in _IMPLIED[have] for have in self.scopes)
+        return grants(self.scopes, scope)
 
 
 class KeysFile(BaseModel):
@@ -174,13 +180,25 @@ def load_keys_file(path: Path, *, missing_ok: bool = False) -> KeysFile:
 
 
 def write_keys_file(path: Path, keys: KeysFile) -> None:
-    """Replace ``path`` atomically with a 0600 file: readers see the old or the new file whole."""
+    """Replace ``path`` atomically: readers see the old or the new file whole.
+
+    A new file is 0600. A rewrite keeps the old file's owner, group and mode: the API may read
+    it as another user (uid 10001 in the image) than the one revoking, and a file it cannot
+    read would keep a revoked key working until a restart, which then fails. ConfigError, with
+    nothing replaced, when the owner cannot be kept (a user other than root or the owner).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     body = keys.model_dump_json(indent=2).encode("utf-8") + b"\n"
+    try:
+        old: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        old = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
+            if old is not None:
+                _take_owner(fh.fileno(), path, old)
+            os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode) & 0o666 if old else 0o600)
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
@@ -188,6 +206,20 @@ def write_keys_file(path: Path, keys: KeysFile) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _take_owner(fd: int, path: Path, old: os.stat_result) -> None:
+    """Give the file open at ``fd`` the owner and group of ``old`` (the file it replaces)."""
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) == (old.st_uid, old.st_gid):
+        return
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        raise ConfigError(
+            f"cannot give the new {path} the owner {old.st_uid}:{old.st_gid} of the old one, "
+            "and the API may read it as that user: run this as root or as that user"
+        ) from None
 
 
 @contextmanager

@@ -6,14 +6,18 @@ are cached briefly so a burst of /readyz calls does not open a burst of connecti
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from vidloc.adapters.kafka import TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import VidlocError
 from vidloc.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Probe = Callable[[], str]
 
@@ -39,27 +43,43 @@ def s3_probe(store: ObjectStore, bucket: str) -> Probe:
     return probe
 
 
+@dataclass(frozen=True)
+class Report:
+    """One round of probes: each probe's note ("ok ..." or what failed, naming servers,
+    buckets and errors: for operators only), and the names of those that failed."""
+
+    notes: Mapping[str, str]
+    failing: tuple[str, ...]
+
+    @property
+    def ready(self) -> bool:
+        return not self.failing
+
+
 class Readiness:
-    """Runs named probes, caching the combined answer for ``ttl_s`` seconds."""
+    """Runs named probes, caching the combined answer for ``ttl_s`` seconds. A failure is
+    logged (at most once per ``ttl_s``) with its details, which /readyz shows admin keys only."""
 
     def __init__(self, probes: Mapping[str, Probe], *, ttl_s: float = 2.0) -> None:
         self._probes = dict(probes)
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, str], bool] | None = None
+        self._cached: tuple[float, Report] | None = None
 
-    def check(self) -> tuple[bool, dict[str, str]]:
+    def check(self) -> Report:
         with self._lock:
             now = time.monotonic()
             if self._cached is not None and now - self._cached[0] < self._ttl_s:
-                return self._cached[2], dict(self._cached[1])
+                return self._cached[1]
             notes: dict[str, str] = {}
-            ready = True
+            failing: list[str] = []
             for name, probe in self._probes.items():
                 try:
                     notes[name] = probe()
                 except VidlocError as exc:
-                    ready = False
+                    failing.append(name)
                     notes[name] = f"{exc.code}: {exc}"
-            self._cached = (now, notes, ready)
-            return ready, dict(notes)
+                    log.warning("not ready: %s: %s", name, notes[name])
+            report = Report(notes, tuple(failing))
+            self._cached = (now, report)
+            return report

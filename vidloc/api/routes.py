@@ -105,12 +105,19 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, tags=["ops"], responses=_ERRORS)
 def readyz(deps: Deps, caller: Reader) -> Health | JSONResponse:
-    """Kafka and the S3 store answer; 503 (with what failed) otherwise. Needs ``read``."""
-    ready, checks = deps.readiness.check()
-    if not ready:
-        failed = "; ".join(f"{name}: {note}" for name, note in checks.items())
-        return JSONResponse(error_body("not_ready", failed), status_code=503)
-    return Health(status="ready", checks=checks)
+    """Kafka and the S3 store answer; 503 naming the failed checks otherwise. Needs ``read``;
+    the details (servers, buckets, errors) are for ``admin`` keys, and in the API's log."""
+    report = deps.readiness.check()
+    if caller.grants("admin"):
+        if not report.ready:
+            failed = "; ".join(f"{name}: {note}" for name, note in report.notes.items())
+            return JSONResponse(error_body("not_ready", failed), status_code=503)
+        return Health(status="ready", checks=dict(report.notes))
+    if not report.ready:
+        failed = ", ".join(report.failing)
+        message = f"not ready: {failed} (details for admin keys and in the API's log)"
+        return JSONResponse(error_body("not_ready", message), status_code=503)
+    return Health(status="ready", checks=dict.fromkeys(report.notes, "ok"))
 
 
 def _not_found(video_id: str) -> ApiError:

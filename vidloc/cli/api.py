@@ -111,7 +111,7 @@ def serve_api(settings: Settings, *, host: str, port: int, follow_bus: bool) -> 
     import uvicorn
 
     from vidloc.api.app import create_app
-    from vidloc.api.exposure import bind_refusal
+    from vidloc.api.exposure import bind_refusal, proxy_options
 
     refusal = bind_refusal(host, keys_configured=settings.api_keys_file is not None)
     if refusal is not None:
@@ -119,5 +119,11 @@ def serve_api(settings: Settings, *, host: str, port: int, follow_bus: bool) -> 
         return EXIT_USAGE
     app = create_app(settings, follow_bus=follow_bus)
     # log_config=None: logging was configured once by the CLI; uvicorn must not replace it.
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        **proxy_options(settings.api_trusted_proxies),
+    )
     return EXIT_OK
