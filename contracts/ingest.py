@@ -18,6 +18,7 @@ from contracts.common import (
     Text,
     Timestamp,
 )
+from contracts.span import VideoSpan
 from contracts.stream import StreamSegment
 from contracts.versions import INGEST_V1
 
@@ -94,6 +95,11 @@ class IngestEvent(Document):
     stream: StreamSegment | None = Field(
         default=None,
         description="Present when the object is one segment of a live stream (docs/streams.md)",
+    )
+    span: VideoSpan | None = Field(
+        default=None,
+        description="Present when the event carries one span of a long video: an order to "
+        "localize its chunks, or the report that they are done (docs/delivery.md)",
     )
 
     @property

@@ -70,7 +70,8 @@ def _run(settings: Settings, console: Console, timeout_s: float) -> int:
 
     run = uuid.uuid4().hex[:8]
     worker_group, bridge_group = f"vidloc-demo-{run}", f"vidloc-demo-bridge-{run}"
-    park_group_at_end(settings, worker_group, names.TOPIC_INGEST)
+    for topic in names.WORKER_TOPICS:
+        park_group_at_end(settings, worker_group, topic)
     park_group_at_end(settings, bridge_group, names.TOPIC_S3_EVENTS)
 
     spec = spec_named(DEMO_VIDEO)

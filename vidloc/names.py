@@ -7,7 +7,20 @@ TOPIC_INGEST = "video.ingest"
 TOPIC_PROGRESS = "video.progress"
 TOPIC_RESULTS = "video.results"
 TOPIC_DLQ = "video.ingest.dlq"
-ALL_TOPICS = (TOPIC_S3_EVENTS, TOPIC_INGEST, TOPIC_PROGRESS, TOPIC_RESULTS, TOPIC_DLQ)
+# A long video's spans: orders to the whole group, and reports to the one member that merges.
+TOPIC_SPANS = "video.spans"
+TOPIC_SPANS_DONE = "video.spans.done"
+ALL_TOPICS = (
+    TOPIC_S3_EVENTS,
+    TOPIC_INGEST,
+    TOPIC_PROGRESS,
+    TOPIC_RESULTS,
+    TOPIC_DLQ,
+    TOPIC_SPANS,
+    TOPIC_SPANS_DONE,
+)
+# What a worker consumes, in its one group.
+WORKER_TOPICS = (TOPIC_INGEST, TOPIC_SPANS, TOPIC_SPANS_DONE)
 
 BRIDGE_GROUP = "vidloc-bridge"
 
@@ -41,6 +54,11 @@ def checkpoint_prefix(video_id: str, job_id: str, tenant: str | None = None) -> 
     timeline, so two tenants' jobs of one video id and job id never share them (ends with a
     slash)."""
     return f"{tenant_root(tenant)}{CHECKPOINT_PREFIX}/{video_id}/{job_id}/"
+
+
+def span_state_key(video_id: str, job_id: str, tenant: str | None = None) -> str:
+    """Which spans of a long video's job have reported (the merging member's own record)."""
+    return f"{checkpoint_prefix(video_id, job_id, tenant)}spans.json"
 
 
 def checkpoint_key(video_id: str, job_id: str, chunk_index: int, tenant: str | None = None) -> str:

@@ -88,7 +88,8 @@ class Workers:
 
     def __init__(self, settings: Settings, env: Mapping[str, str], log_dir: Path) -> None:
         self.group = f"test-workers-{uuid.uuid4().hex[:10]}"
-        park_group_at_end(settings, self.group, names.TOPIC_INGEST)
+        for topic in names.WORKER_TOPICS:
+            park_group_at_end(settings, self.group, topic)
         self._env = {**os.environ, **env, "VIDLOC_WORKER_GROUP": self.group}
         self._log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []

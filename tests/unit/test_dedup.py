@@ -126,6 +126,9 @@ class Runner:
         self.store.put_bytes("timelines", TIMELINE_KEY, encode(timeline))
         return JobOutcome(timeline, "timelines", TIMELINE_KEY, TokenTally(100, 10, 1), 0.5)
 
+    def run_or_hand_off(self, event: IngestEvent, job_id: str, progress: Any) -> JobOutcome:
+        return self.run(event, job_id, progress)  # a subclass's own run, too
+
 
 class Bus:
     def __init__(self) -> None:

@@ -21,7 +21,7 @@ from workers.model.tokens import (
     image_tokens,
     text_tokens,
 )
-from workers.pipeline.estimate import EstimateConfig, estimate_plan
+from workers.pipeline.estimate import EstimateConfig, estimate_plan, render
 from workers.pipeline.planning import JobPlan
 from workers.types import FrameSample, LocalizeRequest, VideoInfo
 
@@ -81,3 +81,14 @@ def test_refinement_estimate_keeps_every_request_within_the_image_cap() -> None:
     roomy = estimate_plan(plan, prepass, EstimateConfig.from_settings(roomy_settings))
     assert roomy.refine.requests == 1  # both boundaries of the event in one request
     assert roomy.refine.prompt_tokens < estimate.refine.prompt_tokens  # one prompt, not four
+
+
+def test_a_long_video_is_priced_with_its_spans_and_the_same_bill() -> None:
+    plan = _plan((1920, 1080), 1.0, 2 * 3600.0)
+    split = estimate_plan(plan, None, EstimateConfig.from_settings(Settings(span_s=300.0)))
+    whole = estimate_plan(plan, None, EstimateConfig.from_settings(Settings(span_s=0.0)))
+    assert (split.spans, whole.spans) == (24, 1)
+    assert split.span_chunks == 10  # 240 chunks of 30 s, 10 a span
+    assert (split.tokens, split.cost) == (whole.tokens, whole.cost)
+    assert "24 spans of up to 10 requests" in render(split)
+    assert "spans" not in render(whole)

@@ -254,6 +254,9 @@ class FakeRunner:
     def __init__(self) -> None:
         self.events: list[IngestEvent] = []
 
+    def run_or_hand_off(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
+        return self.run(event, job_id, progress)
+
     def run(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
         self.events.append(event)
         raise ObjectMissing(f"{event.source.key!r} is not in the fake store")

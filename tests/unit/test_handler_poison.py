@@ -22,6 +22,9 @@ class Runner:
         self.error = error
         self.events: list[IngestEvent] = []
 
+    def run_or_hand_off(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
+        return self.run(event, job_id, progress)
+
     def run(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
         self.events.append(event)
         raise self.error

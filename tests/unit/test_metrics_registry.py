@@ -296,6 +296,9 @@ class StubRunner:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
 
+    def run_or_hand_off(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
+        return self.run(event, job_id, progress)
+
     def run(self, event: IngestEvent, job_id: str, progress: Any) -> Any:
         log = logging.getLogger("workers.localizers.stub")
         with ThreadPoolExecutor(1) as pool:

@@ -72,10 +72,12 @@ def derive_state(
     """
     view = view or BusView()
     result, progress = view.result, view.progress
+    # A long video's partial result (its spans still run) says the job is running, not done.
+    growing = result is not None and bool(result.partial) and result.stream is None
     running = (
         progress is not None
         and progress.stage not in _TERMINAL_STAGES
-        and (result is None or progress.at > result.created_at)
+        and (result is None or growing or progress.at > result.created_at)
     )
     if running and progress is not None:
         stalled = (

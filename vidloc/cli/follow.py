@@ -103,6 +103,10 @@ class Follower:
         task = tasks.get(result.video_id)
         if task is None or self._jobs.get(result.video_id, result.job_id) != result.job_id:
             return
+        if result.partial and result.stream is None:
+            # A long video's timeline so far (its spans still run): news, not the end.
+            bars.update(task, stage=f"partial: {result.summary.events} events so far")
+            return
         self._results[result.video_id] = result
         total = bars.tasks[task].total
         done = total if result.status == "succeeded" and total else None

@@ -28,6 +28,7 @@ from workers.localizers.prompt import (
 from workers.model.cost import Prices, price_usage
 from workers.model.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
 from workers.pipeline.planning import JobPlan, PlanConfig, make_plan, wants_adaptive
+from workers.pipeline.spans import Span, plan_spans, should_split
 from workers.refinement.boundaries import grid_inside
 from workers.types import Chunk, LocalizeRequest, TokenTally
 
@@ -45,6 +46,7 @@ class EstimateConfig:
     price_input_per_1k: float
     price_output_per_1k: float
     currency: str
+    span_s: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: object) -> EstimateConfig:
@@ -65,6 +67,8 @@ class Estimate:
     cost: float
     refine_cost: float
     currency: str
+    spans: int = 1  # how many members can work on it at once (docs/delivery.md)
+    span_chunks: int = 0  # chunks of the longest span
 
     @property
     def tokens(self) -> int:
@@ -86,6 +90,9 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
         completion_tokens=requests * ANSWER_TOKENS,
         requests=requests,
     )
+    spans: tuple[Span, ...] = ()
+    if plan.mode == "uniform" and should_split(plan.info.duration_s, config.span_s, requests):
+        spans = plan_spans(plan.chunks, plan.info.duration_s, config.span_s)
     refine = TokenTally()
     boundaries = 0
     if plan.refine and prepass is not None:
@@ -132,6 +139,8 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
         cost=price_usage(coarse + refine, prices),
         refine_cost=price_usage(refine, prices),
         currency=config.currency,
+        spans=len(spans) if spans else 1,
+        span_chunks=max((s.end_chunk - s.first_chunk for s in spans), default=len(plan.chunks)),
     )
 
 
@@ -195,6 +204,11 @@ def render(e: Estimate) -> str:
         f"coarse pass: {e.coarse.prompt_tokens} prompt + {e.coarse.completion_tokens} "
         f"completion tokens",
     ]
+    if e.spans > 1:
+        lines.append(
+            f"long video: {e.spans} spans of up to {e.span_chunks} requests each, worked on by "
+            f"up to {e.spans} workers at once (VIDLOC_SPAN_S); the bill is the same"
+        )
     if e.refine.requests:
         lines.append(
             f"refinement (at most): {e.refine_boundaries} boundaries, "

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from contracts import IngestEvent, Timeline, encode
+from contracts import IngestEvent, JobWarning, Timeline, encode
+from contracts.span import VideoSpan
 from vidloc import names
-from vidloc.errors import ModelAnswersUnusable, ObjectMissing, VidlocError
+from vidloc.errors import InputError, ModelAnswersUnusable, ObjectMissing, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
@@ -49,6 +50,7 @@ from workers.pipeline.planning import (
     make_plan,
     wants_adaptive,
 )
+from workers.pipeline.spans import Span, plan_spans, should_split
 from workers.pipeline.timeline import build_timeline
 from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
@@ -96,6 +98,25 @@ class JobOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HandOff:
+    """A long video's plan: its spans go to the group instead of this worker running them."""
+
+    spans: tuple[Span, ...]
+    info: VideoInfo
+    chunks_total: int
+
+
+@dataclass(frozen=True)
+class SpanOutcome:
+    """One span's chunks, done and checkpointed."""
+
+    tokens: TokenTally
+    chunks: int
+    chunks_from_checkpoint: int
+    answers_unusable: bool  # a model localizer read nothing in any of them
+
+
 class JobRunner:
     """Runs one ingest event to a stored timeline; keeps no per-job state, so the jobs of one
     worker share it across threads."""
@@ -125,7 +146,36 @@ class JobRunner:
             settings.price_input_per_1k, settings.price_output_per_1k, settings.currency
         )
 
+    @property
+    def store(self) -> JobStore:
+        """The object store the jobs use (the span ledger of a long video lives there too)."""
+        return self._store
+
     def run(self, event: IngestEvent, job_id: str, progress: ProgressFn) -> JobOutcome:
+        """The whole video on this worker: every chunk not checkpointed yet, then the merge."""
+        outcome = self._run(event.model_copy(update={"span": None}), job_id, progress, False)
+        assert isinstance(outcome, JobOutcome)
+        return outcome
+
+    def run_or_hand_off(
+        self, event: IngestEvent, job_id: str, progress: ProgressFn
+    ) -> JobOutcome | HandOff:
+        """:meth:`run`, unless the video is long enough to split: then its spans, for the group."""
+        outcome = self._run(event.model_copy(update={"span": None}), job_id, progress, True)
+        assert not isinstance(outcome, SpanOutcome)
+        return outcome
+
+    def run_span(self, event: IngestEvent, job_id: str, progress: ProgressFn) -> SpanOutcome:
+        """The chunks of ``event.span`` only (an order): decoded from the span's start, each
+        checkpointed, so whoever merges (or redoes this span) pays none of them again."""
+        assert event.span is not None
+        outcome = self._run(event, job_id, progress, False)
+        assert isinstance(outcome, SpanOutcome)
+        return outcome
+
+    def _run(
+        self, event: IngestEvent, job_id: str, progress: ProgressFn, may_split: bool
+    ) -> JobOutcome | HandOff | SpanOutcome:
         s = self._settings
         video_id = event.effective_video_id
         timings: dict[str, float] = {}
@@ -162,6 +212,19 @@ class JobRunner:
                 )
                 timings["prepass_s"] = time.monotonic() - started
             plan = make_plan(info, event, self._plan_config, kind, prepass)
+            if (
+                may_split
+                and plan.mode == "uniform"
+                and should_split(info.duration_s, s.span_s, len(plan.chunks))
+            ):
+                spans = plan_spans(plan.chunks, info.duration_s, s.span_s)
+                log.info(
+                    "long video: %d chunks handed to the group in %d spans",
+                    len(plan.chunks),
+                    len(spans),
+                    extra={"video_id": video_id, "job_id": job_id},
+                )
+                return HandOff(spans, info, len(plan.chunks))
             localizer = self._make_localizer(kind.name)
             log.info(
                 "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
@@ -174,6 +237,8 @@ class JobRunner:
                 extra={"video_id": video_id, "job_id": job_id},
             )
             started = time.monotonic()
+            if event.span is not None:
+                return self._span_chunks(event, job_id, plan, source, localizer, path, progress)
             results, from_checkpoint = self._localize(
                 event, job_id, plan, source, localizer, path, progress
             )
@@ -226,28 +291,28 @@ class JobRunner:
         localizer: Localizer,
         path: Path,
         progress: ProgressFn,
+        only: VideoSpan | None = None,
     ) -> tuple[list[ChunkResult], int]:
-        """Every chunk's result in plan order, and how many came from checkpoints."""
+        """Every chunk's result in plan order (of ``only``'s chunks, when given), and how many
+        came from checkpoints."""
         video_id = event.effective_video_id
+        chunks = [c for c in plan.chunks if only is None or _owns(only, c.index)]
         # Checkpoints live under the tenant's prefix, and an answer is reused only for the same
         # object version (the key names the tenant): ids are the sender's to choose, so two
         # tenants' (or two uploads') jobs may share a video id and a job id.
         tenant = tenant_of_key(event.source.key)
-        fingerprint = plan_fingerprint(
-            plan.localizer,
-            plan.chunks,
-            {
-                "size": plan.frame_size,
-                "prompt": event.options.prompt,
-                "labels": list(event.options.labels),
-                "object": [event.source.bucket, event.source.key, event.version_tag],
-            },
-        )
-        results = self._resume(video_id, job_id, tenant, plan.chunks, fingerprint)
+        fingerprint = self._fingerprint(event, plan)
+        results, elsewhere = self._resume(video_id, job_id, tenant, chunks, fingerprint)
         from_checkpoint = len(results)
+        # Progress counts the whole video's chunks: those other spans finished count as done.
         total = len(plan.chunks)
-        progress("localizing", len(results), total, f"{from_checkpoint} chunks from checkpoints")
-        pending = [c for c in plan.chunks if c.index not in results]
+        progress(
+            "localizing",
+            elsewhere + len(results),
+            total,
+            f"{from_checkpoint} chunks from checkpoints",
+        )
+        pending = [c for c in chunks if c.index not in results]
         if pending:
             request = _request(event, plan)
             timed = self._metrics.timed_chunk(plan.localizer, localizer.localize)
@@ -256,7 +321,8 @@ class JobRunner:
                 results[result.chunk_index] = result
                 self._metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
                 self._save_checkpoint(video_id, job_id, tenant, result, fingerprint)
-                progress("localizing", len(results), total, f"chunk {result.chunk_index} done")
+                done = elsewhere + len(results)
+                progress("localizing", done, total, f"chunk {result.chunk_index} done")
 
             wanted = wanted_times(pending)
             localize_chunks(
@@ -267,10 +333,100 @@ class JobRunner:
                 budget=self._frame_budget,
                 decoding=self._decode_slots,
             )
-        missing = [c.index for c in plan.chunks if c.index not in results]
+        missing = [c.index for c in chunks if c.index not in results]
         if missing:
             raise VidlocError(f"chunks {missing} produced no result", code="internal")
-        return [results[c.index] for c in plan.chunks], from_checkpoint
+        return [results[c.index] for c in chunks], from_checkpoint
+
+    @staticmethod
+    def _fingerprint(event: IngestEvent, plan: JobPlan) -> str:
+        return plan_fingerprint(
+            plan.localizer,
+            plan.chunks,
+            {
+                "size": plan.frame_size,
+                "prompt": event.options.prompt,
+                "labels": list(event.options.labels),
+                "object": [event.source.bucket, event.source.key, event.version_tag],
+            },
+        )
+
+    def _span_chunks(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        plan: JobPlan,
+        source: FrameSource,
+        localizer: Localizer,
+        path: Path,
+        progress: ProgressFn,
+    ) -> SpanOutcome:
+        span = event.span
+        assert span is not None
+        if len(plan.chunks) != span.chunks_total:
+            # Chunk i must mean the same frames on every member, or the merge would mix plans.
+            raise InputError(
+                f"{span.label}: this worker plans {len(plan.chunks)} chunks where the order "
+                f"says {span.chunks_total}; the group's workers must share sampling settings",
+                code="span_plan_mismatch",
+            )
+        results, from_checkpoint = self._localize(
+            event, job_id, plan, source, localizer, path, progress, only=span
+        )
+        return SpanOutcome(
+            tokens=sum((r.usage for r in results), TokenTally()),
+            chunks=len(results),
+            chunks_from_checkpoint=from_checkpoint,
+            answers_unusable=plan.kind.asks_model and all_answers_unusable(results),
+        )
+
+    def partial(self, event: IngestEvent, job_id: str, reported: int) -> JobOutcome:
+        """The timeline so far of a long video whose spans are still running: the chunks
+        checkpointed by now, merged (no refinement yet), stored where the final one will be.
+
+        Nothing is downloaded or decoded: the plan is rebuilt from the probe facts the spans
+        carry, and the chunks come from their checkpoints.
+        """
+        span = event.span
+        assert span is not None
+        s = self._settings
+        video = span.video
+        info = VideoInfo(video.duration_s, video.fps, video.width, video.height, video.codec)
+        kind = localizer_kind(event.options.localizer or s.effective_localizer)
+        plan = make_plan(info, event, self._plan_config, kind, None)
+        tenant = tenant_of_key(event.source.key)
+        found, _ = self._resume(
+            event.effective_video_id,
+            job_id,
+            tenant,
+            plan.chunks,
+            self._fingerprint(event, plan),
+        )
+        results = [found[c.index] for c in plan.chunks if c.index in found]
+        pieces = [e for r in results for e in r.events]
+        frame_period = 1.0 / info.fps if info.fps > 0 else 1e-3
+        merged: tuple[DetectedEvent, ...] = tuple(
+            merge_events(
+                join_unseparated(
+                    pieces, plan.times, frame_period, join_instants=kind.joins_instants
+                )
+            )
+        )
+        if kind.after_merge is not None:
+            merged = kind.after_merge(merged, info.duration_s)
+        usage = sum((r.usage for r in results), TokenTally())
+        cost = price_usage(usage, self._prices)
+        timeline = self._timeline(event, job_id, plan, merged, usage, cost, results)
+        pending = JobWarning(
+            code="spans_pending",
+            message=f"partial: {reported} of {span.count} spans done "
+            f"({len(results)} of {len(plan.chunks)} chunks); the final timeline replaces this one",
+        )
+        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, pending]})
+        key = names.timeline_key(event.effective_video_id, tenant)
+        self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
+        rejected = sum(r.rejected_events for r in results)
+        return JobOutcome(timeline, s.timeline_bucket, key, usage, cost, len(results), rejected)
 
     def _resume(
         self,
@@ -279,8 +435,9 @@ class JobRunner:
         tenant: str | None,
         chunks: Sequence[Chunk],
         fingerprint: str,
-    ) -> dict[int, ChunkResult]:
-        """The chunks a previous attempt at this job finished, by index.
+    ) -> tuple[dict[int, ChunkResult], int]:
+        """The ``chunks`` a previous attempt at this job finished, by index, and how many
+        checkpoints of the job's other chunks exist (other spans' work, for progress).
 
         One LIST of the job's checkpoints, then a GET for each one there (not a GET per chunk:
         a fresh job has none, and a long video has hundreds of chunks).
@@ -295,7 +452,11 @@ class JobRunner:
             stored = self._load_checkpoint(key, fingerprint)
             if stored is not None:
                 results[chunk.index] = stored
-        return results
+        mine = {names.checkpoint_key(video_id, job_id, c.index, tenant) for c in chunks}
+        elsewhere = sum(
+            1 for key in stored_keys - mine if key.rsplit("/", 1)[-1].startswith("chunk-")
+        )
+        return results, elsewhere
 
     def _finish_events(
         self,
@@ -415,6 +576,10 @@ class JobRunner:
             ),
             object_size=object_size,
         )
+
+
+def _owns(span: VideoSpan, chunk_index: int) -> bool:
+    return span.first_chunk <= chunk_index < span.end_chunk
 
 
 def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:

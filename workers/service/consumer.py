@@ -103,8 +103,12 @@ class WorkerLoop:
         metrics: Metrics | None = None,
         *,
         committer: Committer | None = None,
+        topic_caps: Mapping[str, int] | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        # The most records of a topic running or waiting here at once: a long video's span
+        # orders may fill all slots but these, so a short video's ingest always finds one.
+        self._topic_caps = dict(topic_caps or {})
         self._lag_due = 0.0
         self.settings = settings
         self.stream = stream
@@ -204,6 +208,18 @@ class WorkerLoop:
             return
         self.stream.resume_all()
         room = len(self.slots) - self._ledger.active()
+        for topic, cap in self._topic_caps.items():
+            taken = sum(
+                1
+                for part, _ in self._ledger.running() + self._ledger.pending()
+                if part.topic == topic
+            )
+            if taken >= cap:
+                self.stream.pause({p for p in self.stream.assignment() if p.topic == topic})
+            else:
+                # Never fetch more of it than its cap leaves room for: a fetched record holds
+                # a slot's place until it runs.
+                room = min(room, cap - taken)
         for record in self.stream.poll(timeout_s=wait_s, max_records=room):
             part = record.where
             if self._ledger.admit(part, record.offset, record.key):

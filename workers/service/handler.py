@@ -27,6 +27,7 @@ from vidloc import names
 from vidloc.errors import (
     BadIngestEvent,
     BusUnavailable,
+    ObjectMissing,
     TransientError,
     VidlocError,
 )
@@ -37,12 +38,19 @@ from vidloc.tenancy import tenant_of_key
 from workers.live.segment_job import StreamJob
 from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
-from workers.pipeline.job import JobOutcome, JobRunner
-from workers.pipeline.outcomes import dlq_record, failed_result, progress_event, succeeded_result
+from workers.pipeline.job import HandOff, JobOutcome, JobRunner
+from workers.pipeline.outcomes import (
+    dlq_record,
+    failed_result,
+    progress_event,
+    result_event_id,
+    succeeded_result,
+)
 from workers.service import policy
 from workers.service.dedup import WAIT_S, Verdict, answer_from
 from workers.service.policy import JobCancelled
 from workers.service.refused import refused_ids
+from workers.service.spans import SpanLedger, span_key, span_orders, span_report
 from workers.service.work_markers import WorkMarkers
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,10 @@ def _contract_code(exc: ContractError) -> str:
     if exc.field == "source.bucket" and "URL" in exc.reason:
         return "url_not_allowed"
     return "bad_ingest_event"  # a field missing or mistyped; the message names it
+
+
+# The span part each topic's messages carry (none on video.ingest).
+_SPAN_ROLES = {names.TOPIC_SPANS: "order", names.TOPIC_SPANS_DONE: "report"}
 
 
 class Disposition(enum.Enum):
@@ -212,6 +224,10 @@ class IngestHandler:
         )
         if waiting is not None:
             return self._act(waiting, delivery, event, job_id, None)
+        if delivery.topic == names.TOPIC_SPANS:
+            return self._span_order(delivery, event, job_id, where)
+        if delivery.topic == names.TOPIC_SPANS_DONE:
+            return self._span_report(delivery, event, job_id, where)
         if event.stream is not None:
             return self._stream_segment(delivery, event, job_id, where)
         if self._markers is not None:
@@ -220,17 +236,119 @@ class IngestHandler:
                 return settled
         try:
             tenant = tenant_of_key(event.source.key)
-            outcome = self._runner.run(event, job_id, self._progress_fn(video_id, job_id, tenant))
+            progress = self._progress_fn(video_id, job_id, tenant)
+            outcome = self._runner.run_or_hand_off(event, job_id, progress)
         except Exception as exc:  # every failure is the policy's to judge; a bug must not
             # take the partition down with it
             return self._act(self._judge(exc, where), delivery, event, job_id, exc)
+        self._first_failure.pop(where, None)
+        if isinstance(outcome, HandOff):
+            # The orders leave with this offset's commit; the work marker stays "running"
+            # until its lease ends (the merge answers duplicates from then on by its result).
+            for order in span_orders(event, outcome.spans, outcome.info, outcome.chunks_total):
+                assert order.span is not None
+                self._publish(
+                    names.TOPIC_SPANS, span_key(video_id, order.span.index), encode(order)
+                )
+            progress("localizing", 0, outcome.chunks_total, f"{len(outcome.spans)} spans queued")
+            self._work = None
+            return Disposition.COMMIT
         if uses_model:
             self.breaker.record_success()
-        self._first_failure.pop(where, None)
         self._succeed(event, job_id, outcome)
         if self._markers is not None and self._work is not None:
             done = encode(succeeded_result(event, job_id, outcome))
             self._markers.finish(self._work, job_id, done)
+        return Disposition.COMMIT
+
+    def _span_order(
+        self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
+    ) -> Disposition:
+        """Localize one span's chunks and report; a permanent failure is reported too (the
+        merging member fails the video, naming the span)."""
+        video_id = event.effective_video_id
+        tenant = tenant_of_key(event.source.key)
+        assert event.span is not None
+        log.info(
+            "%s: chunks %d-%d of %d",
+            event.span.label,
+            event.span.first_chunk,
+            event.span.end_chunk - 1,
+            event.span.chunks_total,
+            extra={"video_id": video_id, "job_id": job_id},
+        )
+        try:
+            done = self._runner.run_span(event, job_id, self._progress_fn(video_id, job_id, tenant))
+        except Exception as exc:
+            decision = self._judge(exc, where)
+            if decision.action is not policy.Action.FAIL:
+                return self._act(decision, delivery, event, job_id, exc)
+            _log_decision(decision, exc, {"video_id": video_id, "job_id": job_id})
+            if decision.reason is policy.Reason.CRASHED or not isinstance(exc, VidlocError):
+                exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
+            report = span_report(event, error=(exc.code, str(exc)))
+            self._publish(names.TOPIC_SPANS_DONE, video_id, encode(report))
+            return Disposition.COMMIT
+        if self._uses_model:
+            self.breaker.record_success()
+        self._first_failure.pop(where, None)
+        self._publish(names.TOPIC_SPANS_DONE, video_id, encode(span_report(event, done.tokens)))
+        return Disposition.COMMIT
+
+    def _span_report(
+        self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
+    ) -> Disposition:
+        """Count a span in; merge on the report that completes the video, else publish the
+        timeline so far as a partial result."""
+        span = event.span
+        assert span is not None
+        video_id = event.effective_video_id
+        tenant = tenant_of_key(event.source.key)
+        store = self._runner.store
+        bucket = self._settings.timeline_bucket
+        state_key = names.span_state_key(video_id, job_id, tenant)
+        try:
+            ledger = SpanLedger.decode(store.get_bytes(bucket, state_key), span.count)
+        except ObjectMissing:
+            ledger = SpanLedger(span.count)
+        first_failure = False
+        if span.error is not None:
+            first_failure = ledger.fail(span.index, span.error.code, span.error.message)
+        else:
+            ledger.add(span.index)
+        store.put_bytes(bucket, state_key, ledger.encode())
+        whole = event.model_copy(update={"span": None})
+        if first_failure:
+            assert span.error is not None
+            failure = VidlocError(f"{span.label}: {span.error.message}", code=span.error.code)
+            return self._fail(
+                delivery, failure, video_id, job_id, event.source.bucket, event.source.key
+            )
+        if ledger.failed is not None:
+            return Disposition.COMMIT  # the video already failed; later spans change nothing
+        progress = self._progress_fn(video_id, job_id, tenant)
+        try:
+            if ledger.merges_on(span.index):
+                outcome = self._runner.run(whole, job_id, progress)
+            elif ledger.completed_by is None:
+                outcome = self._runner.partial(event, job_id, len(ledger.reported))
+            else:
+                return Disposition.COMMIT  # a report after the merge (a replay): nothing new
+        except Exception as exc:
+            return self._act(self._judge(exc, where), delivery, whole, job_id, exc)
+        self._first_failure.pop(where, None)
+        if ledger.completed_by is None:
+            partial = succeeded_result(whole, job_id, outcome).model_copy(
+                update={
+                    "event_id": result_event_id(job_id, f"partial-{len(ledger.reported)}"),
+                    "partial": True,
+                }
+            )
+            self._publish(names.TOPIC_RESULTS, video_id, encode(partial))
+            return Disposition.COMMIT
+        if self._uses_model:
+            self.breaker.record_success()
+        self._succeed(whole, job_id, outcome)
         return Disposition.COMMIT
 
     def _check_work(
@@ -357,6 +475,15 @@ class IngestHandler:
             raise BadIngestEvent(
                 f"bucket {event.source.bucket!r} is not the configured video bucket",
                 code="bucket_not_allowed",
+            )
+        wanted_role = _SPAN_ROLES.get(delivery.topic)
+        role = event.span.role if event.span is not None else None
+        if role != wanted_role:
+            # Orders and reports are the workers' own: an ingest event never carries one, and
+            # the span topics carry nothing else.
+            said = f"a span {role}" if role else "no span part"
+            raise BadIngestEvent(
+                f"a message on {delivery.topic} with {said}", code="span_not_allowed"
             )
         if _URL.match(event.source.key):
             # Workers fetch objects from their own bucket only, never from a URL a user names.

@@ -176,16 +176,25 @@ def _run(settings: Settings, stop: threading.Event) -> int:
                 committer = TransactionCommitter(stream, transactions)
             else:
                 committer = PlainCommitter(stream, publisher.publish)
-            loop = WorkerLoop(settings, stream, handlers, metrics, committer=committer)
+            # Span orders may take every slot but one: a short video never waits for a long one.
+            span_cap = max(1, len(handlers) - 1)
+            loop = WorkerLoop(
+                settings,
+                stream,
+                handlers,
+                metrics,
+                committer=committer,
+                topic_caps={names.TOPIC_SPANS: span_cap},
+            )
             log.info(
                 "worker started: group %s on %s, %d jobs at once, %s commits, localizer default %s",
                 settings.worker_group,
-                names.TOPIC_INGEST,
+                ", ".join(names.WORKER_TOPICS),
                 len(handlers),
                 "transactional" if transactions is not None else "plain",
                 settings.effective_localizer,
             )
-            loop.run([names.TOPIC_INGEST], stop)
+            loop.run(list(names.WORKER_TOPICS), stop)
         finally:
             if transactions is not None:
                 transactions.close()

@@ -1,0 +1,246 @@
+"""Long videos in spans: the split (pure), the merging member's ledger, the orders and reports
+as they travel (the ingest contract's ``span`` part), and the loop's room for short videos."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts import ContractError, decode_ingest, encode
+from vidloc.adapters.kafka import BusRecord, OutRecord, Partition
+from vidloc.settings import Settings
+from workers.frames.plan import plan_chunks, plan_sample_times
+from workers.pipeline.spans import plan_spans, should_split
+from workers.service.consumer import WorkerLoop
+from workers.service.handler import Delivery, Disposition
+from workers.service.spans import SpanLedger, span_orders, span_report
+from workers.types import TokenTally, VideoInfo
+
+INGEST = {
+    "schema": "vidloc.ingest.v1",
+    "event_id": "e-1",
+    "source": {"bucket": "videos", "key": "tenants/acme/long.mp4", "etag": "abc", "size": 9},
+    "submitted_at": "2026-12-04T12:00:00Z",
+}
+
+
+def _chunks(duration_s: float, chunk_s: float = 30.0) -> tuple[Any, ...]:
+    return plan_chunks(plan_sample_times(duration_s, 1.0), chunk_s, 2.0, 64)
+
+
+@given(
+    duration=st.floats(min_value=1.0, max_value=4 * 3600.0),
+    span_s=st.floats(min_value=30.0, max_value=1800.0),
+)
+def test_spans_cover_every_chunk_once_in_order(duration: float, span_s: float) -> None:
+    chunks = _chunks(duration)
+    spans = plan_spans(chunks, duration, span_s)
+    owned = [i for s in spans for i in range(s.first_chunk, s.end_chunk)]
+    assert owned == [c.index for c in chunks]  # each chunk in exactly one span, in order
+    assert all(s.first_chunk < s.end_chunk for s in spans)
+    assert [s.index for s in spans] == list(range(len(spans)))
+    assert all(s.count == len(spans) for s in spans)
+    sizes = [s.end_chunk - s.first_chunk for s in spans]
+    assert max(sizes) - min(sizes) <= 1  # even by chunk count
+
+
+def test_a_two_hour_video_makes_spans_of_about_the_asked_length() -> None:
+    chunks = _chunks(7200.0)
+    spans = plan_spans(chunks, 7200.0, 300.0)
+    assert len(spans) == 24
+    assert spans[0].start_s == 0.0 and spans[-1].end_s >= 7199.0
+    assert all(280.0 <= s.end_s - s.start_s <= 320.0 for s in spans)
+    assert should_split(7200.0, 300.0, len(chunks))
+    assert not should_split(299.0, 300.0, 10)
+    assert not should_split(7200.0, 0.0, 240)  # 0 turns spans off
+
+
+def test_the_ledger_merges_on_the_report_that_completes_it_and_on_no_other() -> None:
+    ledger = SpanLedger(3)
+    for index in (2, 0):
+        ledger.add(index)
+        assert not ledger.merges_on(index)
+    ledger.add(1)
+    assert ledger.merges_on(1)
+    again = SpanLedger.decode(ledger.encode(), 3)
+    again.add(1)  # the completing report delivered again (a crash before its commit)
+    assert again.merges_on(1) and not again.merges_on(0) and not again.merges_on(2)
+    again.add(0)  # a replayed earlier report after the merge
+    assert again.completed_by == 1 and again.reported == [2, 0, 1]
+
+
+def test_a_failed_span_fails_the_video_once_and_stops_the_merge() -> None:
+    ledger = SpanLedger(3)
+    ledger.add(0)
+    assert ledger.fail(1, "decode_failed", "frames stop at 90 s")
+    assert not ledger.fail(2, "decode_failed", "again")  # the first failure is the video's
+    assert ledger.failed == {"index": 1, "code": "decode_failed", "message": "frames stop at 90 s"}
+    assert not any(ledger.merges_on(i) for i in range(3))
+    assert SpanLedger.decode(ledger.encode(), 3).failed == ledger.failed
+
+
+def test_orders_and_reports_travel_as_ingest_events() -> None:
+    event = decode_ingest(INGEST)
+    chunks = _chunks(900.0)
+    spans = plan_spans(chunks, 900.0, 300.0)
+    info = VideoInfo(900.0, 25.0, 1920, 1080, "h264")
+    orders = span_orders(event, spans, info, len(chunks))
+    assert len(orders) == 3
+    for order, span in zip(orders, spans, strict=True):
+        back = decode_ingest(encode(order))
+        assert back.span is not None and back.span.role == "order"
+        assert (back.span.first_chunk, back.span.end_chunk) == (span.first_chunk, span.end_chunk)
+        assert back.job_id == event.job_id  # one job: the spans share its checkpoints
+        assert back.span.video.duration_s == 900.0
+    done = decode_ingest(encode(span_report(orders[1], TokenTally(100, 20, 4))))
+    assert done.span is not None and done.span.role == "report" and done.span.error is None
+    assert done.span.tokens is not None and done.span.tokens.requests == 4
+    failed = decode_ingest(encode(span_report(orders[2], error=("decode_failed", "no frames"))))
+    assert failed.span is not None and failed.span.error is not None
+    assert failed.span.label == "span 3 of 3 (600.0-900.0 s)"
+
+
+@pytest.mark.parametrize(
+    ("span", "field"),
+    [
+        ({"index": 3, "count": 3}, "index"),
+        ({"first_chunk": 5, "end_chunk": 5}, "end_chunk"),
+        ({"end_chunk": 40, "chunks_total": 30}, "end_chunk"),
+        ({"start_s": 10.0, "end_s": 5.0}, "end_s"),
+    ],
+)
+def test_an_inconsistent_span_part_is_refused(span: dict[str, Any], field: str) -> None:
+    base = {
+        "role": "order",
+        "index": 0,
+        "count": 3,
+        "first_chunk": 0,
+        "end_chunk": 10,
+        "chunks_total": 30,
+        "start_s": 0.0,
+        "end_s": 300.0,
+        "video": {"duration_s": 900, "fps": 25, "width": 64, "height": 64, "codec": "h264"},
+    }
+    with pytest.raises(ContractError) as caught:
+        decode_ingest({**INGEST, "span": {**base, **span}})
+    assert caught.value.field == f"span.{field}"
+
+
+# -- the loop keeps a slot for short videos ------------------------------------------------------
+
+SPANS, INGEST_TOPIC = "video.spans", "video.ingest"
+
+
+class TwoTopics:
+    """Ten span orders waiting, and one ingest event that arrives later."""
+
+    def __init__(self) -> None:
+        self.spans = [BusRecord(SPANS, 0, o, f"v.span-{o}", b"{}") for o in range(10)]
+        self.ingest: list[BusRecord] = []
+        self.paused: set[str] = set()
+        self.fetched_spans = 0
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        pass
+
+    def poll(self, *, timeout_s: float, max_records: int | None = None) -> list[BusRecord]:
+        time.sleep(0.005)
+        room = max_records or 1
+        batch: list[BusRecord] = []
+        if INGEST_TOPIC not in self.paused:
+            batch, self.ingest = self.ingest[:room], self.ingest[room:]
+        if SPANS not in self.paused and len(batch) < room:
+            take = room - len(batch)
+            batch += self.spans[self.fetched_spans : self.fetched_spans + take]
+            self.fetched_spans = min(len(self.spans), self.fetched_spans + take)
+        return batch
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        pass
+
+    def seek(self, part: Partition, offset: int) -> bool:
+        return True
+
+    def assignment(self) -> set[Partition]:
+        return {Partition(SPANS, 0), Partition(INGEST_TOPIC, 0)}
+
+    def pause(self, parts: Collection[Partition]) -> None:
+        self.paused |= {p.topic for p in parts}
+
+    def pause_all(self) -> None:
+        self.paused = {SPANS, INGEST_TOPIC}
+
+    def resume_all(self) -> None:
+        self.paused = set()
+
+    def lag_inputs(self, *, timeout_s: float) -> Any:
+        return {}, {}
+
+    def close(self) -> None:
+        pass
+
+
+class Slot:
+    """Span orders run until released; an ingest job finishes at once."""
+
+    def __init__(self, release: threading.Event, started: list[str]) -> None:
+        self.release = release
+        self.started = started
+        self.cancel = threading.Event()
+        self.retry_hint_s = 0.0
+
+    def handle(self, delivery: Delivery) -> Disposition:
+        self.started.append(delivery.topic)
+        while delivery.topic == SPANS and not self.release.wait(0.01):
+            if self.cancel.is_set():
+                return Disposition.HAND_BACK
+        return Disposition.COMMIT
+
+    def give_up(self, delivery: Delivery, exc: BaseException) -> Disposition:
+        raise AssertionError("no crash expected")
+
+
+class NoOutputs:
+    def commit(self, records: Sequence[OutRecord], offsets: Mapping[Partition, int]) -> None:
+        pass
+
+
+def test_span_orders_never_take_the_last_slot() -> None:
+    stream = TwoTopics()
+    release = threading.Event()
+    started: list[str] = []
+    slots = [Slot(release, started) for _ in range(3)]
+    loop = WorkerLoop(
+        Settings(metrics_lag_interval_s=3600),
+        stream,  # type: ignore[arg-type]
+        slots,  # type: ignore[arg-type]
+        committer=NoOutputs(),
+        topic_caps={SPANS: 2},
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=([SPANS, INGEST_TOPIC], stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while started.count(SPANS) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time enough to take a third span if the cap let it
+        assert started.count(SPANS) == 2 and stream.fetched_spans == 2
+        stream.ingest.append(BusRecord(INGEST_TOPIC, 0, 0, "short", b"{}"))
+        while INGEST_TOPIC not in started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert INGEST_TOPIC in started, "the short video found no slot"
+        release.set()
+        while started.count(SPANS) < 10 and time.monotonic() < deadline + 10:
+            time.sleep(0.01)
+        assert started.count(SPANS) == 10  # the rest ran as slots freed
+    finally:
+        release.set()
+        stop.set()
+        thread.join(20)

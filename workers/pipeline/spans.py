@@ -1,0 +1,61 @@
+"""A long video's chunks split into spans any member of the group can take (pure).
+
+Spans are runs of whole chunks: a chunk never straddles two spans, so every chunk is localized
+(and checkpointed) by exactly one span, the overlap between chunks is what it is in a one-worker
+job, and the merge sees the same chunk results either way. A span starts at its first chunk's
+start, so its worker seeks there and never decodes the video before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workers.types import Chunk
+
+
+@dataclass(frozen=True)
+class Span:
+    index: int
+    count: int
+    first_chunk: int  # chunk indices [first_chunk, end_chunk)
+    end_chunk: int
+    start_s: float
+    end_s: float
+
+    def owns(self, chunk_index: int) -> bool:
+        return self.first_chunk <= chunk_index < self.end_chunk
+
+
+def should_split(duration_s: float, span_s: float, chunks: int) -> bool:
+    """Split when the video is longer than one span and has chunks to share."""
+    return span_s > 0 and duration_s > span_s and chunks > 1
+
+
+def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tuple[Span, ...]:
+    """About ``duration_s / span_s`` spans of consecutive chunks, as even in chunks as can be.
+
+    Even by chunk count, not by time: a chunk is the unit of model work, so spans of equal
+    chunk counts take about equal time. Never more spans than chunks, never an empty span.
+    """
+    if not chunks:
+        return ()
+    wanted = math.ceil(duration_s / span_s) if span_s > 0 else 1
+    count = max(1, min(len(chunks), wanted))
+    bounds = [round(i * len(chunks) / count) for i in range(count + 1)]
+    spans = []
+    for i in range(count):
+        first, end = bounds[i], bounds[i + 1]
+        spans.append(
+            Span(
+                index=i,
+                count=count,
+                first_chunk=chunks[first].index,
+                end_chunk=chunks[end - 1].index + 1,
+                start_s=chunks[first].start_s,
+                # A chunk's window runs past the video's end by its overlap; a span does not.
+                end_s=min(chunks[end - 1].end_s, max(duration_s, chunks[first].start_s)),
+            )
+        )
+    return tuple(spans)
