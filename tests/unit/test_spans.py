@@ -244,3 +244,130 @@ def test_span_orders_never_take_the_last_slot() -> None:
         release.set()
         stop.set()
         thread.join(20)
+
+
+# -- the merging member, with a fake runner and store -------------------------------------------
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        from vidloc.errors import ObjectMissing
+
+        try:
+            return self.objects[(bucket, key)]
+        except KeyError:
+            raise ObjectMissing(key) from None
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> None:
+        self.objects[(bucket, key)] = data
+
+
+class MergeRunner:
+    """What the merging member asks of the runner: partial timelines and the one merge."""
+
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.calls: list[str] = []
+
+    def partial(self, event: Any, job_id: str, reported: int) -> Any:
+        self.calls.append(f"partial-{reported}")
+        return _outcome(event, job_id)
+
+    def run(self, event: Any, job_id: str, progress: Any) -> Any:
+        assert event.span is None  # the merge runs the whole video
+        self.calls.append("merge")
+        return _outcome(event, job_id)
+
+
+def _outcome(event: Any, job_id: str) -> Any:
+    from api_fixtures import make_timeline
+
+    from workers.pipeline.job import JobOutcome
+
+    timeline = make_timeline(event.effective_video_id, job_id=job_id, localizer="cv", model=None)
+    return JobOutcome(timeline, "timelines", "t.json", TokenTally(10, 2, 1), 0.0)
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+
+    def publish(self, topic: str, key: str, value: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+    def results(self) -> list[Any]:
+        from contracts import decode_result
+
+        return [decode_result(v) for t, _, v in self.sent if t == "video.results"]
+
+
+def _reports(errors: dict[int, tuple[str, str]] | None = None) -> list[bytes]:
+    event = decode_ingest(INGEST)
+    chunks = _chunks(900.0)
+    spans = plan_spans(chunks, 900.0, 300.0)
+    orders = span_orders(event, spans, VideoInfo(900.0, 25.0, 64, 64, "h264"), len(chunks))
+    errors = errors or {}
+    return [
+        encode(span_report(o, error=errors.get(i)) if i in errors else span_report(o, TokenTally()))
+        for i, o in enumerate(orders)
+    ]
+
+
+def _merging_member() -> tuple[Any, MergeRunner, Bus]:
+    from workers.service.handler import IngestHandler
+
+    runner, bus = MergeRunner(), Bus()
+    settings = Settings(video_bucket="videos", localizer="cv")
+    return IngestHandler(settings, runner, bus.publish), runner, bus  # type: ignore[arg-type]
+
+
+def _report(value: bytes, offset: int) -> Delivery:
+    return Delivery("video.spans.done", 0, offset, b"v", value)
+
+
+def test_reports_give_partial_results_then_one_merge() -> None:
+    member, runner, bus = _merging_member()
+    reports = _reports()
+    for offset, index in enumerate((1, 0, 2)):
+        assert member.handle(_report(reports[index], offset)) is Disposition.COMMIT
+    assert runner.calls == ["partial-1", "partial-2", "merge"]
+    results = bus.results()
+    assert [r.partial for r in results] == [True, True, None]
+    assert len({r.event_id for r in results}) == 3 and results[-1].status == "succeeded"
+    # The completing report delivered again (a crash before its commit): the same merge again,
+    # the same result id; an earlier report replayed after the merge: nothing.
+    assert member.handle(_report(reports[2], 3)) is Disposition.COMMIT
+    assert member.handle(_report(reports[0], 4)) is Disposition.COMMIT
+    assert runner.calls == ["partial-1", "partial-2", "merge", "merge"]
+    assert bus.results()[-1].event_id == results[-1].event_id
+
+
+def test_a_failed_span_fails_the_video_naming_it_and_later_reports_change_nothing() -> None:
+    member, runner, bus = _merging_member()
+    reports = _reports({1: ("decode_failed", "frames stop at 410.0 s")})
+    for offset, index in enumerate((0, 1, 2)):
+        assert member.handle(_report(reports[index], offset)) is Disposition.COMMIT
+    assert runner.calls == ["partial-1"]
+    final = [r for r in bus.results() if not r.partial]
+    assert len(final) == 1 and final[0].status == "failed" and final[0].error is not None
+    assert final[0].error.code == "decode_failed"
+    assert final[0].error.message.startswith("span 2 of 3 (300.0-600.0 s): frames stop")
+
+
+def test_span_parts_only_on_span_topics() -> None:
+    member, runner, bus = _merging_member()
+    order = encode(
+        span_orders(
+            decode_ingest(INGEST),
+            plan_spans(_chunks(900.0), 900.0, 300.0),
+            VideoInfo(900.0, 25.0, 64, 64, "h264"),
+            30,
+        )[0]
+    )
+    assert member.handle(Delivery("video.ingest", 0, 0, b"v", order)) is Disposition.COMMIT
+    assert member.handle(Delivery("video.spans", 0, 0, b"v", encode(decode_ingest(INGEST))))
+    codes = [r.error.code for r in bus.results() if r.error is not None]
+    assert codes == ["span_not_allowed", "span_not_allowed"] and runner.calls == []

@@ -54,8 +54,15 @@ def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tup
                 first_chunk=chunks[first].index,
                 end_chunk=chunks[end - 1].index + 1,
                 start_s=chunks[first].start_s,
-                # A chunk's window runs past the video's end by its overlap; a span does not.
-                end_s=min(chunks[end - 1].end_s, max(duration_s, chunks[first].start_s)),
+                end_s=_span_end(chunks, end, duration_s),
             )
         )
     return tuple(spans)
+
+
+def _span_end(chunks: Sequence[Chunk], end: int, duration_s: float) -> float:
+    """Where the next span starts; the last one ends with the video. (A chunk's window runs on
+    by its overlap, so its own end would make neighbouring spans look overlapped.)"""
+    if end < len(chunks):
+        return chunks[end].start_s
+    return max(chunks[end - 1].start_s, min(chunks[end - 1].end_s, duration_s))
