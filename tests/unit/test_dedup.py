@@ -3,6 +3,9 @@ however many events ask for it; duplicates are answered from the stored result."
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -10,9 +13,11 @@ from api_fixtures import make_timeline
 
 from contracts import IngestEvent, decode_result, derive_job_id, encode
 from vidloc import names
-from vidloc.errors import DecodeFailed, ObjectMissing, StorageUnavailable
+from vidloc.adapters.kafka import BusRecord, OutRecord, Partition
+from vidloc.errors import BusUnavailable, DecodeFailed, ObjectMissing, StorageUnavailable
 from vidloc.settings import Settings
 from workers.pipeline.job import JobOutcome
+from workers.service.consumer import WorkerLoop
 from workers.service.dedup import (
     WAIT_S,
     Verdict,
@@ -23,6 +28,7 @@ from workers.service.dedup import (
     work_id,
 )
 from workers.service.handler import Delivery, Disposition, IngestHandler
+from workers.service.outbox import holding
 from workers.service.work_markers import WorkMarkers
 from workers.types import TokenTally
 
@@ -86,28 +92,69 @@ def test_markers_round_trip_and_garbage_reads_as_none() -> None:
 
 
 class Store:
+    """Objects in memory with versions, and S3's compare-and-set on them."""
+
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
+        self.etags: dict[tuple[str, str], str] = {}
         self.down = False
+        self._writes = 0
+        self._lock = threading.Lock()  # leases renew from threads of their own
+
+    def _check(self) -> None:
+        if self.down:
+            raise StorageUnavailable("down")
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        if self.down:
-            raise StorageUnavailable("down")
-        try:
-            return self.objects[(bucket, key)]
-        except KeyError:
-            raise ObjectMissing(key) from None
+        return self.get_versioned(bucket, key)[0]
+
+    def get_versioned(self, bucket: str, key: str) -> tuple[bytes, str]:
+        self._check()
+        with self._lock:
+            try:
+                return self.objects[(bucket, key)], self.etags[(bucket, key)]
+            except KeyError:
+                raise ObjectMissing(key) from None
 
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> None:
-        if self.down:
-            raise StorageUnavailable("down")
-        self.objects[(bucket, key)] = data
+        self._check()
+        with self._lock:
+            self._write((bucket, key), data)
+
+    def put_bytes_if(
+        self, bucket: str, key: str, data: bytes, *, etag: str | None, content_type: str = ""
+    ) -> str | None:
+        self._check()
+        with self._lock:
+            if self.etags.get((bucket, key)) != etag:
+                return None  # S3's 412
+            return self._write((bucket, key), data)
+
+    def delete_if(self, bucket: str, key: str, etag: str) -> bool:
+        self._check()
+        with self._lock:
+            if (bucket, key) in self.etags and self.etags[(bucket, key)] != etag:
+                return False
+            self.objects.pop((bucket, key), None)
+            self.etags.pop((bucket, key), None)
+            return True
 
     def delete(self, bucket: str, key: str) -> None:
-        self.objects.pop((bucket, key), None)
+        with self._lock:
+            self.objects.pop((bucket, key), None)
+            self.etags.pop((bucket, key), None)
+
+    def _write(self, where: tuple[str, str], data: bytes) -> str:
+        self._writes += 1
+        self.objects[where] = data
+        self.etags[where] = f"etag-{self._writes}"
+        return self.etags[where]
 
     def markers(self) -> list[str]:
         return [k for _, k in self.objects if k.startswith("work/")]
+
+    def marker(self, key: str) -> WorkMarker | None:
+        return decode_marker(self.objects[("timelines", key)])
 
 
 class Runner:
@@ -202,7 +249,9 @@ def test_while_identical_work_runs_elsewhere_a_duplicate_waits() -> None:
     handler, bus = make_handler(store, runner, clock)
     running_elsewhere = WorkMarkers(store, "timelines", clock=lambda: clock[0])
     check = running_elsewhere.check(ingest("evt-a"), "j-elsewhere", "cv")
-    running_elsewhere.start(check.key, "j-elsewhere")
+    lease = running_elsewhere.claim(check, "j-elsewhere")
+    assert lease is not None
+    lease.stop()  # its worker dies: the marker stays as last renewed
     assert deliver(handler, ingest("evt-b"), 0) is Disposition.RETRY
     assert handler.retry_hint_s == WAIT_S and runner.jobs == [] and bus.sent == []
     clock[0] += 601  # its worker died: the lease ran out, the work is taken over
@@ -230,3 +279,205 @@ def test_a_store_outage_never_stops_a_job() -> None:
     assert deliver(handler, ingest("evt-1"), 0) is Disposition.COMMIT
     assert runner.jobs == [derive_job_id("evt-1")]
     assert [r.status for r in bus.results()] == ["succeeded"]
+
+
+# --- the lease: owner-checked release, renewal, "done" only after the commit -------------------
+
+
+def test_a_job_that_lost_its_lease_and_fails_leaves_the_new_holders_marker() -> None:
+    """A slow job's lease ran out and another job took the work over; when the slow one then
+    fails for good it must not remove the other's marker (release used to delete blindly)."""
+    store, clock = Store(), [1000.0]
+
+    class TakenOver(Runner):
+        def run(self, event: IngestEvent, job_id: str, progress: Any) -> JobOutcome:
+            self.jobs.append(job_id)
+            (key,) = store.markers()
+            clock[0] += 601  # past the lease: the work is taken over elsewhere
+            store.put_bytes("timelines", key, encode_marker(WorkMarker("running", "j-b", clock[0])))
+            raise DecodeFailed("frames stop early")
+
+    handler, bus = make_handler(store, TakenOver(store), clock)
+    assert deliver(handler, ingest("evt-a"), 0) is Disposition.COMMIT
+    assert [r.status for r in bus.results()] == ["failed"]
+    assert store.markers() != [], "the failed job removed the marker of the job holding the work"
+    (key,) = store.markers()
+    assert store.marker(key) == WorkMarker("running", "j-b", clock[0])
+    # So a third duplicate waits for j-b instead of running the work a third time.
+    assert deliver(handler, ingest("evt-c"), 1) is Disposition.RETRY
+
+
+def test_a_job_longer_than_the_lease_keeps_its_duplicates_waiting() -> None:
+    """The running marker is renewed every third of the lease while the job runs: a duplicate
+    arriving after twice the lease still waits, then is answered (it ran a second full job)."""
+    store = Store()
+    running, go = threading.Event(), threading.Event()
+
+    class Slow(Runner):
+        def run(self, event: IngestEvent, job_id: str, progress: Any) -> JobOutcome:
+            if job_id == derive_job_id("evt-1"):
+                running.set()
+                assert go.wait(10)
+            return super().run(event, job_id, progress)
+
+    runner, bus = Slow(store), Bus()
+    # Two workers: the second knows of the first's job only by its marker.
+    first, second = (
+        IngestHandler(
+            Settings(video_bucket="videos"),
+            runner,  # type: ignore[arg-type]
+            bus.publish,
+            markers=WorkMarkers(store, "timelines", lease_s=1.2),  # renewed every 0.4 s
+        )
+        for _ in range(2)
+    )
+    job = threading.Thread(target=deliver, args=(first, ingest("evt-1"), 0))
+    job.start()
+    try:
+        assert running.wait(10)
+        time.sleep(2.5)  # twice the lease
+        assert deliver(second, ingest("evt-2"), 1) is Disposition.RETRY
+        assert second.retry_hint_s == WAIT_S
+    finally:
+        go.set()
+        job.join(10)
+    assert runner.jobs == [derive_job_id("evt-1")]
+    assert deliver(second, ingest("evt-2"), 1) is Disposition.COMMIT
+    assert runner.jobs == [derive_job_id("evt-1")]
+    assert [w.code for w in bus.results()[-1].warnings] == ["duplicate_work"]
+
+
+def test_a_copy_of_a_running_job_in_another_slot_of_the_worker_waits() -> None:
+    """The same event twice in one worker at once (sent to two partitions): the marker says
+    "running" by the copy's own job id, which would read as its retry; the worker knows the
+    lease is live in its other slot, so the copy waits instead of running alongside."""
+    store = Store()
+    running, go = threading.Event(), threading.Event()
+
+    class Slow(Runner):
+        def run(self, event: IngestEvent, job_id: str, progress: Any) -> JobOutcome:
+            running.set()
+            assert go.wait(10)
+            return super().run(event, job_id, progress)
+
+    runner, bus, markers = Slow(store), Bus(), WorkMarkers(store, "timelines")
+    slots = [
+        IngestHandler(Settings(video_bucket="videos"), runner, bus.publish, markers=markers)  # type: ignore[arg-type]
+        for _ in range(2)
+    ]
+    job = threading.Thread(target=deliver, args=(slots[0], ingest("evt-1"), 0))
+    job.start()
+    try:
+        assert running.wait(10)
+        assert deliver(slots[1], ingest("evt-1"), 1) is Disposition.RETRY
+        assert slots[1].retry_hint_s == WAIT_S
+    finally:
+        go.set()
+        job.join(10)
+    assert runner.jobs == [derive_job_id("evt-1")]
+    assert deliver(slots[1], ingest("evt-1"), 1) is Disposition.COMMIT  # answered, the same
+
+
+TOPIC_PART = Partition(names.TOPIC_INGEST, 0)
+
+
+class Records:
+    """The consumer side of one partition holding ``events``, keyed by their video."""
+
+    def __init__(self, *events: IngestEvent) -> None:
+        self.records = [
+            BusRecord(names.TOPIC_INGEST, 0, offset, VIDEO, encode(event))
+            for offset, event in enumerate(events)
+        ]
+        self.paused = False
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        pass
+
+    def poll(self, *, timeout_s: float, max_records: int | None = None) -> list[BusRecord]:
+        time.sleep(0.005)
+        if self.paused:
+            return []
+        count = max_records or 1
+        batch, self.records = self.records[:count], self.records[count:]
+        return batch
+
+    def assignment(self) -> set[Partition]:
+        return {TOPIC_PART}
+
+    def pause(self, parts: Collection[Partition]) -> None:
+        self.paused = True
+
+    def pause_all(self) -> None:
+        self.paused = True
+
+    def resume_all(self) -> None:
+        self.paused = False
+
+    def lag_inputs(self, *, timeout_s: float) -> Any:
+        return {}, {}
+
+    def close(self) -> None:
+        pass
+
+
+class WatchingCommitter:
+    """Commits (after ``fail`` refusals), noting the work marker's state at each attempt."""
+
+    def __init__(self, store: Store, fail: int) -> None:
+        self.store = store
+        self.fail = fail
+        self.seen: list[str | None] = []
+        self.results: list[bytes] = []
+
+    def commit(self, records: Sequence[OutRecord], offsets: Mapping[Partition, int]) -> None:
+        (key,) = self.store.markers()
+        marker = self.store.marker(key)
+        self.seen.append(marker.state if marker is not None else None)
+        if self.fail:
+            self.fail -= 1
+            raise BusUnavailable("broker away")
+        self.results += [value for topic, _, value in records if topic == names.TOPIC_RESULTS]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        time.sleep(0.01)
+
+
+def test_done_is_written_only_after_the_result_is_committed() -> None:
+    """The marker says "done" only once the result has left with the offset: while a commit is
+    refused (the broker away) it stays "running", so nothing is answered from a result that
+    was never announced (it used to turn "done" as soon as the job had run). A copy of the
+    event right behind it waits for that commit and is answered; it does not run again."""
+    store = Store()
+    runner = Runner(store)
+    committer = WatchingCommitter(store, fail=2)
+    bus = Bus()
+    handler = IngestHandler(
+        Settings(video_bucket="videos"),
+        runner,  # type: ignore[arg-type]
+        holding(bus.publish),
+        markers=WorkMarkers(store, "timelines"),
+    )
+    settings = Settings(metrics_lag_interval_s=3600)
+    stream = Records(ingest("evt-1"), ingest("evt-1"))
+    loop = WorkerLoop(settings, stream, [handler], committer=committer)  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=([names.TOPIC_INGEST], stop))
+    thread.start()
+    try:
+        wait_for(lambda: len(committer.results) == 2)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert committer.seen == ["running", "running", "running", "done"]
+    assert bus.sent == []  # everything left through the committer
+    assert runner.jobs == [derive_job_id("evt-1")]
+    first, copy = (decode_result(r) for r in committer.results)
+    assert copy == first  # the identical replay of the same event
+    (key,) = store.markers()
+    marker = store.marker(key)
+    assert marker is not None and marker.state == "done"

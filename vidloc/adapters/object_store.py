@@ -22,6 +22,7 @@ import certifi
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
+from minio.helpers import DictType
 
 from vidloc.errors import ConfigError, ObjectMissing, ObjectTooLarge, StorageUnavailable
 from vidloc.settings import Settings
@@ -231,6 +232,17 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
+    def get_versioned(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """A small object and its etag (bare) from one GET: the version a conditional write
+        names (:meth:`put_bytes_if`, :meth:`delete_if`)."""
+        with self._translate("get", bucket, key):
+            response = self._client.get_object(bucket, key)
+            try:
+                return response.read(), normalize_etag(response.headers.get("ETag"))
+            finally:
+                response.close()
+                response.release_conn()
+
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
         with self._translate("list", bucket, prefix or None):
             for obj in self._client.list_objects(bucket, prefix=prefix or None, recursive=True):
@@ -308,6 +320,56 @@ class ObjectStore:
         with self._translate("delete", bucket, key):
             self._client.remove_object(bucket, key)
 
+    # -- conditional writes (compare-and-set) -----------------------------------------------
+    # S3's If-Match / If-None-Match on PUT and If-Match on DELETE (AWS S3 since 2024, MinIO,
+    # versitygw: tests/integration/test_work_markers.py). minio-py has no parameter for them on
+    # writes, so these go through its signed-request primitive. A store that ignores the
+    # headers makes them plain writes: compare-and-set degrades to last-writer-wins.
+
+    def put_bytes_if(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        etag: str | None,
+        content_type: str = "application/json",
+    ) -> ObjectInfo | None:
+        """Write ``data`` only if the object is still at ``etag`` (None: only if there is no
+        object); None when it is not (412): then nothing was written."""
+        headers: DictType = {"Content-Type": content_type}
+        if etag is None:
+            headers["If-None-Match"] = "*"
+        else:
+            headers["If-Match"] = f'"{normalize_etag(etag)}"'
+        try:
+            response = self._client._execute("PUT", bucket, key, body=data, headers=headers)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if _precondition_failed(exc):
+                return None
+            self._fail(exc, "put", bucket, key)
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=len(data),
+            etag=normalize_etag(response.headers.get("ETag")),
+            content_type=content_type,
+        )
+
+    def delete_if(self, bucket: str, key: str, etag: str) -> bool:
+        """Remove the object only if it is still at ``etag``; False when it is not (412).
+        What is gone already counts as removed."""
+        headers: DictType = {"If-Match": f'"{normalize_etag(etag)}"'}
+        try:
+            self._client._execute("DELETE", bucket, key, headers=headers)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if _precondition_failed(exc):
+                return False
+            if isinstance(exc, S3Error) and exc.code in _MISSING_CODES:
+                return True
+            self._fail(exc, "delete", bucket, key)
+        return True
+
     def ensure_bucket(self, bucket: str) -> bool:
         """Create ``bucket`` if absent; returns whether it was created."""
         with self._translate("create bucket", bucket):
@@ -321,3 +383,7 @@ class ObjectStore:
                 raise
         log.info("created bucket %s", bucket)
         return True
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    return isinstance(exc, S3Error) and exc.code == "PreconditionFailed"

@@ -26,7 +26,7 @@ from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
 from workers.service.handler import MAX_CRASHES, Delivery, Disposition
 from workers.service.inflight import Ledger
-from workers.service.outbox import Committer, PlainCommitter, job_context
+from workers.service.outbox import Committer, PlainCommitter, Settle, Settlements, job_context
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class _Running:
     part: Partition
     slot: int
     box: list[OutRecord]
+    settle: list[Settle]  # its after-commit steps (workers/service/outbox.py)
     orphaned: bool = False  # its partition moved: whatever it produces is dropped
 
 
@@ -119,6 +120,7 @@ class WorkerLoop:
         self._deliveries: dict[tuple[Partition, int], Delivery] = {}
         self._due: dict[tuple[Partition, int], float] = {}
         self._running: dict[Future[Disposition], _Running] = {}
+        self._settlements = Settlements()
         self._attempts: dict[tuple[Partition, int], int] = {}
         self._crashes: dict[tuple[Partition, int], int] = {}
         self._flush_due = 0.0
@@ -147,6 +149,7 @@ class WorkerLoop:
         for part in self._ledger.partitions() - owned:
             log.warning("%s moved to another member; handing its jobs back", part)
             self._ledger.drop(part)
+            self._settlements.drop(part)
             for where in [w for w in self._deliveries if w[0] == part]:
                 self._deliveries.pop(where, None)
                 self._due.pop(where, None)
@@ -239,9 +242,10 @@ class WorkerLoop:
                 handler.cancel.clear()
                 delivery = self._deliveries[(part, offset)]
                 box: list[OutRecord] = []
+                settle: list[Settle] = []
                 self._ledger.start(part, offset)
-                future = pool.submit(job_context(box).run, handler.handle, delivery)
-                self._running[future] = _Running(delivery, part, slot, box)
+                future = pool.submit(job_context(box, settle).run, handler.handle, delivery)
+                self._running[future] = _Running(delivery, part, slot, box, settle)
 
     def _collect(self) -> None:
         for future in [f for f in self._running if f.done()]:
@@ -254,6 +258,7 @@ class WorkerLoop:
             where = (part, delivery.offset)
             if running.orphaned:
                 log.info("offset %d of %s is now another member's", delivery.offset, part)
+                self._settlements.abandon(running.settle)
                 self.jobs_handed_back += 1
                 continue
             try:
@@ -265,8 +270,11 @@ class WorkerLoop:
                 disposition = self._after_crash(handler, running, exc)
             if disposition is Disposition.COMMIT:
                 self._ledger.finish(part, delivery.offset, running.box)
+                self._settlements.hold(part, delivery.offset, running.settle)
                 self._attempts.pop(where, None)
-            elif self._stopping:
+                continue
+            self._settlements.abandon(running.settle)
+            if self._stopping:
                 # Shutting down: left uncommitted, another member picks it up.
                 self.jobs_handed_back += 1
             else:
@@ -294,8 +302,10 @@ class WorkerLoop:
             return Disposition.RETRY
         del self._crashes[where]
         running.box.clear()  # whatever the crashed attempt held is not its outcome
+        self._settlements.abandon(running.settle)
+        running.settle.clear()
         try:
-            return job_context(running.box).run(handler.give_up, delivery, exc)
+            return job_context(running.box, running.settle).run(handler.give_up, delivery, exc)
         except BusUnavailable:
             return Disposition.RETRY
         except Exception:
@@ -326,6 +336,7 @@ class WorkerLoop:
             return
         for part, flush in flushes.items():
             self._ledger.flushed(part, flush)
+            self._settlements.committed(part, flush.offsets)
             self.jobs_done += len(flush.offsets)
 
     def _report_lag(self) -> None:
@@ -342,6 +353,7 @@ class WorkerLoop:
         self._metrics.set_consumer_lag(consumer_lag(ends, positions))
 
     def _close(self) -> None:
+        self._settlements.close()
         self.stream.close()
 
 

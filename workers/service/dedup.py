@@ -35,11 +35,16 @@ from workers.pipeline.outcomes import result_event_id
 
 MARKER_SCHEMA = "vidloc.work.v1"
 MARKER_PREFIX = "work"
-# A "running" marker older than this is taken for a dead worker's and run over. Jobs do not
-# refresh it, so a job longer than this may be run twice; never a wrong result, only cost.
+# A "running" marker older than this is taken for a dead worker's and run over. A job renews its
+# marker every RENEW_FRACTION of it while it runs and until its result is committed, so only a
+# worker that stopped (or cannot reach the store for that long) loses the work to a duplicate.
 RUNNING_LEASE_S = 1800.0
+RENEW_FRACTION = 1 / 3
 # How long a duplicate waits before it looks again while the work is running elsewhere.
 WAIT_S = 10.0
+# ... and while the work is finished in this worker, its result waiting for its commit (then
+# "done" is written): moments, not a job's length.
+SETTLING_WAIT_S = 0.5
 
 State = Literal["running", "done"]
 
@@ -75,6 +80,13 @@ def work_id(event: IngestEvent, localizer: str) -> str:
 def marker_key(video_id: str, work: str, tenant: str | None = None) -> str:
     """Under the tenant's prefix in the timeline bucket, beside its timelines."""
     return f"{names.tenant_root(tenant)}{MARKER_PREFIX}/{video_id}/{work}.json"
+
+
+def may_write(marker: WorkMarker | None, job_id: str) -> bool:
+    """Whether ``job_id`` may replace (renew, finish) or remove the marker it read: only while
+    it is this job's own ``running`` lease, or none (a lost write, recreated). Never another
+    job's lease, nor a ``done`` one: a job that lost its lease leaves the work to its holder."""
+    return marker is None or (marker.state == "running" and marker.job_id == job_id)
 
 
 def decide(marker: WorkMarker | None, *, job_id: str, now: float, lease_s: float) -> Verdict:

@@ -7,24 +7,25 @@ or HAND_BACK (shutting down; another group member picks the message up, checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from contracts import (
     ContractError,
     IngestEvent,
+    ResultEvent,
     decode_ingest,
     derive_job_id,
     encode,
 )
 from vidloc import names
-from vidloc.adapters.kafka import partition_for_key
 from vidloc.errors import (
     BadIngestEvent,
     BusUnavailable,
@@ -48,11 +49,12 @@ from workers.pipeline.outcomes import (
     succeeded_result,
 )
 from workers.service import policy
-from workers.service.dedup import WAIT_S, Verdict, answer_from
+from workers.service.dedup import SETTLING_WAIT_S, WAIT_S, Verdict, answer_from
+from workers.service.outbox import after_commit
 from workers.service.policy import JobCancelled
 from workers.service.refused import refused_ids
 from workers.service.spans import SpanLedger, span_key, span_orders, span_report
-from workers.service.work_markers import WorkMarkers
+from workers.service.work_markers import Lease, WorkMarkers
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,7 @@ class IngestHandler:
         # Idempotent work (workers/service/dedup.py); None: every message runs its job.
         self._markers = markers
         self._work: str | None = None  # the marker key of the job running now
+        self._lease: Lease | None = None  # its hold on that marker, renewed while it runs
         self._localizer: str | None = None  # the current job's, for metrics labels
         self._uses_model = False
         self._settings = settings
@@ -142,7 +145,7 @@ class IngestHandler:
     def handle(self, delivery: Delivery) -> Disposition:
         self._localizer = None
         self._work = None
-        with self._metrics.job_in_flight():
+        with self._metrics.job_in_flight(), self._lease_scope():
             # A fresh context per message: the job ids bound in _handle tag every log line of
             # this job, in every thread it fans out to, and vanish with it.
             disposition = contextvars.copy_context().run(self._guarded, delivery)
@@ -151,6 +154,18 @@ class IngestHandler:
                 "retried" if disposition is Disposition.RETRY else "handed_back", self._localizer
             )
         return disposition
+
+    @contextlib.contextmanager
+    def _lease_scope(self) -> Iterator[None]:
+        """A work marker's lease that the job did not hand to its commit (a retry, a hand-back,
+        a hand-off, a crash) ends with it: renewed no more, it runs out."""
+        self._lease = None
+        try:
+            yield
+        finally:
+            if self._lease is not None:
+                self._lease.stop()
+                self._lease = None
 
     def _guarded(self, delivery: Delivery) -> Disposition:
         try:
@@ -246,26 +261,23 @@ class IngestHandler:
         if isinstance(outcome, HandOff):
             # The orders leave with this offset's commit; the work marker stays "running"
             # until its lease ends (the merge answers duplicates from then on by its result).
-            partitions = self._settings.span_partitions
             for order in span_orders(event, outcome.spans, outcome.info, outcome.chunks_total):
                 assert order.span is not None
-                key = span_key(
-                    video_id,
-                    order.span.index,
-                    order.span.count,
-                    partitions,
-                    lambda k: partition_for_key(k, partitions),
+                self._publish(
+                    names.TOPIC_SPANS, span_key(video_id, order.span.index), encode(order)
                 )
-                self._publish(names.TOPIC_SPANS, key, encode(order))
             progress("localizing", 0, outcome.chunks_total, f"{len(outcome.spans)} spans queued")
             self._work = None
             return Disposition.COMMIT
         if uses_model:
             self.breaker.record_success()
-        self._succeed(event, job_id, outcome)
-        if self._markers is not None and self._work is not None:
-            done = encode(succeeded_result(event, job_id, outcome))
-            self._markers.finish(self._work, job_id, done)
+        announced = self._succeed(event, job_id, outcome)
+        if self._lease is not None and self._work is not None:
+            lease, self._lease = self._lease, None
+            done = encode(announced)  # a copy of the event is answered with this very event
+            # "done" only once the result is committed with the offset; until then the lease
+            # is renewed, and a result that never leaves leaves no "done" (outbox.after_commit).
+            after_commit(lease.after_commit(done))
         return Disposition.COMMIT
 
     def _span_order(
@@ -365,7 +377,7 @@ class IngestHandler:
         check = markers.check(event, job_id, self._localizer or "")
         ids = {"video_id": event.effective_video_id, "job_id": job_id}
         if check.verdict is Verdict.WAIT:
-            self.retry_hint_s = WAIT_S
+            self.retry_hint_s = SETTLING_WAIT_S if check.settling else WAIT_S
             log.info("identical work runs as job %s; waiting", check.running_job, extra=ids)
             return Disposition.RETRY
         if check.verdict is Verdict.ANSWER and check.stored is not None:
@@ -378,7 +390,12 @@ class IngestHandler:
             )
             self._metrics.job_finished("deduplicated", self._localizer)
             return Disposition.COMMIT
-        markers.start(check.key, job_id)
+        lease = markers.claim(check, job_id)
+        if lease is None:  # another job marked it between the check and the claim
+            self.retry_hint_s = WAIT_S
+            log.info("identical work was claimed just now by another job; waiting", extra=ids)
+            return Disposition.RETRY
+        self._lease = lease
         self._work = check.key
         return None
 
@@ -446,7 +463,8 @@ class IngestHandler:
             delivery, exc, ids["video_id"], job_id, event.source.bucket, event.source.key
         )
 
-    def _succeed(self, event: IngestEvent, job_id: str, outcome: JobOutcome) -> None:
+    def _succeed(self, event: IngestEvent, job_id: str, outcome: JobOutcome) -> ResultEvent:
+        """Announce the job's result (held for its commit); returns the result announced."""
         video_id = event.effective_video_id
         result = succeeded_result(event, job_id, outcome)
         chunks = outcome.timeline.sampling.chunks
@@ -465,6 +483,7 @@ class IngestHandler:
             extra={"video_id": video_id, "job_id": job_id},
         )
         self._metrics.job_finished("succeeded", self._localizer)
+        return result
 
     def _decode(self, delivery: Delivery) -> IngestEvent:
         s = self._settings
@@ -543,9 +562,10 @@ class IngestHandler:
             encode(progress_event(video_id, job_id, "failed", 0, 0, message, result.tenant)),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
-        if self._markers is not None and self._work is not None:
-            self._markers.release(self._work)  # failed for good: a duplicate may try again
-            self._work = None
+        if self._lease is not None:
+            # Failed for good: a duplicate may try again; only this job's own marker goes.
+            self._lease.release()
+            self._lease = self._work = None
         return Disposition.COMMIT
 
     def _progress_fn(

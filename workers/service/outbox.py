@@ -10,28 +10,55 @@ variable the loop sets per job). The loop releases outboxes in offset order
   committed: no duplicate across SIGKILL, rebalance or broker restart;
 - :class:`PlainCommitter` (``VIDLOC_WORKER_TRANSACTIONS=false``): publish, then commit;
   at-least-once, a kill between the two replays the message and announces it again.
+
+What must happen only once a job's outputs are committed (its work marker turning ``done``)
+is registered with :func:`after_commit`; the loop calls it with True after the commit, or with
+False when the outputs will never leave from here (the partition moved, the job is retried,
+the worker stops first).
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from vidloc.adapters.kafka import OutRecord, Partition
 
+log = logging.getLogger(__name__)
+
 Publish = Callable[[str, str, bytes], None]
+# Called once: True when the job's outputs were committed, False when they never will be here.
+Settle = Callable[[bool], None]
 
 _OUTBOX: contextvars.ContextVar[list[OutRecord] | None] = contextvars.ContextVar(
     "vidloc_outbox", default=None
 )
+_SETTLE: contextvars.ContextVar[list[Settle] | None] = contextvars.ContextVar(
+    "vidloc_settle", default=None
+)
 
 
-def job_context(box: list[OutRecord]) -> contextvars.Context:
-    """A context whose :func:`holding` publishes land in ``box`` (run the job in it)."""
+def job_context(box: list[OutRecord], settle: list[Settle] | None = None) -> contextvars.Context:
+    """A context whose :func:`holding` publishes land in ``box`` and whose :func:`after_commit`
+    callbacks land in ``settle`` (run the job in it; whoever commits ``box`` settles them)."""
     ctx = contextvars.copy_context()
     ctx.run(_OUTBOX.set, box)
+    ctx.run(_SETTLE.set, settle)
     return ctx
+
+
+def after_commit(settle: Settle) -> None:
+    """Call ``settle(True)`` once the current job's outputs are committed, ``settle(False)`` if
+    they never will be from here. Outside a job whose outputs are held (they were sent at once)
+    it is called now, with True."""
+    pending = _SETTLE.get()
+    if pending is None:
+        settle(True)
+    else:
+        pending.append(settle)
 
 
 def holding(publish: Publish) -> Publish:
@@ -45,6 +72,52 @@ def holding(publish: Publish) -> Publish:
             box.append((topic, key, value))
 
     return hold
+
+
+class Settlements:
+    """The :func:`after_commit` callbacks of finished jobs, held by (partition, offset) until
+    their commit (True) or until their outputs are given up here (False).
+
+    The callbacks run on one thread of their own, in order, so a slow store (a marker written
+    after a commit) never holds up the loop that keeps the consumer in its group.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[Partition, int], list[Settle]] = {}
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle")
+
+    def hold(self, part: Partition, offset: int, callbacks: Sequence[Settle]) -> None:
+        if callbacks:
+            self._held[(part, offset)] = list(callbacks)
+
+    def committed(self, part: Partition, offsets: Sequence[int]) -> None:
+        for offset in offsets:
+            self._run(self._held.pop((part, offset), []), True)
+
+    def abandon(self, callbacks: Sequence[Settle]) -> None:
+        self._run(list(callbacks), False)
+
+    def drop(self, part: Partition) -> None:
+        """``part`` moved away: what its finished jobs held never commits from here."""
+        for where in [w for w in self._held if w[0] == part]:
+            self._run(self._held.pop(where), False)
+
+    def close(self) -> None:
+        """Give up everything still held, and wait for the callbacks to have run."""
+        for where in list(self._held):
+            self._run(self._held.pop(where), False)
+        self._runner.shutdown(wait=True)
+
+    def _run(self, callbacks: list[Settle], committed: bool) -> None:
+        for callback in callbacks:
+            self._runner.submit(_settle_one, callback, committed)
+
+
+def _settle_one(callback: Settle, committed: bool) -> None:
+    try:
+        callback(committed)
+    except Exception:  # a callback's failure must not take the others, or the loop, with it
+        log.exception("an after-commit step failed")
 
 
 class Committer(Protocol):
