@@ -126,7 +126,12 @@ class Run:
         return upload(self.store, self.bucket, f"{uuid.uuid4().hex[:8]}/{path.name}", path)
 
     def finals(self, video_id: str) -> list[Any]:
-        return [r for r in self.watcher.seen.results.get(video_id, []) if not r.partial]
+        # Other groups' workers on a shared stack refuse our bucket: not ours.
+        return [
+            r
+            for r in self.watcher.seen.results.get(video_id, [])
+            if not r.partial and (r.error is None or r.error.code != "bucket_not_allowed")
+        ]
 
     def wait(self, video_ids: list[str], timeout_s: float, on_tick: Any = None) -> dict[str, float]:
         """Seconds from now to each video's final result (read as it arrives)."""

@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     # A video longer than this is split into spans of about this length that the whole group
     # works on (docs/delivery.md); 0 keeps every video on one worker.
     span_s: float = Field(default=300.0, ge=0)
+    # Span orders one worker runs at once (never its last job slot): each span already fans its
+    # chunks out to every model slot, so a few at once keep the slots busy while the first
+    # spans finish early (partial results sooner).
+    span_jobs: int = Field(default=2, ge=1)
+
+    @property
+    def span_partitions(self) -> int:
+        """Partitions of video.spans, as ``vidloc init`` and the stack create it."""
+        return max(16, self.ingest_partitions)
+
     max_frames_per_chunk: int = Field(default=64, ge=1)
     frame_long_side: int = Field(default=448, ge=32)
     # Adaptive sampling: a cheap cv pre-pass (small frames at prepass_fps) finds where the

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from contracts import IngestEvent, JobWarning, Timeline, encode
 from contracts.span import VideoSpan
 from vidloc import names
-from vidloc.errors import InputError, ModelAnswersUnusable, ObjectMissing, VidlocError
+from vidloc.errors import InputError, ModelAnswersUnusable, VidlocError
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
@@ -33,8 +33,8 @@ from workers.frames.prepass import run_prepass
 from workers.localizers.registry import localizer_kind
 from workers.model.cost import Prices, price_usage
 from workers.pipeline.assemble import assemble, wanted_times
-from workers.pipeline.checkpoint import decode_checkpoint, encode_checkpoint, plan_fingerprint
 from workers.pipeline.fanout import localize_chunks
+from workers.pipeline.job_checkpoints import JobCheckpoints, job_fingerprint
 from workers.pipeline.job_warnings import (
     all_answers_unusable,
     answer_stats,
@@ -54,7 +54,6 @@ from workers.pipeline.spans import Span, plan_spans, should_split
 from workers.pipeline.timeline import build_timeline
 from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
-    Chunk,
     ChunkResult,
     DetectedEvent,
     FrameSource,
@@ -295,14 +294,12 @@ class JobRunner:
     ) -> tuple[list[ChunkResult], int]:
         """Every chunk's result in plan order (of ``only``'s chunks, when given), and how many
         came from checkpoints."""
-        video_id = event.effective_video_id
         chunks = [c for c in plan.chunks if only is None or _owns(only, c.index)]
         # Checkpoints live under the tenant's prefix, and an answer is reused only for the same
         # object version (the key names the tenant): ids are the sender's to choose, so two
         # tenants' (or two uploads') jobs may share a video id and a job id.
-        tenant = tenant_of_key(event.source.key)
-        fingerprint = self._fingerprint(event, plan)
-        results, elsewhere = self._resume(video_id, job_id, tenant, chunks, fingerprint)
+        checkpoints = self._checkpoints(event, job_id, plan)
+        results, elsewhere = checkpoints.resume(chunks)
         from_checkpoint = len(results)
         # Progress counts the whole video's chunks: those other spans finished count as done.
         total = len(plan.chunks)
@@ -320,7 +317,7 @@ class JobRunner:
             def record(result: ChunkResult) -> None:
                 results[result.chunk_index] = result
                 self._metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
-                self._save_checkpoint(video_id, job_id, tenant, result, fingerprint)
+                checkpoints.save(result)
                 done = elsewhere + len(results)
                 progress("localizing", done, total, f"chunk {result.chunk_index} done")
 
@@ -338,17 +335,14 @@ class JobRunner:
             raise VidlocError(f"chunks {missing} produced no result", code="internal")
         return [results[c.index] for c in chunks], from_checkpoint
 
-    @staticmethod
-    def _fingerprint(event: IngestEvent, plan: JobPlan) -> str:
-        return plan_fingerprint(
-            plan.localizer,
-            plan.chunks,
-            {
-                "size": plan.frame_size,
-                "prompt": event.options.prompt,
-                "labels": list(event.options.labels),
-                "object": [event.source.bucket, event.source.key, event.version_tag],
-            },
+    def _checkpoints(self, event: IngestEvent, job_id: str, plan: JobPlan) -> JobCheckpoints:
+        return JobCheckpoints(
+            self._store,
+            self._settings.timeline_bucket,
+            event.effective_video_id,
+            job_id,
+            tenant_of_key(event.source.key),
+            job_fingerprint(event, plan),
         )
 
     def _span_chunks(
@@ -395,13 +389,7 @@ class JobRunner:
         kind = localizer_kind(event.options.localizer or s.effective_localizer)
         plan = make_plan(info, event, self._plan_config, kind, None)
         tenant = tenant_of_key(event.source.key)
-        found, _ = self._resume(
-            event.effective_video_id,
-            job_id,
-            tenant,
-            plan.chunks,
-            self._fingerprint(event, plan),
-        )
+        found, _ = self._checkpoints(event, job_id, plan).resume(plan.chunks)
         results = [found[c.index] for c in plan.chunks if c.index in found]
         pieces = [e for r in results for e in r.events]
         frame_period = 1.0 / info.fps if info.fps > 0 else 1e-3
@@ -427,36 +415,6 @@ class JobRunner:
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
         rejected = sum(r.rejected_events for r in results)
         return JobOutcome(timeline, s.timeline_bucket, key, usage, cost, len(results), rejected)
-
-    def _resume(
-        self,
-        video_id: str,
-        job_id: str,
-        tenant: str | None,
-        chunks: Sequence[Chunk],
-        fingerprint: str,
-    ) -> tuple[dict[int, ChunkResult], int]:
-        """The ``chunks`` a previous attempt at this job finished, by index, and how many
-        checkpoints of the job's other chunks exist (other spans' work, for progress).
-
-        One LIST of the job's checkpoints, then a GET for each one there (not a GET per chunk:
-        a fresh job has none, and a long video has hundreds of chunks).
-        """
-        prefix = names.checkpoint_prefix(video_id, job_id, tenant)
-        stored_keys = set(self._store.list_keys(self._settings.timeline_bucket, prefix))
-        results: dict[int, ChunkResult] = {}
-        for chunk in chunks:
-            key = names.checkpoint_key(video_id, job_id, chunk.index, tenant)
-            if key not in stored_keys:
-                continue
-            stored = self._load_checkpoint(key, fingerprint)
-            if stored is not None:
-                results[chunk.index] = stored
-        mine = {names.checkpoint_key(video_id, job_id, c.index, tenant) for c in chunks}
-        elsewhere = sum(
-            1 for key in stored_keys - mine if key.rsplit("/", 1)[-1].startswith("chunk-")
-        )
-        return results, elsewhere
 
     def _finish_events(
         self,
@@ -514,26 +472,6 @@ class JobRunner:
             )
             merged = tuple(e for e in merged if e.end_s >= e.start_s)
         return merged, refined
-
-    def _load_checkpoint(self, key: str, fingerprint: str) -> ChunkResult | None:
-        try:
-            data = self._store.get_bytes(self._settings.timeline_bucket, key)
-        except ObjectMissing:
-            return None
-        return decode_checkpoint(data, fingerprint)
-
-    def _save_checkpoint(
-        self,
-        video_id: str,
-        job_id: str,
-        tenant: str | None,
-        result: ChunkResult,
-        fingerprint: str,
-    ) -> None:
-        key = names.checkpoint_key(video_id, job_id, result.chunk_index, tenant)
-        self._store.put_bytes(
-            self._settings.timeline_bucket, key, encode_checkpoint(result, fingerprint)
-        )
 
     def _timeline(
         self,

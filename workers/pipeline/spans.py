@@ -33,8 +33,14 @@ def should_split(duration_s: float, span_s: float, chunks: int) -> bool:
     return span_s > 0 and duration_s > span_s and chunks > 1
 
 
+# The first spans are short: their reports bring the first partial timeline within about a
+# chunk's time of the hand-off, while the rest keep the asked length.
+LEAD_IN = (1, 2)
+
+
 def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tuple[Span, ...]:
-    """About ``duration_s / span_s`` spans of consecutive chunks, as even in chunks as can be.
+    """About ``duration_s / span_s`` spans of consecutive chunks, as even in chunks as can be,
+    after the short lead-in spans of :data:`LEAD_IN` chunks when there are chunks enough.
 
     Even by chunk count, not by time: a chunk is the unit of model work, so spans of equal
     chunk counts take about equal time. Never more spans than chunks, never an empty span.
@@ -43,14 +49,21 @@ def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tup
         return ()
     wanted = math.ceil(duration_s / span_s) if span_s > 0 else 1
     count = max(1, min(len(chunks), wanted))
-    bounds = [round(i * len(chunks) / count) for i in range(count + 1)]
+    lead = list(LEAD_IN)
+    if len(chunks) - sum(lead) < count * (max(lead) + 1):
+        lead = []  # too few chunks for a lead-in that would still be shorter than the rest
+    rest = len(chunks) - sum(lead)
+    sizes = lead + [round((i + 1) * rest / count) - round(i * rest / count) for i in range(count)]
+    bounds = [0]
+    for size in sizes:
+        bounds.append(bounds[-1] + size)
     spans = []
-    for i in range(count):
+    for i in range(len(sizes)):
         first, end = bounds[i], bounds[i + 1]
         spans.append(
             Span(
                 index=i,
-                count=count,
+                count=len(sizes),
                 first_chunk=chunks[first].index,
                 end_chunk=chunks[end - 1].index + 1,
                 start_s=chunks[first].start_s,

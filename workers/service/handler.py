@@ -26,6 +26,7 @@ from contracts import (
     encode,
 )
 from vidloc import names
+from vidloc.adapters.kafka import partition_for_key
 from vidloc.errors import (
     BadIngestEvent,
     BusUnavailable,
@@ -261,11 +262,17 @@ class IngestHandler:
         if isinstance(outcome, HandOff):
             # The orders leave with this offset's commit; the work marker stays "running"
             # until its lease ends (the merge answers duplicates from then on by its result).
+            partitions = self._settings.span_partitions
             for order in span_orders(event, outcome.spans, outcome.info, outcome.chunks_total):
                 assert order.span is not None
-                self._publish(
-                    names.TOPIC_SPANS, span_key(video_id, order.span.index), encode(order)
+                key = span_key(
+                    video_id,
+                    order.span.index,
+                    order.span.count,
+                    partitions,
+                    lambda k: partition_for_key(k, partitions),
                 )
+                self._publish(names.TOPIC_SPANS, key, encode(order))
             progress("localizing", 0, outcome.chunks_total, f"{len(outcome.spans)} spans queued")
             self._work = None
             return Disposition.COMMIT

@@ -177,7 +177,7 @@ def _run(settings: Settings, stop: threading.Event) -> int:
             else:
                 committer = PlainCommitter(stream, publisher.publish)
             # Span orders may take every slot but one: a short video never waits for a long one.
-            span_cap = max(1, len(handlers) - 1)
+            span_cap = max(1, min(settings.span_jobs, len(handlers) - 1))
             loop = WorkerLoop(
                 settings,
                 stream,

@@ -12,6 +12,7 @@ merges once: one timeline, one result. Every report before that publishes a part
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,9 +78,22 @@ class SpanLedger:
         )
 
 
-def span_key(video_id: str, index: int) -> str:
-    """Orders of one video spread over the partitions (each its own key)."""
-    return f"{video_id}.span-{index}"
+def span_key(
+    video_id: str, index: int, count: int, partitions: int, partition_of: Callable[[str], int]
+) -> str:
+    """A key for order ``index`` of ``count`` that lands on the partition its place in the video
+    names, so the orders spread evenly over the whole topic.
+
+    Each member owns a contiguous range of the partitions (the range assignor), and an order can
+    only run on the member that owns its partition: hashed keys would give one member two spans
+    of four and another none. ``partition_of`` is the producer's partitioner.
+    """
+    wanted = index * partitions // count
+    for salt in range(64 * partitions):
+        key = f"{video_id}.span-{index}" + (f"~{salt}" if salt else "")
+        if partition_of(key) == wanted:
+            return key
+    return f"{video_id}.span-{index}"  # a partitioner that never gives it: any partition does
 
 
 def span_orders(

@@ -29,7 +29,7 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
         names.TOPIC_DLQ: 1,
         # Span orders spread over the group: more partitions than members, so every member
         # gets some; reports go to the one partition their video's key names.
-        names.TOPIC_SPANS: max(16, settings.ingest_partitions),
+        names.TOPIC_SPANS: settings.span_partitions,
         names.TOPIC_SPANS_DONE: settings.ingest_partitions,
     }
     assert set(counts) == set(names.ALL_TOPICS), "every vidloc topic needs a partition count"
