@@ -379,3 +379,23 @@ def test_span_parts_only_on_span_topics() -> None:
     assert member.handle(Delivery("video.spans", 0, 0, b"v", encode(decode_ingest(INGEST))))
     codes = [r.error.code for r in bus.results() if r.error is not None]
     assert codes == ["span_not_allowed", "span_not_allowed"] and runner.calls == []
+
+
+def test_orders_spread_over_the_partitions_by_work() -> None:
+    """Four members each own four of 16 partitions (a contiguous range): each gets about a
+    quarter of the chunks, the short lead-in spans weighing little."""
+    from vidloc.adapters.kafka import partition_for_key
+    from workers.service.spans import span_key
+
+    chunks = _chunks(3600.0)
+    spans = plan_spans(chunks, 3600.0, 300.0)
+    orders = span_orders(
+        decode_ingest(INGEST), spans, VideoInfo(3600.0, 25.0, 64, 64, "h264"), len(chunks)
+    )
+    per_member = [0, 0, 0, 0]
+    for order in orders:
+        assert order.span is not None
+        key = span_key(order.span, "v-1", 16, lambda k: partition_for_key(k, 16))
+        per_member[partition_for_key(key, 16) // 4] += order.span.end_chunk - order.span.first_chunk
+    assert sum(per_member) == len(chunks) == 120
+    assert max(per_member) - min(per_member) <= 12, per_member

@@ -266,11 +266,7 @@ class IngestHandler:
             for order in span_orders(event, outcome.spans, outcome.info, outcome.chunks_total):
                 assert order.span is not None
                 key = span_key(
-                    video_id,
-                    order.span.index,
-                    order.span.count,
-                    partitions,
-                    lambda k: partition_for_key(k, partitions),
+                    order.span, video_id, partitions, lambda k: partition_for_key(k, partitions)
                 )
                 self._publish(names.TOPIC_SPANS, key, encode(order))
             progress("localizing", 0, outcome.chunks_total, f"{len(outcome.spans)} spans queued")

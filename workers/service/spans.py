@@ -79,21 +79,24 @@ class SpanLedger:
 
 
 def span_key(
-    video_id: str, index: int, count: int, partitions: int, partition_of: Callable[[str], int]
+    order: VideoSpan, video_id: str, partitions: int, partition_of: Callable[[str], int]
 ) -> str:
-    """A key for order ``index`` of ``count`` that lands on the partition its place in the video
-    names, so the orders spread evenly over the whole topic.
+    """A key for ``order`` that lands on the partition its place in the video names: the middle
+    of its chunks, as a share of the video's, times the partitions. So the orders spread evenly
+    over the whole topic by work, not by count (the short lead-in spans weigh little).
 
     Each member owns a contiguous range of the partitions (the range assignor), and an order can
-    only run on the member that owns its partition: hashed keys would give one member two spans
-    of four and another none. ``partition_of`` is the producer's partitioner.
+    only run on the member that owns its partition: hashed keys gave one member two spans of
+    four and another none. ``partition_of`` is the producer's partitioner.
     """
-    wanted = index * partitions // count
+    middle = (order.first_chunk + order.end_chunk) / 2
+    wanted = min(partitions - 1, int(middle * partitions / order.chunks_total))
+    plain = f"{video_id}.span-{order.index}"
     for salt in range(64 * partitions):
-        key = f"{video_id}.span-{index}" + (f"~{salt}" if salt else "")
+        key = plain + (f"~{salt}" if salt else "")
         if partition_of(key) == wanted:
             return key
-    return f"{video_id}.span-{index}"  # a partitioner that never gives it: any partition does
+    return plain  # a partitioner that never gives it: any partition will do
 
 
 def span_orders(
