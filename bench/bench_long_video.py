@@ -110,14 +110,15 @@ class Run:
         self.workers = Workers(self.settings, env, self.log_dir)
         self.watcher = Watcher(self.settings)
         self.count = workers
-        self.peak_rss = 0
+        self.peak_rss = self.peak_pss = 0
         self._done = threading.Event()
 
     def _sample(self) -> None:
         while not self._done.is_set():
             for proc in self.workers.procs:
                 if proc.poll() is None:
-                    self.peak_rss = max(self.peak_rss, tree_memory(proc.pid)[0])
+                    rss, pss = tree_memory(proc.pid)
+                    self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             time.sleep(0.5)
 
     def upload(self, path: Path) -> Any:
@@ -223,6 +224,7 @@ def run(args: argparse.Namespace, workers: int, paths: tuple[Path, Path, Any], u
         out["found_once"] = found
         out["floor_s"] = out["requests"] * args.latency / (workers * args.concurrency)
         out["rss_mb"] = r.peak_rss / 1e6
+        out["pss_mb"] = r.peak_pss / 1e6
     finally:
         r._done.set()
         r.workers.stop()
@@ -242,7 +244,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout-s", type=float, default=1200.0)
     parser.add_argument("--kill", action="store_true", help="SIGKILL a worker mid-run")
-    parser.add_argument("--kill-after-s", type=float, default=20.0)
+    parser.add_argument("--kill-after-s", type=float, default=8.0)
     args = parser.parse_args()
 
     from devkit.fake_vlm.server import serve_in_thread
@@ -267,7 +269,7 @@ def main() -> None:
     print(
         "| workers | long video wall | model floor | wall/floor | first partial | 30 s clip idle "
         "| clip behind it | behind/idle | requests/chunks | truth found once | finals "
-        "| killed | peak worker RSS |"
+        "| killed | peak worker tree RSS / PSS |"
     )
     print("| --- " * 13 + "|")
     for r in rows:
@@ -277,7 +279,7 @@ def main() -> None:
             f"| {r['clip_idle_s']:.1f} s | {r['clip_behind_s']:.1f} s "
             f"| {r['clip_behind_s'] / r['clip_idle_s']:.2f}x | {r['requests']}/{r['chunks']} "
             f"| {r['found_once']}/{r['truth']} | {r['long_finals']} + {r['clip_finals']} "
-            f"| {r['killed']} | {r['rss_mb']:.0f} MB |"
+            f"| {r['killed']} | {r['rss_mb']:.0f} / {r['pss_mb']:.0f} MB |"
         )
     by = {r["workers"]: r for r in rows}
     if 1 in by and len(by) > 1:

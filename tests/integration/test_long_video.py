@@ -187,5 +187,19 @@ def test_a_long_video_runs_on_every_member_and_is_merged_once(
             assert _found_once(events, truth) == 1, (truth, events)
         crossing = next(e for e in timeline.events if e.label == "blue triangle")
         assert crossing.start_s <= 235.0 and crossing.end_s >= 249.0
+
+        # A copy of the long video (a new event id, the same object version and options) is
+        # answered from the merge's work marker: no hand-off, no model request.
+        copy = long_event.model_copy(update={"event_id": f"copy-{uuid.uuid4().hex}"})
+        before = len(group.final(long_id))
+        with Ingest(group.settings) as ingest:
+            ingest.send(copy)
+        deadline = time.monotonic() + 60
+        while len(group.final(long_id)) == before and time.monotonic() < deadline:
+            group.watcher.drain()
+        answer = group.watcher.seen.results[long_id][-1]
+        assert answer.status == "succeeded" and not answer.partial
+        assert answer.job_id == copy.job_id and answer.timeline == final.timeline
+        assert fake_stats(fake)["requests"] == stats["requests"]
     finally:
         group.close()

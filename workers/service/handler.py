@@ -326,6 +326,7 @@ class IngestHandler:
         assert span is not None
         video_id = event.effective_video_id
         tenant = tenant_of_key(event.source.key)
+        kind_name = self._localizer or ""
         store = self._runner.store
         bucket = self._settings.timeline_bucket
         state_key = names.span_state_key(video_id, job_id, tenant)
@@ -370,7 +371,18 @@ class IngestHandler:
             return Disposition.COMMIT
         if self._uses_model:
             self.breaker.record_success()
-        self._succeed(whole, job_id, outcome)
+        announced = self._succeed(whole, job_id, outcome)
+        if self._markers is not None:
+            # The hand-off left the work marker "running" under this job id; the merge makes it
+            # "done", once its result is committed, so a copy of the video is answered.
+            markers, key = self._markers, self._markers.check(whole, job_id, kind_name).key
+            done = encode(announced)
+
+            def settle(committed: bool) -> None:
+                if committed:
+                    markers.finish(key, job_id, done)
+
+            after_commit(settle)
         return Disposition.COMMIT
 
     def _check_work(
