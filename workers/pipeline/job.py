@@ -391,15 +391,7 @@ class JobRunner:
         tenant = tenant_of_key(event.source.key)
         found, _ = self._checkpoints(event, job_id, plan).resume(plan.chunks)
         results = [found[c.index] for c in plan.chunks if c.index in found]
-        pieces = [e for r in results for e in r.events]
-        frame_period = 1.0 / info.fps if info.fps > 0 else 1e-3
-        merged: tuple[DetectedEvent, ...] = tuple(
-            merge_events(
-                join_unseparated(
-                    pieces, plan.times, frame_period, join_instants=kind.joins_instants
-                )
-            )
-        )
+        merged = _merged_chunks(plan, results)
         if kind.after_merge is not None:
             merged = kind.after_merge(merged, info.duration_s)
         usage = sum((r.usage for r in results), TokenTally())
@@ -427,13 +419,7 @@ class JobRunner:
     ) -> tuple[tuple[DetectedEvent, ...], RefineOutcome | None]:
         """Merge the chunks' events, refine their boundaries if asked, snap them to cuts."""
         s = self._settings
-        pieces = [e for r in results for e in r.events]
-        frame_period = 1.0 / plan.info.fps if plan.info.fps > 0 else 1e-3
-        merged = merge_events(
-            join_unseparated(
-                pieces, plan.times, frame_period, join_instants=plan.kind.joins_instants
-            )
-        )
+        merged = _merged_chunks(plan, results)
         refined: RefineOutcome | None = None
         if plan.refine and merged:
             max_frames = None
@@ -514,6 +500,16 @@ class JobRunner:
             ),
             object_size=object_size,
         )
+
+
+def _merged_chunks(plan: JobPlan, results: Sequence[ChunkResult]) -> tuple[DetectedEvent, ...]:
+    """The chunks' events joined across chunk edges (so across span edges too) and merged."""
+    pieces = [e for r in results for e in r.events]
+    frame_period = 1.0 / plan.info.fps if plan.info.fps > 0 else 1e-3
+    joined = join_unseparated(
+        pieces, plan.times, frame_period, join_instants=plan.kind.joins_instants
+    )
+    return tuple(merge_events(joined))
 
 
 def _owns(span: VideoSpan, chunk_index: int) -> bool:
