@@ -75,6 +75,19 @@ def test_state_result_newer_than_progress_wins() -> None:
     assert state is not None and state.status == "failed" and state.job_id == "job-2"
 
 
+def test_a_long_videos_partial_result_keeps_it_running() -> None:
+    """Spans still run: the partial result (newer than the last progress) is news, not the end;
+    the final one is."""
+    view = fold_progress(None, make_progress("v", at="2025-01-31T12:05:00Z"))
+    partial = make_result("v", at="2025-01-31T12:06:00Z").model_copy(update={"partial": True})
+    state = derive_state("v", fold_result(view, partial), has_timeline=True)
+    assert state is not None and state.status == "running"
+    assert (state.chunks_done, state.chunks_total) == (1, 3)
+    final = make_result("v", at="2025-01-31T12:07:00Z")
+    state = derive_state("v", fold_result(view, final), has_timeline=True)
+    assert state is not None and state.status == "succeeded"
+
+
 def test_fold_keeps_newest_whatever_the_arrival_order() -> None:
     newer = make_result("v", "failed", at="2025-02-01T00:00:00Z", job="job-9")
     older = make_result("v", "succeeded", at="2025-01-01T00:00:00Z")
