@@ -81,6 +81,13 @@ class TimelineEvent(Part):
     description: Annotated[str, Field(max_length=4000)] = ""
     confidence: Confidence | None = None
     source: Annotated[str, Field(max_length=64)] | None = None  # localizer / pass
+    thumbnail: (
+        Annotated[str, Field(max_length=256, pattern=r"^thumbnails/[A-Za-z0-9._-]+$")] | None
+    ) = Field(
+        default=None,
+        description="a JPEG of the event, relative to the timeline's folder "
+        "(thumbnails/<name>.jpg); absent when the job kept no frame for it",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> TimelineEvent:

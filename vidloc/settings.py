@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     api_trusted_proxies: str = ""
     # A running job with no progress event for this long is shown as "stalled".
     api_stalled_after_s: float = Field(default=900.0, gt=0)
+    # Search (docs/search.md): this replica's own SQLite FTS5 file, rebuilt from the stored
+    # timelines when missing; None: <cache_dir>/search/<timeline bucket>-<endpoint digest>.sqlite.
+    search_index_path: Path | None = None
+    # Clips (docs/api.md): the longest event clip cut on request, padding included.
+    clip_max_s: float = Field(default=900.0, gt=0)
     # The tenant `vidloc submit` uploads for and `vidloc watch` shows (None: no tenant).
     tenant: str | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from contracts import (
     encode,
 )
 from vidloc import names
+from vidloc.adapters.object_store import ObjectInfo
 from vidloc.errors import ObjectMissing, StorageUnavailable
 
 EVENTS = (
@@ -146,6 +148,15 @@ class MemoryStore:
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
         self._check()
         return iter(sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix)))
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key in self.list_keys(bucket, prefix):
+            data = self.objects[(bucket, key)]
+            yield ObjectInfo(bucket, key, len(data), hashlib.md5(data).hexdigest())
+
+    def get_versioned(self, bucket: str, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(bucket, key)
+        return data, hashlib.md5(data).hexdigest()
 
     def presigned_get_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         return f"http://s3.test/{bucket}/{key}?X-Amz-Expires={expires_s}"

@@ -42,6 +42,7 @@ ENTRY_PACKAGES = (
     "vidloc.api",
     "vidloc.viewer",
     "vidloc.evaluation",
+    "vidloc.search",
 )
 
 # room -> the rooms its modules may import

@@ -249,6 +249,15 @@ class ObjectStore:
                 if obj.object_name is not None and not obj.is_dir:
                     yield obj.object_name
 
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Like :meth:`list_keys`, with each object's size and etag (what a sync compares)."""
+        with self._translate("list", bucket, prefix or None):
+            for obj in self._client.list_objects(bucket, prefix=prefix or None, recursive=True):
+                if obj.object_name is not None and not obj.is_dir:
+                    yield ObjectInfo(
+                        bucket, obj.object_name, int(obj.size or 0), normalize_etag(obj.etag)
+                    )
+
     def presigned_get_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         with self._translate("presign", bucket, key):
             return self._client.presigned_get_object(

@@ -21,6 +21,8 @@ from vidloc.api.feed import StatusFeed
 from vidloc.api.probes import Probe, Readiness, kafka_probe, s3_probe
 from vidloc.api.ratelimit import RateLimiter
 from vidloc.api.routes import Services, router
+from vidloc.api.search import build_search
+from vidloc.api.search import router as search_router
 from vidloc.api.status import StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
 from vidloc.metrics import CONTENT_TYPE, Metrics
@@ -120,9 +122,13 @@ def create_app(
     keyring = KeyRing(settings.api_keys_file) if settings.api_keys_file is not None else None
     book = book or StatusBook()
     feed = StatusFeed(settings, book) if follow_bus else None
+    search = build_search(settings, store)
+    if feed is not None:
+        feed.on_result = search.indexer.offer
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        search.indexer.start()
         if feed is not None:
             feed.start()
         try:
@@ -130,6 +136,8 @@ def create_app(
         finally:
             if feed is not None:
                 feed.stop()
+            search.indexer.stop()
+            search.index.close()
 
     # FastAPI's Swagger UI and ReDoc pages run scripts from a CDN on this origin, where the
     # keyed viewer keeps a key in sessionStorage: with keys there are none (the spec stays at
@@ -146,6 +154,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(search_router)
     metrics = metrics or Metrics()
     metrics.registry.register(VideosByStatus(book, settings.api_stalled_after_s))
     _limit_sizes(app, settings.api_max_body_bytes, settings.api_max_url_bytes)
@@ -168,6 +177,7 @@ def create_app(
 
     app.state.gate = Gate(keyring, RateLimiter(settings.api_rate_per_s, settings.api_rate_burst))
     app.state.feed = feed
+    app.state.search = search
     app.state.services = Services(
         timelines=TimelineReader(store, settings.timeline_bucket),
         book=book,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from contracts import ContractError, decode_progress, decode_result
+from contracts import ContractError, ResultEvent, decode_progress, decode_result
 from vidloc import names
 from vidloc.adapters.kafka import BusRecord, Start, TopicReader
 from vidloc.api.status import StatusBook
@@ -30,11 +31,19 @@ def open_replay(settings: Settings, *, progress_tail: int) -> TopicReader:
     )
 
 
-def apply_record(book: StatusBook, record: BusRecord) -> bool:
-    """Fold one record into ``book``; False (and a log line) for an unreadable one."""
+def apply_record(
+    book: StatusBook,
+    record: BusRecord,
+    on_result: Callable[[ResultEvent], None] | None = None,
+) -> bool:
+    """Fold one record into ``book`` (and hand a result to ``on_result``: the search index);
+    False (and a log line) for an unreadable one."""
     try:
         if record.topic == names.TOPIC_RESULTS:
-            book.apply_result(decode_result(record.value))
+            result = decode_result(record.value)
+            book.apply_result(result)
+            if on_result is not None:
+                on_result(result)
         elif record.topic == names.TOPIC_PROGRESS:
             book.apply_progress(decode_progress(record.value))
         else:
@@ -66,6 +75,8 @@ class StatusFeed:
         self._thread: threading.Thread | None = None
         self.records_applied = 0
         self.last_error: str | None = None
+        # Called with each result read (the search indexer queues its video; must not block).
+        self.on_result: Callable[[ResultEvent], None] | None = None
         # Set once the replay has reached the end of the topics (an empty poll).
         self.caught_up = threading.Event()
 
@@ -102,7 +113,7 @@ class StatusFeed:
         while not self._stop.is_set():
             records = stream.poll(timeout_s=0.5)
             for record in records:
-                if apply_record(self._book, record):
+                if apply_record(self._book, record, self.on_result):
                     self.records_applied += 1
             if not records and not self.caught_up.is_set():
                 log.info("status feed caught up (%d events applied)", self.records_applied)

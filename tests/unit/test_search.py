@@ -1,0 +1,280 @@
+"""Search: the query checks (pure), the SQLite FTS5 index, the sync, and GET /search over an
+in-memory store (tenants, hostile queries, cursors)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from api_fixtures import MemoryStore, make_result, make_timeline, timeline_doc
+
+from contracts import decode_timeline, encode
+from devkit.serve_api import serve_in_thread
+from vidloc import names
+from vidloc.api.app import create_app
+from vidloc.api.keys import KeysFile, add_key, write_keys_file
+from vidloc.search import Indexer, QueryError, SearchIndex, make_cursor, make_request
+from vidloc.search.feeder import slot_of_key
+from vidloc.search.query import MAX_QUERY_CHARS, match_expression, words
+from vidloc.settings import Settings
+
+HOSTILE = [
+    pytest.param('red" OR "x', id="quote"),
+    pytest.param("red*", id="prefix-star"),
+    pytest.param("NEAR(red circle)", id="near"),
+    pytest.param("label:red", id="column-filter"),
+    pytest.param("red AND NOT circle", id="operators"),
+    pytest.param("-red ^circle", id="minus-caret"),
+    pytest.param("'; DROP TABLE events; --", id="sql"),
+    pytest.param("{label description}: red", id="column-set"),
+    pytest.param('"""', id="only-quotes"),
+]
+
+
+def test_words_are_letters_and_digits_case_folded_once() -> None:
+    assert words("Red CIRCLE, red_circle; 3rd!") == ["red", "circle", "3rd"]
+    assert words('"*()^:-') == []
+    assert words("Straße über") == ["strasse", "über"]
+
+
+def test_every_word_goes_in_quoted() -> None:
+    assert match_expression(["red", "circle"]) == '"red" "circle"'
+    assert match_expression(["red", "circle"], "any") == '"red" OR "circle"'
+    with pytest.raises(QueryError):
+        match_expression([])
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!! ??? ***", '""'])
+def test_a_query_with_no_word_is_refused(text: str) -> None:
+    with pytest.raises(QueryError, match="empty"):
+        make_request(text)
+
+
+def test_a_long_query_is_refused() -> None:
+    with pytest.raises(QueryError) as info:
+        make_request("a" * 10_240)
+    assert info.value.code == "query_too_long"
+    with pytest.raises(QueryError) as info:
+        make_request(" ".join(f"w{i}" for i in range(40)))
+    assert info.value.code == "query_too_long"
+    assert make_request("x" * MAX_QUERY_CHARS).terms == ["x" * MAX_QUERY_CHARS]
+
+
+def test_a_cursor_is_bound_to_its_query() -> None:
+    first = make_request("red circle", limit=2)
+    cursor = make_cursor(2, first.fingerprint())
+    assert make_request("red circle", limit=2, cursor=cursor).offset == 2
+    for bad in (make_cursor(2, make_request("green").fingerprint()), "garbage!", "e30"):
+        with pytest.raises(QueryError) as info:
+            make_request("red circle", limit=2, cursor=bad)
+        assert info.value.code == "invalid_cursor"
+
+
+def test_key_slots() -> None:
+    assert slot_of_key("timelines/v1/timeline.json") == (None, "v1")
+    assert slot_of_key("tenants/acme/timelines/v1/timeline.json") == ("acme", "v1")
+    for other in (
+        "timelines/v1/x.json",
+        "checkpoints/v1/j/chunk-00001.json",
+        "timelines/a/b/timeline.json",
+    ):
+        assert slot_of_key(other) is None
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[SearchIndex]:
+    found = SearchIndex(tmp_path / "index.sqlite")
+    yield found
+    found.close()
+
+
+def test_index_ranks_filters_and_keeps_tenants_apart(index: SearchIndex) -> None:
+    index.put("acme", make_timeline("vid-1"), "e1")
+    index.put("bravo", make_timeline("vid-1"), "e1")
+    # Words every event has score nothing (BM25's IDF): make "red" and "circle" rare.
+    filler = timeline_doc("dogs")
+    filler["events"] = [{**e, "label": "dog", "description": "a dog"} for e in filler["events"]]
+    index.put_many([(f"t{i}", decode_timeline(filler), "f") for i in range(5)])
+    hits = index.search("acme", make_request("red circle")).hits
+    assert {(h.tenant, h.event_id) for h in hits} == {("acme", "e1"), ("acme", "e3")}
+    # "red circle" twice in e1 (label and description) beats e3 (label only).
+    assert [h.event_id for h in hits] == ["e1", "e3"] and hits[0].score > hits[1].score > 0
+    assert index.search(None, make_request("red")).hits == []
+    assert [h.event_id for h in index.search("acme", make_request("moves")).hits] == ["e2"]
+    assert index.search("acme", make_request("red", labels=("Green Square",))).hits == []
+    anyword = index.search("acme", make_request("flash triangle", mode="any")).hits
+    assert {h.event_id for h in anyword} == {"e3", "e4"}
+    assert index.search("acme", make_request("flash triangle")).hits == []
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_fts_syntax_is_only_characters(index: SearchIndex, text: str) -> None:
+    index.put(None, make_timeline("vid-1"), "e1")
+    try:
+        request = make_request(text)
+    except QueryError:
+        return  # nothing searchable in it: refused, never passed on
+    index.search(None, request)  # no sqlite3.OperationalError
+    assert index.counts() == (1, 4)  # and nothing was dropped
+
+
+def test_a_replaced_timeline_replaces_its_events(index: SearchIndex) -> None:
+    index.put(None, make_timeline("vid-1"), "e1")
+    doc = timeline_doc("vid-1")
+    doc["events"] = doc["events"][:1]
+    index.put(None, decode_timeline(doc), "e2")
+    assert index.counts() == (1, 1) and index.etag(None, "vid-1") == "e2"
+    index.remove(None, "vid-1")
+    assert index.counts() == (0, 0)
+    assert index.search(None, make_request("red")).hits == []
+
+
+def test_an_index_of_another_schema_version_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    fresh = SearchIndex(path)
+    assert fresh.counts() == (0, 0)
+    fresh.close()
+
+
+def test_sync_fetches_only_what_changed_and_drops_what_is_gone(index: SearchIndex) -> None:
+    store = MemoryStore()
+    store.put_timeline(make_timeline("vid-1"))
+    store.objects[("timelines", names.timeline_key("vid-2", "acme"))] = encode(
+        make_timeline("vid-2")
+    )
+    store.objects[("timelines", "checkpoints/vid-1/job-1/chunk-00000.json")] = b"{}"
+    store.objects[("timelines", names.timeline_key("vid-bad"))] = b"not json"
+    indexer = Indexer(index, store, "timelines")  # type: ignore[arg-type]
+    report = indexer.sync()
+    assert (report.listed, report.fetched, report.unreadable) == (3, 2, 1)
+    assert set(index.etags()) == {(None, "vid-1"), ("acme", "vid-2")}
+    assert indexer.sync().fetched == 0
+    del store.objects[("timelines", names.timeline_key("vid-1"))]
+    assert indexer.sync().removed == 1
+    assert set(index.etags()) == {("acme", "vid-2")}
+
+
+def test_a_result_is_queued_only_for_this_bucket_and_the_tenants_own_key(
+    index: SearchIndex,
+) -> None:
+    indexer = Indexer(index, MemoryStore(), "timelines")  # type: ignore[arg-type]
+    now = datetime.now(UTC).isoformat()
+    indexer.offer(make_result("vid-1", at=now))
+    indexer.offer(make_result("vid-2", "failed", at=now))
+    assert set(indexer._pending) == {(None, "vid-1")}
+    elsewhere = make_result("vid-3", at=now)
+    assert elsewhere.timeline is not None
+    indexer.offer(
+        elsewhere.model_copy(
+            update={"timeline": elsewhere.timeline.model_copy(update={"bucket": "other"})}
+        )
+    )
+    assert (None, "vid-3") not in indexer._pending
+    indexer.synced_at = datetime.now(UTC).timestamp()
+    indexer.offer(make_result("vid-4", at="2020-01-01T00:00:00Z"))  # the sync saw it
+    assert (None, "vid-4") not in indexer._pending
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    store = MemoryStore()
+    for tenant, vid in (("acme", "cam-1"), ("acme", "cam-2"), ("bravo", "cam-9")):
+        store.objects[("timelines", names.timeline_key(vid, tenant))] = encode(make_timeline(vid))
+    keys_path = tmp_path / "keys.json"
+    file, _, acme = add_key(KeysFile(), "acme", ("read",))
+    file, _, bravo = add_key(file, "bravo", ("read",))
+    file, _, submit = add_key(file, "acme", ("submit",))
+    write_keys_file(keys_path, file)
+    settings = Settings(api_keys_file=keys_path, search_index_path=tmp_path / "search.sqlite")
+    app = create_app(settings, store=store, follow_bus=False, probes={})  # type: ignore[arg-type]
+    base_url, stop = serve_in_thread(app)
+    try:
+        assert app.state.search.indexer.ready.wait(10.0)
+        with httpx.Client(base_url=base_url, timeout=10.0) as http:
+            yield http, {"acme": acme, "bravo": bravo, "submit": submit}
+    finally:
+        stop()
+
+
+def _get(http: httpx.Client, key: str, **params: object) -> httpx.Response:
+    return http.get("/search", params=params, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_search_route_answers_one_tenant(keyed: tuple[httpx.Client, dict[str, str]]) -> None:
+    http, keys = keyed
+    body = _get(http, keys["acme"], q="red circle").json()
+    assert body["index"]["ready"] is True and body["terms"] == ["red", "circle"]
+    assert {(r["video_id"], r["event_id"]) for r in body["results"]} == {
+        (v, e) for v in ("cam-1", "cam-2") for e in ("e1", "e3")
+    }
+    first = body["results"][0]
+    assert set(first) == {
+        "video_id", "analysis", "event_id", "label", "start_s", "end_s", "description",
+        "confidence", "score", "thumbnail_url",
+    }  # fmt: skip
+    assert first["analysis"] == "job-1" and first["thumbnail_url"] is None
+    bravo = _get(http, keys["bravo"], q="red circle").json()["results"]
+    assert {r["video_id"] for r in bravo} == {"cam-9"}
+    grouped = _get(http, keys["acme"], q="red", group="video").json()["groups"]
+    assert [len(g["moments"]) for g in grouped] == [2, 2]
+    assert _get(http, keys["submit"], q="red").status_code == 403
+    assert http.get("/search", params={"q": "red"}).status_code == 401
+
+
+def test_search_pages_with_a_cursor(keyed: tuple[httpx.Client, dict[str, str]]) -> None:
+    http, keys = keyed
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"q": "red", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = _get(http, keys["acme"], **params).json()
+        seen += [(r["video_id"], r["event_id"]) for r in body["results"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 2 and len(seen) == len(set(seen)) == 4
+    other = _get(http, keys["acme"], q="green", cursor=body_cursor(http, keys["acme"]))
+    assert other.status_code == 400 and other.json()["error"]["code"] == "invalid_cursor"
+
+
+def body_cursor(http: httpx.Client, key: str) -> str:
+    cursor: str = _get(http, key, q="red", limit=1).json()["next_cursor"]
+    return cursor
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        pytest.param({"q": ""}, 400, "invalid_query", id="empty"),
+        pytest.param({}, 400, "invalid_query", id="missing"),
+        pytest.param({"q": '" * ^ ( ) :'}, 400, "invalid_query", id="only-syntax"),
+        pytest.param({"q": "a" * 1000}, 400, "query_too_long", id="1kb"),
+        pytest.param({"q": "a" * 10_240}, 414, "uri_too_long", id="10kb"),
+        pytest.param({"q": "red", "limit": 0}, 422, "invalid_request", id="limit"),
+        pytest.param({"q": "red", "since": "yesterday"}, 422, "invalid_request", id="since"),
+        pytest.param({"q": "red", "video": "cam-9"}, 404, "video_not_found", id="bravos-video"),
+        pytest.param({"q": "red", "video": "nope"}, 404, "video_not_found", id="unknown-video"),
+    ],
+)
+def test_bad_searches_are_clear_errors(
+    keyed: tuple[httpx.Client, dict[str, str]], params: dict[str, object], status: int, code: str
+) -> None:
+    http, keys = keyed
+    response = _get(http, keys["acme"], **params)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_queries_never_500(keyed: tuple[httpx.Client, dict[str, str]], text: str) -> None:
+    http, keys = keyed
+    response = _get(http, keys["acme"], q=text)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert all(r["video_id"] in ("cam-1", "cam-2") for r in response.json()["results"])

@@ -1,0 +1,159 @@
+"""``GET /search``: one tenant's events across all its timelines, best first (docs/search.md).
+
+The index is this replica's own file (vidloc.search), synced from the stored timelines when the
+app starts and kept current from the results the status feed reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.api.auth import Reader
+from vidloc.api.errors import ApiError
+from vidloc.api.models import ErrorResponse
+from vidloc.search import (
+    Indexer,
+    QueryError,
+    SearchIndex,
+    group_by_video,
+    hit_document,
+    index_path,
+    make_cursor,
+    make_request,
+)
+from vidloc.settings import Settings
+
+MAX_FILTER_VALUES = 50
+
+
+class SearchHit(BaseModel):
+    video_id: str
+    analysis: str = Field(description="the job whose timeline holds the event")
+    event_id: str
+    label: str
+    start_s: float
+    end_s: float
+    description: str
+    confidence: float | None = None
+    score: float = Field(description="BM25 relevance: higher is better; compare within a query")
+    thumbnail_url: str | None = Field(
+        default=None, description="the API path of the event's thumbnail; null when it has none"
+    )
+
+
+class SearchGroup(BaseModel):
+    video_id: str
+    analysis: str
+    score: float = Field(description="the best score among the video's moments")
+    moments: list[SearchHit]
+
+
+class IndexState(BaseModel):
+    ready: bool = Field(description="false until this replica's first sync from S3 finished")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    terms: list[str] = Field(description="the words searched for, as the index reads them")
+    count: int = Field(description="hits on this page")
+    results: list[SearchHit] = Field(description="this page's hits, best first (flat)")
+    groups: list[SearchGroup] | None = Field(
+        default=None, description="with group=video: this page's hits by video"
+    )
+    next_cursor: str | None = Field(default=None, description="pass as cursor for the next page")
+    index: IndexState
+
+
+@dataclass
+class SearchService:
+    index: SearchIndex
+    indexer: Indexer
+
+
+def build_search(settings: Settings, store: ObjectStore) -> SearchService:
+    index = SearchIndex(index_path(settings))
+    return SearchService(index, Indexer(index, store, settings.timeline_bucket))
+
+
+def _service(request: Request) -> SearchService:
+    found: SearchService = request.app.state.search
+    return found
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "the query is empty, too long, or a cursor is not this query's"),
+        (401, "no API key, or not a valid one"),
+        (403, "the API key lacks the scope this route needs"),
+        (404, "a video filter names an unknown video (or another tenant's)"),
+        (414, "URL longer than VIDLOC_API_MAX_URL_BYTES"),
+        (422, "invalid parameters"),
+        (429, "rate limited (see Retry-After)"),
+        (500, "internal error"),
+    )
+}
+
+router = APIRouter()
+
+
+@router.get("/search", response_model=SearchResponse, tags=["search"], responses=_ERRORS)
+def search(
+    service: Annotated[SearchService, Depends(_service)],
+    caller: Reader,
+    q: Annotated[str, Query(description="words to find in labels and descriptions")] = "",
+    label: Annotated[list[str] | None, Query(description="exact label (repeatable)")] = None,
+    video: Annotated[list[str] | None, Query(description="only these video ids")] = None,
+    since: Annotated[datetime | None, Query(description="analysed at or after")] = None,
+    until: Annotated[datetime | None, Query(description="analysed at or before")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    group: Annotated[Literal["flat", "video"], Query()] = "flat",
+    match: Annotated[Literal["all", "any"], Query(description="every word, or any")] = "all",
+) -> SearchResponse:
+    """Full-text search (BM25) over the labels and descriptions of the caller's tenant's
+    events, with exact filters; ``group=video`` groups a page's hits by video."""
+    labels, videos = tuple(label or ()), tuple(video or ())
+    if len(labels) > MAX_FILTER_VALUES or len(videos) > MAX_FILTER_VALUES:
+        raise ApiError(400, "invalid_query", f"at most {MAX_FILTER_VALUES} labels and videos")
+    try:
+        request = make_request(
+            q,
+            mode=match,
+            labels=labels,
+            video_ids=videos,
+            since=since,
+            until=until,
+            min_confidence=min_confidence,
+            limit=limit,
+            cursor=cursor,
+            group=group,
+        )
+    except QueryError as exc:
+        raise ApiError(400, exc.code, str(exc)) from exc
+    for video_id in videos:
+        # Unknown and another tenant's ids answer alike, as on every other route.
+        if service.index.etag(caller.tenant, video_id) is None:
+            raise ApiError(404, "video_not_found", f"no video {video_id!r}")
+    page = service.index.search(caller.tenant, request)
+    docs = [hit_document(hit) for hit in page.hits]
+    return SearchResponse(
+        query=request.text,
+        terms=request.terms,
+        count=len(docs),
+        results=[SearchHit(**doc) for doc in docs],
+        groups=[SearchGroup(**g) for g in group_by_video(page.hits)] if group == "video" else None,
+        next_cursor=(
+            make_cursor(request.offset + request.limit, request.fingerprint())
+            if page.more
+            else None
+        ),
+        index=IndexState(ready=service.indexer.ready.is_set()),
+    )

@@ -1,0 +1,264 @@
+"""The embedded search index: one SQLite file, events in a table, their words in FTS5.
+
+Why SQLite FTS5: it ships with Python's standard library (nothing to run beside the API), ranks
+with BM25, and an index of half a million events answers in milliseconds from one file. Each
+API replica keeps its own file and builds it from the stored timelines (``sync``), then keeps it
+current from ``video.results``; nothing in it is the truth, so losing it costs a rebuild only.
+
+Rows are keyed by (tenant, video_id, event_id); the untenanted layout is tenant ``""``. Every
+query names the tenant, so one tenant's words never find another's events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from contracts import Timeline
+from vidloc.search.query import SearchRequest
+from vidloc.settings import Settings
+
+# Bump to make every replica rebuild its file from the stored timelines.
+SCHEMA_VERSION = 1
+# bm25 weights for (label, description): a word in the label counts twice.
+_WEIGHTS = "2.0, 1.0"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos(
+    tenant TEXT NOT NULL, video_id TEXT NOT NULL, job_id TEXT NOT NULL, etag TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (tenant, video_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, video_id TEXT NOT NULL, job_id TEXT NOT NULL,
+    event_id TEXT NOT NULL, label TEXT NOT NULL, label_key TEXT NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL, description TEXT NOT NULL, confidence REAL,
+    thumbnail INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_video ON events(tenant, video_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+    label, description, content='events', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS events_added AFTER INSERT ON events BEGIN
+    INSERT INTO events_fts(rowid, label, description)
+    VALUES (new.id, new.label, new.description);
+END;
+CREATE TRIGGER IF NOT EXISTS events_removed AFTER DELETE ON events BEGIN
+    INSERT INTO events_fts(events_fts, rowid, label, description)
+    VALUES ('delete', old.id, old.label, old.description);
+END;
+"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One event a search found; ``score`` is BM25's (higher is better)."""
+
+    tenant: str | None
+    video_id: str
+    analysis: str
+    event_id: str
+    label: str
+    start_s: float
+    end_s: float
+    description: str
+    confidence: float | None
+    has_thumbnail: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class HitPage:
+    hits: list[Hit]
+    more: bool  # another page follows
+
+
+def index_path(settings: Settings) -> Path:
+    """Where this process keeps its index: the setting, else one file per store and bucket
+    under the cache directory (two deployments on one machine never share one)."""
+    if settings.search_index_path is not None:
+        return settings.search_index_path
+    where = hashlib.sha256(settings.s3_endpoint.encode()).hexdigest()[:8]
+    return settings.cache_dir / "search" / f"{settings.timeline_bucket}-{where}.sqlite"
+
+
+def _tenant(tenant: str | None) -> str:
+    return tenant or ""
+
+
+class SearchIndex:
+    """Thread-safe: one connection per thread on one file in WAL mode, so searches read while
+    the feed writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        conn = self._conn()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            conn.close()
+            self._local.conn = None
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            conn = self._conn()
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._write_lock, conn:
+            yield conn
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put(self, tenant: str | None, timeline: Timeline, etag: str) -> None:
+        """Index ``timeline`` (replacing what the video had); one transaction."""
+        self.put_many([(tenant, timeline, etag)])
+
+    def put_many(self, items: list[tuple[str | None, Timeline, str]]) -> None:
+        with self._writing() as conn:
+            for tenant, timeline, etag in items:
+                self._replace(conn, _tenant(tenant), timeline, etag)
+
+    def _replace(self, conn: sqlite3.Connection, tenant: str, tl: Timeline, etag: str) -> None:
+        created = tl.created_at.timestamp()
+        conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ?", (tenant, tl.video_id))
+        conn.execute(
+            "INSERT OR REPLACE INTO videos VALUES (?, ?, ?, ?, ?)",
+            (tenant, tl.video_id, tl.job_id, etag, created),
+        )
+        conn.executemany(
+            "INSERT INTO events(tenant, video_id, job_id, event_id, label, label_key, start_s,"
+            " end_s, description, confidence, thumbnail, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    tenant,
+                    tl.video_id,
+                    tl.job_id,
+                    e.id,
+                    e.label,
+                    e.label.casefold(),
+                    e.start_s,
+                    e.end_s,
+                    e.description,
+                    e.confidence,
+                    int(e.thumbnail is not None),
+                    created,
+                )
+                for e in tl.events
+            ],
+        )
+
+    def remove(self, tenant: str | None, video_id: str) -> None:
+        with self._writing() as conn:
+            args = (_tenant(tenant), video_id)
+            conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ?", args)
+            conn.execute("DELETE FROM videos WHERE tenant = ? AND video_id = ?", args)
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._writing() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def optimize(self) -> None:
+        """Merge FTS5's segments (after a bulk build: smaller file, faster queries)."""
+        with self._writing() as conn:
+            conn.execute("INSERT INTO events_fts(events_fts) VALUES ('optimize')")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def etags(self) -> dict[tuple[str | None, str], str]:
+        """(tenant, video_id) -> the etag of the timeline indexed for it."""
+        rows = self._conn().execute("SELECT tenant, video_id, etag FROM videos")
+        return {(tenant or None, video_id): etag for tenant, video_id, etag in rows}
+
+    def etag(self, tenant: str | None, video_id: str) -> str | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT etag FROM videos WHERE tenant = ? AND video_id = ?",
+                (_tenant(tenant), video_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def counts(self) -> tuple[int, int]:
+        """(videos, events) indexed."""
+        conn = self._conn()
+        videos = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return int(videos), int(events)
+
+    def search(self, tenant: str | None, request: SearchRequest) -> HitPage:
+        """One page of ``tenant``'s events matching ``request``, best first."""
+        where = ["events_fts MATCH ?", "e.tenant = ?"]
+        args: list[object] = [request.expression, _tenant(tenant)]
+        if request.labels:
+            where.append(f"e.label_key IN ({','.join('?' * len(request.labels))})")
+            args.extend(label.casefold() for label in request.labels)
+        if request.video_ids:
+            where.append(f"e.video_id IN ({','.join('?' * len(request.video_ids))})")
+            args.extend(request.video_ids)
+        if request.since is not None:
+            where.append("e.created_at >= ?")
+            args.append(request.since.timestamp())
+        if request.until is not None:
+            where.append("e.created_at <= ?")
+            args.append(request.until.timestamp())
+        if request.min_confidence is not None:
+            where.append("e.confidence >= ?")
+            args.append(request.min_confidence)
+        sql = (
+            "SELECT e.video_id, e.job_id, e.event_id, e.label, e.start_s, e.end_s,"
+            f" e.description, e.confidence, e.thumbnail, bm25(events_fts, {_WEIGHTS}) AS rank"
+            " FROM events_fts JOIN events e ON e.id = events_fts.rowid"
+            f" WHERE {' AND '.join(where)}"
+            " ORDER BY rank, e.video_id, e.start_s, e.event_id LIMIT ? OFFSET ?"
+        )
+        args.extend([request.limit + 1, request.offset])
+        rows = self._conn().execute(sql, args).fetchall()
+        hits = [
+            Hit(
+                tenant=tenant,
+                video_id=row[0],
+                analysis=row[1],
+                event_id=row[2],
+                label=row[3],
+                start_s=row[4],
+                end_s=row[5],
+                description=row[6],
+                confidence=row[7],
+                has_thumbnail=bool(row[8]),
+                # SQLite's bm25() is negative, lower is better: turn it the way people read it.
+                score=-float(row[9]),
+            )
+            for row in rows[: request.limit]
+        ]
+        return HitPage(hits=hits, more=len(rows) > request.limit)
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
