@@ -16,7 +16,7 @@ from vidloc.settings import Settings
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from devkit.stack import stack_command
 
-    return stack_command(args.action, settings, args.component)
+    return stack_command(args.action, settings, args.component, brokers=args.brokers)
 
 
 def _fake_vlm(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
     stack = sub.add_parser("stack", help="bring the local Kafka + S3 stack up or down (devkit)")
     stack.add_argument("action", choices=["up", "down", "status", "logs", "init"])
     stack.add_argument("component", nargs="?", default=None, help="kafka | s3 (for logs)")
+    stack.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="up: Kafka nodes (1, or 3 for a replicated cluster); default: what the stack has",
+    )
     stack.set_defaults(func=_stack)
 
     fake = sub.add_parser("fake-vlm", help="run the fake OpenAI-compatible model server (devkit)")

@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.stack")
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("component", nargs="?", choices=COMPONENTS)
+    parser.add_argument("--brokers", type=int, default=None, help="up: Kafka nodes (1 or 3)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # kafka-python reports every refused connection while the broker boots; that is expected.
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    return stack_command(args.action, settings, args.component)
+    return stack_command(args.action, settings, args.component, brokers=args.brokers)
 
 
 if __name__ == "__main__":

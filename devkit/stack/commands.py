@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import sys
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from devkit.stack import kafka, s3
+from devkit.stack import cluster, kafka, s3
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import (
     child_alive,
@@ -150,26 +151,107 @@ def _up_s3(settings: Settings, layout: StackLayout, comp: _Component) -> None:
         _say(f"s3: created buckets {', '.join(created)}")
 
 
-def _up(settings: Settings, layout: StackLayout, selected: list[str]) -> None:
+def _node_component(settings: Settings, layout: StackLayout, node: cluster.Node) -> _Component:
+    def ready(timeout_s: float, alive: Callable[[], bool]) -> None:
+        kafka.wait_ready(settings, timeout_s, alive, bootstrap=node.bootstrap)
+
+    return _Component(
+        node.component,
+        (node.client_port, node.controller_port),
+        cluster.markers(layout, node),
+        ready,
+    )
+
+
+def _up_cluster(settings: Settings, layout: StackLayout, brokers: int) -> None:
+    """Start every node of the cluster that is not running (all of them, or the one a test
+    killed), wait until each answers and the metadata lists them all, then create the topics."""
+    nodes = cluster.nodes(settings, layout, brokers)
+    java = kafka.require_java()
+    if kafka.ensure_jars(layout):
+        _say(f"kafka: fetched the jars into {layout.kafka_libs}")
+    cluster_id = cluster.cluster_id(layout, nodes)
+    alive: dict[str, Callable[[], bool]] = {}
+    for node in nodes:
+        comp = _node_component(settings, layout, node)
+        pid = running_pid(layout.pid_file(comp.name), comp.markers)
+        if pid is not None:
+            _say(f"{comp.name}: already running (pid {pid})")
+            alive[comp.name] = functools.partial(owns, pid, comp.markers)
+            continue
+        _refuse_taken_ports(comp)
+        cluster.write_config(settings, layout, nodes, node)
+        if cluster.ensure_formatted(layout, java, node, cluster_id):
+            _say(f"{comp.name}: formatted a new KRaft log dir at {node.data_dir}")
+        # Every node is spawned before any is waited for: a static quorum elects its
+        # controller only once a majority of the voters runs.
+        pid = spawn_detached(cluster.server_argv(layout, java, node), layout.log_file(comp.name))
+        write_pid(layout.pid_file(comp.name), pid)
+        _say(f"{comp.name}: started pid {pid} (log: {layout.log_file(comp.name)})")
+        alive[comp.name] = functools.partial(child_alive, pid)
+    cluster.record(layout, brokers)
+    started = time.monotonic()
+    for node in nodes:
+        comp = _node_component(settings, layout, node)
+        try:
+            comp.ready(KAFKA_READY_S, alive[comp.name])
+        except StackError as exc:
+            raise StackError(
+                f"{comp.name}: did not answer: {exc}\n--- last lines of"
+                f" {layout.log_file(comp.name)} ---\n{tail(layout.log_file(comp.name), 20)}"
+            ) from exc
+    kafka.wait_brokers(settings, cluster.bootstrap(nodes), brokers, KAFKA_READY_S)
+    _say(f"kafka: {brokers} brokers ready after {time.monotonic() - started:.1f} s")
+    created = kafka.ensure_topics(
+        settings, bootstrap=cluster.bootstrap(nodes), replication=cluster.replication(brokers)
+    )
+    if created:
+        _say(f"kafka: created topics {', '.join(created)}")
+
+
+def _up(
+    settings: Settings, layout: StackLayout, selected: list[str], brokers: int | None = None
+) -> None:
     comps = _components(settings, layout)
     started = time.monotonic()
+    where = settings.kafka_bootstrap
     with _locked(layout):
         for name in selected:
             if name == kafka.COMPONENT:
-                _up_kafka(settings, layout, comps[name])
+                count = cluster.choose(layout, brokers)
+                if count == 1:
+                    _up_kafka(settings, layout, comps[name])
+                else:
+                    _up_cluster(settings, layout, count)
+                    where = cluster.bootstrap(cluster.nodes(settings, layout, count))
             else:
                 _up_s3(settings, layout, comps[name])
     _say(
-        f"stack up in {time.monotonic() - started:.1f} s: Kafka {settings.kafka_bootstrap},"
+        f"stack up in {time.monotonic() - started:.1f} s: Kafka {where},"
         f" S3 {settings.s3_endpoint}; logs in {layout.logs_dir}"
     )
 
 
-def _down(settings: Settings, layout: StackLayout, selected: list[str]) -> None:
+def _kafka_nodes(settings: Settings, layout: StackLayout) -> list[_Component]:
+    """The Kafka components of this stack dir: the single broker, or every node of a cluster."""
+    count = cluster.choose(layout, None)
+    if count == 1:
+        return [_components(settings, layout)[kafka.COMPONENT]]
+    return [_node_component(settings, layout, n) for n in cluster.nodes(settings, layout, count)]
+
+
+def _expand(settings: Settings, layout: StackLayout, selected: list[str]) -> list[_Component]:
     comps = _components(settings, layout)
+    out: list[_Component] = []
+    for name in selected:
+        out += _kafka_nodes(settings, layout) if name == kafka.COMPONENT else [comps[name]]
+    return out
+
+
+def _down(settings: Settings, layout: StackLayout, selected: list[str]) -> None:
     with _locked(layout):
-        for name in reversed(selected):
-            comp, pid_file = comps[name], layout.pid_file(name)
+        for comp in reversed(_expand(settings, layout, selected)):
+            name, pid_file = comp.name, layout.pid_file(comp.name)
             pid = running_pid(pid_file, comp.markers)
             if pid is None:
                 _say(f"{name}: not running (nothing started by this stack)")
@@ -181,10 +263,9 @@ def _down(settings: Settings, layout: StackLayout, selected: list[str]) -> None:
 
 def _status(settings: Settings, layout: StackLayout, selected: list[str]) -> bool:
     """Print each component's state; True when every selected one answers."""
-    comps = _components(settings, layout)
     all_ready = True
-    for name in selected:
-        comp = comps[name]
+    for comp in _expand(settings, layout, selected):
+        name = comp.name
         pid = running_pid(layout.pid_file(name), comp.markers)
         try:
             comp.ready(3.0, lambda: True)
@@ -201,14 +282,20 @@ def _status(settings: Settings, layout: StackLayout, selected: list[str]) -> boo
     return all_ready
 
 
-def _logs(layout: StackLayout, selected: list[str]) -> None:
-    for name in selected:
-        log_file = layout.log_file(name)
+def _logs(settings: Settings, layout: StackLayout, selected: list[str]) -> None:
+    for comp in _expand(settings, layout, selected):
+        log_file = layout.log_file(comp.name)
         _say(f"==> {log_file} <==\n{tail(log_file, 40)}")
 
 
-def stack_command(action: str, settings: Settings, component: str | None = None) -> int:
-    """Run one stack action; 0 on success, 1 on failure (the reason is printed to stderr)."""
+def stack_command(
+    action: str, settings: Settings, component: str | None = None, *, brokers: int | None = None
+) -> int:
+    """Run one stack action; 0 on success, 1 on failure (the reason is printed to stderr).
+
+    ``brokers`` (``up`` only): how many Kafka nodes; by default what the stack dir was first
+    started with, else 1 (devkit/stack/cluster.py).
+    """
     if action not in ACTIONS:
         print(
             f"unknown stack action {action!r}; expected one of {', '.join(ACTIONS)}",
@@ -229,13 +316,13 @@ def stack_command(action: str, settings: Settings, component: str | None = None)
     layout = StackLayout.from_settings(settings)
     try:
         if action == "up":
-            _up(settings, layout, selected)
+            _up(settings, layout, selected, brokers)
         elif action == "down":
             _down(settings, layout, selected)
         elif action == "status":
             return 0 if _status(settings, layout, selected) else 1
         else:
-            _logs(layout, selected)
+            _logs(settings, layout, selected)
     except StackError as exc:
         print(f"stack {action} failed: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from string import Template
 
 from devkit.stack.layout import StackLayout
 from devkit.stack.processes import port_open
-from vidloc.adapters.kafka.admin import broker_topics
+from vidloc.adapters.kafka.admin import broker_topics, live_brokers
 from vidloc.adapters.kafka.admin import ensure_topics as create_vidloc_topics
 from vidloc.errors import BusUnavailable, StackError
 from vidloc.settings import Settings
@@ -229,32 +229,58 @@ def server_argv(layout: StackLayout, java: str) -> list[str]:
     ]
 
 
-def wait_ready(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> None:
+def wait_ready(
+    settings: Settings,
+    timeout_s: float,
+    alive: Callable[[], bool],
+    *,
+    bootstrap: str | None = None,
+) -> None:
     """Block until a metadata request succeeds; fail fast if the broker process died."""
+    where = bootstrap or f"{HOST}:{settings.kafka_port}"
+    host, _, port = where.rpartition(":")
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         if not alive():
             raise StackError("the Kafka broker exited during start-up")
         # Probe the port first: kafka-python logs loudly for every refused connection.
-        if port_open(HOST, settings.kafka_port):
+        if port_open(host, int(port)):
             try:
-                broker_topics(settings, bootstrap=f"{HOST}:{settings.kafka_port}")
+                broker_topics(settings, bootstrap=where)
                 return
             except BusUnavailable as exc:
                 last = exc
         time.sleep(0.5)
     raise StackError(
-        f"Kafka did not answer on {HOST}:{settings.kafka_port} within {timeout_s:.0f} s"
-        f" (last error: {last})"
+        f"Kafka did not answer on {where} within {timeout_s:.0f} s (last error: {last})"
     )
 
 
-def ensure_topics(settings: Settings) -> list[str]:
+def wait_brokers(settings: Settings, bootstrap: str, count: int, timeout_s: float) -> None:
+    """Block until the cluster's metadata lists ``count`` brokers (every node registered)."""
+    deadline = time.monotonic() + timeout_s
+    seen: int | str = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            seen = live_brokers(settings, bootstrap=bootstrap)
+        except BusUnavailable as exc:
+            seen = str(exc)
+        if seen == count:
+            return
+        time.sleep(0.5)
+    raise StackError(f"the cluster at {bootstrap} did not list {count} brokers: {seen}")
+
+
+def ensure_topics(
+    settings: Settings, *, bootstrap: str | None = None, replication: int = 1
+) -> list[str]:
     """Create the vidloc topics that are missing; return the names it created."""
     try:
         return create_vidloc_topics(
-            settings, bootstrap=f"{HOST}:{settings.kafka_port}", replication=1
+            settings,
+            bootstrap=bootstrap or f"{HOST}:{settings.kafka_port}",
+            replication=replication,
         )
     except BusUnavailable as exc:
         raise StackError(f"could not create Kafka topics: {exc}") from exc

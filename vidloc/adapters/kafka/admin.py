@@ -36,6 +36,20 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     return counts
 
 
+def topic_configs(replication_factor: int) -> dict[str, str]:
+    """Per-topic durability for ``replication_factor`` replicas.
+
+    ``min.insync.replicas`` 2 of 3 (1 below that): a record acked with acks=all is on two
+    brokers, and one broker may be down without stopping producers. Unclean leader election
+    off: an out-of-sync replica never becomes leader, so an acked record (a committed result)
+    is never lost to a failover.
+    """
+    return {
+        "min.insync.replicas": str(max(1, min(2, replication_factor - 1))),
+        "unclean.leader.election.enable": "false",
+    }
+
+
 def create_missing_topics(
     admin: KafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
 ) -> list[str]:
@@ -44,8 +58,14 @@ def create_missing_topics(
     Raises KafkaError; callers translate it into their own vidloc error.
     """
     existing = set(admin.list_topics())
+    configs = topic_configs(replication_factor)
     missing = [
-        NewTopic(name=t, num_partitions=n, replication_factor=replication_factor)
+        NewTopic(
+            name=t,
+            num_partitions=n,
+            replication_factor=replication_factor,
+            topic_configs=configs,
+        )
         for t, n in wanted.items()
         if t not in existing
     ]
@@ -71,6 +91,20 @@ def broker_topics(settings: Settings, *, bootstrap: str | None = None) -> set[st
         raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
     try:
         return set(admin.list_topics())
+    except KafkaError as exc:
+        raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def live_brokers(settings: Settings, *, bootstrap: str | None = None) -> int:
+    """How many brokers the cluster's metadata lists now. BusUnavailable."""
+    try:
+        admin = _admin(settings, bootstrap, "vidloc-probe")
+    except KafkaError as exc:
+        raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
+    try:
+        return len(admin.describe_cluster()["brokers"])
     except KafkaError as exc:
         raise BusUnavailable(f"Kafka at {bootstrap or settings.kafka_bootstrap}: {exc}") from exc
     finally:
