@@ -25,7 +25,7 @@ from vidloc.errors import BusUnavailable
 from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
 from workers.service.handler import MAX_CRASHES, Delivery, Disposition
-from workers.service.inflight import Ledger
+from workers.service.inflight import Flush, Ledger
 from workers.service.outbox import Committer, PlainCommitter, Settle, Settlements, job_context
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,16 @@ class IngestStream(Protocol):
         *,
         on_assigned: AssignmentCallback | None = None,
         on_revoked: AssignmentCallback | None = None,
+        on_lost: AssignmentCallback | None = None,
     ) -> None: ...
 
     def poll(self, *, timeout_s: float, max_records: int | None = None) -> list[BusRecord]: ...
 
     def commit(self, offsets: Mapping[Partition, int]) -> None: ...
+
+    def committed(
+        self, parts: Collection[Partition], *, timeout_s: float = 10.0
+    ) -> dict[Partition, int | None]: ...
 
     def seek(self, part: Partition, offset: int) -> bool: ...
 
@@ -124,6 +129,8 @@ class WorkerLoop:
         self._attempts: dict[tuple[Partition, int], int] = {}
         self._crashes: dict[tuple[Partition, int], int] = {}
         self._flush_due = 0.0
+        # Flushes whose commit got no answer: committed or not, unknown until the group says.
+        self._unanswered: dict[Partition, Flush[OutRecord]] = {}
         self._stopping = False
         self.jobs_done = 0
         self.jobs_handed_back = 0
@@ -148,34 +155,44 @@ class WorkerLoop:
         owned = self.stream.assignment()
         for part in self._ledger.partitions() - owned:
             log.warning("%s moved to another member; handing its jobs back", part)
-            self._ledger.drop(part)
-            self._settlements.drop(part)
-            for where in [w for w in self._deliveries if w[0] == part]:
-                self._deliveries.pop(where, None)
-                self._due.pop(where, None)
-            for running in self._running.values():
-                if running.part == part and not running.orphaned:
-                    running.orphaned = True
-                    self.slots[running.slot].cancel.set()
+            self._forget(part)
+
+    def _forget(self, part: Partition) -> None:
+        """Cancel ``part``'s running jobs and drop everything held for it: from here on,
+        nothing of it is committed by this member."""
+        self._ledger.drop(part)
+        self._settlements.drop(part)
+        self._unanswered.pop(part, None)
+        for where in [w for w in self._deliveries if w[0] == part]:
+            self._deliveries.pop(where, None)
+            self._due.pop(where, None)
+        for running in self._running.values():
+            if running.part == part and not running.orphaned:
+                running.orphaned = True
+                self.slots[running.slot].cancel.set()
 
     def _on_assigned(self, assigned: set[Partition]) -> None:
         if self._at_capacity():
             self.stream.pause(assigned)
         self.check_ownership()
 
-    def _on_revoked(self, revoked: set[Partition]) -> None:
-        # Still this generation's member: what has finished leaves now, not after a replay.
-        # (Runs inside poll; a failure here must not fail the poll: the new owner replays.)
-        try:
-            self._flush(force=True)
-        except Exception:
-            log.exception("could not commit finished jobs before the rebalance")
-        self.check_ownership()
+    def _on_lost(self, lost: set[Partition]) -> None:
+        """This member was evicted (its session expired: a long pause, a network split); the
+        group has given ``lost`` to others, who replay from the last commit. kafka-python
+        still lists them as assigned while this runs, so they are dropped here by name,
+        before anything else can be committed."""
+        for part in lost & (self._ledger.partitions() | set(self._unanswered)):
+            log.warning("%s lost (this member was evicted); dropping its jobs", part)
+            self._forget(part)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self, topics: list[str], stop: threading.Event) -> None:
-        self.stream.subscribe(topics, on_assigned=self._on_assigned, on_revoked=self._on_revoked)
+        # No commit inside a rebalance callback: it runs on kafka-python's event loop, where a
+        # commit waiting on a slow or absent coordinator would stop the heartbeats. Finished
+        # outputs of a partition that stays here leave after the rebalance; those of one that
+        # moves are dropped (check_ownership) and replayed by its new owner from checkpoints.
+        self.stream.subscribe(topics, on_assigned=self._on_assigned, on_lost=self._on_lost)
         with ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="job") as pool:
             while True:
                 self._report_lag()
@@ -317,6 +334,9 @@ class WorkerLoop:
         """Release every partition's finished front: its outputs and offset in one commit."""
         if not force and time.monotonic() < self._flush_due:
             return
+        if self._unanswered and not self._settle_unanswered():
+            self._flush_due = time.monotonic() + FLUSH_RETRY_S
+            return
         flushes = {}
         for part in self._ledger.partitions():
             flush = self._ledger.flushable(part)
@@ -328,16 +348,54 @@ class WorkerLoop:
         try:
             self._committer.commit(records, {part: f.commit for part, f in flushes.items()})
         except BusUnavailable as exc:
+            self._flush_due = time.monotonic() + FLUSH_RETRY_S
+            if exc.code == "commit_ambiguous":
+                log.warning("commit of %d jobs unanswered; asking the group next", len(records))
+                self._unanswered.update(flushes)
+                return
             # Nothing of it is visible (a transaction) or it is replayed (plain): keep the
             # outputs and try again; a partition that moved is dropped by check_ownership and
             # its new owner replays it, with checkpoints, from the last commit.
             log.warning("outputs of %d jobs not committed yet: %s", len(records), exc)
-            self._flush_due = time.monotonic() + FLUSH_RETRY_S
             return
         for part, flush in flushes.items():
-            self._ledger.flushed(part, flush)
-            self._settlements.committed(part, flush.offsets)
-            self.jobs_done += len(flush.offsets)
+            self._flushed(part, flush)
+
+    def _flushed(self, part: Partition, flush: Flush[OutRecord]) -> None:
+        self._ledger.flushed(part, flush)
+        self._settlements.committed(part, flush.offsets)
+        self.jobs_done += len(flush.offsets)
+
+    def _settle_unanswered(self) -> bool:
+        """Decide each unanswered flush by the group's committed offset; False: not yet.
+
+        First the committer settles the transaction it left (a new producer's
+        ``init_transactions`` completes or aborts it), then the committed offsets, read with
+        ``require_stable``, are final: at the flush's end, it committed (its outputs are
+        visible: forget them); at or below its first offset, it did not (its outputs are still
+        held and leave with the next flush); anything else means another member committed
+        the partition meanwhile: drop it and read on from there. Either way no outcome is
+        published twice or lost (docs/delivery.md, "A commit without an answer").
+        """
+        try:
+            self._committer.recover()
+            found = self.stream.committed(list(self._unanswered))
+        except BusUnavailable as exc:
+            log.info("unanswered commit not settled yet: %s", exc)
+            return False
+        for part, flush in list(self._unanswered.items()):
+            del self._unanswered[part]
+            offset = found.get(part)
+            if offset == flush.commit:
+                log.info("the unanswered commit of %s@%d did commit", part, flush.commit)
+                self._flushed(part, flush)
+            elif offset is None or offset <= flush.offsets[0]:
+                log.info("the unanswered commit of %s@%d did not commit", part, flush.commit)
+            else:
+                log.warning("%s was committed to %d by another member; re-reading", part, offset)
+                self._forget(part)
+                self.stream.seek(part, offset)
+        return True
 
     def _report_lag(self) -> None:
         """Refresh the lag gauges now and then; only this thread may touch the consumer."""

@@ -122,7 +122,13 @@ def _settle_one(callback: Settle, committed: bool) -> None:
 
 class Committer(Protocol):
     def commit(self, records: Sequence[OutRecord], offsets: Mapping[Partition, int]) -> None:
-        """Send ``records``, commit ``offsets`` (next to read); raise BusUnavailable if not."""
+        """Send ``records``, commit ``offsets`` (next to read); raise BusUnavailable if not
+        (code ``commit_ambiguous``: no answer, it may have committed)."""
+        ...
+
+    def recover(self) -> None:
+        """Settle whatever an unanswered commit left open, so that the group's committed
+        offsets read afterwards are final; raise BusUnavailable while that cannot be done."""
         ...
 
 
@@ -138,6 +144,8 @@ class Transactions(Protocol):
     def commit(
         self, records: Sequence[OutRecord], offsets: Mapping[Partition, int], group: object
     ) -> None: ...
+
+    def recover(self) -> None: ...
 
 
 class PlainCommitter:
@@ -155,6 +163,9 @@ class PlainCommitter:
             self._publish(topic, key, value)
         self._stream.commit(offsets)
 
+    def recover(self) -> None:
+        """Nothing is left open: a plain commit is answered or failed."""
+
 
 class TransactionCommitter:
     """Exactly-once for read_committed readers: records and offsets in one transaction.
@@ -169,3 +180,6 @@ class TransactionCommitter:
 
     def commit(self, records: Sequence[OutRecord], offsets: Mapping[Partition, int]) -> None:
         self._transactions.commit(records, offsets, self._stream.group_metadata())
+
+    def recover(self) -> None:
+        self._transactions.recover()

@@ -46,13 +46,30 @@ def _tp(part: Partition) -> TopicPartition:
 
 
 class _Listener(ConsumerRebalanceListener):
-    """Hands kafka-python's rebalance callbacks (run inside ``poll``) on as plain values."""
+    """Hands kafka-python's rebalance callbacks (run inside ``poll``) on as plain values.
+
+    Partitions *lost* (the session expired: the group already gave them to another member)
+    go to ``on_lost``, not ``on_revoked``: kafka-python 3's default sends them to
+    ``on_partitions_revoked``, and calls it before it clears the assignment, so a listener
+    could not tell them from a revocation it may still commit for.
+    """
 
     def __init__(
-        self, on_assigned: AssignmentCallback | None, on_revoked: AssignmentCallback | None
+        self,
+        on_assigned: AssignmentCallback | None,
+        on_revoked: AssignmentCallback | None,
+        on_lost: AssignmentCallback | None = None,
     ) -> None:
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
+        self._on_lost = on_lost
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        parts = {_partition(tp) for tp in lost}
+        log.warning("partitions lost (this member was evicted): %s", sorted(map(str, parts)))
+        callback = self._on_lost or self._on_revoked
+        if callback is not None:
+            callback(parts)
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         parts = {_partition(tp) for tp in revoked}
@@ -212,10 +229,16 @@ class TopicReader(ClosedOnExit):
         *,
         on_assigned: AssignmentCallback | None = None,
         on_revoked: AssignmentCallback | None = None,
+        on_lost: AssignmentCallback | None = None,
     ) -> None:
-        """Join the group on ``topics``; the callbacks run inside :meth:`poll`, on its thread."""
+        """Join the group on ``topics``; the callbacks run inside :meth:`poll`, on its thread.
+
+        ``on_lost`` (default: ``on_revoked``) gets partitions this member lost by eviction:
+        another member owns them already, so nothing of theirs may be committed from here.
+        """
+        listener = _Listener(on_assigned, on_revoked, on_lost)
         try:
-            self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+            self._consumer.subscribe(list(topics), listener=listener)
         except KafkaError as exc:
             raise BusUnavailable(f"cannot subscribe to {list(topics)}: {exc}") from exc
 
@@ -272,11 +295,45 @@ class TopicReader(ClosedOnExit):
         """Commit past ``record`` (offset + 1)."""
         self.commit({record.where: record.offset + 1})
 
+    def committed(
+        self, parts: Collection[Partition], *, timeout_s: float = 10.0
+    ) -> dict[Partition, int | None]:
+        """The group's committed offset (next to read) per partition, None where none is.
+
+        A read_committed consumer asks with ``require_stable``: the broker answers only once
+        no transaction holding offsets of these partitions is pending, so the answer is final.
+        """
+        out: dict[Partition, int | None] = {}
+        try:
+            for part in parts:
+                offset = self._consumer.committed(_tp(part), timeout_ms=int(timeout_s * 1000))
+                out[part] = offset if offset is not None and offset >= 0 else None
+        except KafkaError as exc:
+            raise BusUnavailable(
+                f"cannot read committed offsets on {self._where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return out
+
     def group_metadata(self) -> object:
         """This member's group id, member id and generation, for a producer transaction
         (:meth:`TransactionalPublisher.commit`): the broker refuses offsets a stale member
-        commits (KIP-447). Opaque to callers."""
-        return self._consumer.group_metadata()
+        commits (KIP-447). Opaque to callers.
+
+        Raises BusUnavailable (``commit_rejected``) while this member has no generation (it was
+        evicted and :meth:`poll` has not yet reported the partitions lost, or it is rejoining):
+        the broker does not fence offsets sent without a member id and generation, so a commit
+        then could land on partitions another member owns.
+        """
+        metadata = self._consumer.group_metadata()
+        generation = getattr(metadata, "generation_id", None)
+        member = getattr(metadata, "member_id", None)
+        if generation is not None and (generation < 0 or not member):
+            raise BusUnavailable(
+                "not a member of the group now (evicted, or rejoining): nothing is committed"
+                " until the next poll has settled the membership",
+                code="commit_rejected",
+            )
+        return metadata
 
     def seek(self, part: Partition, offset: int) -> bool:
         """Make the next poll of ``part`` start at ``offset``; False when it is no longer ours.
@@ -343,7 +400,8 @@ class TopicReader(ClosedOnExit):
     def close(self) -> None:
         """Leave the group (if any) without committing anything not committed explicitly."""
         try:
-            self._consumer.close(autocommit=False)
+            # Bounded: leaving the group during an outage must not hold up a stop.
+            self._consumer.close(autocommit=False, timeout_ms=10_000)
         except KafkaError as exc:
             log.warning("closing a Kafka consumer failed: %s", exc)
 
