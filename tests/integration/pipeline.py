@@ -138,17 +138,19 @@ def own_stack(
     kafka_port: int,
     controller_port: int,
     s3_port: int | None = None,
+    brokers: int = 1,
     **update: Any,
 ) -> Iterator[Settings]:
     """A second local stack on other ports, for tests that stop or reconfigure components.
 
     It shares the built jars and versitygw binary (``cache_dir``) but nothing else with the
-    stack every other test uses. Without ``s3_port`` only Kafka is started.
+    stack every other test uses. Without ``s3_port`` only Kafka is started. ``brokers`` 3: a
+    replicated cluster (devkit/stack/cluster.py), node i on ports 10 (i - 1) above the given.
     """
     changes: dict[str, Any] = {
         "kafka_port": kafka_port,
         "kafka_controller_port": controller_port,
-        "kafka_bootstrap": f"127.0.0.1:{kafka_port}",
+        "kafka_bootstrap": ",".join(f"127.0.0.1:{kafka_port + 10 * i}" for i in range(brokers)),
         "stack_dir": stack_dir,
         "cache_dir": (REPO / base.cache_dir).resolve(),
     }
@@ -157,7 +159,8 @@ def own_stack(
     settings = base.model_copy(update=changes | update)
     component = None if s3_port is not None else "kafka"
     try:
-        assert stack_command("up", settings, component) == 0, "the test's own stack did not start"
+        started = stack_command("up", settings, component, brokers=brokers)
+        assert started == 0, "the test's own stack did not start"
         yield settings
     finally:
         stack_command("down", settings, component)
