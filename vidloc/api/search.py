@@ -56,6 +56,9 @@ class SearchGroup(BaseModel):
 
 class IndexState(BaseModel):
     ready: bool = Field(description="false until this replica's first sync from S3 finished")
+    window_full: bool = Field(
+        description="more matches than the index ranks (its newest 2000): add words or filters"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -155,5 +158,5 @@ def search(
             if page.more
             else None
         ),
-        index=IndexState(ready=service.indexer.ready.is_set()),
+        index=IndexState(ready=service.indexer.ready.is_set(), window_full=page.window_full),
     )

@@ -14,6 +14,7 @@ from vidloc.cli import (
     estimate,
     evaluate,
     init,
+    search,
     stream,
     submit,
     timeline,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The order of --help's command list, as it always was.
     for module in (worker, submit, bridge, api, timeline, watch, evaluate, estimate, init, stream):
         module.add_parser(sub)
+    search.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
 
