@@ -17,13 +17,18 @@ from prometheus_client.registry import Collector
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.auth import Gate, KeyRing, claimed_key_id, log_denial, require
 from vidloc.api.errors import error_response, install_error_handlers
+from vidloc.api.events_stream import router as events_stream_router
 from vidloc.api.feed import StatusFeed
+from vidloc.api.front import FrontDoor
+from vidloc.api.hooks import router as hooks_router
+from vidloc.api.media import router as media_router
 from vidloc.api.probes import Probe, Readiness, kafka_probe, s3_probe
 from vidloc.api.ratelimit import RateLimiter
 from vidloc.api.routes import Services, router
 from vidloc.api.search import build_search
 from vidloc.api.search import router as search_router
 from vidloc.api.status import StatusBook, derive_state
+from vidloc.api.submit import router as submit_router
 from vidloc.api.timelines import TimelineReader
 from vidloc.metrics import CONTENT_TYPE, Metrics
 from vidloc.settings import Settings
@@ -125,6 +130,7 @@ def create_app(
     search = build_search(settings, store)
     if feed is not None:
         feed.on_result = search.indexer.offer
+    door = FrontDoor.build(settings, store, book)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,6 +144,7 @@ def create_app(
                 feed.stop()
             search.indexer.stop()
             search.index.close()
+            door.close()
 
     # FastAPI's Swagger UI and ReDoc pages run scripts from a CDN on this origin, where the
     # keyed viewer keeps a key in sessionStorage: with keys there are none (the spec stays at
@@ -155,6 +162,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(search_router)
+    app.include_router(submit_router)
+    app.include_router(hooks_router)
+    app.include_router(events_stream_router)
+    app.include_router(media_router)
     metrics = metrics or Metrics()
     metrics.registry.register(VideosByStatus(book, settings.api_stalled_after_s))
     _limit_sizes(app, settings.api_max_body_bytes, settings.api_max_url_bytes)
@@ -178,6 +189,7 @@ def create_app(
     app.state.gate = Gate(keyring, RateLimiter(settings.api_rate_per_s, settings.api_rate_burst))
     app.state.feed = feed
     app.state.search = search
+    app.state.front = door
     app.state.services = Services(
         timelines=TimelineReader(store, settings.timeline_bucket),
         book=book,

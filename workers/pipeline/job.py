@@ -12,7 +12,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,11 +51,13 @@ from workers.pipeline.planning import (
     wants_adaptive,
 )
 from workers.pipeline.spans import Span, plan_spans, should_split
+from workers.pipeline.thumbnails import FrameKeeper, store_thumbnails
 from workers.pipeline.timeline import build_timeline
 from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
     ChunkResult,
     DetectedEvent,
+    FrameSample,
     FrameSource,
     Localizer,
     LocalizeRequest,
@@ -238,8 +240,10 @@ class JobRunner:
             started = time.monotonic()
             if event.span is not None:
                 return self._span_chunks(event, job_id, plan, source, localizer, path, progress)
+            # Thumbnails come from the frames this job decodes anyway (pipeline/thumbnails.py).
+            keeper = FrameKeeper()
             results, from_checkpoint = self._localize(
-                event, job_id, plan, source, localizer, path, progress
+                event, job_id, plan, source, localizer, path, progress, keep=keeper
             )
             timings["localize_s"] = time.monotonic() - started
             if kind.asks_model and all_answers_unusable(results):
@@ -267,6 +271,14 @@ class JobRunner:
         timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
         # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
         key = names.timeline_key(video_id, tenant_of_key(event.source.key))
+        folder = key.rsplit("/", 1)[0]
+        timeline = store_thumbnails(
+            timeline,
+            keeper,
+            lambda name, jpeg: self._store.put_bytes(
+                s.timeline_bucket, f"{folder}/{name}", jpeg, "image/jpeg"
+            ),
+        )
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
         started = time.monotonic()
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
@@ -291,6 +303,7 @@ class JobRunner:
         path: Path,
         progress: ProgressFn,
         only: VideoSpan | None = None,
+        keep: FrameKeeper | None = None,
     ) -> tuple[list[ChunkResult], int]:
         """Every chunk's result in plan order (of ``only``'s chunks, when given), and how many
         came from checkpoints."""
@@ -323,7 +336,9 @@ class JobRunner:
 
             wanted = wanted_times(pending)
             localize_chunks(
-                assemble(pending, wanted, source.frames(str(path), wanted, plan.frame_size)),
+                assemble(
+                    pending, wanted, _kept(source.frames(str(path), wanted, plan.frame_size), keep)
+                ),
                 lambda chunk, frames: timed(chunk, frames, request),
                 workers=self._settings.vlm_concurrency if plan.kind.asks_model else 1,
                 on_result=record,
@@ -522,3 +537,7 @@ def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:
         labels=tuple(event.options.labels),
         video_duration_s=plan.info.duration_s,
     )
+
+
+def _kept(frames: Iterable[FrameSample], keep: FrameKeeper | None) -> Iterable[FrameSample]:
+    return frames if keep is None else keep.tap(frames)
