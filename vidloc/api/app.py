@@ -16,6 +16,8 @@ from prometheus_client.registry import Collector
 
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.auth import Gate, KeyRing, claimed_key_id, log_denial, require
+from vidloc.api.clips import ClipService
+from vidloc.api.clips import router as clips_router
 from vidloc.api.errors import error_response, install_error_handlers
 from vidloc.api.events_stream import router as events_stream_router
 from vidloc.api.feed import StatusFeed
@@ -166,6 +168,7 @@ def create_app(
     app.include_router(hooks_router)
     app.include_router(events_stream_router)
     app.include_router(media_router)
+    app.include_router(clips_router)
     metrics = metrics or Metrics()
     metrics.registry.register(VideosByStatus(book, settings.api_stalled_after_s))
     _limit_sizes(app, settings.api_max_body_bytes, settings.api_max_url_bytes)
@@ -189,6 +192,7 @@ def create_app(
     app.state.gate = Gate(keyring, RateLimiter(settings.api_rate_per_s, settings.api_rate_burst))
     app.state.feed = feed
     app.state.search = search
+    app.state.clips = ClipService(store, settings)
     app.state.front = door
     app.state.services = Services(
         timelines=TimelineReader(store, settings.timeline_bucket),

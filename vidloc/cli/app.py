@@ -11,6 +11,7 @@ from typing import Any
 from vidloc.cli import (
     api,
     bridge,
+    clip,
     estimate,
     evaluate,
     init,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (worker, submit, bridge, api, timeline, watch, evaluate, estimate, init, stream):
         module.add_parser(sub)
     search.add_parser(sub)
+    clip.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
 

@@ -1,0 +1,157 @@
+"""``GET /videos/{id}/events/{event_id}/clip?pad_s=``: an MP4 of the event, cut once and cached
+beside the timeline (``clips/``), answered with a redirect to a presigned URL of it.
+
+``X-Vidloc-Clip-Mode`` says how it was cut (``copy``: stream copy from a keyframe within one
+frame of the start; ``reencode``: H.264 from the frame at the start), ``X-Vidloc-Clip-Start-S``
+the source time of its first frame, ``X-Vidloc-Clip-Cache`` ``hit`` or ``miss``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse
+
+from contracts import Timeline, TimelineEvent
+from vidloc.adapters.object_store import ObjectStore, normalize_etag
+from vidloc.api.auth import Reader
+from vidloc.api.clipcut import ClipMode, cache_name, clip_window, cut_clip
+from vidloc.api.errors import ApiError
+from vidloc.api.media import ERRORS, EventId, beside_timeline, event_of, timeline_of
+from vidloc.api.routes import Deps, VideoId
+from vidloc.errors import InputError, ObjectMissing
+from vidloc.settings import Settings
+
+MAX_PAD_S = 60.0
+
+
+@dataclass(frozen=True)
+class StoredClip:
+    bucket: str
+    key: str
+    mode: ClipMode
+    first_frame_s: float
+    cached: bool
+
+
+def find_or_cut_clip(
+    store: ObjectStore,
+    settings: Settings,
+    timeline: Timeline,
+    event: TimelineEvent,
+    *,
+    tenant: str | None,
+    pad_s: float = 0.0,
+) -> StoredClip:
+    """The cached clip of ``event`` (padded), cut and stored first when there is none.
+
+    ApiError for what the caller must hear: a window over VIDLOC_CLIP_MAX_S (400), a source
+    that was deleted (404 ``source_not_found``) or replaced since the timeline (409)."""
+    try:
+        window = clip_window(event, pad_s, timeline.video.duration_s, settings.clip_max_s)
+    except ValueError as exc:
+        raise ApiError(400, "clip_too_long", str(exc)) from exc
+    source = timeline.source
+    etag = normalize_etag(source.etag)
+    stem = hashlib.sha256(event.id.encode()).hexdigest()[:16]
+    key = beside_timeline(timeline.video_id, tenant, cache_name(stem, window, etag))
+    bucket = settings.timeline_bucket
+    try:
+        info = store.stat(bucket, key)
+        mode: ClipMode = "copy" if info.metadata.get("clip-mode") == "copy" else "reencode"
+        first = float(info.metadata.get("clip-first-frame-s", window.start_s))
+        return StoredClip(bucket, key, mode, first, cached=True)
+    except ObjectMissing:
+        pass
+    try:
+        found = store.stat(source.bucket, source.key)
+    except ObjectMissing as exc:
+        raise ApiError(
+            404, "source_not_found", f"the video of {timeline.video_id!r} is no longer stored"
+        ) from exc
+    if etag and found.etag != etag:
+        raise ApiError(
+            409, "source_changed", f"the video of {timeline.video_id!r} was replaced since"
+        )
+    if settings.work_dir is not None:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vidloc-clip-", dir=settings.work_dir) as tmp:
+        video = Path(tmp) / "video"
+        store.download(
+            source.bucket,
+            source.key,
+            video,
+            max_bytes=settings.max_object_bytes,
+            expected_etag=found.etag,
+        )
+        clip = Path(tmp) / "clip.mp4"
+        try:
+            cut = cut_clip(video, clip, window)
+        except InputError as exc:
+            raise ApiError(422, "clip_failed", str(exc)) from exc
+        store.upload_file(
+            bucket,
+            key,
+            clip,
+            content_type="video/mp4",
+            metadata={"clip-mode": cut.mode, "clip-first-frame-s": f"{cut.first_frame_s:.6f}"},
+        )
+    return StoredClip(bucket, key, cut.mode, cut.first_frame_s, cached=False)
+
+
+@dataclass
+class ClipService:
+    store: ObjectStore
+    settings: Settings
+
+
+def _service(request: Request) -> ClipService:
+    found: ClipService = request.app.state.clips
+    return found
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/videos/{video_id}/events/{event_id}/clip",
+    response_class=RedirectResponse,
+    status_code=302,
+    tags=["videos"],
+    responses={
+        **ERRORS,
+        302: {"description": "redirect to a presigned URL of the MP4 (X-Vidloc-Clip-* headers)"},
+        400: ERRORS[422] | {"description": "the clip would be longer than VIDLOC_CLIP_MAX_S"},
+        409: ERRORS[422] | {"description": "the video was replaced since its timeline"},
+    },
+)
+def event_clip(
+    deps: Deps,
+    clips: Annotated[ClipService, Depends(_service)],
+    caller: Reader,
+    video_id: VideoId,
+    event_id: EventId,
+    pad_s: Annotated[float, Query(ge=0, le=MAX_PAD_S, allow_inf_nan=False)] = 0.0,
+) -> RedirectResponse:
+    """An MP4 of the event (padded by ``pad_s`` on both sides), cut on the first request and
+    cached in the timeline bucket; the answer redirects to a presigned URL of it."""
+    timeline = timeline_of(deps, caller, video_id)
+    event = event_of(timeline, event_id)
+    clip = find_or_cut_clip(
+        clips.store, clips.settings, timeline, event, tenant=caller.tenant, pad_s=pad_s
+    )
+    return RedirectResponse(
+        deps.presign(clip.bucket, clip.key),
+        status_code=302,
+        headers={
+            "X-Vidloc-Clip-Mode": clip.mode,
+            "X-Vidloc-Clip-Start-S": f"{clip.first_frame_s:.3f}",
+            "X-Vidloc-Clip-Cache": "hit" if clip.cached else "miss",
+            "Cache-Control": "no-store",
+        },
+    )
