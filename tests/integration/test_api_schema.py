@@ -95,6 +95,12 @@ def test_api_conforms_to_its_spec(case: schemathesis.Case, api: tuple[str, str])
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_request"
         return
+    if case.path == "/search" and response.status_code == 400:
+        # What OpenAPI cannot state either: q must hold a word (letters or digits, at most
+        # 32), and a cursor belongs to the query that gave it (docs/search.md).
+        codes = {"invalid_query", "query_too_long", "invalid_cursor"}
+        assert response.json()["error"]["code"] in codes, response.text
+        return
     case.validate_response(response)
     if case.path_parameters and case.path_parameters.get("video_id") == "0":
         HAPPY_PATHS.add((case.path, response.status_code))

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 MAX_QUERY_CHARS = 512
@@ -116,6 +116,7 @@ def make_request(
         )
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be 1..{MAX_LIMIT}, got {limit}")
+    since, until = _aware(since, "since"), _aware(until, "until")
     if since is not None and until is not None and until < since:
         raise QueryError("until is before since")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
@@ -134,6 +135,19 @@ def make_request(
     )
     offset = read_cursor(cursor, request.fingerprint()) if cursor else 0
     return replace(request, offset=offset)
+
+
+def _aware(at: datetime | None, name: str) -> datetime | None:
+    """``at`` with a time zone (none given: UTC), checked to have a POSIX time."""
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    try:
+        at.timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise QueryError(f"{name} is out of range: {exc}") from exc
+    return at
 
 
 def make_cursor(offset: int, fingerprint: str) -> str:
