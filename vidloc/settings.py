@@ -68,10 +68,11 @@ class Settings(BaseSettings):
     # A video longer than this is split into spans of about this length that the whole group
     # works on (docs/delivery.md); 0 keeps every video on one worker.
     span_s: float = Field(default=300.0, ge=0)
-    # Span orders one worker runs at once (never its last job slot): each span already fans its
-    # chunks out to every model slot, so one at a time keeps them busy; a second at once cost a
-    # 30-minute 1080p video 141 s instead of 101 s and 437 MB tree RSS instead of 310 MB.
-    span_jobs: int = Field(default=1, ge=1)
+    # Span orders one worker runs at once (never its last job slot). One leaves the model slots
+    # idle while a span starts and ends (a 60-minute video on one worker: 112 s against 72 s
+    # with two, model floor 60 s); two cost memory (a 30-minute 1080p video: 437 MB tree RSS
+    # against 310 MB). docs/delivery.md, "Long videos".
+    span_jobs: int = Field(default=2, ge=1)
 
     @property
     def span_partitions(self) -> int:
@@ -177,6 +178,31 @@ class Settings(BaseSettings):
     clip_max_s: float = Field(default=900.0, gt=0)
     # The tenant `vidloc submit` uploads for and `vidloc watch` shows (None: no tenant).
     tenant: str | None = None
+    # Submitting over HTTP (POST /videos, docs/api.md): the largest declared upload, the
+    # submissions one key may make per rolling day (counted per API process), the part size of
+    # presigned multipart uploads (an upload up to one part is a single PUT) and how long the
+    # upload URLs live.
+    api_submit_max_bytes: int = Field(default=4 * 1024**3, ge=1)
+    api_submit_per_day: int = Field(default=1000, ge=1)
+    api_upload_part_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024)
+    api_upload_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # Webhooks (docs/webhooks.md): where deliveries may go, how long one is retried before it is
+    # dead-lettered, each attempt's timeout, the senders at once (and per target), the most
+    # deliveries held in memory before the deliverer stops reading, and how often it re-reads
+    # the registrations. Targets at loopback, private, link-local or otherwise non-public
+    # addresses are refused unless webhook_allowed_networks lists them; webhook_allowed_hosts,
+    # when set, is the only host names (or *.suffixes) allowed at all.
+    webhook_allowed_networks: str = ""
+    webhook_allowed_hosts: str = ""
+    webhook_retry_for_s: float = Field(default=3600.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=60.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_per_target: int = Field(default=2, ge=1, le=64)
+    webhook_max_pending: int = Field(default=10_000, ge=1)
+    webhook_refresh_s: float = Field(default=5.0, gt=0)
+    webhook_group: str = "vidloc-webhooks"
 
     # Local stack
     stack_dir: Path = Path(".stack")
