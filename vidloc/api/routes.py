@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from contracts import Timeline
 from contracts.common import SAFE_ID_PATTERN
+from vidloc import names
 from vidloc.api.auth import Caller, Reader
 from vidloc.api.errors import ApiError, error_body
 from vidloc.api.models import (
@@ -244,7 +245,18 @@ def view_video(deps: Deps, caller: Reader, video_id: VideoId) -> HTMLResponse:
         # The page is still useful without the player; say why it is missing.
         log.warning("no presigned URL for %s: %s", video_id, exc)
         url = None
-    return HTMLResponse(render_viewer(timeline, url), headers=_NO_STORE)
+    thumbnails = _thumbnail_urls(deps, caller, timeline) if url is not None else {}
+    return HTMLResponse(render_viewer(timeline, url, thumbnails=thumbnails), headers=_NO_STORE)
+
+
+def _thumbnail_urls(deps: Services, caller: Caller, timeline: Timeline) -> dict[str, str]:
+    """Presigned GETs of the events' thumbnails (stored beside the timeline), for the page."""
+    folder = names.timeline_key(timeline.video_id, caller.tenant).rsplit("/", 1)[0]
+    return {
+        e.id: deps.presign(deps.timelines.bucket, f"{folder}/{e.thumbnail}")
+        for e in timeline.events
+        if e.thumbnail is not None
+    }
 
 
 @router.get("/viewer/{video_id}", response_class=HTMLResponse, include_in_schema=False)

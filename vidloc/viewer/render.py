@@ -7,8 +7,10 @@ timeline is HTML-escaped, since labels and descriptions come from a model.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from html import escape
 from importlib import resources
+from urllib.parse import urlsplit
 
 from contracts import Timeline
 from vidloc.viewer.layout import Track, layout_tracks, ruler_ticks, span_s
@@ -30,9 +32,17 @@ def _num(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
 
 
-def _track_html(track: Track) -> str:
+def _origins(urls: Iterable[str]) -> str:
+    """The scheme://host[:port] of each URL, space-first, for a CSP source list."""
+    found = sorted({f"{u.scheme}://{u.netloc}" for u in map(urlsplit, urls) if u.netloc})
+    return "".join(f" {escape(origin)}" for origin in found)
+
+
+def _track_html(track: Track, thumbnails: Mapping[str, str]) -> str:
     bars = []
     for bar in track.bars:
+        thumb = thumbnails.get(bar.event_id)
+        picture = f'data-thumbnail="{escape(thumb)}" ' if thumb else ""
         conf = "" if bar.confidence is None else f"{bar.confidence:.2f}"
         title = f"{bar.label} {_fmt_s(bar.start_s)}-{_fmt_s(bar.end_s)}: {bar.description}"
         kind = "bar gap" if bar.source == STREAM_SOURCE else "bar"
@@ -41,6 +51,7 @@ def _track_html(track: Track) -> str:
             f'data-label="{escape(bar.label)}" data-start="{_num(bar.start_s)}" '
             f'data-end="{_num(bar.end_s)}" data-confidence="{conf}" '
             f'data-description="{escape(bar.description)}" aria-label="{escape(title)}" '
+            f"{picture}"
             f'style="left:{_num(bar.left_pct)}%;width:{_num(bar.width_pct)}%;'
             f'background:{track.colour}"></button>'
         )
@@ -137,11 +148,20 @@ def _live_html(timeline: Timeline) -> str:
     )
 
 
-def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None = None) -> str:
+def render_viewer(
+    timeline: Timeline,
+    video_url: str | None,
+    *,
+    note: str | None = None,
+    thumbnails: Mapping[str, str] | None = None,
+) -> str:
     """The page for ``timeline``; ``video_url`` (e.g. a presigned GET) feeds the player.
 
     ``note`` is shown under the title (an export says when its video link expires).
+    ``thumbnails`` maps event ids to image URLs (presigned GETs) shown in the bars' tooltips;
+    the page's CSP admits images from their origins only.
     """
+    thumbnails = thumbnails or {}
     events = timeline.events
     span = span_s(timeline.video.duration_s, events)
     tracks = layout_tracks(timeline.video.duration_s, events)
@@ -165,7 +185,9 @@ def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None
     # A live stream's page polls its own timeline route (same origin, nothing else).
     live = timeline.stream is not None and not timeline.stream.ended
     connect = "; connect-src 'self'" if live else ""
-    lanes = "".join(_track_html(track) for track in tracks) or ('<p class="empty">No events.</p>')
+    lanes = "".join(_track_html(track, thumbnails) for track in tracks) or (
+        '<p class="empty">No events.</p>'
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -173,7 +195,7 @@ def render_viewer(timeline: Timeline, video_url: str | None, *, note: str | None
         # Only inline code and the video's own origin: the page needs nothing else.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; media-src * blob: data:; "
-        f'img-src data:{connect}">'
+        f'img-src data:{_origins(thumbnails.values())}{connect}">'
         f"<title>vidloc · {escape(title)}</title><style>{_asset('viewer.css')}</style></head>"
         f'<body data-span="{_num(span)}" data-duration="{_num(timeline.video.duration_s)}"'
         f"{_live_attrs(timeline)}>"

@@ -36,6 +36,14 @@
         (conf ? "  (confidence " + conf + ")" : "");
       var body = document.createElement("div");
       body.textContent = el.getAttribute("data-description") || "(no description)";
+      var thumb = el.getAttribute("data-thumbnail");
+      if (thumb) {
+        var picture = document.createElement("img");
+        picture.className = "thumb";
+        picture.alt = "";
+        picture.src = thumb;
+        tip.appendChild(picture);
+      }
       tip.appendChild(head);
       tip.appendChild(body);
       tip.style.display = "block";
