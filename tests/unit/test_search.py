@@ -17,6 +17,7 @@ from devkit.serve_api import serve_in_thread
 from vidloc import names
 from vidloc.api.app import create_app
 from vidloc.api.keys import KeysFile, add_key, write_keys_file
+from vidloc.api.search import build_search
 from vidloc.search import Indexer, QueryError, SearchIndex, make_cursor, make_request
 from vidloc.search.feeder import slot_of_key
 from vidloc.search.query import MAX_QUERY_CHARS, match_expression, words
@@ -284,3 +285,15 @@ def test_hostile_queries_never_500(keyed: tuple[httpx.Client, dict[str, str]], t
     assert response.status_code in (200, 400), response.text
     if response.status_code == 200:
         assert all(r["video_id"] in ("cam-1", "cam-2") for r in response.json()["results"])
+
+
+def test_an_unwritable_index_path_falls_back_to_the_temp_dir(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    settings = Settings(search_index_path=blocked / "index.sqlite", timeline_bucket="tb-fallback")
+    service = build_search(settings, MemoryStore())  # type: ignore[arg-type]
+    try:
+        assert service.index.path.parent.name == "vidloc-search"
+        assert service.index.path.name == "index.sqlite"
+    finally:
+        service.index.close()

@@ -6,8 +6,12 @@ app starts and kept current from the results the status feed reads.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +32,8 @@ from vidloc.search import (
     make_request,
 )
 from vidloc.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_FILTER_VALUES = 50
 
@@ -80,7 +86,15 @@ class SearchService:
 
 
 def build_search(settings: Settings, store: ObjectStore) -> SearchService:
-    index = SearchIndex(index_path(settings))
+    """The index at its path; where that cannot be written (an image's read-only working
+    directory), in the temp directory instead: it is a copy, rebuilt from S3 either way."""
+    path = index_path(settings)
+    try:
+        index = SearchIndex(path)
+    except (OSError, sqlite3.Error) as exc:
+        fallback = Path(tempfile.gettempdir()) / "vidloc-search" / path.name
+        log.warning("search index: cannot use %s (%s); using %s", path, exc, fallback)
+        index = SearchIndex(fallback)
     return SearchService(index, Indexer(index, store, settings.timeline_bucket))
 
 
