@@ -3,6 +3,10 @@
 Each style carries the same events (what the fake saw) in one realistic shape, so a test can
 show that every shape reaches the same timeline as the canonical answer. Sources for each shape
 are in ``shared/QWEN3VL.md``: cookbooks, Qwen3-VL issue threads, TimeLens's evaluation parsers.
+The last three are forms a person reads at a glance though no layout asked for them (issue 21
+part 6; ``tests/data/answer_corpus.jsonl`` has public transcripts of their kind): prose that
+echoes the ``<t seconds>`` stamps, a markdown table, and the events one level deeper under other
+key names. When they saw nothing they answer ``{"events": []}``, as the system prompt spells it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ ANSWER_STYLES = (
     "mmss",  # "start": "00:23.50", "end": "00:48.00"
     "chinese",  # "time": "37.1秒到52.6秒"
     "relative",  # seconds from the first frame of the request, not of the video
+    "stamps_prose",  # "The red circle is visible from <43.0 seconds> to <45.0 seconds>."
+    "table",  # | Event | Start | End | Description | with "43.0 s" cells
+    "nested_keys",  # {"video": {"detected_events": [{"name", "begin", "finish", "summary"}]}}
     "unusable",  # prose that names what it saw and never says when
 )
+NOTHING = '{"events": []}'  # what the system prompt says to answer when nothing is visible
 DRAFT_SHIFT_S = 7.0  # how wrong the thinking style's draft is
 
 
@@ -118,6 +126,46 @@ def _relative(events: Events, first_frame_s: float) -> str:
     return _dumps({"events": shifted})
 
 
+def _stamps_prose(events: Events, _: float) -> str:
+    if not events:
+        return NOTHING
+    sentences = [
+        f"The {e['label']} is visible from {_stamp(e['start_s'])} to {_stamp(e['end_s'])}."
+        for e in events
+    ]
+    return "Looking at the frames in order: " + " ".join(sentences)
+
+
+def _table(events: Events, _: float) -> str:
+    if not events:
+        return NOTHING
+    rows = [
+        f"| {e['label']} | {_round(e['start_s'])} s | {_round(e['end_s'])} s | "
+        f"{e.get('description', '')} |"
+        for e in events
+    ]
+    header = "| Event | Start | End | Description |\n|---|---|---|---|"
+    return "Here is what I found:\n\n" + "\n".join([header, *rows])
+
+
+def _nested_keys(events: Events, _: float) -> str:
+    detected = [
+        {
+            "name": e["label"],
+            "begin": _mmss(e["start_s"]),
+            "finish": _mmss(e["end_s"]),
+            "summary": e.get("description", ""),
+            "score": e.get("confidence"),
+        }
+        for e in events
+    ]
+    return _dumps({"video": {"detected_events": detected}})
+
+
+def _stamp(t: float) -> str:
+    return f"<{_round(t)} seconds>"
+
+
 def _unusable(events: Events, _: float) -> str:
     seen = sorted({e["label"] for e in events})
     if not seen:
@@ -149,5 +197,8 @@ _RENDERERS: dict[str, Callable[[Events, float], str]] = {
     "mmss": _mmss_style,
     "chinese": _chinese,
     "relative": _relative,
+    "stamps_prose": _stamps_prose,
+    "table": _table,
+    "nested_keys": _nested_keys,
     "unusable": _unusable,
 }

@@ -3,7 +3,9 @@
 One synthetic clip with known events; the fake model answers it in each realistic style (see
 ``devkit/fake_vlm/styles.py`` and ``shared/QWEN3VL.md``). Each style must reach the timeline
 quality canonical answers reach; a model whose every answer is unusable must fail the job with
-its own code, never succeed with an empty timeline.
+its own code, never succeed with an empty timeline. Answers in a form no layout planned for but
+a person reads at a glance (stamps echoed in prose, a markdown table, the events nested under
+other key names) must give the very events canonical answers give (issue 21, part 6).
 """
 
 from __future__ import annotations
@@ -64,11 +66,15 @@ WORKER_ENV = {
 }
 TOLERANCE = 0.05  # mIoU a style may lose to canonical answers
 REALISTIC = [s for s in ANSWER_STYLES if s not in ("canonical", "unusable")]
+# Forms the reader finds by what they are (a label-like text with two times), not by layout.
+READ_AT_A_GLANCE = ["stamps_prose", "table", "nested_keys"]
+EVENT_TOLERANCE_S = 0.05  # how far a form's times may be from canonical's (mm:ss.ff rounding)
 # Workers of another test session on this stack refuse jobs of buckets not theirs; their
 # refusals are announced too, and are not what this module tests.
 FOREIGN = "bucket_not_allowed"
 
 measured: dict[str, float] = {}
+canonical_events: list[tuple[str, float, float]] = []
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +197,7 @@ def canonical_miou(styles_settings: Settings, fake_vlm: str, worker: Workers, cl
     assert (timeline.stats.rejected_answers, timeline.stats.reasked) == (0, 0)
     assert result.warnings == []
     measured["canonical"] = miou(timeline)
+    canonical_events[:] = sorted((e.label, e.start_s, e.end_s) for e in timeline.events)
     return measured["canonical"]
 
 
@@ -226,6 +233,34 @@ def test_every_answer_style_reaches_canonical_quality(
     else:
         assert timeline.stats.relative_times_shifted == 0
         assert "relative_times_shifted" not in warned
+
+
+@pytest.mark.parametrize("style", READ_AT_A_GLANCE)
+def test_an_answer_a_person_reads_gives_the_canonical_events(
+    style: str,
+    canonical_miou: float,
+    styles_settings: Settings,
+    fake_vlm: str,
+    worker: Workers,
+    watcher: Watcher,
+    clip: Path,
+) -> None:
+    """Before the reader looked for events by what they are, each of these forms failed the
+    job with ``model_answers_unusable`` (every chunk answered, re-asked, still unreadable)."""
+    assert style in ANSWER_STYLES
+    set_style(fake_vlm, style)
+    _, results = run_job(styles_settings, watcher, clip, f"glance-{style}")
+    result, timeline = succeeded_timeline(styles_settings, results, worker)
+    got = sorted((e.label, e.start_s, e.end_s) for e in timeline.events)
+    assert [label for label, _, _ in got] == [label for label, _, _ in canonical_events], got
+    for (_, start, end), (_, want_start, want_end) in zip(got, canonical_events, strict=True):
+        assert abs(start - want_start) <= EVENT_TOLERANCE_S, (got, canonical_events)
+        assert abs(end - want_end) <= EVENT_TOLERANCE_S, (got, canonical_events)
+    assert timeline.stats is not None
+    assert (timeline.stats.rejected_answers, timeline.stats.reasked) == (0, 0)
+    assert result.warnings == []
+    stats = httpx.get(f"{fake_vlm.removesuffix('/v1')}/_fake/stats", timeout=10).json()
+    assert stats["requests"] == CHUNKS  # read as given: no chunk was asked twice
 
 
 def test_an_all_unusable_model_fails_the_job_with_its_own_code(

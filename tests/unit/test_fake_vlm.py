@@ -488,12 +488,32 @@ def test_every_answer_style_reads_back_to_what_the_fake_saw(base_url: str, style
         pytest.param("mmss", '"start": "00:43.00", "end": "00:45.00"', id="mmss"),
         pytest.param("chinese", '"time": "43.0秒到45.0秒"', id="chinese"),
         pytest.param("relative", '"start_s": 3.0, "end_s": 5.0', id="relative"),
+        pytest.param(
+            "stamps_prose",
+            "The red circle is visible from <43.0 seconds> to <45.0 seconds>.",
+            id="stamps_prose",
+        ),
+        pytest.param("table", "| red circle | 43.0 s | 45.0 s | d |", id="table"),
+        pytest.param(
+            "nested_keys",
+            '{"video": {"detected_events": [{"name": "red circle", "begin": "00:43.00", '
+            '"finish": "00:45.00", "summary": "d"',
+            id="nested_keys",
+        ),
     ],
 )
 def test_answer_styles_are_worded_as_the_real_model_words_them(style: str, needle: str) -> None:
     events = [{"label": "red circle", "start_s": 43.0, "end_s": 45.0, "description": "d"}]
     content, finish = render_style(style, events, first_frame_s=LATE_OFFSET, json_mode=True)
     assert needle in content and finish == "stop"
+
+
+@pytest.mark.parametrize("style", [s for s in ANSWER_STYLES if s != "unusable"])
+def test_every_style_says_plainly_when_it_saw_nothing(style: str) -> None:
+    content, _ = render_style(style, [], first_frame_s=LATE_OFFSET, json_mode=False)
+    late = Chunk(0, LATE_OFFSET, LATE_OFFSET + 8.0, tuple(LATE_OFFSET + t for t in TIMES))
+    parsed = parse_answer(content, "stop", chunk=late, video_duration_s=60.0, labels=())
+    assert (parsed.events, parsed.usable, parsed.rejected) == ((), True, 0), content
 
 
 def test_thinking_style_closes_think_after_a_wrong_draft() -> None:

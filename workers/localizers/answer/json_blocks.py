@@ -16,21 +16,37 @@ from typing import Any
 MAX_INPUT_CHARS = 256 * 1024
 MAX_DEPTH = 16  # the contract is 3 deep; anything far deeper is garbage (and json recurses)
 MAX_CANDIDATES = 16  # JSON start positions tried inside prose before giving up
+# Reading one answer scans each character a bounded number of times: the JSON search tries at
+# most MAX_CANDIDATES starts, the line reader reads each line once.
+WORK_LIMIT = (MAX_CANDIDATES + 8) * MAX_INPUT_CHARS
 
 _SIGNIFICANT = re.compile(r'["\\{}\[\]]')
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _CLOSER = {"{": "}", "[": "]"}
-_MAYBE_TRAILING = re.compile(r",\s*[}\]]")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{0,16}[ \t]{0,16}")
+_OPENERS = re.compile(r"[{\[]")
 
 
 class Notes:
-    """What reading one answer dropped (``rejected``) and everything worth saying (``reasons``)."""
+    """What reading one answer dropped (``rejected``) and everything worth saying (``reasons``),
+    and the work spent reading it (``work``: characters scanned and values visited), held under
+    ``WORK_LIMIT`` so that no answer costs more than a bounded amount to read."""
 
     def __init__(self) -> None:
         self.rejected = 0
         self.reasons: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.work = 0
+
+    def spend(self, units: int = 1) -> bool:
+        """Count ``units`` of work; False (and a note, once) when the budget is used up."""
+        if self.work >= WORK_LIMIT:
+            return False
+        self.work += units
+        if self.work >= WORK_LIMIT:
+            self.note("answer too large to read in full")
+        return True
 
     def note(self, reason: str, count: int = 1) -> None:
         self.reasons[reason] += count
@@ -74,7 +90,8 @@ def _search_texts(content: str) -> list[str]:
     texts = []
     pieces = content.split("```")
     for inside in pieces[1::2]:  # odd pieces sit between fences; an unclosed one runs to the end
-        inside = re.sub(r"^[A-Za-z]*\s*", "", inside, count=1)  # drop a "json" language tag
+        tag = _LANGUAGE_TAG.match(inside)  # a "json" language tag
+        inside = inside[tag.end() :] if tag else inside
         if "{" in inside or "[" in inside:
             texts.append(inside)
     texts.append(content)
@@ -82,8 +99,11 @@ def _search_texts(content: str) -> list[str]:
 
 
 def _first_json_value(text: str, finish_reason: str, notes: Notes) -> Any:
-    starts = [m.start() for m in re.finditer(r"[{\[]", text)][:MAX_CANDIDATES]
+    openers = _OPENERS.finditer(text)
+    starts = [m.start() for _, m in zip(range(MAX_CANDIDATES), openers, strict=False)]
     for pos in starts:
+        if not notes.spend(len(text) - pos):
+            return None
         end, stack_at_closes, too_deep = _scan(text, pos)
         if too_deep:
             notes.note("JSON nested too deeply")
@@ -112,7 +132,7 @@ def drop_trailing_commas(text: str) -> str:
     granting, and a full JSON5 parser would also accept what should stay refused (comments,
     unquoted keys), in pure Python, on inputs of up to 256 KiB.
     """
-    if not _MAYBE_TRAILING.search(text):
+    if not _may_have_trailing_comma(text):
         return text
     out: list[str] = []
     in_string = False
@@ -138,6 +158,19 @@ def drop_trailing_commas(text: str) -> str:
             in_string = True
         out.append(char)
     return "".join(out)
+
+
+def _may_have_trailing_comma(text: str) -> bool:
+    """A comma followed, after whitespace only, by a closing bracket (a cheap first look)."""
+    at = text.find(",")
+    while at >= 0:
+        i = at + 1
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i < len(text) and text[i] in "}]":
+            return True
+        at = text.find(",", i)
+    return False
 
 
 def _scan(text: str, pos: int) -> tuple[int | None, list[tuple[int, str]], bool]:
@@ -191,4 +224,12 @@ def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:  # JSONDecodeError, or an integer too long to convert
-        return None
+        pass
+    if "'" in text and '"' not in text:
+        # Python's quotes ({'label': 'red circle'}): a person reads it, so read it. Only when
+        # no double quote is present, so an apostrophe inside a JSON string is never touched.
+        try:
+            return json.loads(text.replace("'", '"'))
+        except ValueError:
+            return None
+    return None

@@ -1,38 +1,49 @@
 """Turning a model's answer text into events, defensively and without I/O.
 
-Reading happens in three steps: find the final answer and the JSON in it (``answer_json``), read
-whatever shape it has into raw events (``answer_items``, with times by ``answer_times``), then
-check each raw event against the request here: labels asked for, times inside the request's
-window (after shifting times the model gave relative to the request's first frame), no
-duplicates. ``parse_answer`` keeps whatever is usable, counts what it drops and says why, and
-never raises on model output: deciding to ask again is the caller's job.
+Reading happens in three steps: find the final answer and the JSON in it (``json_blocks``);
+find the events in it by what they are, a label-like text with two times (``items`` walks the
+JSON at any depth; with no JSON, or none that states events, ``lines`` reads tables, sentences
+and frame listings; times by ``times`` and ``prose``, key names by ``keys``); then check each
+raw event against the request here: labels asked for, times inside the request's window (after
+shifting times the model gave relative to the request's first frame), no duplicates.
+``parse_answer`` keeps whatever is usable, counts what it drops and says why, and never raises
+on model output: deciding to ask again is the caller's job. An answer in which nothing at all
+can be read is not usable, loudly.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workers.localizers.answer.items import (
     MAX_EVENTS,
     RawEvent,
     events_from_json,
-    events_from_prose,
+    events_from_text,
 )
 from workers.localizers.answer.json_blocks import Notes, final_answer, find_json
+from workers.localizers.answer.labels import labels_for, labels_in_text, norm_label, plain_label
 from workers.types import Chunk, DetectedEvent
 
-__all__ = ["MAX_EVENTS", "ParsedAnswer", "labels_in_text", "parse_answer", "relative_offset"]
+__all__ = [
+    "MAX_EVENTS",
+    "ParsedAnswer",
+    "join_listed",
+    "labels_in_text",
+    "parse_answer",
+    "relative_offset",
+]
 
 EDGE_SLACK_S = 1.0  # models round to the next frame; allow that much past the chunk edges
-MAX_LABEL_CHARS = 120
 MAX_DESCRIPTION_CHARS = 500
 SOURCE = "vlm"
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:\d{1,32}(?:\.\d{0,32})?|\.\d{1,32})(?:[eE][+-]?\d{1,4})?")
 
 
 @dataclass(frozen=True)
@@ -40,9 +51,10 @@ class ParsedAnswer:
     events: tuple[DetectedEvent, ...]
     rejected: int
     problems: tuple[str, ...]
-    readable: bool = True  # False: no answer could be found at all (no JSON, no times in prose)
+    readable: bool = True  # False: not one event anywhere (JSON, table, sentence or listing)
     relative_shifted: int = 0  # events whose times were relative to the request's first frame
     dropped: tuple[tuple[str, int], ...] = ()  # why events were rejected, with counts
+    work: int = field(default=0, compare=False)  # characters and values read (bounded)
 
     @property
     def usable(self) -> bool:
@@ -102,6 +114,7 @@ def _result(
         readable,
         relative_shifted,
         tuple(notes.dropped.items()),
+        notes.work,
     )
 
 
@@ -115,8 +128,8 @@ def _read(content: str, finish_reason: str, notes: Notes) -> tuple[list[RawEvent
         raw, readable = events_from_json(value, notes)
         if readable:
             return raw, True
-    # No JSON (or JSON of no known shape): ranges written in sentences are still an answer.
-    raw = events_from_prose(text, notes)
+    # No JSON (or none that states events): tables, sentences and listings are still answers.
+    raw = events_from_text(text, notes)
     return raw, bool(raw)
 
 
@@ -152,7 +165,7 @@ def _check(
     labels: Sequence[str],
     notes: Notes,
 ) -> tuple[list[DetectedEvent], int]:
-    allowed = {_plain(_norm(label)): label for label in labels if _norm(label)}
+    allowed = {plain_label(norm_label(label)): label for label in labels if norm_label(label)}
     timed = [
         (r.start, r.end)
         for r in raw
@@ -171,51 +184,61 @@ def _check(
     high = max(high, low)
     seen: set[tuple[str, float, float]] = set()
     events: list[DetectedEvent] = []
+    listed: list[tuple[int, DetectedEvent]] = []
     for item in raw:
-        for label in _labels_for(item, allowed, notes):
+        for label in labels_for(item, allowed, notes):
             event = _event(item, label, offset, low, high, notes)
             if event is None:
                 continue
-            key = (event.label, round(event.start_s, 2), round(event.end_s, 2))
-            if key in seen:
-                notes.reject("duplicate event")
+            if item.run is not None:
+                listed.append((item.run, event))
                 continue
-            seen.add(key)
-            events.append(event)
-            if len(events) >= MAX_EVENTS:
+            if _keep(event, seen, events, notes) and len(events) >= MAX_EVENTS:
                 return events, shifted
+    for event in join_listed(listed):
+        if _keep(event, seen, events, notes) and len(events) >= MAX_EVENTS:
+            break
     return events, shifted
 
 
-def _labels_for(item: RawEvent, allowed: dict[str, str], notes: Notes) -> list[str]:
-    """The requested labels this raw event is about (several when its text names several)."""
-    if item.label is not None and _norm(item.label):
-        label = _norm(item.label)[:MAX_LABEL_CHARS]
-        if not allowed:
-            return [label]
-        canonical = allowed.get(_plain(label))
-        if canonical is not None:
-            return [canonical]
-        named = labels_in_text(item.label, list(allowed.values()))
-        if len(named) == 1:  # "a red circle" for "red circle"
-            return named
-        notes.reject("label not asked for")
-        return []
-    if allowed:
-        named = labels_in_text(item.text, list(allowed.values()))
-        if named:
-            return named
-        only = set(allowed.values())
-        if len(only) == 1:
-            # One question asked: an answer that names no label answers that one.
-            return [only.pop()]
-        notes.reject("no requested label in the text" if item.text else "event without a label")
-        return []
-    label = _norm(item.text)[:MAX_LABEL_CHARS]
-    if not label:
-        notes.reject("event without a label")
-        return []
-    return [label]
+def _keep(
+    event: DetectedEvent,
+    seen: set[tuple[str, float, float]],
+    events: list[DetectedEvent],
+    notes: Notes,
+) -> bool:
+    key = (event.label, round(event.start_s, 2), round(event.end_s, 2))
+    if key in seen:
+        notes.reject("duplicate event")
+        return False
+    seen.add(key)
+    events.append(event)
+    return True
+
+
+def join_listed(listed: Sequence[tuple[int, DetectedEvent]]) -> list[DetectedEvent]:
+    """A frame-by-frame listing's moments joined into spans: a label's moments on consecutive
+    lines of the listing are one event, from its first line's time to its last's."""
+    by_label: dict[str, list[tuple[int, DetectedEvent]]] = {}
+    for run, event in listed:
+        by_label.setdefault(event.label, []).append((run, event))
+    joined: list[DetectedEvent] = []
+    for moments in by_label.values():
+        moments.sort(key=lambda m: m[0])
+        group = [moments[0][1]]
+        for (previous, _), (run, event) in itertools.pairwise(moments):
+            if run != previous + 1:
+                joined.append(_spanning(group))
+                group = []
+            group.append(event)
+        joined.append(_spanning(group))
+    joined.sort(key=lambda e: (e.start_s, e.label))
+    return joined
+
+
+def _spanning(group: list[DetectedEvent]) -> DetectedEvent:
+    start = min(e.start_s for e in group)
+    return replace(group[0], start_s=start, end_s=max(e.end_s for e in group))
 
 
 def _event(
@@ -243,36 +266,6 @@ def _event(
         confidence=_confidence(item.confidence),
         source=SOURCE,
     )
-
-
-def labels_in_text(text: str, labels: Sequence[str]) -> list[str]:
-    """The labels named in ``text`` (case-insensitive, singular or plural), in order of mention."""
-    if not isinstance(text, str) or not text:
-        return []
-    plain = _norm(text)
-    found: list[tuple[int, str]] = []
-    for label in dict.fromkeys(labels):
-        wanted = _norm(label)
-        if not wanted:
-            continue
-        if wanted.isascii():
-            stem = re.escape(_plain(wanted))
-            match = re.search(rf"(?<![a-z0-9]){stem}(?:e?s)?(?![a-z0-9])", plain)
-            position = match.start() if match else -1
-        else:
-            position = plain.find(wanted)  # no word boundaries in CJK text
-        if position >= 0:
-            found.append((position, label))
-    return [label for _, label in sorted(found)]
-
-
-def _norm(label: str) -> str:
-    return " ".join(re.sub(r"[_\-]+", " ", label).lower().split())
-
-
-def _plain(label: str) -> str:
-    # "red circles" asked as "red circle": match singular and plural alike
-    return label[:-1] if label.endswith("s") and len(label) > 3 else label
 
 
 def _confidence(value: Any) -> float | None:

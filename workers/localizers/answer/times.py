@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from workers.localizers.answer.keys import key_role, key_scale
+
 Span = tuple[float, float]
 
 MAX_TIME_TEXT = 40  # a single time is short; anything longer is prose, read with find_ranges
@@ -21,17 +23,17 @@ MAX_RANGE_TEXT = 2000  # prose searched for a range inside one field
 MAX_PAIRS = 50  # [[a, b], [c, d], ...] under one key
 
 # A clock (h:mm:ss.ff, m:ss.ff) or a plain decimal; never a sign (negative times are refused).
-_TIME = r"(?:\d{1,3}:)?\d{1,3}:\d{1,2}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+_TIME = r"(?:\d{1,3}:)?\d{1,3}:\d{1,2}(?:\.\d{1,6})?|\d{1,9}(?:\.\d{1,16})?|\.\d{1,16}"
 # "s" counts only where no letter follows ("5 seconds" yes, "5 sheep" no).
-_UNIT = r"(?:\s*(?:seconds?|secs?\.?|s(?![a-z])|秒钟?))?"
+_UNIT = r"(?:\s{0,4}(?:seconds?|secs?\.?|s(?![a-z])|秒钟?))?"
 # Connectors: hyphen(s), en/em dash, tilde (ASCII and full-width), arrow, words, 到/至 ("to").
-_CONNECT = r"\s*(?:-{1,2}>?|\u2013|\u2014|~|\uff5e|→|to|until|till|through|and|到|至)\s*"
+_CONNECT = r"\s{0,4}(?:-{1,2}>?|\u2013|\u2014|~|\uff5e|→|to|until|till|through|and|到|至)\s{0,4}"
 _RANGE = re.compile(
     rf"(?<![\d.:])(?P<a>{_TIME})(?P<ua>{_UNIT}){_CONNECT}(?P<b>{_TIME})(?P<ub>{_UNIT})(?![\d:])",
     re.IGNORECASE,
 )
-_ONE = re.compile(rf"\s*<?\s*(?P<t>{_TIME}){_UNIT}\s*>?\s*", re.IGNORECASE)
-_LEAD = re.compile(r"^\s*(?:from|between)\s+", re.IGNORECASE)
+_ONE = re.compile(rf"<?\s{{0,4}}(?P<t>{_TIME}){_UNIT}\s{{0,4}}>?", re.IGNORECASE)
+_LEAD = re.compile(r"^\s{0,8}(?:from|between)\s{1,8}", re.IGNORECASE)
 
 # Object keys that hold a whole span, in the order they are tried.
 SPAN_KEYS = (
@@ -61,9 +63,9 @@ def seconds(value: Any) -> float | None:
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str) and len(value) <= MAX_TIME_TEXT:
-        match = _ONE.fullmatch(value)
+        match = _ONE.fullmatch(value.strip())
         if match:
-            number = _clock(match.group("t"))
+            number = clock_seconds(match.group("t"))
     if number is None or not math.isfinite(number) or number < 0:
         return None
     return number
@@ -105,14 +107,20 @@ def spans_of(value: Any, *, limit: int = MAX_PAIRS) -> Iterator[Span]:
 
 def find_ranges(text: str, *, limit: int = MAX_PAIRS) -> Iterator[Span]:
     """Ranges written in prose, in order: "31.5 - 40.5 seconds", "from 1:02 to 1:10", ..."""
+    for span, _, _ in range_matches(text, limit=limit):
+        yield span
+
+
+def range_matches(text: str, *, limit: int = MAX_PAIRS) -> Iterator[tuple[Span, int, int]]:
+    """``find_ranges`` with where each range is written: (span, first char, past last char)."""
     if not isinstance(text, str):
         return
     count = 0
     for match in _RANGE.finditer(text[:MAX_RANGE_TEXT]):
-        start, end = _clock(match.group("a")), _clock(match.group("b"))
+        start, end = clock_seconds(match.group("a")), clock_seconds(match.group("b"))
         if start is None or end is None or not (math.isfinite(start) and math.isfinite(end)):
             continue
-        yield start, end
+        yield (start, end), match.start(), match.end()
         count += 1
         if count >= limit:
             return
@@ -126,7 +134,7 @@ def range_key(key: str) -> Span | None:
     match = _RANGE.fullmatch(text)
     if match is None:
         return None
-    start, end = _clock(match.group("a")), _clock(match.group("b"))
+    start, end = clock_seconds(match.group("a")), clock_seconds(match.group("b"))
     if start is None or end is None:
         return None
     return start, end
@@ -138,13 +146,20 @@ def _pair(a: Any, b: Any) -> Span | None:
 
 
 def _pair_from_mapping(value: dict[str, Any]) -> Span | None:
-    lowered = {str(k).lower(): v for k, v in value.items()}
-    start = next((lowered[k] for k in ("start_s", "start", "begin", "from") if k in lowered), None)
-    end = next((lowered[k] for k in ("end_s", "end", "stop", "to") if k in lowered), None)
-    return _pair(start, end)
+    """``{"start": a, "end": b}`` under any start and end key names (``begin``/``finish``...)."""
+    found: dict[str, float] = {}
+    for key, item in list(value.items())[:MAX_PAIRS]:
+        role = key_role(str(key))
+        if role in ("start", "end") and role not in found:
+            number = seconds(item)
+            if number is not None:
+                found[role] = number * key_scale(str(key))
+    if "start" not in found or "end" not in found:
+        return None
+    return found["start"], found["end"]
 
 
-def _clock(text: str) -> float | None:
+def clock_seconds(text: str) -> float | None:
     """Seconds from "12.5", "1:02.5" (m:ss) or "1:02:03.5" (h:mm:ss)."""
     parts = text.split(":")
     try:
