@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from contracts import DlqRecord, ErrorInfo, MessageSource, encode, wrap_original
+from contracts import DlqRecord, ErrorInfo, IngestEvent, MessageSource, encode, wrap_original
 from producers.hls_bridge import HlsFollower, HlsUpdate
 from producers.notifications import (
     BAD_NOTIFICATION,
@@ -27,6 +27,7 @@ from producers.notifications import (
     notification_event_id,
     parse_notification,
 )
+from producers.uploads import adopt
 from vidloc import names
 from vidloc.adapters.kafka import BusRecord, EventPublisher, TopicReader
 from vidloc.adapters.object_store import ObjectStore
@@ -66,6 +67,7 @@ def forward_notification(
     now: datetime,
     submitted: Callable[[str, str, str], bool] | None = None,
     hls: Callable[[CreatedObject, datetime], HlsUpdate] | None = None,
+    adopt_event: Callable[[IngestEvent], IngestEvent] | None = None,
 ) -> int:
     """Publish the ingest events of one notification, each acked; returns how many were new.
 
@@ -73,7 +75,8 @@ def forward_notification(
     (the caller rewinds and retries; ``seen`` only records what was acked). ``submitted`` says
     whether an object version was uploaded by ``vidloc submit``, which publishes its own event.
     ``hls`` turns a playlist version under ``hls/<stream-id>/`` into its new segments' events
-    (producers/hls_bridge.py); without it playlists are left alone.
+    (producers/hls_bridge.py); without it playlists are left alone. ``adopt_event`` gives an
+    upload announced over HTTP the video id and options of its submission (producers/uploads.py).
     """
     decision = ingest_events_from_notification(payload, video_bucket=video_bucket, now=now)
     for key, reason in decision.skipped:
@@ -83,6 +86,8 @@ def forward_notification(
             log.info("skipping %s: %s", key or "(notification)", reason)
     published = 0
     for event in decision.events:
+        if adopt_event is not None:
+            event = adopt_event(event)
         source = event.source
         identity = (source.bucket, source.key, source.etag)
         if identity in seen:
@@ -218,6 +223,7 @@ def _bridge_batch(
                 now=_utcnow(),
                 submitted=submitted,
                 hls=follower,
+                adopt_event=lambda event: adopt(event, store, settings.timeline_bucket),
             )
         except InputError as exc:
             log.error(

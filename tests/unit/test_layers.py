@@ -43,6 +43,8 @@ ENTRY_PACKAGES = (
     "vidloc.viewer",
     "vidloc.evaluation",
     "vidloc.search",
+    "vidloc.webhooks",
+    "vidloc.client",
 )
 
 # room -> the rooms its modules may import

@@ -264,6 +264,61 @@ class ObjectStore:
                 bucket, key, expires=timedelta(seconds=expires_s)
             )
 
+    # -- uploads by others (presigned) --------------------------------------------------------
+    # The query API hands these to clients: a single PUT, or a multipart upload whose parts
+    # are PUT to presigned URLs and which the API completes with the parts' etags.
+
+    def presigned_put_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
+        with self._translate("presign", bucket, key):
+            return self._client.presigned_put_object(
+                bucket, key, expires=timedelta(seconds=expires_s)
+            )
+
+    def start_multipart(
+        self, bucket: str, key: str, content_type: str = "application/octet-stream"
+    ) -> str:
+        """Open a multipart upload; returns its upload id."""
+        with self._translate("start multipart", bucket, key):
+            return self._client._create_multipart_upload(
+                bucket, key, {"Content-Type": content_type}
+            )
+
+    def presigned_part_url(
+        self, bucket: str, key: str, upload_id: str, part_number: int, expires_s: int = 3600
+    ) -> str:
+        with self._translate("presign", bucket, key):
+            return self._client.get_presigned_url(
+                "PUT",
+                bucket,
+                key,
+                expires=timedelta(seconds=expires_s),
+                extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
+            )
+
+    def uploaded_parts(self, bucket: str, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
+        """{part number: (etag, size)} of what has been uploaded so far (first 1000 parts)."""
+        with self._translate("list parts", bucket, key):
+            listing = self._client._list_parts(bucket, key, upload_id)
+        return {
+            int(p.part_number): (normalize_etag(p.etag), int(p.size or 0)) for p in listing.parts
+        }
+
+    def complete_multipart(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> ObjectInfo:
+        """Join the (part number, etag) parts into the object; its info as the store has it."""
+        from minio.datatypes import Part
+
+        with self._translate("complete multipart", bucket, key):
+            self._client._complete_multipart_upload(
+                bucket, key, upload_id, [Part(n, f'"{normalize_etag(e)}"') for n, e in parts]
+            )
+        return self.stat(bucket, key)
+
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        with self._translate("abort multipart", bucket, key):
+            self._client._abort_multipart_upload(bucket, key, upload_id)
+
     # -- writes -----------------------------------------------------------------------------
 
     def upload_file(

@@ -8,12 +8,14 @@ traceback goes to the log, never to the client).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from vidloc.errors import ObjectMissing, TransientError, VidlocError
 
@@ -74,11 +76,35 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", _describe_validation(exc))
 
 
+def _flat(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI's included routers
+        if inner is not None:
+            yield from _flat(inner.routes)
+        else:
+            yield route
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method any route serves at this path: Starlette's 405 names only the first
+    route's (GET /videos hides POST /videos, which another router adds)."""
+    methods: set[str] = set()
+    for route in _flat(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods)) if methods else None
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)) is not None:
+        headers["Allow"] = allowed
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
 
 
 async def _on_vidloc(request: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,10 @@ def add_parser(subparsers: Any) -> None:
 
 def _add_keys_parser(api_parser: argparse.ArgumentParser) -> None:
     """``vidloc api keys add|list|revoke``: manage VIDLOC_API_KEYS_FILE (see docs/security.md)."""
-    sub = api_parser.add_subparsers(dest="api_command", metavar="{keys}")
+    from vidloc.cli import webhooks
+
+    sub = api_parser.add_subparsers(dest="api_command", metavar="{keys,webhooks}")
+    webhooks.add_parser(sub)
     keys = sub.add_parser("keys", help="manage API keys (the file VIDLOC_API_KEYS_FILE names)")
     keys.add_argument("--file", type=Path, default=None, help="keys file (default: the setting)")
     ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="{add,list,revoke}")

@@ -1,0 +1,240 @@
+"""The front door through the real stack: ``POST /videos`` (a presigned upload the bridge turns
+into a job, an object named in the bucket), webhooks delivered by the deliverer from
+``video.results`` to a real receiver on 127.0.0.1, the event stream, and the Python client,
+including the README's example. Workers are real processes (the cv localizer: no model)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from apistack import isolated_settings, wait_succeeded
+from pipeline import REPO, Watcher, Workers
+from receiver import Receiver
+
+from contracts import decode_result
+from devkit.serve_api import serve_in_thread
+from devkit.synth.catalogue import standard_specs
+from devkit.synth.render import ensure_rendered
+from producers.bridge import run_bridge
+from vidloc import names
+from vidloc.adapters.kafka import park_group_at_end
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.api.app import create_app
+from vidloc.api.keys import KeysFile, add_key, write_keys_file
+from vidloc.client import Client
+from vidloc.settings import Settings
+from vidloc.webhooks import Deliverer, verify
+
+pytestmark = pytest.mark.integration
+
+TENANT = f"door-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Door:
+    settings: Settings
+    base_url: str
+    key: str
+    watcher: Watcher
+    deliverer: Deliverer
+    video: Path
+
+
+@pytest.fixture(scope="module")
+def door(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
+    tmp = tmp_path_factory.mktemp("door")
+    base = isolated_settings(stack, "door")
+    keys_path = tmp / "keys.json"
+    file, _, key = add_key(KeysFile(), TENANT, ("read", "submit"))
+    write_keys_file(keys_path, file)
+    settings = base.model_copy(
+        update={
+            "api_keys_file": keys_path,
+            "webhook_allowed_networks": "127.0.0.1/32",
+            "webhook_refresh_s": 1.0,
+            "webhook_backoff_max_s": 1.0,
+            "webhook_timeout_s": 20.0,
+            "webhook_group": f"test-webhooks-{uuid.uuid4().hex[:10]}",
+        }
+    )
+    for topic in (names.TOPIC_RESULTS, names.TOPIC_PROGRESS):
+        park_group_at_end(settings, settings.webhook_group, topic)
+    bridge_group = f"test-bridge-{uuid.uuid4().hex[:10]}"
+    park_group_at_end(settings, bridge_group, names.TOPIC_S3_EVENTS)
+    env = {
+        **os.environ,
+        "VIDLOC_VIDEO_BUCKET": settings.video_bucket,
+        "VIDLOC_TIMELINE_BUCKET": settings.timeline_bucket,
+        "VIDLOC_LOCALIZER": "cv",
+        "VIDLOC_WORK_DIR": str(tmp / "work"),
+    }
+    (tmp / "logs").mkdir()
+    workers = Workers(settings, env, tmp / "logs")
+    watcher = Watcher(settings)
+    stop = threading.Event()
+    deliverer = Deliverer(settings)
+    threads = [
+        threading.Thread(target=deliverer.run, args=(stop,), daemon=True),
+        threading.Thread(
+            target=run_bridge,
+            kwargs={"settings": settings, "stop": stop, "group_id": bridge_group},
+            daemon=True,
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    app = create_app(settings)
+    base_url, stop_api = serve_in_thread(app)
+    video = ensure_rendered(
+        {s.name: s for s in standard_specs()}["h264_mp4"], REPO / ".cache" / "test-media"
+    )
+    try:
+        workers.start(1)
+        assert app.state.feed.caught_up.wait(120.0), app.state.feed.last_error
+        yield Door(settings, base_url, key, watcher, deliverer, video)
+    finally:
+        stop_api()
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        workers.stop()
+        watcher.close()
+
+
+def _ours(receiver: Receiver, video_id: str) -> list[tuple[str, int]]:
+    """(delivery id, status) of every request about ``video_id``'s succeeded result."""
+    out = []
+    for r in list(receiver.requests):
+        result = decode_result(r.body)
+        if result.video_id == video_id and result.status == "succeeded":
+            out.append((r.delivery_id, r.status))
+    return out
+
+
+def test_upload_then_webhook_after_three_500s_delivers_each_result_once(door: Door) -> None:
+    receiver = Receiver(fail_first=3)
+    url = receiver.start()
+    try:
+        with Client(door.base_url, door.key) as client:
+            hook = client.add_webhook(url)
+            assert hook.secret.startswith("whsec_") and hook.scope == "tenant"
+            job = client.submit(door.video, prompt="find the cuts", labels=["cut"])
+            assert job.submitted.status == "awaiting_upload"
+            assert job.submitted.source is not None
+            assert job.submitted.source.key.startswith(f"tenants/{TENANT}/uploads/api/")
+            result = wait_succeeded(door.watcher, job.video_id, timeout_s=180)
+            # The upload started the job with the options given to POST /videos.
+            assert result.tenant == TENANT
+            assert client.timeline(job.video_id).prompt == "find the cuts"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (job.video_id, 200) not in [
+                (decode_result(r.body).video_id, r.status) for r in receiver.delivered()
+            ]:
+                time.sleep(0.2)
+            time.sleep(3.0)  # a duplicate would come now
+            client.remove_webhook(hook.id)
+        ours = _ours(receiver, job.video_id)
+        statuses = defaultdict(list)
+        for delivery, status in ours:
+            statuses[delivery].append(status)
+        assert len(statuses) == 1, ours  # one result event, one delivery id
+        (attempts,) = statuses.values()
+        assert attempts == [500, 500, 500, 200]
+        # Every result delivered to this receiver got exactly one 200 per delivery id.
+        ok = Counter(r.delivery_id for r in receiver.delivered())
+        assert ok and set(ok.values()) == {1}
+        delivered = next(
+            r for r in receiver.delivered() if decode_result(r.body).event_id == result.event_id
+        )
+        assert verify(hook.secret, delivered.signature, delivered.body, now=time.time())
+        assert not verify("whsec_wrong", delivered.signature, delivered.body, now=time.time())
+        assert delivered.event == "result"
+    finally:
+        receiver.stop()
+
+
+def test_a_receiver_that_never_answers_does_not_slow_the_next_result(door: Door) -> None:
+    hanging, healthy = Receiver(hang=True), Receiver()
+    hang_url, ok_url = hanging.start(), healthy.start()
+    store = ObjectStore(door.settings)
+    keys = [f"clips/{uuid.uuid4().hex[:8]}-{n}.mp4" for n in range(2)]
+    for key in keys:
+        store.upload_file(door.settings.video_bucket, f"tenants/{TENANT}/{key}", door.video)
+    took = []
+    try:
+        with Client(door.base_url, door.key) as client:
+            client.add_webhook(hang_url)
+            client.add_webhook(ok_url)
+            time.sleep(1.5)  # the deliverer re-reads registrations every second here
+            for key in keys:
+                started = time.monotonic()
+                job = client.submit_object(key, labels=["cut"])
+                assert job.submitted.status == "queued" and job.job_id
+                wait_succeeded(door.watcher, job.video_id, timeout_s=120)
+                took.append((job.video_id, time.monotonic() - started))
+        first, second = (t for _, t in took)
+        # The second job's result reached Kafka as fast as the first's, while every delivery
+        # to the hanging receiver waits out its 20 s timeout and retries.
+        assert second < max(2 * first, first + 10.0) and second < 20.0, took
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not {v for v, _ in took} <= {
+            decode_result(r.body).video_id for r in healthy.delivered()
+        }:
+            time.sleep(0.2)
+        assert {v for v, _ in took} <= {decode_result(r.body).video_id for r in healthy.delivered()}
+    finally:
+        hanging.stop()
+        healthy.stop()
+
+
+def test_event_stream_pushes_progress_and_the_result(door: Door) -> None:
+    store = ObjectStore(door.settings)
+    key = f"clips/{uuid.uuid4().hex[:8]}-sse.mp4"
+    store.upload_file(door.settings.video_bucket, f"tenants/{TENANT}/{key}", door.video)
+    with Client(door.base_url, door.key) as client:
+        job = client.submit_object(key)
+    kinds = []
+    auth = {"Authorization": f"Bearer {door.key}"}
+    path = f"/videos/{job.video_id}/events-stream"
+    with (
+        httpx.Client(base_url=door.base_url, headers=auth, timeout=120) as http,
+        http.stream("GET", path) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kinds.append(line.removeprefix("event: "))
+    assert kinds[-1] == "end" and "result" in kinds
+    with httpx.Client(base_url=door.base_url, headers=auth) as http:
+        missing = http.get("/videos/api-nosuchvideo0000/events-stream")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "video_not_found"
+
+
+def test_the_readme_example_runs(door: Door, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- client-example -->\s*```python\n(.*?)```", readme, re.S)
+    assert match is not None, "the README's client example is missing"
+    code = match.group(1)
+    assert len(code.strip().splitlines()) <= 6
+    code = code.replace("http://127.0.0.1:8080", door.base_url).replace(
+        '"talk.mp4"', repr(str(door.video))
+    )
+    namespace: dict[str, object] = {"api_key": door.key}
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        client = namespace.get("vidloc")
+        if isinstance(client, Client):
+            client.close()
+    assert capsys.readouterr().out.strip(), "the example printed no event"

@@ -1,0 +1,207 @@
+"""The asyncio client: ``AsyncClient(base_url, api_key)``, the same calls awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from contracts import Timeline, TimelineEvent
+from vidloc.client.common import (
+    DEFAULT_TIMEOUT_S,
+    UPLOAD_TIMEOUT_S,
+    event_params,
+    finished,
+    headers,
+    object_request,
+    upload_request,
+)
+from vidloc.client.errors import NotFound, TransportError, WaitTimeout, raise_for
+from vidloc.client.models import (
+    CompletedPart,
+    CompleteUpload,
+    SubmitRequest,
+    SubmitResponse,
+    UploadPlan,
+    Video,
+    WebhookCreated,
+    WebhookInfo,
+    WebhookList,
+    WebhookSpec,
+)
+
+
+class AsyncJob:
+    """A submitted video: ``wait()`` for its result, then read its ``timeline()``/``events()``."""
+
+    def __init__(self, client: AsyncClient, submitted: SubmitResponse) -> None:
+        self._client = client
+        self.submitted = submitted
+        self.video_id = submitted.video_id
+        self.job_id = submitted.job_id
+
+    async def status(self) -> Video:
+        return await self._client.video(self.video_id)
+
+    async def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Video:
+        """Block until the job succeeded (its Video), or raise JobFailed / WaitTimeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                video = await self.status()
+                if finished(video, self.job_id):
+                    return video
+            except NotFound:
+                pass  # the upload is not announced on the bus yet
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"video {self.video_id} not finished in {timeout_s:.0f} s")
+            await asyncio.sleep(poll_s)
+
+    async def timeline(self) -> Timeline:
+        return await self._client.timeline(self.video_id)
+
+    async def events(
+        self,
+        label: str | Iterable[str] | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[TimelineEvent]:
+        return await self._client.events(self.video_id, label=label, start_s=start_s, end_s=end_s)
+
+
+class AsyncClient:
+    """The query API over HTTP. ``transport`` is for tests (an ``httpx.MockTransport``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers(api_key), timeout=timeout_s, transport=transport
+        )
+        # Upload URLs go to the S3 store: never with the API key.
+        self._s3 = httpx.AsyncClient(timeout=UPLOAD_TIMEOUT_S, transport=transport)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self._s3.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {path}: {exc}") from exc
+        raise_for(response)
+        return response
+
+    # -- submitting ---------------------------------------------------------------------
+
+    async def submit(
+        self,
+        file: str | Path,
+        *,
+        prompt: str | None = None,
+        labels: Iterable[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncJob:
+        """Upload a local video and start its job (which starts when the upload completes)."""
+        path = Path(file)
+        request = upload_request(path, prompt=prompt, labels=labels, options=options)
+        submitted = await self._submit(request)
+        assert submitted.upload is not None
+        await self._upload(path, submitted, submitted.upload)
+        return AsyncJob(self, submitted)
+
+    async def submit_object(
+        self,
+        key: str,
+        *,
+        prompt: str | None = None,
+        labels: Iterable[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncJob:
+        """Start a job for an object already under the tenant's prefix of the video bucket."""
+        request = object_request(key, prompt=prompt, labels=labels, options=options)
+        return AsyncJob(self, await self._submit(request))
+
+    async def _submit(self, request: SubmitRequest) -> SubmitResponse:
+        body = request.model_dump(mode="json", exclude_defaults=True)
+        return SubmitResponse.model_validate(
+            (await self._call("POST", "/videos", json=body)).json()
+        )
+
+    async def _upload(self, path: Path, submitted: SubmitResponse, plan: UploadPlan) -> None:
+        try:
+            if plan.upload_id is None:
+                assert plan.url is not None
+                with path.open("rb") as fh:
+                    raise_for(await self._s3.put(plan.url, content=fh.read(), headers=plan.headers))
+                return
+            parts = []
+            with path.open("rb") as fh:
+                for part in plan.parts:
+                    response = await self._s3.put(part.url, content=fh.read(part.size))
+                    raise_for(response)
+                    etag = response.headers.get("etag", "").strip('"')
+                    parts.append(CompletedPart(part_number=part.part_number, etag=etag))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"uploading {path}: {exc}") from exc
+        assert plan.complete_url is not None
+        done = CompleteUpload(upload_id=plan.upload_id, parts=parts)
+        await self._call("POST", plan.complete_url, json=done.model_dump(mode="json"))
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def job(self, video_id: str) -> AsyncJob:
+        video = await self.video(video_id)
+        submitted = SubmitResponse(video_id=video_id, status="queued", job_id=video.job_id)
+        return AsyncJob(self, submitted)
+
+    async def video(self, video_id: str) -> Video:
+        return Video.model_validate((await self._call("GET", f"/videos/{video_id}")).json())
+
+    async def timeline(self, video_id: str) -> Timeline:
+        return Timeline.model_validate(
+            (await self._call("GET", f"/videos/{video_id}/timeline")).json()
+        )
+
+    async def events(
+        self,
+        video_id: str,
+        *,
+        label: str | Iterable[str] | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[TimelineEvent]:
+        params = event_params(label, start_s, end_s)
+        body = (await self._call("GET", f"/videos/{video_id}/events", params=params)).json()
+        return [TimelineEvent.model_validate(e) for e in body["events"]]
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    async def add_webhook(
+        self, url: str, *, events: Iterable[str] = ("result",), scope: str = "tenant"
+    ) -> WebhookCreated:
+        spec = WebhookSpec.model_validate({"url": url, "events": list(events), "scope": scope})
+        response = await self._call("POST", "/webhooks", json=spec.model_dump(mode="json"))
+        return WebhookCreated.model_validate(response.json())
+
+    async def webhooks(self) -> list[WebhookInfo]:
+        return WebhookList.model_validate((await self._call("GET", "/webhooks")).json()).webhooks
+
+    async def remove_webhook(self, webhook_id: str) -> None:
+        await self._call("DELETE", f"/webhooks/{webhook_id}")
