@@ -2,7 +2,8 @@
 the offline ``cv`` localizer. Each case was a wrong ``succeeded`` timeline (or a needless
 failure) before: MPEG-TS decoded by decord lost its cut, a frozen stretch ran across a cut, a
 rotated video reported its stored size, joined recordings lost their second half without a word,
-and a truncated upload failed whole.
+and a truncated upload failed whole. Issue 21's VP9 WebM, whose encoder put a keyframe at a scene
+cut 0.4 s after another, was refused with ``decode_failed``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SAMPLE_FPS = 4.0
 PERIOD_S = 1.0 / SAMPLE_FPS
 CUT_S = 3.0  # every clip here changes from red to blue at 3 s
 PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part
+# A frame a second, as the job of issue 21 asked for (and every sample a seek candidate).
+CASE_FPS = {"scenecut.webm": 1.0}
 
 
 def ffmpeg(*args: str | Path) -> None:
@@ -62,10 +65,18 @@ def make_media(d: Path) -> dict[str, Path]:
     # Joined recordings: the clock continuing (resolution changes) or restarting (`cat a b`).
     (d / "joined.ts").write_bytes((d / "a.ts").read_bytes() + (d / "b3.ts").read_bytes())
     (d / "restart.ts").write_bytes((d / "a.ts").read_bytes() + (d / "b.ts").read_bytes())
+    # Issue 21: 45 s of libvpx realtime VP9 whose keyframes are 5.12 s apart but for one more
+    # at a scene cut 0.4 s after one (26.0 s); it was refused with decode_failed.
+    keys = "0,5.12,10.24,15.36,20.48,25.6,26.0,30.72,35.84,40.96"
+    ffmpeg("-f", "lavfi", "-i", "color=red:s=320x180:r=25:d=3",
+           "-f", "lavfi", "-i", "color=blue:s=320x180:r=25:d=42",
+           "-filter_complex", "[0][1]concat=n=2:v=1", "-c:v", "libvpx-vp9",
+           "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "30",
+           "-g", "9999", "-force_key_frames", keys, d / "scenecut.webm")  # fmt: skip
     # Uncompressed, so it passes one 5 MiB part and goes up as a multipart upload.
     ffmpeg("-i", red_blue, "-c:v", "rawvideo", "-pix_fmt", "yuv420p", d / "multipart.avi")
     cases = ("red_blue.ts", "red_blue.mp4", "rotated.mp4", "truncated.mp4", "joined.ts")
-    return {name: d / name for name in (*cases, "restart.ts", "multipart.avi")}
+    return {name: d / name for name in (*cases, "restart.ts", "multipart.avi", "scenecut.webm")}
 
 
 def ours(seen: Outputs, video_id: str) -> list[ResultEvent]:
@@ -134,7 +145,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, stack: Settings) -> Iterator[R
                     event = ingest_event(bucket, key, info.etag, 0)
                 else:
                     event = upload(store, bucket, key, path)
-                options = {"localizer": "cv", "sample_fps": SAMPLE_FPS}
+                options = {"localizer": "cv", "sample_fps": CASE_FPS.get(case, SAMPLE_FPS)}
                 event = event.model_copy(
                     update={"options": event.options.model_copy(update=options)}
                 )
@@ -213,3 +224,14 @@ def test_a_multipart_upload_reports_the_size_of_what_was_stored(run: Run) -> Non
     doc = run.timeline("multipart.avi")  # its event said size 0, as the notification did
     assert doc["source"]["size"] == size
     assert_one_cut_and_no_frozen_across_it(doc)
+
+
+def test_a_vp9_webm_with_a_scene_cut_keyframe_is_decoded_to_its_end(run: Run) -> None:
+    # Was decode_failed: "frames stop at 26.52 s but the file claims 45.00 s" (issue 21).
+    doc = run.timeline("scenecut.webm")
+    assert doc["video"]["codec"] == "vp9"
+    assert doc["video"]["duration_s"] == pytest.approx(45.0, abs=0.1)
+    assert doc["warnings"] == []
+    [(cut, _)] = events(doc, "cut")
+    assert CUT_S <= cut <= CUT_S + 1.0  # the first sample showing blue, or nearer the change
+    assert max(end for _, end in events(doc, "shot")) == doc["video"]["duration_s"]

@@ -6,6 +6,10 @@ The table ``DECORD_MEASURED`` is the evidence docs/decoders.md reports and ``sel
 decord or FFmpeg upgrade changes any cell, this test fails until the table, the docs and the
 choice rule are brought in line. Needs ffmpeg and, for the real-footage case, Debian's
 ``cityCC0.mpg`` (scripts/setup.sh unpacks it into .cache/test-media).
+
+The irregular-keyframe family (issue 21) encodes the indexed containers' codecs again with
+keyframes where real encoders put them: scene cuts close together, open GOP, a 24 s GOP, every
+frame a keyframe, ``-force_key_frames`` at odd times, and the 45 s libvpx WebM that was refused.
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devkit.synth.matrix import FPS, HEIGHT, MATRIX, WIDTH, MatrixClip, frame_at, read_index
+from devkit.synth.matrix import (
+    FPS,
+    HEIGHT,
+    IRREGULAR,
+    KEYFRAME_LAYOUTS,
+    MATRIX,
+    WIDTH,
+    MatrixClip,
+    frame_at,
+    read_index,
+)
 from devkit.synth.matrix import render_clip as render
 from vidloc.errors import DecodeFailed
 from workers.frames import choose_source_name, make_source, open_frame_source
 from workers.frames.decord_source import DecordSource
-from workers.frames.probe import probe_video
+from workers.frames.probe import has_open_gop, open_input, probe_video, video_stream
 from workers.frames.pyav_source import PyAVSource
 from workers.frames.select import (
     FallbackSource,
@@ -85,11 +99,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def wrong_answers(samples: list[FrameSample], times: list[float]) -> list[str]:
+def wrong_answers(
+    samples: list[FrameSample], times: list[float], frame_count: int | None = None
+) -> list[str]:
     """Requests answered with another frame than the one a player shows, or at another time."""
-    bad = []
-    for t, s in zip(times, samples, strict=True):
-        due = frame_at(t)
+    bad = [] if len(samples) == len(times) else [f"{len(samples)} frames for {len(times)} times"]
+    for t, s in zip(times, samples, strict=False):
+        due = frame_at(t) if frame_count is None else frame_at(t, frame_count)
         shown = read_index(s.image)
         if shown != due or abs(s.t_s - due / FPS) > HALF_FRAME_S:
             bad.append(f"{t:.2f} s: frame {shown} at {s.t_s:.3f} s, due frame {due}")
@@ -97,13 +113,13 @@ def wrong_answers(samples: list[FrameSample], times: list[float]) -> list[str]:
 
 
 def measure(
-    source: FrameSource, path: Path, times: list[float] = TIMES
+    source: FrameSource, path: Path, times: list[float] = TIMES, frame_count: int | None = None
 ) -> tuple[str, list[FrameSample]]:
     try:
         samples = list(source.frames(str(path), times, SIZE))
     except DecodeFailed:
         return "cannot open", []
-    if len(samples) != len(times) or wrong_answers(samples, times):
+    if len(samples) != len(times) or wrong_answers(samples, times, frame_count):
         return "wrong", samples
     return "right", samples
 
@@ -119,6 +135,8 @@ def test_the_barcode_reads_back_every_frame_index() -> None:
     from devkit.synth.matrix import FRAME_COUNT, draw_frame
 
     assert [read_index(draw_frame(i)) for i in range(FRAME_COUNT)] == list(range(FRAME_COUNT))
+    longest = max(c.frame_count for c in IRREGULAR)  # the 45 s clip: past one byte
+    assert [read_index(draw_frame(i)) for i in range(0, longest, 7)] == list(range(0, longest, 7))
 
 
 @pytest.mark.parametrize("clip", MATRIX, ids=clip_id)
@@ -168,6 +186,120 @@ def test_decord_forced_on_a_file_it_gets_wrong_is_abandoned(clips: Path, clip: M
     [warning] = source.warnings
     assert warning.code == "decoder_fallback"
     assert "different picture" in warning.message or "due" in warning.message
+
+
+# ---------------------------------------------------------------- irregular keyframes
+
+
+def decord_expected(clip: MatrixClip) -> str:
+    """decord on the irregular family: right, except AV1 and open GOP, where it serves pictures
+    2-4 frames ahead (MP4/MOV) or about 23 behind (Matroska) under the right times."""
+    if clip.codec == "av1":
+        return "cannot open"
+    return "wrong" if KEYFRAME_LAYOUTS[clip.keyframes].open_gop else "right"
+
+
+def keyframe_indices(path: Path) -> list[int]:
+    with open_input(str(path)) as container:
+        stream = video_stream(container)
+        tick = float(stream.time_base or 0)
+        pts = [p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None]
+        return sorted(round(t * tick * FPS) for t in pts)
+
+
+def frame_requests(clip: MatrixClip) -> list[float]:
+    """Every frame of a clip up to 10 s; of a longer one, every frame within 5 of a keyframe
+    (where seeks land) and every fifth elsewhere, a little after each frame's start."""
+    n, layout = clip.frame_count, KEYFRAME_LAYOUTS[clip.keyframes]
+    keys = {round(t * FPS) for t in layout.forced} | set(range(0, n, layout.interval))
+    near = {k + d for k in keys for d in range(-5, 6)}
+    return [(k + 0.3) / FPS for k in range(n) if n <= 10 * FPS or k % 5 == 0 or k in near]
+
+
+def request_patterns(clip: MatrixClip) -> dict[str, list[float]]:
+    """Frame by frame, every second (issue 21's job), and odd steps between frames."""
+    duration = clip.frame_count / FPS
+    return {
+        "frames": frame_requests(clip),
+        "every-second": [float(t) for t in range(int(duration))],
+        "odd-steps": [round(0.07 + 0.31 * k, 2) for k in range(int((duration - 0.1) / 0.31))],
+    }
+
+
+@pytest.fixture(scope="module")
+def irregular(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("irregular")
+    for clip in IRREGULAR:
+        render(clip, directory)
+    return directory
+
+
+def test_the_irregular_family_covers_every_indexed_container_in_every_layout() -> None:
+    covered = {(c.container, c.keyframes) for c in IRREGULAR}
+    layouts = set(KEYFRAME_LAYOUTS) - {"scenecut45"}
+    assert covered >= {(c, k) for c in ("mp4", "mkv", "webm", "mov") for k in layouts} - {
+        ("webm", "opengop")  # VP9 and AV1 encoders make no open GOP
+    }
+    assert MatrixClip("webm", "vp9", "scenecut45") in IRREGULAR
+
+
+@pytest.mark.parametrize("clip", IRREGULAR, ids=clip_id)
+def test_the_keyframes_are_where_the_layout_says(irregular: Path, clip: MatrixClip) -> None:
+    path = irregular / clip.filename
+    layout = KEYFRAME_LAYOUTS[clip.keyframes]
+    assert has_open_gop(str(path)) is layout.open_gop
+    if layout.open_gop:
+        assert len(keyframe_indices(path)) >= 5
+        return
+    # ffmpeg forces a keyframe on the frame nearest each time (0.3 s -> frame 8, 0.35 s -> 9).
+    forced = {int(t * FPS + 0.5) for t in layout.forced}
+    every = set(range(0, clip.frame_count, layout.interval))
+    assert keyframe_indices(path) == sorted(forced | every)
+
+
+@pytest.mark.parametrize("clip", IRREGULAR, ids=clip_id)
+def test_irregular_keyframes_decode_right_frame_by_frame(irregular: Path, clip: MatrixClip) -> None:
+    path, n = irregular / clip.filename, clip.frame_count
+    # PyAV must answer every request with the due frame: a DecodeFailed fails the test as is.
+    for name, times in request_patterns(clip).items():
+        samples = list(PyAVSource().frames(str(path), times, SIZE))
+        assert wrong_answers(samples, times, n) == [], name
+    # Seeking for every request: every landing (behind the frames decoded, on a keyframe shown
+    # after the target) is met and must still give the due frame. (The first 10 s and the last
+    # 3 s: in a 24 s GOP each seek lands at 0 and decodes again up to where it was.)
+    seconds = request_patterns(clip)["every-second"]
+    eager = seconds[:10] + seconds[10:][-3:]
+    samples = list(PyAVSource(seek_gops=0.01).frames(str(path), eager, SIZE))
+    assert wrong_answers(samples, eager, n) == []
+
+    ours_outcome, ours = measure(DecordSource(), path, eager, n)
+    assert ours_outcome == decord_expected(clip), wrong_answers(ours, eager, n)
+    if ours_outcome == "right":
+        assert disagreement(ours, samples, HALF_FRAME_S) is None
+
+    # The worker's own source, whichever decoder it picks, serves the due frames; decord gives
+    # way to PyAV (saying so) where it was wrong: it refuses open-GOP files, whose pictures
+    # can be too close to the due ones for the picture check (2 frames of a still shot).
+    source, _ = open_frame_source(str(path))
+    odd = request_patterns(clip)["odd-steps"]
+    assert wrong_answers(list(source.frames(str(path), odd, SIZE)), odd, n) == []
+    fell_back = source.name == "decord" and decord_expected(clip) != "right"
+    warnings = [w.code for w in getattr(source, "warnings", [])]
+    assert warnings == (["decoder_fallback"] if fell_back else [])
+
+
+def test_issue_21_the_libvpx_webm_with_a_scene_cut_keyframe_decodes_to_its_end(
+    irregular: Path,
+) -> None:
+    """Keyframes at 0, 5.12, ..., 25.6, 26.0, 30.72 s: asking for every second stopped at
+    27.04 s ("frames stop at 27.04 s but the file claims 45.00 s"), asking for 30..44 s alone
+    worked."""
+    clip = MatrixClip("webm", "vp9", "scenecut45")
+    path = irregular / clip.filename
+    for times in ([float(t) for t in range(45)], [float(t) for t in range(30, 45)]):
+        samples = list(PyAVSource().frames(str(path), times, SIZE))
+        assert wrong_answers(samples, times, clip.frame_count) == []
+        assert len(samples) == len(times)
 
 
 # ---------------------------------------------------------------- real footage

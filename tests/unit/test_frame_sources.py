@@ -28,6 +28,7 @@ from workers.frames import choose_source_name, open_frame_source
 from workers.frames.decord_source import DecordSource
 from workers.frames.probe import looks_like_video_container
 from workers.frames.pyav_source import PyAVSource
+from workers.frames.seeking import KeyframeGaps, Landing, Seek
 from workers.frames.select import FallbackSource
 from workers.frames.timing import select_index
 from workers.types import FrameSource, VideoInfo
@@ -359,3 +360,74 @@ def test_the_worker_decodes_with_pyav_unless_told_otherwise(media: Path) -> None
     assert Settings().frame_source == "pyav"
     with pytest.raises(ValidationError):
         Settings(frame_source="ffmpeg")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- when PyAV seeks (pure)
+
+ISSUE_21_KEYS = (0.0, 5.12, 10.24, 15.36, 20.48, 25.6, 26.0)  # libvpx: a scene cut at 26.0 s
+
+
+def test_seeking_follows_the_longest_keyframe_gap_not_the_last_one() -> None:
+    gaps = KeyframeGaps(default_gap_s=10.0)
+    assert gaps.worth_seeking(0.0, 20.5, gops=2.0) and not gaps.worth_seeking(0.0, 19.5, gops=2.0)
+    for t in ISSUE_21_KEYS:
+        gaps.saw(t)
+    # The last two keyframes are 0.4 s apart; the GOP is 5.12 s: the next second is no jump.
+    assert gaps.longest_s == pytest.approx(5.12)
+    assert not gaps.worth_seeking(26.04, 27.0, gops=2.0)
+    assert gaps.worth_seeking(26.04, 36.5, gops=2.0)
+
+
+def test_a_gap_is_not_measured_across_a_seek() -> None:
+    gaps = KeyframeGaps(default_gap_s=10.0)
+    gaps.saw(0.0)
+    gaps.seeking()
+    gaps.saw(60.0)  # landed there: the keyframes between were jumped over
+    assert gaps.longest_s is None and gaps.last_s == 60.0
+
+
+def test_a_seek_that_landed_behind_widens_the_gap() -> None:
+    gaps = KeyframeGaps(default_gap_s=10.0)
+    for t in (0.0, 0.32, 0.36):  # -force_key_frames 0.3,0.35: keyframes 0.04 s apart
+        gaps.saw(t)
+    assert gaps.worth_seeking(0.4, 1.2, gops=2.0)
+    gaps.none_until(1.2)  # ... but that seek landed on 0.36 again: no keyframe up to 1.2 s
+    assert gaps.longest_s == pytest.approx(0.84)
+    assert not gaps.worth_seeking(1.24, 2.2, gops=2.0)  # no seek each step, each in vain
+
+
+SEEN, LANDED, OVERSHOT = Landing.SEEN, Landing.LANDED, Landing.OVERSHOT
+
+
+@pytest.mark.parametrize(
+    ("target", "resume", "frames", "landings", "futile"),
+    [
+        pytest.param(3.0, 2.04, [2.96, 3.0], [LANDED, LANDED], False, id="on-the-keyframe-before"),
+        # issue 21: the keyframe before the target is behind the frames already decoded; that
+        # is no restarted clock: frames up to the last one decoded are skipped as seen.
+        pytest.param(
+            27.0, 26.04, [26.0, 26.04, 26.08], [SEEN, SEEN, LANDED], True, id="behind-the-frames"
+        ),
+        # MP4 indexes decode times: the keyframe found is shown 2 frames after the target, and
+        # the frames just before the target were never decoded.
+        pytest.param(1.0, 0.04, [1.08], [OVERSHOT], False, id="after-the-target"),
+        # ... unless the frame after the one decoded last is the first one out: nothing missed.
+        pytest.param(0.98, 0.96, [1.0, 1.04], [LANDED, LANDED], False, id="the-next-frame"),
+    ],
+)
+def test_what_the_first_frames_after_a_seek_mean(
+    target: float, resume: float, frames: list[float], landings: list[Landing], futile: bool
+) -> None:
+    seek = Seek(target, resume_s=resume, frame_gap_s=0.04, fallback_s=0.0)
+    assert [seek.land(t) for t in frames] == landings
+    assert seek.futile is futile
+
+
+def test_a_seek_that_overshot_goes_back_to_the_last_keyframe_then_to_the_start() -> None:
+    seek = Seek(10.0, resume_s=5.0, frame_gap_s=0.04, fallback_s=4.0)
+    assert seek.land(10.08) is Landing.OVERSHOT
+    assert seek.retreat() == 4.0
+    assert seek.land(10.08) is Landing.OVERSHOT  # a keyframe indexed before 4.0 s, shown later
+    assert seek.retreat() is None  # the stream start
+    assert [seek.land(t) for t in (0.0, 5.0, 5.04)] == [SEEN, SEEN, LANDED]
+    assert not seek.futile  # going back on purpose proves nothing about keyframes

@@ -13,8 +13,10 @@ request follows the same rule as the PyAV source (:func:`pyav_source.select_inde
 
 Known limits of decord 0.6 (measured in docs/decoders.md): it cannot open AV1, GIF or H.264 in
 AVI, and in MPEG-TS and MPEG-PS it returns other frames' pictures under the right times; ``select``
-sends all of those to PyAV and checks decord against PyAV on the rest. Its memory grows with
-resolution and length (see ``bench/README.md``).
+sends all of those to PyAV and checks decord against PyAV on the rest. In open-GOP streams it
+serves pictures a few frames ahead (MP4/MOV) or a second behind (Matroska) under the right times,
+often too close for the picture check to see: :meth:`DecordSource.refuses` says so, and PyAV
+decodes them. Its memory grows with resolution and length (see ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class DecordSource:
     def close(self) -> None:
         self.child.close()
 
+    def refuses(self, path: str) -> str | None:
+        """Why decord must not serve ``path`` though it opens it, or None (asked by
+        ``select.FallbackSource`` before decord serves a file)."""
+        if self.child.call(_scan_gop, (path,), label="decord", path=path):
+            return "cannot serve open-GOP video (its pictures are off by frames there)"
+        return None
+
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
     ) -> Generator[FrameSample, None, None]:
@@ -104,6 +113,13 @@ class DecordSource:
                 f"decord: frames stop at {last_frame:.2f} s but the file claims {stated:.2f} s "
                 "(truncated or corrupt)"
             )
+
+
+def _scan_gop(path: str) -> Iterator[bool]:
+    """Child process body: whether the stream has open GOPs (PyAV, imported in the child)."""
+    from workers.frames.probe import has_open_gop
+
+    yield has_open_gop(path)
 
 
 def _serve(

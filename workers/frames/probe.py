@@ -202,6 +202,34 @@ def scan_packets(
     return PacketScan(end, restart, after)
 
 
+def has_open_gop(path: str, keyframes: int = 8) -> bool:
+    """Whether pictures decoded after a keyframe are shown before it, within the first
+    ``keyframes`` keyframes: the leading pictures of an open GOP (x264 ``open-gop``, x265's
+    default, MPEG-4 Part 2 with B-frames), which refer to the GOP before the keyframe.
+
+    decord seeks to such keyframes and serves pictures 2-4 frames ahead (MP4/MOV) or a second
+    behind (Matroska) under the right times (docs/decoders.md). Demux only, no decoding.
+    """
+    seen = 0
+    key_pts: int | None = None
+    with open_input(path) as container:
+        stream = video_stream(container)
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if packet.is_keyframe:
+                    seen += 1
+                    if seen > keyframes:
+                        return False
+                    key_pts = packet.pts
+                elif key_pts is not None and packet.pts < key_pts:
+                    return True
+        except av.FFmpegError as exc:
+            logger.debug("GOP scan stopped: %s", exc)
+    return False
+
+
 def _decodable_duration(
     stated: float | None, scan: PacketScan, fps: float, frame_count: int | None
 ) -> tuple[float, tuple[SourceWarning, ...]]:

@@ -32,6 +32,7 @@ from workers.frames.probe import (
     stream_origin_s,
     video_stream,
 )
+from workers.frames.seeking import KeyframeGaps, Landing, Seek
 from workers.frames.timing import RESTART_S, TIME_EPS_S, ends_early
 from workers.types import FrameSample, RGBImage, VideoInfo
 
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 # FFmpeg demuxers whose files index their keyframes (seeking lands where it should).
 _INDEXED = frozenset({"mov", "mp4", "matroska", "webm"})
-# Until two keyframes have been seen, assume keyframes this far apart when deciding to seek.
+# Until two consecutive keyframes have been decoded, assume keyframes this far apart.
 _DEFAULT_GOP_S = 10.0
 
 
@@ -91,28 +92,42 @@ class PyAVSource:
         # the target or yields no frame at all (measured, docs/decoders.md); there, and in
         # program streams, decoding forward is the only right way.
         seekable = not counted and bool(_INDEXED & set(container.format.name.split(",")))
-        gop_s = _DEFAULT_GOP_S
-        last_key: float | None = None
+        keys = KeyframeGaps(_DEFAULT_GOP_S)
+        demuxed = _Demuxed()
         candidate: tuple[float, av.VideoFrame] | None = None
+        seek: Seek | None = None  # the last seek, until its first new frame
         sought = -1.0  # the last seek's target: never seek twice for one target (no loops)
         next_i = 0
         restart = True
         while restart:
             restart = False
-            for frame in _decode_forward(container, stream):
+            for frame in _decode_forward(container, stream, demuxed):
                 if counted:
                     t = decoded * frame_gap
                     decoded += 1
                 else:
                     t = _frame_time(frame, origin, candidate, frame_gap)
-                if candidate is not None and t < candidate[0] - RESTART_S:
+                if seek is not None:
+                    landing = seek.land(t)
+                    if landing is Landing.SEEN:
+                        continue  # decoded before the seek, and considered then
+                    if landing is Landing.OVERSHOT:
+                        # Frames just before the target were jumped over: decode them.
+                        logger.debug(
+                            "seek for %.3f s landed at %.3f s; going back", seek.target_s, t
+                        )
+                        _seek(container, stream, seek.retreat(), origin, demuxed.reorder_s)
+                        restart = True
+                        break
+                    if seek.futile:
+                        keys.none_until(seek.target_s)
+                    seek = None
+                elif candidate is not None and t < candidate[0] - RESTART_S:
                     # The clock restarted (files joined end to end): the probe ended the
                     # timeline here, and later pictures must not answer earlier times.
                     break
                 if frame.key_frame:
-                    if last_key is not None and t > last_key:
-                        gop_s = max(t - last_key, frame_gap)
-                    last_key = t
+                    keys.saw(t)
                 # Every request before this frame is answered by the candidate (or, for a
                 # request before the very first frame, by this one).
                 while next_i < len(wanted) and t > wanted[next_i] + TIME_EPS_S:
@@ -123,18 +138,54 @@ class PyAVSource:
                     return
                 candidate = (t, frame)
                 target = wanted[next_i]
-                if seekable and target - t > self.seek_gops * gop_s and target > sought:
-                    sought = target
+                if seekable and target > sought and keys.worth_seeking(t, target, self.seek_gops):
                     # Far ahead: jump to the keyframe before the target instead of decoding
                     # the gap. The candidate stays valid: it is still at or before the target.
-                    pts = int((target + origin) / float(stream.time_base or 1))
-                    container.seek(pts, stream=stream, backward=True, any_frame=False)
+                    sought = target
+                    seek = Seek(target, resume_s=t, frame_gap_s=frame_gap, fallback_s=keys.last_s)
+                    keys.seeking()
+                    _seek(container, stream, target, origin, demuxed.reorder_s)
                     restart = True
                     break
         if next_i < len(wanted):
             candidate = _check_end(container, stream, wanted[-1], candidate)
             for _ in wanted[next_i:]:
                 yield _sample(candidate, size)
+
+
+def _seek(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    target_s: float | None,
+    origin: float,
+    reorder_s: float,
+) -> None:
+    """Jump to the keyframe at or before ``target_s`` (None: the stream start).
+
+    MP4/MOV index keyframes by decode time, which runs ahead of presentation by the B-frame
+    delay: aiming that much earlier lands on a keyframe shown at or before the target.
+    """
+    if target_s is None:
+        pts = stream.start_time or 0
+    else:
+        pts = int((target_s - reorder_s + origin) / float(stream.time_base or 1))
+    container.seek(pts, stream=stream, backward=True, any_frame=False)
+
+
+class _Demuxed:
+    """What the packets read so far say about the stream."""
+
+    def __init__(self) -> None:
+        self.reorder_s = 0.0  # how far presentation follows decoding (B-frames), at most
+        self._reorder_ticks = 0
+
+    def saw(self, packet: av.Packet) -> None:
+        if packet.pts is None or packet.dts is None or packet.time_base is None:
+            return
+        ticks = packet.pts - packet.dts
+        if ticks > self._reorder_ticks:  # rare: no fraction arithmetic per packet
+            self._reorder_ticks = ticks
+            self.reorder_s = float(ticks * packet.time_base)
 
 
 def _check_end(
@@ -157,7 +208,9 @@ def _check_end(
 
 
 def _decode_forward(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    demuxed: _Demuxed,
 ) -> Iterator[av.VideoFrame]:
     """Frames in presentation order until the data ends or cannot be decoded any further.
 
@@ -167,6 +220,7 @@ def _decode_forward(
     frames = 0
     try:
         for packet in container.demux(stream):
+            demuxed.saw(packet)
             for frame in packet.decode():
                 frames += 1
                 yield frame

@@ -24,9 +24,11 @@ checked against the frame each picture must be):
 
 decord is checked, not trusted, at run time too (:class:`FallbackSource`): before it serves a
 file, a few of the requested times are decoded by both decoders and must show the same picture
-at the same time; every frame it then serves must be the frame of its request (not later than
-the request by more than half a frame). A decord that fails either check, or fails to open or
-decode (DecodeFailed), is abandoned for PyAV, and the job's timeline says so with a
+at the same time, and decord is asked whether it can serve the file at all (not open-GOP video,
+where its pictures are a few frames off: too little for the picture check to see); every frame
+it then serves must be the frame of its request (not later than the request by more than half
+a frame). A decord that fails a check, refuses the file, or fails to open or decode
+(DecodeFailed), is abandoned for PyAV, and the job's timeline says so with a
 ``decoder_fallback`` warning (:func:`source_warnings`).
 
 Every decoder runs in a killable child process bounded by ``decode_timeout_s`` per message
@@ -206,7 +208,8 @@ class FallbackSource:
         yield from self.fallback.frames(path, wanted[served:], size)
 
     def _check(self, path: str, wanted: Sequence[float], size: tuple[int, int]) -> None:
-        """Decode a few of the requests with both decoders; abandon decord if they differ."""
+        """Decode a few of the requests with both decoders; abandon decord if they differ, or
+        if it says it cannot serve the file (where its pictures are too close to tell)."""
         points = check_points(wanted)
         try:
             ours = list(self.primary.frames(path, points, size))
@@ -220,11 +223,21 @@ class FallbackSource:
             logger.warning("%s could not check %s (%s)", self.fallback.name, path, exc)
             self._first_s[path] = ours[0].t_s if ours else 0.0
             return
-        reason = disagreement(ours, reference, self.tolerance_s)
+        reason = disagreement(ours, reference, self.tolerance_s) or self._refusal(path)
         if reason is not None:
             self._abandon(path, reason)
             return
         self._first_s[path] = reference[0].t_s if reference else 0.0
+
+    def _refusal(self, path: str) -> str | None:
+        refuses = getattr(self.primary, "refuses", None)
+        if refuses is None:
+            return None
+        try:
+            reason: str | None = refuses(path)
+        except DecodeFailed as exc:
+            return f"cannot decode this file ({exc})"
+        return reason
 
     def _abandon(self, path: str, reason: str) -> None:
         self._abandoned.add(path)
