@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from test_consumer_concurrency import PART, TOPIC, FakeStream, GatedHandler, wait_for
-from test_kafka_faults import KafkaLikeProducer
+from test_kafka_bounds import KafkaLikeProducer
 
 from vidloc.adapters.kafka import OutRecord, Partition, TransactionalPublisher
 from vidloc.errors import BusUnavailable
