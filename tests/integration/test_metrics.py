@@ -24,6 +24,7 @@ from contracts import derive_job_id
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import ensure_rendered
 from producers.submit import submit_files
+from vidloc import names
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
@@ -139,7 +140,9 @@ def test_worker_serves_metrics_and_tags_every_job_line(
     ok = sample(s, count, outcome="ok", status="2xx")
     assert ok is not None and ok >= chunks
     lag = {k: v for k, v in s.items() if k[0] == "vidloc_consumer_lag_messages"}
-    assert lag and all(dict(labels)["topic"] == "video.ingest" for _, labels in lag)
+    # Lag of every topic the worker consumes: ingest, and a long video's span orders and reports.
+    topics = {dict(labels)["topic"] for _, labels in lag}
+    assert lag and names.TOPIC_INGEST in topics and topics <= set(names.WORKER_TOPICS), topics
     assert all(v >= 0 for v in lag.values())
 
     lines = []
