@@ -66,6 +66,10 @@ class VideoSpan(Part):
             raise FieldProblem("end_s", f"end_s {self.end_s} is before start_s {self.start_s}")
         return self
 
+    def owns(self, chunk_index: int) -> bool:
+        """Whether chunk ``chunk_index`` of the plan is this span's to localize."""
+        return self.first_chunk <= chunk_index < self.end_chunk
+
     @property
     def label(self) -> str:
         """How a person reads which span it is (error messages, logs)."""

@@ -115,7 +115,6 @@ class SpanOutcome:
     tokens: TokenTally
     chunks: int
     chunks_from_checkpoint: int
-    answers_unusable: bool  # a model localizer read nothing in any of them
 
 
 class JobRunner:
@@ -307,7 +306,7 @@ class JobRunner:
     ) -> tuple[list[ChunkResult], int]:
         """Every chunk's result in plan order (of ``only``'s chunks, when given), and how many
         came from checkpoints."""
-        chunks = [c for c in plan.chunks if only is None or _owns(only, c.index)]
+        chunks = [c for c in plan.chunks if only is None or only.owns(c.index)]
         # Checkpoints live under the tenant's prefix, and an answer is reused only for the same
         # object version (the key names the tenant): ids are the sender's to choose, so two
         # tenants' (or two uploads') jobs may share a video id and a job id.
@@ -386,7 +385,6 @@ class JobRunner:
             tokens=sum((r.usage for r in results), TokenTally()),
             chunks=len(results),
             chunks_from_checkpoint=from_checkpoint,
-            answers_unusable=plan.kind.asks_model and all_answers_unusable(results),
         )
 
     def partial(self, event: IngestEvent, job_id: str, reported: int) -> JobOutcome:
@@ -525,10 +523,6 @@ def _merged_chunks(plan: JobPlan, results: Sequence[ChunkResult]) -> tuple[Detec
         pieces, plan.times, frame_period, join_instants=plan.kind.joins_instants
     )
     return tuple(merge_events(joined))
-
-
-def _owns(span: VideoSpan, chunk_index: int) -> bool:
-    return span.first_chunk <= chunk_index < span.end_chunk
 
 
 def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:

@@ -24,9 +24,6 @@ class Span:
     start_s: float
     end_s: float
 
-    def owns(self, chunk_index: int) -> bool:
-        return self.first_chunk <= chunk_index < self.end_chunk
-
 
 def should_split(duration_s: float, span_s: float, chunks: int) -> bool:
     """Split when the video is longer than one span and has chunks to share."""

@@ -233,9 +233,8 @@ class IngestHandler:
         self._localizer = kind.name
         self._uses_model = kind.asks_model
         self.retry_hint_s = 0.0
-        uses_model = kind.asks_model
         waiting = policy.admit(
-            uses_model=uses_model,
+            uses_model=self._uses_model,
             circuit_allows=self.breaker.allow(),
             circuit_retry_in_s=self.breaker.retry_in_s(),
         )
@@ -272,7 +271,7 @@ class IngestHandler:
             progress("localizing", 0, outcome.chunks_total, f"{len(outcome.spans)} spans queued")
             self._work = None
             return Disposition.COMMIT
-        if uses_model:
+        if self._uses_model:
             self.breaker.record_success()
         announced = self._succeed(event, job_id, outcome)
         if self._lease is not None and self._work is not None:
@@ -314,6 +313,14 @@ class IngestHandler:
         if self._uses_model:
             self.breaker.record_success()
         self._first_failure.pop(where, None)
+        # A redone span pays only what its predecessor did not checkpoint (docs/delivery.md).
+        log.info(
+            "%s done: %d chunks, %d of them from checkpoints",
+            event.span.label,
+            done.chunks,
+            done.chunks_from_checkpoint,
+            extra={"video_id": video_id, "job_id": job_id},
+        )
         self._publish(names.TOPIC_SPANS_DONE, video_id, encode(span_report(event, done.tokens)))
         return Disposition.COMMIT
 
