@@ -223,3 +223,67 @@ def stream_worker(settings: Settings, model_url: str, log_dir: Path) -> Iterator
         yield pool
     finally:
         pool.stop()
+
+
+class WorkerGroup:
+    """Real workers on a video bucket of their own with the fake model, and a watcher: what the
+    concurrency and long-video tests share. ``env`` overrides the workers' defaults."""
+
+    def __init__(self, stack: Settings, fake: str, tmp_path: Path, prefix: str, **env: str) -> None:
+        self.prefix = prefix
+        self.bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.settings = stack.model_copy(update={"video_bucket": self.bucket})
+        self.store = ObjectStore(self.settings)
+        self.store.ensure_bucket(self.bucket)
+        self.log_dir = tmp_path / "logs"
+        self.log_dir.mkdir()
+        self.workers = Workers(
+            self.settings,
+            {
+                "VIDLOC_VIDEO_BUCKET": self.bucket,
+                "VIDLOC_VLM_BASE_URL": fake,
+                "VIDLOC_VLM_API_KEY": "test-key-not-secret",
+                "VIDLOC_SAMPLE_FPS": "1",
+                "VIDLOC_CHUNK_S": "30",
+                "VIDLOC_METRICS_PORT": "0",
+                "VIDLOC_WORK_DIR": str(tmp_path / "work"),
+                **env,
+            },
+            self.log_dir,
+        )
+        self.watcher = Watcher(self.settings)
+
+    def upload(self, path: Path, **options: object) -> IngestEvent:
+        key = f"{self.prefix}-{uuid.uuid4().hex[:8]}/{path.name}"
+        event = upload(self.store, self.bucket, key, path)
+        if options:
+            event = event.model_copy(update={"options": event.options.model_copy(update=options)})
+        return event
+
+    def timeline_stored(self, video_id: str) -> bool:
+        return self.store.exists(self.settings.timeline_bucket, names.timeline_key(video_id))
+
+    def results(self, video_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Statuses of the final results per video, by this group's workers only: partial ones
+        (a long video's spans still run) are not final, and other tests' workers on the shared
+        stack (groups of their own, another video bucket) refuse our messages."""
+        return {
+            v: [
+                r.status
+                for r in self.watcher.seen.results.get(v, [])
+                if not r.partial and (r.error is None or r.error.code != "bucket_not_allowed")
+            ]
+            for v in video_ids
+        }
+
+    def wait_results(self, video_ids: list[str], timeout_s: float, settle_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(self.results(video_ids).values()):
+            self.watcher.drain()
+        settle_end = time.monotonic() + settle_s
+        while time.monotonic() < settle_end:
+            self.watcher.drain(0.5)
+
+    def close(self) -> None:
+        self.workers.stop()
+        self.watcher.close()

@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import REPO, Watcher, Workers
-from reliability import Ingest, fake_stats, set_faults, upload, wait_group_stable
+from pipeline import REPO
+from reliability import Ingest, WorkerGroup, fake_stats, set_faults, wait_group_stable
 
-from contracts import IngestEvent
 from devkit.fake_vlm.server import serve_in_thread
 from devkit.synth.catalogue import standard_specs
 from devkit.synth.render import ensure_rendered
-from vidloc import names
-from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -47,65 +43,6 @@ def fake() -> Iterator[str]:
     stop()
 
 
-class Rig:
-    def __init__(self, stack: Settings, fake: str, tmp_path: Path, **env: str) -> None:
-        self.bucket = f"conc-{uuid.uuid4().hex[:8]}"
-        self.settings = stack.model_copy(update={"video_bucket": self.bucket})
-        self.store = ObjectStore(self.settings)
-        self.store.ensure_bucket(self.bucket)
-        self.log_dir = tmp_path / "logs"
-        self.log_dir.mkdir()
-        self.workers = Workers(
-            self.settings,
-            {
-                "VIDLOC_VIDEO_BUCKET": self.bucket,
-                "VIDLOC_VLM_BASE_URL": fake,
-                "VIDLOC_VLM_API_KEY": "test-key-not-secret",
-                "VIDLOC_SAMPLE_FPS": "1",
-                "VIDLOC_CHUNK_S": "30",
-                "VIDLOC_METRICS_PORT": "0",
-                "VIDLOC_WORK_DIR": str(tmp_path / "work"),
-                **env,
-            },
-            self.log_dir,
-        )
-        self.watcher = Watcher(self.settings)
-
-    def upload(self, path: Path, **options: object) -> IngestEvent:
-        key = f"conc-{uuid.uuid4().hex[:8]}/{path.name}"
-        event = upload(self.store, self.bucket, key, path)
-        if options:
-            event = event.model_copy(update={"options": event.options.model_copy(update=options)})
-        return event
-
-    def timeline_stored(self, video_id: str) -> bool:
-        return self.store.exists(self.settings.timeline_bucket, names.timeline_key(video_id))
-
-    def results(self, video_ids: list[str]) -> dict[str, list[str]]:
-        """Statuses announced per video, by this test's workers only: other tests' workers on
-        the shared stack (groups of their own, another video bucket) refuse our messages."""
-        return {
-            v: [
-                r.status
-                for r in self.watcher.seen.results.get(v, [])
-                if r.error is None or r.error.code != "bucket_not_allowed"
-            ]
-            for v in video_ids
-        }
-
-    def wait_results(self, video_ids: list[str], timeout_s: float, settle_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not all(self.results(video_ids).values()):
-            self.watcher.drain()
-        settle_end = time.monotonic() + settle_s
-        while time.monotonic() < settle_end:
-            self.watcher.drain(0.5)
-
-    def close(self) -> None:
-        self.workers.stop()
-        self.watcher.close()
-
-
 @pytest.mark.parametrize(
     "transactions",
     [
@@ -116,10 +53,11 @@ class Rig:
 def test_one_worker_runs_several_jobs_at_once_and_announces_each_once(
     stack: Settings, fake: str, clips: dict[str, Path], tmp_path: Path, transactions: str
 ) -> None:
-    rig = Rig(
+    rig = WorkerGroup(
         stack,
         fake,
         tmp_path,
+        "conc",
         VIDLOC_WORKER_JOBS="4",
         VIDLOC_VLM_CONCURRENCY="4",
         VIDLOC_WORKER_TRANSACTIONS=transactions,
@@ -143,7 +81,9 @@ def test_one_worker_runs_several_jobs_at_once_and_announces_each_once(
 def test_results_wait_for_the_slow_job_before_them_and_a_sigkill_loses_or_repeats_none(
     stack: Settings, fake: str, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    rig = Rig(stack, fake, tmp_path, VIDLOC_WORKER_JOBS="4", VIDLOC_VLM_CONCURRENCY="2")
+    rig = WorkerGroup(
+        stack, fake, tmp_path, "conc", VIDLOC_WORKER_JOBS="4", VIDLOC_VLM_CONCURRENCY="2"
+    )
     try:
         set_faults(fake, [{"kind": "slow", "delay_s": 1.5, "count": 1000}])
         rig.workers.start(1)

@@ -17,16 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import REPO, Watcher, Workers
-from reliability import Ingest, fake_stats, upload, wait_group_stable
+from pipeline import REPO
+from reliability import Ingest, WorkerGroup, fake_stats, wait_group_stable
 
-from contracts import IngestEvent, decode_timeline
+from contracts import decode_timeline
 from devkit.fake_vlm.server import serve_in_thread
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import Segment, SyntheticEvent, VideoSpec
 from vidloc import names
-from vidloc.adapters.object_store import ObjectStore
 from vidloc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -66,55 +65,16 @@ def short_clip() -> Path:
     return ensure_rendered(spec_named("h264_mp4"), MEDIA_CACHE)
 
 
-class Group:
-    def __init__(self, stack: Settings, tmp_path: Path, fake: str, **env: str) -> None:
-        self.bucket = f"long-{uuid.uuid4().hex[:8]}"
-        self.settings = stack.model_copy(update={"video_bucket": self.bucket})
-        self.store = ObjectStore(self.settings)
-        self.store.ensure_bucket(self.bucket)
-        self.log_dir = tmp_path / "logs"
-        self.log_dir.mkdir()
-        self.workers = Workers(
-            self.settings,
-            {
-                "VIDLOC_VIDEO_BUCKET": self.bucket,
-                "VIDLOC_VLM_BASE_URL": fake,
-                "VIDLOC_VLM_API_KEY": "test-key-not-secret",
-                "VIDLOC_SAMPLE_FPS": "1",
-                "VIDLOC_CHUNK_S": str(CHUNK_S),
-                "VIDLOC_SPAN_S": str(SPAN_S),
-                "VIDLOC_REFINE": "false",  # every model request is a chunk's: counted exactly
-                "VIDLOC_METRICS_PORT": "0",
-                "VIDLOC_WORK_DIR": str(tmp_path / "work"),
-                **env,
-            },
-            self.log_dir,
-        )
-        self.watcher = Watcher(self.settings)
-
-    def upload(self, path: Path) -> IngestEvent:
-        return upload(self.store, self.bucket, f"long-{uuid.uuid4().hex[:8]}/{path.name}", path)
-
-    def final(self, video_id: str) -> list[str]:
-        return [
-            r.status
-            for r in self.watcher.seen.results.get(video_id, [])
-            if not r.partial and (r.error is None or r.error.code != "bucket_not_allowed")
-        ]
-
-    def wait_final(self, video_ids: list[str], timeout_s: float, settle_s: float = 4.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not all(self.final(v) for v in video_ids):
-            self.watcher.drain()
-        end = time.monotonic() + settle_s
-        while time.monotonic() < end:
-            self.watcher.drain(0.5)
-        missing = [v for v in video_ids if not self.final(v)]
-        assert not missing, f"no final result for {missing}\n{self.workers.logs()}"
-
-    def close(self) -> None:
-        self.workers.stop()
-        self.watcher.close()
+def _group(stack: Settings, tmp_path: Path, fake: str) -> WorkerGroup:
+    return WorkerGroup(
+        stack,
+        fake,
+        tmp_path,
+        "long",
+        VIDLOC_CHUNK_S=str(CHUNK_S),
+        VIDLOC_SPAN_S=str(SPAN_S),
+        VIDLOC_REFINE="false",  # every model request is a chunk's: counted exactly
+    )
 
 
 @pytest.fixture
@@ -136,7 +96,7 @@ def _found_once(events: list[tuple[str, float, float]], truth: SyntheticEvent) -
 def test_a_long_video_runs_on_every_member_and_is_merged_once(
     stack: Settings, tmp_path: Path, fake: str, long_clip: Path, short_clip: Path
 ) -> None:
-    group = Group(stack, tmp_path, fake)
+    group = _group(stack, tmp_path, fake)
     try:
         group.workers.start(2)
         wait_group_stable(group.log_dir, 2)
@@ -147,11 +107,12 @@ def test_a_long_video_runs_on_every_member_and_is_merged_once(
             # The same partition: the short clip is right behind the long video.
             ingest.send(long_event, partition=0)
             ingest.send(short_event, partition=0)
-        group.wait_final([long_id, short_id], timeout_s=240)
+        group.wait_results([long_id, short_id], timeout_s=240, settle_s=4.0)
         seen = group.watcher.seen
 
         # One final result for each; partial results for the long video came before its final.
-        assert group.final(long_id) == ["succeeded"] and group.final(short_id) == ["succeeded"]
+        finals = group.results([long_id, short_id])
+        assert finals == {long_id: ["succeeded"], short_id: ["succeeded"]}, group.workers.logs()
         long_results = seen.results[long_id]
         partials = [r for r in long_results if r.partial]
         final = next(r for r in long_results if not r.partial)
@@ -191,11 +152,11 @@ def test_a_long_video_runs_on_every_member_and_is_merged_once(
         # A copy of the long video (a new event id, the same object version and options) is
         # answered from the merge's work marker: no hand-off, no model request.
         copy = long_event.model_copy(update={"event_id": f"copy-{uuid.uuid4().hex}"})
-        before = len(group.final(long_id))
+        before = len(group.results([long_id])[long_id])
         with Ingest(group.settings) as ingest:
             ingest.send(copy)
         deadline = time.monotonic() + 60
-        while len(group.final(long_id)) == before and time.monotonic() < deadline:
+        while len(group.results([long_id])[long_id]) == before and time.monotonic() < deadline:
             group.watcher.drain()
         answer = group.watcher.seen.results[long_id][-1]
         assert answer.status == "succeeded" and not answer.partial
