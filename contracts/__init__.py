@@ -22,9 +22,12 @@ from contracts.common import (
 )
 from contracts.dlq import DlqRecord, MessageSource, decode_dlq, wrap_original
 from contracts.ingest import (
+    DEFAULT_ANALYSIS_ID,
+    AnalysisRequest,
     IngestEvent,
     IngestOptions,
     decode_ingest,
+    derive_analysis_id,
     derive_job_id,
     derive_version_tag,
     derive_video_id,
@@ -44,6 +47,7 @@ from contracts.timeline import (
 from contracts.versions import (
     DLQ_V1,
     INGEST_V1,
+    INGEST_V2,
     PROGRESS_V1,
     RESULT_V1,
     SCHEMA_IDS,
@@ -51,8 +55,10 @@ from contracts.versions import (
 )
 
 __all__ = [
+    "DEFAULT_ANALYSIS_ID",
     "DLQ_V1",
     "INGEST_V1",
+    "INGEST_V2",
     "PROGRESS_V1",
     "RESULT_V1",
     "ROOT",
@@ -60,6 +66,7 @@ __all__ = [
     "SCHEMA_NAMES",
     "STAGES",
     "TIMELINE_V1",
+    "AnalysisRequest",
     "AnswerEvent",
     "ContractError",
     "DlqRecord",
@@ -90,6 +97,7 @@ __all__ = [
     "decode_progress",
     "decode_result",
     "decode_timeline",
+    "derive_analysis_id",
     "derive_job_id",
     "derive_version_tag",
     "derive_video_id",

@@ -23,11 +23,11 @@ from contracts.limits import (
     check_shape,
     check_size,
 )
-from contracts.versions import INGEST_V1
+from contracts.versions import INGEST_V1, INGEST_V2
 
 ROOT = "$"  # ContractError.field for a problem with the document as a whole
 # Documents anyone can send get the strict limits; the ones vidloc writes only a depth limit.
-LIMITS_BY_SCHEMA: dict[str, JsonLimits] = {INGEST_V1: MESSAGE_LIMITS}
+LIMITS_BY_SCHEMA: dict[str, JsonLimits] = {INGEST_V1: MESSAGE_LIMITS, INGEST_V2: MESSAGE_LIMITS}
 
 Model = TypeVar("Model", bound=BaseModel)
 _T = TypeVar("_T")
@@ -155,26 +155,31 @@ def _check(check: Callable[[_T, JsonLimits], None], value: _T, limits: JsonLimit
         raise ContractError(ROOT, exc.reason, code=exc.code) from exc
 
 
-def check_version(obj: Mapping[str, Any], expected: str) -> None:
+def check_version(obj: Mapping[str, Any], expected: str | tuple[str, ...]) -> None:
+    accepted = (expected,) if isinstance(expected, str) else expected
+    said = " or ".join(repr(v) for v in accepted)
     if "schema" not in obj:
-        raise ContractError("schema", f"missing (expected {expected!r})")
+        raise ContractError("schema", f"missing (expected {said})")
     found = obj["schema"]
-    if found != expected:
-        raise ContractError("schema", f"unknown schema {found!r} (expected {expected!r})")
+    if found not in accepted:
+        raise ContractError("schema", f"unknown schema {found!r} (expected {said})")
 
 
 def decode_document(
     data: bytes | str | Mapping[str, Any],
     model: type[Model],
-    expected: str,
+    expected: str | tuple[str, ...],
     limits: JsonLimits | None = None,
 ) -> Model:
-    """Decode a versioned document: JSON object, known ``schema`` id, strict field types.
+    """Decode a versioned document: JSON object, known ``schema`` id (one of ``expected``),
+    strict field types.
 
-    ``limits`` default to those of the schema (:data:`LIMITS_BY_SCHEMA`).
+    ``limits`` default to those of the schema (:data:`LIMITS_BY_SCHEMA`; every accepted
+    version of one contract has the same).
     """
+    first = expected if isinstance(expected, str) else expected[0]
     text, obj = load_object(
-        data, LIMITS_BY_SCHEMA.get(expected, DOCUMENT_LIMITS) if limits is None else limits
+        data, LIMITS_BY_SCHEMA.get(first, DOCUMENT_LIMITS) if limits is None else limits
     )
     check_version(obj, expected)
     try:

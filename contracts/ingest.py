@@ -1,4 +1,8 @@
-"""``video.ingest`` v1: one video to localize, as the bridge or ``vidloc submit`` sends it."""
+"""``video.ingest``: one video to localize, as the bridge or ``vidloc submit`` sends it.
+
+v1 asks for a video's first analysis; v2 (the same fields plus ``analysis``) asks a new question
+of a video already analysed, answered from the frames kept by its first analysis.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.codec import decode_document
+from contracts.codec import FieldProblem, decode_document
 from contracts.common import (
     Document,
     LocalizerName,
+    Part,
     PositiveCount,
     SafeId,
     SourceObject,
@@ -20,7 +25,7 @@ from contracts.common import (
 )
 from contracts.span import VideoSpan
 from contracts.stream import StreamSegment
-from contracts.versions import INGEST_V1
+from contracts.versions import INGEST_V1, INGEST_V2
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -51,6 +56,16 @@ def derive_version_tag(bucket: str, key: str, etag: str) -> str:
     return _version_digest(bucket, key, etag)[:12]
 
 
+# The id of a video's first analysis: the one every v1 event asks for, stored where timelines
+# have always been (the default routes read it).
+DEFAULT_ANALYSIS_ID = "default"
+
+
+def derive_analysis_id(event_id: str) -> str:
+    """The analysis id of a v2 ingest message: a replay of the message is the same analysis."""
+    return "a-" + hashlib.sha256(f"analysis\x00{event_id}".encode()).hexdigest()[:16]
+
+
 def derive_job_id(event_id: str) -> str:
     """The job id of an ingest message, so a replay of the same message resumes the same job."""
     return "j-" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:24]
@@ -76,10 +91,20 @@ class IngestOptions(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class AnalysisRequest(Part):
+    """Which analysis of the video a v2 event asks for; its question is in ``options``."""
+
+    id: SafeId = Field(description="The analysis id (derive_analysis_id); never 'default'")
+
+
 class IngestEvent(Document):
     SCHEMA: ClassVar[str] = INGEST_V1
+    # _versioned below, as JSON Schema says it (each version's file pins its own id).
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {}
 
-    schema_id: Literal["vidloc.ingest.v1"] = Field(default=INGEST_V1, alias="schema")
+    schema_id: Literal["vidloc.ingest.v1", "vidloc.ingest.v2"] = Field(
+        default=INGEST_V1, alias="schema"
+    )
     event_id: Text
     video_id: SafeId | None = Field(
         default=None, description="Optional; else derived from bucket + key + etag"
@@ -101,6 +126,31 @@ class IngestEvent(Document):
         description="Present when the event carries one span of a long video: an order to "
         "localize its chunks, or the report that they are done (docs/delivery.md)",
     )
+    analysis: AnalysisRequest | None = Field(
+        default=None,
+        description="v2 only: a new analysis of an already analysed video, asked with "
+        "options.prompt and options.labels",
+    )
+
+    @model_validator(mode="after")
+    def _versioned(self) -> IngestEvent:
+        if self.schema_id == INGEST_V2:
+            if self.analysis is None:
+                raise FieldProblem("analysis", f"required by {INGEST_V2}")
+            if self.analysis.id == DEFAULT_ANALYSIS_ID:
+                raise FieldProblem("analysis.id", f"{DEFAULT_ANALYSIS_ID!r} is the first analysis")
+            if not (self.options.prompt or "").strip() and not self.options.labels:
+                raise FieldProblem("options.prompt", "an analysis asks a prompt or labels")
+            if self.stream is not None:
+                raise FieldProblem("stream", "a live stream segment has no analyses")
+        elif self.analysis is not None:
+            raise FieldProblem("schema", f"an analysis is asked with {INGEST_V2}")
+        return self
+
+    @property
+    def analysis_id(self) -> str:
+        """The analysis this event asks for: ``"default"`` for a v1 event."""
+        return DEFAULT_ANALYSIS_ID if self.analysis is None else self.analysis.id
 
     @property
     def effective_video_id(self) -> str:
@@ -120,4 +170,4 @@ class IngestEvent(Document):
 
 
 def decode_ingest(data: bytes | str | Mapping[str, Any]) -> IngestEvent:
-    return decode_document(data, IngestEvent, INGEST_V1)
+    return decode_document(data, IngestEvent, (INGEST_V1, INGEST_V2))

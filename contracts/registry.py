@@ -22,7 +22,7 @@ from contracts.progress import ProgressEvent
 from contracts.result import ResultEvent
 from contracts.schemagen import DRAFT_2020_12, model_schema
 from contracts.timeline import Timeline
-from contracts.versions import SCHEMA_IDS, schema_file, schema_url
+from contracts.versions import INGEST_V2, SCHEMA_IDS, schema_file, schema_url
 
 SCHEMA_NAMES: tuple[str, ...] = tuple(SCHEMA_IDS)
 REGENERATE_COMMAND = "python -m contracts.generate"
@@ -42,6 +42,14 @@ CONTRACTS: dict[str, Contract] = {
         "One video to localize, as sent on video.ingest. Unknown top-level fields are allowed; "
         "unknown options are not (use options.extra).",
         "Model-only rule: source.key is at most 1024 bytes in UTF-8.",
+    ),
+    "ingest_v2": Contract(
+        IngestEvent,
+        "vidloc ingest event v2",
+        "A new analysis of an already analysed video, as sent on video.ingest: the v1 fields "
+        "plus analysis; the question is options.prompt and options.labels.",
+        "Model-only rules: source.key is at most 1024 bytes in UTF-8; options.prompt is not "
+        "blank or options.labels is not empty; analysis.id is not 'default'; no stream part.",
     ),
     "progress": Contract(
         ProgressEvent,
@@ -81,6 +89,8 @@ def generate_schema(name: str) -> dict[str, Any]:
     # The answer's schema is the one requests carry, so it is built where requests get it.
     body = answer_schema() if name == "answer" else model_schema(contract.model)
     body.pop("description", None)
+    if contract.model is IngestEvent:
+        body = _one_ingest_version(body, SCHEMA_IDS[name])
     head: dict[str, Any] = {
         "$schema": DRAFT_2020_12,
         "$id": schema_url(name),
@@ -90,6 +100,21 @@ def generate_schema(name: str) -> dict[str, Any]:
     if contract.comment:
         head["$comment"] = contract.comment
     return {**head, **body}
+
+
+def _one_ingest_version(body: dict[str, Any], version: str) -> dict[str, Any]:
+    # One model reads both ingest versions; each file describes one: its own id, and
+    # ``analysis`` absent from v1 and required by v2.
+    properties = dict(body["properties"])
+    properties["schema"] = {**properties["schema"], "const": version}
+    properties["schema"].pop("enum", None)
+    required = list(body.get("required", []))
+    if version == INGEST_V2:
+        required.append("analysis")
+        return {**body, "properties": properties, "required": required}
+    properties.pop("analysis")
+    defs = {k: v for k, v in body["$defs"].items() if k != "AnalysisRequest"}
+    return {**body, "properties": properties, "required": required, "$defs": defs}
 
 
 def generate_schemas() -> dict[str, dict[str, Any]]:

@@ -75,6 +75,11 @@ class ResultEvent(Document):
         description="The tenant whose prefix (tenants/<tenant>/) the source key is under; "
         "absent for none. Readers trust the key prefix over this field",
     )
+    analysis_id: SafeId | None = Field(
+        default=None,
+        description="The analysis of the video this is about (vidloc.ingest.v2); absent for "
+        "its first analysis",
+    )
     source: ObjectRef | None = None
     timeline: ObjectRef | None = None
     error: ErrorInfo | None = None

@@ -133,6 +133,11 @@ class Timeline(Document):
     video: VideoMeta
     localizer: LocalizerName
     model: ModelInfo | None = None
+    analysis_id: SafeId | None = Field(
+        default=None,
+        description="The analysis of the video this timeline answers (vidloc.ingest.v2); absent "
+        "for its first analysis",
+    )
     prompt: Annotated[str, Field(max_length=8000)] | None = None
     labels: list[Text] = Field(default_factory=list)
     sampling: Sampling

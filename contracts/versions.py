@@ -12,6 +12,10 @@ from typing import Final
 SCHEMA_BASE_URL: Final = "https://vidloc.dev/schemas/"
 
 INGEST_V1: Final = "vidloc.ingest.v1"
+# v2: an ingest event that asks a new question of an already analysed video (``analysis``).
+# A new id, not an optional field: a v1 worker would ignore the field and overwrite the
+# video's first timeline; with v2 it refuses the event instead (unknown schema).
+INGEST_V2: Final = "vidloc.ingest.v2"
 PROGRESS_V1: Final = "vidloc.progress.v1"
 RESULT_V1: Final = "vidloc.result.v1"
 TIMELINE_V1: Final = "vidloc.timeline.v1"
@@ -19,9 +23,10 @@ DLQ_V1: Final = "vidloc.dlq.v1"
 # The model answer carries no ``schema`` field (the model writes it); the id names its schema file.
 ANSWER_V1: Final = "vidloc.answer.v1"
 
-# contract name -> version id; the name is also the schema file's stem.
+# contract name -> version id; the file name comes from the id (``ingest.v2.json``).
 SCHEMA_IDS: Final[dict[str, str]] = {
     "ingest": INGEST_V1,
+    "ingest_v2": INGEST_V2,
     "progress": PROGRESS_V1,
     "result": RESULT_V1,
     "timeline": TIMELINE_V1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contracts.ingest import DEFAULT_ANALYSIS_ID
+
 TOPIC_S3_EVENTS = "s3.events"
 TOPIC_INGEST = "video.ingest"
 TOPIC_PROGRESS = "video.progress"
@@ -27,6 +29,10 @@ BRIDGE_GROUP = "vidloc-bridge"
 # Where a job's timeline and chunk checkpoints live in the timeline bucket.
 TIMELINE_PREFIX = "timelines"
 CHECKPOINT_PREFIX = "checkpoints"
+# The frames a video's first analysis sent to the model, kept for the next analyses.
+FRAME_CACHE_PREFIX = "frames"
+# A video's later analyses (vidloc.ingest.v2), beside its first timeline.
+ANALYSES_FOLDER = "analyses"
 # A tenant's objects live under tenants/<tenant>/ in the video and timeline buckets; objects
 # outside it belong to no tenant (the single-tenant layout). See vidloc/tenancy.py.
 TENANT_PREFIX = "tenants"
@@ -47,6 +53,28 @@ def tenant_root(tenant: str | None) -> str:
 
 def timeline_key(video_id: str, tenant: str | None = None) -> str:
     return f"{tenant_root(tenant)}{TIMELINE_PREFIX}/{video_id}/timeline.json"
+
+
+def analyses_prefix(video_id: str, tenant: str | None = None) -> str:
+    """Where a video's later analyses keep their timelines (ends with a slash)."""
+    return f"{tenant_root(tenant)}{TIMELINE_PREFIX}/{video_id}/{ANALYSES_FOLDER}/"
+
+
+def analysis_timeline_key(
+    video_id: str, analysis_id: str | None = None, tenant: str | None = None
+) -> str:
+    """The timeline of one analysis: the first analysis (``None`` or ``"default"``) is the
+    video's timeline as it has always been stored; a later one lives under ``analyses/``."""
+    if analysis_id is None or analysis_id == DEFAULT_ANALYSIS_ID:
+        return timeline_key(video_id, tenant)
+    return f"{analyses_prefix(video_id, tenant)}{analysis_id}/timeline.json"
+
+
+def frame_cache_prefix(video_id: str, version_tag: str, tenant: str | None = None) -> str:
+    """Where the frames sent to the model for one video version are kept, under the tenant's
+    prefix and named by the object version (``IngestEvent.version_tag``), so another tenant's
+    video or another upload of the same key never reads them (ends with a slash)."""
+    return f"{tenant_root(tenant)}{FRAME_CACHE_PREFIX}/{video_id}/{version_tag}/"
 
 
 def checkpoint_prefix(video_id: str, job_id: str, tenant: str | None = None) -> str:

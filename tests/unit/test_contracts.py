@@ -352,17 +352,22 @@ def test_model_only_rules(name: str, doc: dict[str, Any], field: str) -> None:
         pytest.param(b"[1, 2]", "$", "expected a JSON object, got an array", id="array"),
         pytest.param(b'"hello"', "$", "expected a JSON object, got a string", id="string"),
         pytest.param(b'{"schema": NaN}', "$", "NaN is not JSON", id="nan"),
-        pytest.param(b"{}", "schema", "missing (expected 'vidloc.ingest.v1')", id="no-schema"),
+        pytest.param(
+            b"{}",
+            "schema",
+            "missing (expected 'vidloc.ingest.v1' or 'vidloc.ingest.v2')",
+            id="no-schema",
+        ),
         pytest.param(
             json.dumps(edit(INGEST, "schema", "vidloc.ingest.v9")).encode(),
             "schema",
-            "unknown schema 'vidloc.ingest.v9' (expected 'vidloc.ingest.v1')",
+            "unknown schema 'vidloc.ingest.v9' (expected 'vidloc.ingest.v1' or 'vidloc.ingest.v2')",
             id="future-version",
         ),
         pytest.param(
             json.dumps(edit(INGEST, "schema", "vidloc.result.v1")),
             "schema",
-            "unknown schema 'vidloc.result.v1' (expected 'vidloc.ingest.v1')",
+            "unknown schema 'vidloc.result.v1' (expected 'vidloc.ingest.v1' or 'vidloc.ingest.v2')",
             id="other-contract",
         ),
         pytest.param(
@@ -654,13 +659,20 @@ def test_schema_files_are_valid_and_addressed(name: str) -> None:
     schema = schema_for(name)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == schema_url(name) == f"https://vidloc.dev/schemas/{name}.v1.json"
+    stem, _, version = SCHEMA_IDS[name].removeprefix("vidloc.").partition(".")
+    assert name in (stem, f"{stem}_{version}")
+    assert schema["$id"] == schema_url(name) == f"https://vidloc.dev/schemas/{stem}.{version}.json"
+    assert schema["properties"].get("schema", {"const": SCHEMA_IDS[name]}) == {
+        "const": SCHEMA_IDS[name]
+    }
     if name in MODELS:
-        assert schema["properties"]["schema"] == {"const": SCHEMA_IDS[name]}
         field = MODELS[name].model_fields["schema_id"]
         assert field.default == SCHEMA_IDS[name]
-        assert typing.get_args(field.annotation) == (SCHEMA_IDS[name],)
+        # The first version is the model's own; a later one is one more id it reads.
+        assert typing.get_args(field.annotation)[0] == SCHEMA_IDS[name]
         assert SCHEMA_IDS[name] == MODELS[name].SCHEMA  # type: ignore[attr-defined]
+        later = SCHEMA_IDS.get(f"{name}_v2")
+        assert later is None or later in typing.get_args(field.annotation)
 
 
 @pytest.mark.parametrize("name", contracts.SCHEMA_NAMES)
@@ -719,3 +731,61 @@ def test_contracts_import_nothing_that_does_io() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- ingest v2: a new analysis of an analysed video ------------------------------------------
+
+ASK: dict[str, Any] = {
+    **INGEST,
+    "schema": "vidloc.ingest.v2",
+    "analysis": {"id": "a-0123456789abcdef"},
+    "options": {"prompt": "when does anyone stand up", "labels": ["standing up"]},
+}
+
+
+def test_a_v2_event_asks_a_named_analysis_and_a_v1_event_the_first() -> None:
+    asked = decode_ingest(ASK)
+    assert asked.analysis is not None and asked.analysis_id == "a-0123456789abcdef"
+    assert decode_ingest(INGEST).analysis_id == "default"
+    # it round-trips as v2, and a replay of one message is one analysis
+    assert decode_ingest(contracts.encode(asked)) == asked
+    assert contracts.derive_analysis_id("e-1") == contracts.derive_analysis_id("e-1")
+    assert contracts.derive_analysis_id("e-1") != contracts.derive_analysis_id("e-2")
+    assert jsonschema.Draft202012Validator(schema_for("ingest_v2")).is_valid(ASK)
+    assert not jsonschema.Draft202012Validator(schema_for("ingest")).is_valid(ASK)
+    assert not jsonschema.Draft202012Validator(schema_for("ingest_v2")).is_valid(INGEST)
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        pytest.param(edit(ASK, "analysis", drop=True), "analysis", id="v2-without-analysis"),
+        pytest.param(edit(ASK, "schema", "vidloc.ingest.v1"), "schema", id="v1-with-analysis"),
+        pytest.param(edit(ASK, "analysis.id", "default"), "analysis.id", id="default-id"),
+        pytest.param(
+            edit(ASK, "options", {"prompt": "  ", "labels": []}), "options.prompt", id="no-question"
+        ),
+        pytest.param(
+            edit(ASK, "options.prompt", "x" * 8001), "options.prompt", id="oversized-prompt"
+        ),
+        pytest.param(
+            edit(
+                ASK,
+                "stream",
+                {
+                    "stream_id": "cam",
+                    "seq": 0,
+                    "start_s": 0.0,
+                    "duration_s": 4.0,
+                    "wall_clock": "2026-12-04T10:00:00Z",
+                },
+            ),
+            "stream",
+            id="stream-segment",
+        ),
+    ],
+)
+def test_a_v2_event_that_asks_nothing_clear_is_refused(doc: dict[str, Any], field: str) -> None:
+    with pytest.raises(ContractError) as caught:
+        decode_ingest(doc)
+    assert caught.value.field == field
