@@ -38,6 +38,7 @@ from vidloc.webhooks import Deliverer, verify
 pytestmark = pytest.mark.integration
 
 TENANT = f"door-{uuid.uuid4().hex[:8]}"
+PART_BYTES = 5 * 1024 * 1024
 
 
 @dataclass
@@ -65,6 +66,8 @@ def door(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "webhook_backoff_max_s": 1.0,
             "webhook_timeout_s": 20.0,
             "webhook_group": f"test-webhooks-{uuid.uuid4().hex[:10]}",
+            # The smallest part S3 takes, so a test file of a few MiB uploads in parts.
+            "api_upload_part_bytes": PART_BYTES,
         }
     )
     for topic in (names.TOPIC_RESULTS, names.TOPIC_PROGRESS):
@@ -161,6 +164,67 @@ def test_upload_then_webhook_after_three_500s_delivers_each_result_once(door: Do
         assert delivered.event == "result"
     finally:
         receiver.stop()
+
+
+def _padded(video: Path, size: int, out: Path) -> Path:
+    """``video`` grown to ``size`` bytes by a top-level MP4 ``free`` box, which players and
+    decoders skip: a valid video big enough for a multipart upload."""
+    data = video.read_bytes()
+    pad = size - len(data)
+    out.write_bytes(data + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8))
+    return out
+
+
+def test_multipart_upload_with_plain_http_puts_starts_the_job(door: Door, tmp_path: Path) -> None:
+    video = _padded(door.video, 2 * PART_BYTES + 123_457, tmp_path / "big.mp4")
+    auth = {"Authorization": f"Bearer {door.key}"}
+    with httpx.Client(base_url=door.base_url, headers=auth, timeout=30) as api:
+        announced = api.post(
+            "/videos",
+            json={
+                "file_name": "big.mp4",
+                "size": video.stat().st_size,
+                "content_type": "video/mp4",
+                "labels": ["cut"],
+            },
+        )
+        assert announced.status_code == 201, announced.text
+        body = announced.json()
+        plan = body["upload"]
+        assert plan["upload_id"] and plan["url"] is None
+        assert [p["part_number"] for p in plan["parts"]] == [1, 2, 3]
+        assert [p["size"] for p in plan["parts"]] == [PART_BYTES, PART_BYTES, 123_457]
+        # Each part PUT as curl -T or a browser's fetch would: no API key, no SDK, the etag
+        # taken from the response header as it comes (quoted).
+        parts = []
+        with video.open("rb") as fh, httpx.Client(timeout=60) as s3:
+            for part in plan["parts"]:
+                put = s3.put(part["url"], content=fh.read(part["size"]))
+                assert put.status_code == 200, put.text
+                assert put.headers["etag"].startswith('"')
+                parts.append({"part_number": part["part_number"], "etag": put.headers["etag"]})
+        # Nothing starts before the parts are joined.
+        assert body["video_id"] not in door.watcher.seen.results
+        wrong = api.post(
+            plan["complete_url"],
+            json={"upload_id": plan["upload_id"], "parts": [{**parts[0], "etag": '"0"'}]},
+        )
+        assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "upload_mismatch"
+        done = api.post(plan["complete_url"], json={"upload_id": plan["upload_id"], "parts": parts})
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "queued"
+        again = api.post(
+            plan["complete_url"], json={"upload_id": plan["upload_id"], "parts": parts}
+        )
+        assert again.status_code == 404
+    stored = ObjectStore(door.settings).stat(door.settings.video_bucket, body["source"]["key"])
+    assert stored.size == video.stat().st_size and stored.etag.endswith("-3")
+    result = wait_succeeded(door.watcher, body["video_id"], timeout_s=180)
+    assert result.tenant == TENANT
+    with Client(door.base_url, door.key) as client:
+        timeline = client.timeline(body["video_id"])
+    assert timeline.source.size == video.stat().st_size
+    assert timeline.labels == ["cut"]
 
 
 def test_a_receiver_that_never_answers_does_not_slow_the_next_result(door: Door) -> None:
