@@ -9,7 +9,10 @@
 #     a key added and then revoked on the host is accepted, then refused, by the running API
 #     within seconds; down/up keeps the result, the timeline and the revocation; 3 workers share
 #     the ingest partitions; a worker killed mid-job still gives exactly one result;
-#  5. tears down, volumes included (KEEP=1 leaves it running).
+#  5. with CLUSTER=1, all that on the `cluster` profile (three Kafka nodes, replication 3,
+#     min.insync.replicas 2), and then a broker SIGKILLed mid-job and started again past the
+#     session timeout: still exactly one result;
+#  6. tears down, volumes included (KEEP=1 leaves it running).
 # Prints the time of every phase. Run from anywhere; needs root and the dev venv (make setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,15 @@ CACHE=$ROOT/.cache/compose
 RUN_DIR=$CACHE/test
 PY=$ROOT/.venv/bin/python
 SERVICES=(kafka s3 init bridge worker api) # podman-compose 1.0.3 ignores profiles: name them
+if [ "${CLUSTER:-0}" = 1 ]; then
+    export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME}-cluster
+    export KAFKA_2_HOST_PORT=${KAFKA_2_HOST_PORT:-19095} KAFKA_3_HOST_PORT=${KAFKA_3_HOST_PORT:-19096}
+    set -a
+    # shellcheck source=../infra/compose/cluster.env
+    . infra/compose/cluster.env
+    set +a
+    SERVICES=(kafka kafka-2 kafka-3 s3 init bridge worker api)
+fi
 TOTAL_START=$SECONDS
 
 say() { printf '\ncompose-test: %s\n' "$*"; }
@@ -168,6 +180,12 @@ phase "scaled to 3 workers sharing the partitions" $t
 t=$SECONDS
 "$PY" tests/compose/e2e.py kill-mid-job long
 phase "worker killed mid-job, job finished once" $t
+
+if [ "${CLUSTER:-0}" = 1 ]; then
+    t=$SECONDS
+    "$PY" tests/compose/e2e.py kill-broker long
+    phase "a broker killed mid-job and back, job finished once" $t
+fi
 
 # --- 5. down -----------------------------------------------------------------------------
 t=$SECONDS

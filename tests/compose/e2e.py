@@ -381,16 +381,70 @@ def step_kill_mid_job(dep: Deployment, name: str) -> None:
     say("exactly one result, and its timeline is served")
 
 
+def _partition_leaders(dep: Deployment, topic: str) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=dep.kafka)
+    try:
+        (described,) = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return {int(p["partition_index"]): int(p["leader_id"]) for p in described["partitions"]}
+
+
+def step_kill_broker(dep: Deployment, name: str) -> None:
+    """Profile ``cluster``: SIGKILL the broker (kafka-2 or kafka-3) that leads most of
+    ``video.results`` while a job runs, start it again after the session timeout: one result."""
+    leaders = _partition_leaders(dep, RESULTS)
+    node = max((2, 3), key=lambda n: sum(1 for leader in leaders.values() if leader == n))
+    container = f"{dep.project}_kafka-{node}_1"
+    video_id = upload(dep, name)
+
+    def running() -> bool | None:
+        stages = [
+            v.get("stage") for _, v in records(dep, PROGRESS) if v.get("video_id") == video_id
+        ]
+        if any(s in ("done", "failed") for s in stages):
+            raise CheckFailed(f"the job of {video_id} ended before the broker could be killed")
+        return True if any(s in ("sampling", "localizing") for s in stages) else None
+
+    wait_for(f"the job of {video_id} to run", running, 300, 0.5)
+    led = sorted(p for p, leader in leaders.items() if leader == node)
+    subprocess.run(
+        ["podman", "kill", "--signal", "KILL", container], check=True, stdout=subprocess.DEVNULL
+    )
+    killed = time.monotonic()
+    say(f"killed {container} (node {node}, leader of {RESULTS} {led}) mid-job")
+    time.sleep(15)  # past the workers' session timeout (10 s in the compose file's defaults)
+    subprocess.run(["podman", "start", container], check=True, stdout=subprocess.DEVNULL)
+    say(f"started {container} again {time.monotonic() - killed:.1f} s after the kill")
+    wait_for(f"a result for {video_id}", lambda: succeeded(dep, video_id), 600, 2)
+    say(f"job finished {time.monotonic() - killed:.1f} s after the kill")
+    time.sleep(20)  # a duplicate would come from a replayed transaction: give it the time
+    results = results_for(dep, video_id)
+    if len(results) != 1 or results[0]["status"] != "succeeded":
+        statuses = [r.get("status") for r in results]
+        raise CheckFailed(f"expected exactly one succeeded result, got {statuses}")
+    timeline(dep, video_id)
+    say("exactly one result with a broker killed and back, and its timeline is served")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("step", choices=["ingest", "revoke", "persisted", "share", "kill-mid-job"])
+    parser.add_argument(
+        "step",
+        choices=["ingest", "revoke", "persisted", "share", "kill-mid-job", "kill-broker"],
+    )
     parser.add_argument("arg", nargs="?", help="clip name (short|long) or worker count")
     args = parser.parse_args(argv)
     env = os.environ
     work = Path(env.get("E2E_WORK") or tempfile.mkdtemp(prefix="compose-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
     dep = Deployment(
-        kafka=f"127.0.0.1:{env['KAFKA_HOST_PORT']}",
+        # Every node's host listener when the cluster profile runs: any one may be down.
+        kafka=",".join(
+            f"127.0.0.1:{env[var]}"
+            for var in ("KAFKA_HOST_PORT", "KAFKA_2_HOST_PORT", "KAFKA_3_HOST_PORT")
+            if env.get(var)
+        ),
         s3=f"http://127.0.0.1:{env['S3_HOST_PORT']}",
         api=f"http://127.0.0.1:{env['API_HOST_PORT']}",
         api_key=env["E2E_API_KEY"],
@@ -407,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "persisted": lambda: step_persisted(dep, args.arg),
         "share": lambda: step_share(dep, int(args.arg)),
         "kill-mid-job": lambda: step_kill_mid_job(dep, args.arg),
+        "kill-broker": lambda: step_kill_broker(dep, args.arg),
     }
     try:
         steps[args.step]()

@@ -1,9 +1,11 @@
 """Issue 23: the matrix of Kafka's own transactions_test.py, through a real three-broker cluster.
 
-Two real workers, a batch of videos, and in turn: the leader of ``video.results`` partition 0
-SIGKILLed mid-run and restarted after the session timeout; the transaction coordinator of a
-worker's transactional id likewise; a worker frozen (SIGSTOP) past its session timeout while
-it runs a long job, thawed (SIGCONT) once the other worker finished that job. A read_committed
+Two real workers and, in each round, four batches of videos (``VIDLOC_FAULT_VIDEOS``, 32): one
+without a fault (the baseline wall time); one during which the leader of ``video.results``
+partition 0 is SIGKILLed mid-run and restarted after the session timeout; one during which the
+transaction coordinator of a worker's transactional id is; one queued behind a long job whose
+worker is frozen (SIGSTOP) past its session timeout and thawed (SIGCONT) once the other worker
+finished that job. ``VIDLOC_FAULT_RUNS`` rounds (``make fault-matrix``: 5). A read_committed
 reader must see every video exactly once, every timeline must exist, the group's committed
 offsets must never go backwards, and results must flow again within 60 s of the broker's return.
 
@@ -45,6 +47,8 @@ pytestmark = [
 
 KAFKA_PORT, CONTROLLER_PORT = 39092, 39093
 VIDEOS = int(os.environ.get("VIDLOC_FAULT_VIDEOS", "32"))
+# Rounds of the whole matrix (each fault once per round); `make fault-matrix` runs 5.
+RUNS = int(os.environ.get("VIDLOC_FAULT_RUNS", "1"))
 SESSION_MS = 10_000
 BACK_WITHIN_S = 60.0
 
@@ -133,7 +137,7 @@ def test_broker_kills_and_a_frozen_worker_lose_and_double_nothing(
     short = ensure_rendered(spec_named("h264_mp4"), REPO / ".cache" / "test-media")
     long = ensure_rendered(spec_named("long_h264"), REPO / ".cache" / "test-media")
     # Every chunk waits 1 s at the model: the videos are still running when the brokers die.
-    set_faults(fake_vlm, [{"kind": "slow", "delay_s": 1, "count": 100_000}])
+    set_faults(fake_vlm, [{"kind": "slow", "delay_s": 1, "count": 1_000_000}])
     env = {
         "VIDLOC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "VIDLOC_VIDEO_BUCKET": bucket,
@@ -152,6 +156,7 @@ def test_broker_kills_and_a_frozen_worker_lose_and_double_nothing(
     offsets = OffsetWatch(settings.kafka_bootstrap, workers.group)
     arrivals: list[float] = []
     seen_ids: set[str] = set()
+    everything: list[str] = []
 
     def drain(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -161,104 +166,145 @@ def test_broker_kills_and_a_frozen_worker_lose_and_double_nothing(
                 seen_ids.add(vid)
                 arrivals.append(time.monotonic())
 
-    def next_result_within(limit_s: float) -> float:
+    def next_result_within(limit_s: float, wanted: set[str]) -> float:
         before, started = len(seen_ids), time.monotonic()
-        while len(seen_ids) == before and time.monotonic() - started < limit_s:
+        while (
+            len(seen_ids) == before
+            and len(seen_ids & wanted) < len(wanted)
+            and time.monotonic() - started < limit_s
+        ):
             drain(0.5)
         return time.monotonic() - started
 
-    wall_start = time.monotonic()
-    figures: dict[str, float] = {}
-    try:
-        procs = workers.start(2)
-        wait_group_stable(tmp_path, 2)
+    def publish_batch(tag: str) -> set[str]:
         events = [
-            upload(store, bucket, f"faults/{i:03d}-{uuid.uuid4().hex[:6]}.mp4", short)
+            upload(store, bucket, f"faults/{tag}-{i:03d}-{uuid.uuid4().hex[:6]}.mp4", short)
             for i in range(VIDEOS)
         ]
-        long_event = upload(store, bucket, f"faults/long-{uuid.uuid4().hex[:6]}.mp4", long)
         with Ingest(settings) as ingest:
             ingest.send_at_once(events)
         wanted = {e.effective_video_id for e in events}
+        everything.extend(wanted)
+        return wanted
 
-        # 1. The leader of video.results-0, SIGKILLed once results flow; back after the
-        #    session timeout.
-        drain(8)
-        for fault, node in (
-            ("results_leader", _leader(admin, names.TOPIC_RESULTS, 0)),
-            (
-                "txn_coordinator",
-                _leader(
-                    admin,
-                    "__transaction_state",
-                    _txn_partition(f"{workers.group}-{socket.gethostname()}-{procs[0].pid}"),
-                ),
-            ),
-        ):
-            killed = time.monotonic()
-            _kill_node(settings, node)
-            drain(SESSION_MS / 1000 + 2)
-            assert stack_command("up", settings, "kafka") == 0
-
-            if len(seen_ids & wanted) < len(wanted):
-                waited = next_result_within(BACK_WITHIN_S)
-                assert waited < BACK_WITHIN_S, (
-                    f"{fault}: stuck after the broker came back\n{workers.logs()}"
-                )
-                figures[f"{fault}_first_result_after_back_s"] = round(waited, 1)
-            drain(5)
-            figures[f"{fault}_stall_s"] = round(_stall(arrivals, killed, time.monotonic()), 1)
-            figures[f"{fault}_node"] = node
-
-        seen = watcher.wait_results(wanted, timeout_s=600, settle_s=5)
-
-        # 3. A worker frozen past its session timeout while it runs the long job.
-        with Ingest(settings) as ingest:
-            long_id = ingest.send(long_event)
-        deadline = time.monotonic() + 120
-        runner = None
-        while runner is None and time.monotonic() < deadline:
+    def wait_all(wanted: set[str], what: str) -> None:
+        deadline = time.monotonic() + 600
+        while len(seen_ids & wanted) < len(wanted) and time.monotonic() < deadline:
             drain(1)
-            progress = watcher.seen.progress.get(long_id, [])
-            if [p for p in progress if p.stage == "localizing"]:
-                logs = sorted(tmp_path.glob("worker-*.log"))
-                hits = [i for i, p in enumerate(logs) if long_id in p.read_text(errors="replace")]
-                runner = hits[0] if hits else 0
-        assert runner is not None, f"the long job never started\n{workers.logs()}"
-        frozen = procs[runner]
-        frozen.send_signal(signal.SIGSTOP)
-        froze_at = time.monotonic()
-        try:
-            seen = watcher.wait_results([long_id], timeout_s=600, settle_s=0)
-        finally:
-            frozen.send_signal(signal.SIGCONT)
-        figures["frozen_takeover_s"] = round(time.monotonic() - froze_at, 1)
-        drain(SESSION_MS / 1000 + 10)  # the thawed worker notices its eviction and rejoins
-        seen = watcher.seen
+        missing = wanted - seen_ids
+        assert not missing, f"{what}: {len(missing)} results missing\n{workers.logs()}"
 
-        lost = [v for v in [*wanted, long_id] if v not in seen.results]
-        doubled = [v for v in [*wanted, long_id] if len(seen.results.get(v, [])) > 1]
-        figures["wall_s"] = round(time.monotonic() - wall_start, 1)
-        record(
-            "kafka_faults",
-            "three_brokers",
-            videos=VIDEOS + 1,
-            lost=len(lost),
-            doubled=len(doubled),
-            backwards=len(offsets.backwards),
-            **figures,
-        )
-        print("kafka_faults figures:", figures, "lost", lost, "doubled", doubled)
-        assert not lost, lost
-        assert not doubled, {v: seen.results[v] for v in doubled}
-        for vid in [*wanted, long_id]:
+    def kill_and_return(fault: str, node: int, wanted: set[str], figures: dict[str, float]) -> None:
+        """Kill ``node`` once the batch is under way, bring it back after the session
+        timeout, and time the batch and the result stream's longest stall."""
+        started = time.monotonic()
+        while len(seen_ids & wanted) < 2 and time.monotonic() - started < 120:
+            drain(0.5)  # mid-run: some results out, most pending
+        pending = len(wanted - seen_ids)
+        assert pending > VIDEOS // 2, f"{fault}: the batch finished before the kill"
+        killed = time.monotonic()
+        _kill_node(settings, node)
+        drain(SESSION_MS / 1000 + 2)
+        assert stack_command("up", settings, "kafka") == 0
+        back = time.monotonic()
+        if len(seen_ids & wanted) < len(wanted):
+            waited = next_result_within(BACK_WITHIN_S, wanted)
+            assert waited < BACK_WITHIN_S, f"{fault}: stuck after the broker came back\n" + (
+                workers.logs()
+            )
+            figures[f"{fault}_first_result_after_back_s"] = round(waited, 1)
+        wait_all(wanted, fault)
+        figures[f"{fault}_pending_at_kill"] = pending
+        figures[f"{fault}_stall_s"] = round(_stall(arrivals, killed, time.monotonic()), 1)
+        figures[f"{fault}_back_to_done_s"] = round(time.monotonic() - back, 1)
+        figures[f"{fault}_wall_s"] = round(time.monotonic() - started, 1)
+        figures[f"{fault}_node"] = node
+
+    wall_start = time.monotonic()
+    try:
+        procs = workers.start(2)
+        wait_group_stable(tmp_path, 2)
+        coordinator_of = f"{workers.group}-{socket.gethostname()}-{procs[0].pid}"
+        for run in range(RUNS):
+            figures: dict[str, float] = {}
+            # 0. The same batch without a fault: what the faults' wall times compare to.
+            started = time.monotonic()
+            wait_all(publish_batch(f"r{run}-none"), "no fault")
+            figures["baseline_wall_s"] = round(time.monotonic() - started, 1)
+
+            # 1. The leader of video.results-0; 2. the transaction coordinator of a worker's
+            #    transactional id: each SIGKILLed while its own batch is pending.
+            for fault, node in (
+                ("results_leader", lambda: _leader(admin, names.TOPIC_RESULTS, 0)),
+                (
+                    "txn_coordinator",
+                    lambda: _leader(admin, "__transaction_state", _txn_partition(coordinator_of)),
+                ),
+            ):
+                wanted = publish_batch(f"r{run}-{fault}")
+                kill_and_return(fault, node(), wanted, figures)
+
+            # 3. A worker frozen past its session timeout while it runs the long job, with a
+            #    batch of short videos queued behind it.
+            long_event = upload(
+                store, bucket, f"faults/r{run}-long-{uuid.uuid4().hex[:6]}.mp4", long
+            )
+            with Ingest(settings) as ingest:
+                long_id = ingest.send(long_event)
+            everything.append(long_id)
+            wanted = publish_batch(f"r{run}-frozen")
+            started = time.monotonic()
+            deadline = started + 120
+            runner = None
+            while runner is None and time.monotonic() < deadline:
+                drain(1)
+                progress = watcher.seen.progress.get(long_id, [])
+                if [p for p in progress if p.stage == "localizing"]:
+                    logs = sorted(tmp_path.glob("worker-*.log"))
+                    hits = [
+                        i for i, p in enumerate(logs) if long_id in p.read_text(errors="replace")
+                    ]
+                    runner = hits[0] if hits else 0
+            assert runner is not None, f"the long job never started\n{workers.logs()}"
+            frozen = procs[runner]
+            frozen.send_signal(signal.SIGSTOP)
+            froze_at = time.monotonic()
+            try:
+                wait_all({long_id}, "frozen worker's long job")
+            finally:
+                frozen.send_signal(signal.SIGCONT)
+            figures["frozen_takeover_s"] = round(time.monotonic() - froze_at, 1)
+            wait_all(wanted, "frozen worker's batch")
+            figures["frozen_stall_s"] = round(_stall(arrivals, froze_at, time.monotonic()), 1)
+            figures["frozen_wall_s"] = round(time.monotonic() - started, 1)
+            drain(SESSION_MS / 1000 + 10)  # the thawed worker notices its eviction and rejoins
+
+            seen = watcher.seen
+            lost = [v for v in everything if v not in seen.results]
+            doubled = [v for v in everything if len(seen.results.get(v, [])) > 1]
+            record(
+                "kafka_faults",
+                f"three_brokers_run_{run + 1}_of_{RUNS}",
+                videos=len(everything),
+                lost=len(lost),
+                doubled=len(doubled),
+                backwards=len(offsets.backwards),
+                **figures,
+            )
+            print(f"kafka_faults run {run + 1}/{RUNS}:", figures, "lost", lost, "doubled", doubled)
+            assert not lost, lost
+            assert not doubled, {v: seen.results[v] for v in doubled}
+            assert all(p.poll() is None for p in procs), f"a worker died\n{workers.logs()}"
+
+        seen = watcher.seen
+        for vid in everything:
             assert_one_outcome(seen, vid)
             (result,) = seen.results[vid]
             assert result.status == "succeeded", f"{vid}: {result.error}"
             assert result.timeline is not None
             assert store.get_bytes(result.timeline.bucket, result.timeline.key)
         assert not offsets.backwards, offsets.backwards
-        assert all(p.poll() is None for p in procs), f"a worker died\n{workers.logs()}"
+        print("kafka_faults wall:", round(time.monotonic() - wall_start, 1), "s")
     finally:
         offsets.close()
         workers.stop()

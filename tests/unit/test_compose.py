@@ -268,10 +268,17 @@ def test_health_checks_survive_podman_compose(compose: dict[str, Any]) -> None:
             assert test[0] == "CMD-SHELL" and len(test) == 2, name
 
 
-def test_kafka_advertises_a_host_listener_on_the_published_port(compose: dict[str, Any]) -> None:
-    kafka = compose["services"]["kafka"]
+@pytest.mark.parametrize("node", ["kafka", "kafka-2", "kafka-3"])
+def test_kafka_advertises_a_host_listener_on_the_published_port(
+    compose: dict[str, Any], node: str
+) -> None:
+    # Every node of the cluster profile too: a client on the host is sent to each partition's
+    # leader under the address that leader advertises.
+    kafka = compose["services"][node]
     env = kafka["environment"]
-    for host_env in ({}, {"KAFKA_HOST_PORT": "19094", "KAFKA_HOST_ADDRESS": "10.0.0.5"}):
+    port_var = "KAFKA_HOST_PORT" if node == "kafka" else f"KAFKA_{node[-1]}_HOST_PORT"
+    host_ports = set()
+    for host_env in ({}, {port_var: "19194", "KAFKA_HOST_ADDRESS": "10.0.0.5"}):
         advertised = interpolate(env["KAFKA_ADVERTISED_LISTENERS"], host_env)
         host_listener = next(x for x in advertised.split(",") if x.startswith("HOST://"))
         (published,) = [interpolate(p, host_env) for p in kafka["ports"]]
@@ -279,6 +286,8 @@ def test_kafka_advertises_a_host_listener_on_the_published_port(compose: dict[st
         assert host_listener.rsplit(":", 1)[1] == host_port
         assert f"HOST://:{container_port}" in env["KAFKA_LISTENERS"].split(",")
         assert bind == "127.0.0.1"  # no authentication on it: loopback unless asked
+        host_ports.add(host_port)
+    assert host_ports == {"19194", {"kafka": "9094", "kafka-2": "9095", "kafka-3": "9096"}[node]}
     assert "HOST:PLAINTEXT" in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
     # Only init creates topics, with their partition counts (podman-compose does not wait).
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
