@@ -5,6 +5,7 @@ including the README's example. Workers are real processes (the cv localizer: no
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -31,7 +32,15 @@ from vidloc.adapters.kafka import park_group_at_end
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.app import create_app
 from vidloc.api.keys import KeysFile, add_key, write_keys_file
-from vidloc.client import Client
+from vidloc.client import (
+    AsyncClient,
+    Client,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+)
 from vidloc.settings import Settings
 from vidloc.webhooks import Deliverer, verify
 
@@ -46,6 +55,7 @@ class Door:
     settings: Settings
     base_url: str
     key: str
+    read_key: str  # the same tenant, scope read only
     watcher: Watcher
     deliverer: Deliverer
     video: Path
@@ -57,6 +67,7 @@ def door(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     base = isolated_settings(stack, "door")
     keys_path = tmp / "keys.json"
     file, _, key = add_key(KeysFile(), TENANT, ("read", "submit"))
+    file, _, read_key = add_key(file, TENANT, ("read",))
     write_keys_file(keys_path, file)
     settings = base.model_copy(
         update={
@@ -104,7 +115,7 @@ def door(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     try:
         workers.start(1)
         assert app.state.feed.caught_up.wait(120.0), app.state.feed.last_error
-        yield Door(settings, base_url, key, watcher, deliverer, video)
+        yield Door(settings, base_url, key, read_key, watcher, deliverer, video)
     finally:
         stop_api()
         stop.set()
@@ -225,6 +236,72 @@ def test_multipart_upload_with_plain_http_puts_starts_the_job(door: Door, tmp_pa
         timeline = client.timeline(body["video_id"])
     assert timeline.source.size == video.stat().st_size
     assert timeline.labels == ["cut"]
+
+
+def test_async_client_submits_waits_reads_and_raises_the_apis_codes(
+    door: Door, tmp_path: Path
+) -> None:
+    """The sync client's calls, awaited: an upload (in parts: the client's multipart path), an
+    object in the bucket, wait, timeline, events, webhooks, and the API's errors as exceptions."""
+    video = _padded(door.video, PART_BYTES + 4096, tmp_path / "async.mp4")
+    key = f"clips/{uuid.uuid4().hex[:8]}-async.mp4"
+    ObjectStore(door.settings).upload_file(
+        door.settings.video_bucket, f"tenants/{TENANT}/{key}", door.video
+    )
+
+    async def scenario() -> None:
+        async with AsyncClient(door.base_url, door.key) as client:
+            uploaded = await client.submit(video, prompt="find the cuts", labels=["cut"])
+            assert uploaded.submitted.status == "awaiting_upload"
+            assert uploaded.submitted.upload is not None
+            assert len(uploaded.submitted.upload.parts) == 2
+            named = await client.submit_object(key, labels=["cut"])
+            assert named.submitted.status == "queued" and named.job_id
+            done = await asyncio.gather(uploaded.wait(timeout_s=180), named.wait(timeout_s=180))
+            assert [v.status for v in done] == ["succeeded", "succeeded"]
+            timeline = await uploaded.timeline()
+            assert timeline.prompt == "find the cuts"
+            assert timeline.source.size == video.stat().st_size
+            # h264_mp4 cuts at 4 s and 8 s (its spec; the cv localizer also cuts at its black
+            # segment's edges).
+            cuts = await named.events(label="cut")
+            assert {e.label for e in cuts} == {"cut"}
+            assert {4, 8} <= {round(e.start_s) for e in cuts}
+            later = await client.events(named.video_id, label="cut", start_s=6.0)
+            assert later == [e for e in cuts if e.end_s >= 6.0] and len(later) < len(cuts)
+            hook = await client.add_webhook("http://127.0.0.1:9/hook")
+            assert hook.id in {h.id for h in await client.webhooks()}
+            await client.remove_webhook(hook.id)
+            assert hook.id not in {h.id for h in await client.webhooks()}
+
+            with pytest.raises(NotFound) as missing:
+                await client.timeline("api-nosuchvideo0000")
+            assert missing.value.code in {"video_not_found", "timeline_not_found"}
+            with pytest.raises(NotFound) as no_object:
+                await client.submit_object("clips/no-such-object.mp4")
+            assert no_object.value.code == "object_not_found"
+            with pytest.raises(InvalidRequest) as internal:
+                await client.add_webhook("http://10.1.2.3/hook")
+            assert internal.value.code == "target_not_allowed"
+            with pytest.raises(InvalidRequest) as not_video:
+                await client.submit(tmp_path / "notes.txt")
+            assert not_video.value.code == "not_a_video_name"
+            with pytest.raises(TooLarge) as too_large:
+                await client.submit(huge)  # refused on its announced size, before any byte
+            assert too_large.value.code == "video_too_large"
+        async with AsyncClient(door.base_url, "vk_not-a-key") as stranger:
+            with pytest.raises(Unauthorized):
+                await stranger.video(named.video_id)
+        async with AsyncClient(door.base_url, door.read_key) as reader:
+            assert (await reader.video(named.video_id)).status == "succeeded"
+            with pytest.raises(Forbidden):
+                await reader.submit_object(key)
+
+    (tmp_path / "notes.txt").write_text("not a video")
+    huge = tmp_path / "huge.mp4"
+    with huge.open("wb") as fh:  # sparse: no disk spent
+        fh.truncate(door.settings.api_submit_max_bytes + 1)
+    asyncio.run(scenario())
 
 
 def test_a_receiver_that_never_answers_does_not_slow_the_next_result(door: Door) -> None:
