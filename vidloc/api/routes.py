@@ -12,9 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from contracts import Timeline
+from contracts import DEFAULT_ANALYSIS_ID, Timeline
 from contracts.common import SAFE_ID_PATTERN
 from vidloc import names
+from vidloc.api.analyses import first_analysis, later_analyses, tabs
 from vidloc.api.auth import Caller, Reader
 from vidloc.api.errors import ApiError, error_body
 from vidloc.api.models import (
@@ -239,19 +240,55 @@ def view_video(deps: Deps, caller: Reader, video_id: VideoId) -> HTMLResponse:
     With API keys, a browser opens ``/viewer/{video_id}``, which fetches this page with the
     key in the Authorization header."""
     timeline = _timeline(deps, caller, video_id)
+    return _page(deps, caller, timeline)
+
+
+def _page(
+    deps: Services,
+    caller: Caller,
+    timeline: Timeline,
+    analysis_id: str = DEFAULT_ANALYSIS_ID,
+    base: str = "",
+) -> HTMLResponse:
+    """The viewer page of one analysis' timeline, with links to the video's other analyses
+    (``base``: the video's route relative to the page's own)."""
+    video_id = timeline.video_id
     try:
         url: str | None = deps.presign(timeline.source.bucket, timeline.source.key)
     except VidlocError as exc:
         # The page is still useful without the player; say why it is missing.
         log.warning("no presigned URL for %s: %s", video_id, exc)
         url = None
-    thumbnails = _thumbnail_urls(deps, caller, timeline) if url is not None else {}
-    return HTMLResponse(render_viewer(timeline, url, thumbnails=thumbnails), headers=_NO_STORE)
+    thumbnails = _thumbnail_urls(deps, caller, timeline, analysis_id) if url is not None else {}
+    first = deps.derive(caller, video_id, has_timeline=True)
+    later = later_analyses(
+        deps.timelines.store,
+        deps.timelines.bucket,
+        deps.book,
+        video_id,
+        caller.tenant,
+        stalled_after_s=deps.stalled_after_s,
+    )
+    analyses = []
+    if first is not None and later:
+        own = (
+            timeline
+            if analysis_id == DEFAULT_ANALYSIS_ID
+            else deps.timelines.load(video_id, caller.tenant)
+        )
+        analyses = tabs([first_analysis(first, own), *later])
+    page = render_viewer(
+        timeline, url, thumbnails=thumbnails, analyses=analyses, analysis_id=analysis_id, base=base
+    )
+    return HTMLResponse(page, headers=_NO_STORE)
 
 
-def _thumbnail_urls(deps: Services, caller: Caller, timeline: Timeline) -> dict[str, str]:
+def _thumbnail_urls(
+    deps: Services, caller: Caller, timeline: Timeline, analysis_id: str = DEFAULT_ANALYSIS_ID
+) -> dict[str, str]:
     """Presigned GETs of the events' thumbnails (stored beside the timeline), for the page."""
-    folder = names.timeline_key(timeline.video_id, caller.tenant).rsplit("/", 1)[0]
+    key = names.analysis_timeline_key(timeline.video_id, analysis_id, caller.tenant)
+    folder = key.rsplit("/", 1)[0]
     return {
         e.id: deps.presign(deps.timelines.bucket, f"{folder}/{e.thumbnail}")
         for e in timeline.events

@@ -14,12 +14,20 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts import ProgressEvent, ResultEvent
+from contracts import DEFAULT_ANALYSIS_ID, ProgressEvent, ResultEvent
 from vidloc import names
 from vidloc.api.models import ErrorDetail, VideoState
 from vidloc.tenancy import event_tenant
 
-__all__ = ["BusView", "StatusBook", "derive_state", "event_tenant", "fold_progress", "fold_result"]
+__all__ = [
+    "BusView",
+    "StatusBook",
+    "derive_state",
+    "event_tenant",
+    "fold_progress",
+    "fold_result",
+    "later_analysis",
+]
 
 _TERMINAL_STAGES = frozenset({"done", "failed"})
 
@@ -128,27 +136,64 @@ def derive_state(
 
 
 Slot = tuple[str | None, str]  # (tenant, video_id): two tenants may reuse one video id
+AnalysisSlot = tuple[str | None, str, str]  # (tenant, video_id, analysis_id)
+
+
+def later_analysis(event: ResultEvent | ProgressEvent) -> str | None:
+    """The analysis id of an event about one of a video's later analyses (vidloc.ingest.v2);
+    None for its first analysis, which is the video's own status."""
+    aid = event.analysis_id
+    return None if aid is None or aid == DEFAULT_ANALYSIS_ID else aid
 
 
 class StatusBook:
-    """Thread-safe map (tenant, video_id) -> BusView; the feed thread writes, request
-    handlers read one tenant at a time."""
+    """Thread-safe maps (tenant, video_id) -> BusView, and (tenant, video_id, analysis_id) ->
+    BusView for a video's later analyses, kept apart so that a question asked again never
+    changes what the video's own status says. The feed thread writes, request handlers read one
+    tenant at a time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._views: dict[Slot, BusView] = {}
+        self._analyses: dict[AnalysisSlot, BusView] = {}
 
     def apply_result(self, result: ResultEvent) -> None:
         if is_unattributable(result):
             return
-        slot = (event_tenant(result), result.video_id)
+        aid = later_analysis(result)
         with self._lock:
+            if aid is not None:
+                at = (event_tenant(result), result.video_id, aid)
+                self._analyses[at] = fold_result(self._analyses.get(at), result)
+                return
+            slot = (event_tenant(result), result.video_id)
             self._views[slot] = fold_result(self._views.get(slot), result)
 
     def apply_progress(self, progress: ProgressEvent) -> None:
-        slot = (event_tenant(progress), progress.video_id)
+        aid = later_analysis(progress)
         with self._lock:
+            if aid is not None:
+                at = (event_tenant(progress), progress.video_id, aid)
+                self._analyses[at] = fold_progress(self._analyses.get(at), progress)
+                return
+            slot = (event_tenant(progress), progress.video_id)
             self._views[slot] = fold_progress(self._views.get(slot), progress)
+
+    def analysis(
+        self, video_id: str, analysis_id: str, tenant: str | None = None
+    ) -> BusView | None:
+        """What the bus said about one later analysis of ``tenant``'s video."""
+        with self._lock:
+            return self._analyses.get((tenant, video_id, analysis_id))
+
+    def analyses(self, video_id: str, tenant: str | None = None) -> dict[str, BusView]:
+        """``tenant``'s video's later analyses the bus has reported on, by analysis id."""
+        with self._lock:
+            return {
+                aid: view
+                for (owner, vid, aid), view in self._analyses.items()
+                if owner == tenant and vid == video_id
+            }
 
     def get(self, video_id: str, tenant: str | None = None) -> BusView | None:
         with self._lock:

@@ -37,12 +37,18 @@ class TimelineReader:
                 found.add(vid)
         return found
 
-    def exists(self, video_id: str, tenant: str | None = None) -> bool:
-        return self.store.exists(self.bucket, names.timeline_key(video_id, tenant))
+    def exists(
+        self, video_id: str, tenant: str | None = None, analysis_id: str | None = None
+    ) -> bool:
+        key = names.analysis_timeline_key(video_id, analysis_id, tenant)
+        return self.store.exists(self.bucket, key)
 
-    def load(self, video_id: str, tenant: str | None = None) -> Timeline | None:
-        """The stored timeline, None when there is none; an unreadable one is an error."""
-        key = names.timeline_key(video_id, tenant)
+    def load(
+        self, video_id: str, tenant: str | None = None, analysis_id: str | None = None
+    ) -> Timeline | None:
+        """The stored timeline (of the first analysis, or of ``analysis_id``), None when there
+        is none; an unreadable one is an error."""
+        key = names.analysis_timeline_key(video_id, analysis_id, tenant)
         try:
             data = self.store.get_bytes(self.bucket, key)
         except ObjectMissing:

@@ -120,3 +120,54 @@ class Video(BaseModel):
     duration_s: float | None = None
     error: dict[str, str] | None = None
     updated_at: datetime | None = None
+
+
+# -- analyses (docs/api.md "Analyses") ----------------------------------------------------
+
+AnalysisStatus = Literal["running", "succeeded", "failed", "stalled"]
+
+
+class AskRequest(BaseModel):
+    """``POST /videos/{id}/analyses``: a new question of an analysed video. The question is
+    ``prompt`` and/or ``labels`` (at least one not empty); ``options`` may set the localizer
+    and sampling as a submission's may (``options.prompt``/``labels`` are read when the fields
+    are not given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, description="at most 8000 characters")
+    labels: list[str] = Field(default_factory=list, max_length=100)
+    options: IngestOptions = Field(
+        default_factory=IngestOptions, description="any other ingest option (localizer, ...)"
+    )
+
+
+class AnalysisLinks(BaseModel):
+    self: str
+    timeline: str
+    view: str
+
+
+class Analysis(BaseModel):
+    """One analysis of a video: its question, where it stands, where its timeline is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    analysis_id: str = Field(description="'default' for the video's first analysis")
+    video_id: str
+    status: AnalysisStatus
+    prompt: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    job_id: str | None = None
+    stage: str | None = Field(default=None, description="progress stage while running")
+    has_timeline: bool = False
+    events: int | None = None
+    error: dict[str, str] | None = None
+    created_at: datetime | None = Field(default=None, description="when it was asked")
+    updated_at: datetime | None = None
+    links: AnalysisLinks
+
+
+class AnalysisList(BaseModel):
+    video_id: str
+    analyses: list[Analysis] = Field(description="the first analysis ('default') first")

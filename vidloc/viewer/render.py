@@ -7,7 +7,8 @@ timeline is HTML-escaped, since labels and descriptions come from a model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from importlib import resources
 from urllib.parse import urlsplit
@@ -17,6 +18,16 @@ from vidloc.viewer.layout import Track, layout_tracks, ruler_ticks, span_s
 
 POLL_MS = 2000  # how often a live stream's page asks for its timeline
 STREAM_SOURCE = "stream"  # TimelineEvent.source of a stream's own events (gaps)
+
+
+@dataclass(frozen=True)
+class AnalysisTab:
+    """One analysis of the video, as the page lists it to switch between them."""
+
+    analysis_id: str
+    question: str  # its prompt, else its labels
+    status: str
+    has_timeline: bool
 
 
 def _asset(name: str) -> str:
@@ -148,18 +159,48 @@ def _live_html(timeline: Timeline) -> str:
     )
 
 
+def _analyses_html(tabs: Sequence[AnalysisTab], current: str, base: str) -> str:
+    """Links to the video's other analyses: plain links when the page is opened directly;
+    framed by the keyed shell, viewer.js asks the shell to fetch the one clicked."""
+    if len(tabs) < 2:
+        return ""
+    items = []
+    for tab in tabs:
+        aid = tab.analysis_id
+        href = f"{base}view" if aid == "default" else f"{base}analyses/{aid}/view"
+        state = " current" if aid == current else ""
+        text = tab.question if len(tab.question) <= 80 else tab.question[:79] + "\u2026"
+        items.append(
+            f'<a class="analysis{state}" href="{escape(href)}" data-analysis-id="{escape(aid)}" '
+            f'data-status="{escape(tab.status)}" title="{escape(tab.question)}">'
+            f"{escape(text)} <small>{escape(tab.status)}</small></a>"
+        )
+    return f'<nav class="analyses" aria-label="analyses of this video">{"".join(items)}</nav>'
+
+
+def _analysis_attr(tabs: Sequence[AnalysisTab], analysis_id: str) -> str:
+    if len(tabs) < 2 and analysis_id == "default":
+        return ""
+    return f' data-analysis-id="{escape(analysis_id)}"'
+
+
 def render_viewer(
     timeline: Timeline,
     video_url: str | None,
     *,
     note: str | None = None,
     thumbnails: Mapping[str, str] | None = None,
+    analyses: Sequence[AnalysisTab] = (),
+    analysis_id: str = "default",
+    base: str = "",
 ) -> str:
     """The page for ``timeline``; ``video_url`` (e.g. a presigned GET) feeds the player.
 
     ``note`` is shown under the title (an export says when its video link expires).
     ``thumbnails`` maps event ids to image URLs (presigned GETs) shown in the bars' tooltips;
-    the page's CSP admits images from their origins only.
+    the page's CSP admits images from their origins only. ``analyses`` lists the video's
+    analyses to switch to (``analysis_id`` is the one shown; ``base`` is the video's route
+    relative to this page, e.g. ``../../`` from ``analyses/<id>/view``).
     """
     thumbnails = thumbnails or {}
     events = timeline.events
@@ -180,6 +221,9 @@ def render_viewer(
         f'<span class="count">{len(events)}</span> events · '
         f"{escape(timeline.created_at.isoformat())}"
     )
+    if analysis_id != "default":
+        sub += f' · analysis <span class="analysis-id">{escape(analysis_id)}</span>'
+
     if note:
         sub += f" · {escape(note)}"
     # A live stream's page polls its own timeline route (same origin, nothing else).
@@ -198,8 +242,9 @@ def render_viewer(
         f'img-src data:{_origins(thumbnails.values())}{connect}">'
         f"<title>vidloc · {escape(title)}</title><style>{_asset('viewer.css')}</style></head>"
         f'<body data-span="{_num(span)}" data-duration="{_num(timeline.video.duration_s)}"'
-        f"{_live_attrs(timeline)}>"
+        f"{_live_attrs(timeline)}{_analysis_attr(analyses, analysis_id)}>"
         f'<h1>{escape(title)}</h1><div class="sub">{sub}</div>{_live_html(timeline)}'
+        f"{_analyses_html(analyses, analysis_id, base)}"
         f'<div class="top"><div class="player">{player}</div>{_meta_html(timeline)}</div>'
         f'<div class="timeline"><div class="row ruler"><div class="name">seconds</div>'
         f'<div class="lane">{ticks}</div></div><div class="lanes">{lanes}</div></div>'

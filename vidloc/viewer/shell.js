@@ -11,9 +11,17 @@
 
   function say(text) { note.textContent = text; }
 
-  function open(key) {
+  // The page of one analysis of the video (none or "default": its first analysis).
+  function viewPath(analysis) {
+    var base = "../videos/" + encodeURIComponent(videoId);
+    if (!analysis || analysis === "default") { return base + "/view"; }
+    return base + "/analyses/" + encodeURIComponent(analysis) + "/view";
+  }
+
+  function open(key, analysis) {
     say("loading\u2026");
-    fetch("../videos/" + encodeURIComponent(videoId) + "/view", {
+    following++;  // a live page shown before stops being followed
+    fetch(viewPath(analysis), {
       headers: { "Authorization": "Bearer " + key },
       cache: "no-store",
       credentials: "omit"
@@ -77,6 +85,20 @@
     document.body.setAttribute("data-live", "following");
     setTimeout(tick, every);
   }
+
+  // The framed page asks for another analysis of the video (its links cannot carry the key).
+  window.addEventListener("message", function (ev) {
+    var msg = ev.data;
+    if (ev.source !== frame.contentWindow || !msg || msg.vidloc !== "analysis") { return; }
+    if (typeof msg.id !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(msg.id)) {
+      return;
+    }
+    var key = sessionStorage.getItem(STORE);
+    if (key) {
+      document.body.setAttribute("data-analysis-id", msg.id);
+      open(key, msg.id);
+    }
+  });
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();

@@ -239,4 +239,15 @@
     setTimeout(tick, every);
   }
   follow();
+
+  // Another analysis of this video: opened directly, its link goes there; framed by the keyed
+  // shell (which alone holds the key), the shell is asked to fetch that analysis' page.
+  document.querySelectorAll("a.analysis").forEach(function (link) {
+    link.addEventListener("click", function (ev) {
+      if (window.parent === window) { return; }
+      ev.preventDefault();
+      window.parent.postMessage(
+        { vidloc: "analysis", id: link.getAttribute("data-analysis-id") }, "*");
+    });
+  });
 })();
