@@ -6,6 +6,7 @@
      ├── ConfigError                 bad or missing settings; the process cannot start
      │    └── ModelAuthFailed         401/403/404 from the model endpoint: wrong key, URL or model
      ├── StackError                  the local stack could not be brought up or down
+     ├── FrameCacheUnreadable        a kept frame did not read back; the job decodes instead
      ├── InputError                  permanent: the job can never succeed -> failed result + DLQ
      │    ├── BadIngestEvent          malformed / unknown-version / refused ingest message
      │    ├── ModelAnswersUnusable    no chunk got a usable model answer, even re-asked
@@ -61,6 +62,16 @@ class ModelAuthFailed(ConfigError):
 
 class StackError(VidlocError):
     code = "stack"
+
+
+class FrameCacheUnreadable(VidlocError):
+    """A frame-cache object did not read back whole in the middle of a job that used it.
+
+    Never leaves the job runner: it decodes the video instead (the chunks localized so far
+    are checkpointed) and says so in the timeline's warnings.
+    """
+
+    code = "frame_cache_unreadable"
 
 
 class InputError(VidlocError):

@@ -16,6 +16,8 @@ vidloc_chunk_seconds               histogram  localizer
 vidloc_model_request_seconds       histogram  outcome (ok|http_error|timeout|unreachable|
                                               invalid), status (HTTP code, "2xx" or "none")
 vidloc_tokens_total                counter    kind (prompt|completion)
+vidloc_frames_decoded_total        counter    -
+vidloc_frame_cache_lookups_total   counter    outcome (hit|miss), reason (``frame_cache``)
 vidloc_consumer_lag_messages       gauge      topic, partition
 vidloc_api_requests_total          counter    route, method, status (the query API)
 vidloc_api_request_seconds         histogram  route
@@ -86,6 +88,15 @@ class Metrics:
             registry=r,
         )
         self.tokens = Counter("vidloc_tokens", "Model tokens used, by kind", ["kind"], registry=r)
+        self.frames_decoded = Counter(
+            "vidloc_frames_decoded", "Video frames the worker's decoders served", registry=r
+        )
+        self.frame_cache_lookups = Counter(
+            "vidloc_frame_cache_lookups",
+            "Frame-cache lookups of later analyses, by outcome and the reason of a miss",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "vidloc_consumer_lag_messages",
             "Messages not yet consumed: end offset minus this consumer's position",
@@ -154,6 +165,16 @@ class Metrics:
             self.tokens.labels(kind="prompt").inc(prompt)
         if completion:
             self.tokens.labels(kind="completion").inc(completion)
+
+    def add_decoded(self, frames: int) -> None:
+        if frames:
+            self.frames_decoded.inc(frames)
+
+    def frame_cache_lookup(self, reason: str | None) -> None:
+        """One lookup: ``reason`` None for a hit, else why it missed."""
+        self.frame_cache_lookups.labels(
+            outcome="miss" if reason else "hit", reason=reason or "none"
+        ).inc()
 
     # Consumer lag -------------------------------------------------------------------------
 

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     refine_fps: float = Field(default=10.0, gt=0, le=60)
     refine_window_s: float = Field(default=2.0, gt=0)
     snap_to_cut_s: float = Field(default=0.5, ge=0)  # 0 = never snap boundaries to cuts
+    # The frames a job sent to the model are kept (timeline bucket, frames/<video>/<version>/)
+    # so a later analysis of the video pays the model only; a cache older than this many days
+    # counts as absent (0: neither kept nor read). docs/analyses.md.
+    frame_cache_ttl_days: float = Field(default=30.0, ge=0)
 
     # Limits
     max_object_bytes: int = Field(default=4 * 1024**3, ge=1)

@@ -43,10 +43,15 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class FrameSample:
-    """One decoded frame and its real presentation time (from container timestamps)."""
+    """One decoded frame and its real presentation time (from container timestamps).
+
+    ``jpeg``, when set, is the frame as the model is sent it (encoded once, kept in the frame
+    cache, sent again by a later analysis as these very bytes).
+    """
 
     t_s: float
     image: RGBImage
+    jpeg: bytes | None = None
 
 
 @dataclass(frozen=True)

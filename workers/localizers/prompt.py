@@ -60,13 +60,29 @@ def labels_instruction(labels: Sequence[str]) -> str:
     return "Only report these labels: " + json.dumps(list(labels)) + "."
 
 
-def encode_jpeg_data_uri(image: RGBImage, *, jpeg_quality: int = 85) -> str:
-    """A ``data:image/jpeg;base64,...`` URI for an RGB frame."""
+def encode_jpeg(image: RGBImage, *, jpeg_quality: int = 85) -> bytes:
+    """An RGB frame as the JPEG bytes the model is sent."""
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # OpenCV encoders expect BGR channel order
     ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     if not ok:
         raise ValueError(f"cannot JPEG-encode a frame of shape {image.shape}")
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+    return bytes(buffer.tobytes())
+
+
+def encode_jpeg_data_uri(image: RGBImage, *, jpeg_quality: int = 85) -> str:
+    """A ``data:image/jpeg;base64,...`` URI for an RGB frame."""
+    return jpeg_data_uri(encode_jpeg(image, jpeg_quality=jpeg_quality))
+
+
+def jpeg_data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def frame_data_uri(frame: FrameSample, *, jpeg_quality: int = 85) -> str:
+    """The frame's own JPEG when it carries one (encoded once, or from the frame cache)."""
+    if frame.jpeg is not None:
+        return jpeg_data_uri(frame.jpeg)
+    return encode_jpeg_data_uri(frame.image, jpeg_quality=jpeg_quality)
 
 
 def build_messages(
@@ -84,7 +100,7 @@ def build_messages(
         content.append(
             {
                 "type": "image_url",
-                "image_url": {"url": encode_jpeg_data_uri(frame.image, jpeg_quality=jpeg_quality)},
+                "image_url": {"url": frame_data_uri(frame, jpeg_quality=jpeg_quality)},
             }
         )
     content.append({"type": "text", "text": question_text(request, chunk, decimals)})

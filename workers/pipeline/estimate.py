@@ -27,6 +27,7 @@ from workers.localizers.prompt import (
 )
 from workers.model.cost import Prices, price_usage
 from workers.model.tokens import CHAT_FRAMING_TOKENS, frames_tokens, image_tokens, text_tokens
+from workers.pipeline.frame_cache import bytes_per_minute, estimated_bytes
 from workers.pipeline.planning import JobPlan, PlanConfig, make_plan, wants_adaptive
 from workers.pipeline.spans import Span, plan_spans, should_split
 from workers.refinement.boundaries import grid_inside
@@ -69,6 +70,11 @@ class Estimate:
     currency: str
     spans: int = 1  # how many members can work on it at once (docs/delivery.md)
     span_chunks: int = 0  # chunks of the longest span
+    cache_bytes: int = 0  # the frame cache it fills, estimated from frame count and size
+
+    @property
+    def cache_bytes_per_minute(self) -> float:
+        return bytes_per_minute(self.cache_bytes, self.duration_s)
 
     @property
     def tokens(self) -> int:
@@ -141,6 +147,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
         currency=config.currency,
         spans=len(spans) if spans else 1,
         span_chunks=max((s.end_chunk - s.first_chunk for s in spans), default=len(plan.chunks)),
+        cache_bytes=estimated_bytes(frames, plan.frame_size),
     )
 
 
@@ -218,5 +225,10 @@ def render(e: Estimate) -> str:
     lines.append(
         f"total: {e.tokens} tokens, {e.cost:.5f} {e.currency}; "
         f"{e.tokens_per_minute:.0f} tokens/video-minute"
+    )
+    lines.append(
+        f"frame cache (estimate, from {e.frames} frames of {e.frame_size[0]}x{e.frame_size[1]}): "
+        f"about {e.cache_bytes / 1e6:.1f} MB, {e.cache_bytes_per_minute / 1e6:.2f} MB per "
+        "video-minute (VIDLOC_FRAME_CACHE_TTL_DAYS)"
     )
     return "\n".join(lines)

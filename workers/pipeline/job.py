@@ -20,7 +20,13 @@ from typing import Any, Protocol
 from contracts import IngestEvent, JobWarning, Timeline, encode
 from contracts.span import VideoSpan
 from vidloc import names
-from vidloc.errors import InputError, ModelAnswersUnusable, VidlocError
+from vidloc.errors import (
+    FrameCacheUnreadable,
+    InputError,
+    ModelAnswersUnusable,
+    ObjectMissing,
+    VidlocError,
+)
 from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
@@ -30,10 +36,21 @@ from workers.frames.adaptive import (
     snap_to_cut,
 )
 from workers.frames.prepass import run_prepass
+from workers.localizers.kind import LocalizerKind
 from workers.localizers.registry import localizer_kind
 from workers.model.cost import Prices, price_usage
 from workers.pipeline.assemble import assemble, wanted_times
+from workers.pipeline.decoded import CountedSource
 from workers.pipeline.fanout import localize_chunks
+from workers.pipeline.frame_cache import (
+    CACHE_OFF,
+    PIXELS_NEEDED,
+    UNREADABLE,
+    Manifest,
+    Miss,
+    judge,
+)
+from workers.pipeline.frame_store import FrameStore, PartWriter, as_sent
 from workers.pipeline.job_checkpoints import JobCheckpoints, job_fingerprint
 from workers.pipeline.job_warnings import (
     all_answers_unusable,
@@ -50,6 +67,7 @@ from workers.pipeline.planning import (
     make_plan,
     wants_adaptive,
 )
+from workers.pipeline.reuse import cached_plan, frame_sampling, miss_warning, refine_skipped
 from workers.pipeline.spans import Span, plan_spans, should_split
 from workers.pipeline.thumbnails import FrameKeeper, store_thumbnails
 from workers.pipeline.timeline import build_timeline
@@ -83,6 +101,8 @@ class JobStore(Protocol):
 
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
 
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[Any]: ...
+
 
 ProgressFn = Callable[[str, int, int, str], None]  # stage, chunks_done, chunks_total, message
 
@@ -106,6 +126,18 @@ class HandOff:
     spans: tuple[Span, ...]
     info: VideoInfo
     chunks_total: int
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """Where a job's frames come from: its decoder (``source`` reading ``path``), or the frame
+    cache (no source: nothing can be decoded, so refinement keeps the coarse boundaries)."""
+
+    frames: Callable[[Sequence[float]], Iterable[FrameSample]]
+    source: FrameSource | None = None
+    path: Path | None = None
+    writer: PartWriter | None = None  # keeps the decoded frames for later analyses
+    object_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,12 @@ class JobRunner:
         self._prices = Prices(
             settings.price_input_per_1k, settings.price_output_per_1k, settings.currency
         )
+        # Kept frames (docs/analyses.md); None: VIDLOC_FRAME_CACHE_TTL_DAYS=0.
+        self._frame_cache = (
+            FrameStore(store, settings.timeline_bucket, settings.frame_cache_ttl_days)
+            if settings.frame_cache_ttl_days > 0
+            else None
+        )
 
     @property
     def store(self) -> JobStore:
@@ -169,6 +207,12 @@ class JobRunner:
         """The chunks of ``event.span`` only (an order): decoded from the span's start, each
         checkpointed, so whoever merges (or redoes this span) pays none of them again."""
         assert event.span is not None
+        if event.analysis is not None:
+            kind = localizer_kind(event.options.localizer or self._settings.effective_localizer)
+            cached = self._from_cache_or_note(event, job_id, progress, False, kind, [])
+            if cached is not None:
+                assert isinstance(cached, SpanOutcome)
+                return cached
         outcome = self._run(event, job_id, progress, False)
         assert isinstance(outcome, SpanOutcome)
         return outcome
@@ -177,8 +221,15 @@ class JobRunner:
         self, event: IngestEvent, job_id: str, progress: ProgressFn, may_split: bool
     ) -> JobOutcome | HandOff | SpanOutcome:
         s = self._settings
-        video_id = event.effective_video_id
         timings: dict[str, float] = {}
+        kind = localizer_kind(event.options.localizer or s.effective_localizer)
+        notes: list[JobWarning] = []  # for the timeline: why this job decoded after all
+        if event.analysis is not None:
+            if event.span is None:
+                self._require_first_analysis(event)
+            cached = self._from_cache_or_note(event, job_id, progress, may_split, kind, notes)
+            if cached is not None:
+                return cached
         with (
             tempfile.TemporaryDirectory(prefix="vidloc-job-", dir=s.work_dir) as tmp,
             contextlib.ExitStack() as job_scoped,
@@ -198,11 +249,11 @@ class JobRunner:
 
             progress("probing", 0, 0, "probing")
             started = time.monotonic()
-            source, info = self._open_source(path)
+            opened, info = self._open_source(path)
+            source = CountedSource(opened, self._metrics)
             # The job's one decoder child serves the probe, the frames and the refinement.
             job_scoped.callback(close_source, source)
             timings["probe_s"] = time.monotonic() - started
-            kind = localizer_kind(event.options.localizer or s.effective_localizer)
             prepass = None
             if wants_adaptive(event, self._plan_config) and kind.samples_adaptively:
                 progress("probing", 0, 0, "pre-pass: where does the picture change")
@@ -212,45 +263,65 @@ class JobRunner:
                 )
                 timings["prepass_s"] = time.monotonic() - started
             plan = make_plan(info, event, self._plan_config, kind, prepass)
-            if (
-                may_split
-                and plan.mode == "uniform"
-                and should_split(info.duration_s, s.span_s, len(plan.chunks))
-            ):
-                spans = plan_spans(plan.chunks, info.duration_s, s.span_s)
-                log.info(
-                    "long video: %d chunks handed to the group in %d spans",
-                    len(plan.chunks),
-                    len(spans),
-                    extra={"video_id": video_id, "job_id": job_id},
-                )
-                return HandOff(spans, info, len(plan.chunks))
-            localizer = self._make_localizer(kind.name)
+            feed = self._decoding(event, plan, source, path, object_size)
+            return self._work(event, job_id, progress, may_split, plan, feed, timings, notes)
+
+    def _work(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        progress: ProgressFn,
+        may_split: bool,
+        plan: JobPlan,
+        feed: _Feed,
+        timings: dict[str, float],
+        notes: list[JobWarning],
+    ) -> JobOutcome | HandOff | SpanOutcome:
+        """The planned job, whatever its frames come from: handed off in spans, one span's
+        chunks, or the whole video to a stored timeline."""
+        s = self._settings
+        video_id = event.effective_video_id
+        if (
+            may_split
+            and plan.mode == "uniform"
+            and should_split(plan.info.duration_s, s.span_s, len(plan.chunks))
+        ):
+            spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s)
             log.info(
-                "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s",
-                len(plan.times),
+                "long video: %d chunks handed to the group in %d spans",
                 len(plan.chunks),
-                plan.sample_fps,
-                plan.frame_size[0],
-                plan.frame_size[1],
-                kind.name,
+                len(spans),
                 extra={"video_id": video_id, "job_id": job_id},
             )
-            started = time.monotonic()
-            if event.span is not None:
-                return self._span_chunks(event, job_id, plan, source, localizer, path, progress)
-            # Thumbnails come from the frames this job decodes anyway (pipeline/thumbnails.py).
-            keeper = FrameKeeper()
-            results, from_checkpoint = self._localize(
-                event, job_id, plan, source, localizer, path, progress, keep=keeper
-            )
-            timings["localize_s"] = time.monotonic() - started
-            if kind.asks_model and all_answers_unusable(results):
-                # Never an empty timeline that looks like "nothing happened".
-                raise ModelAnswersUnusable(unusable_message(results))
-            started = time.monotonic()
-            merged, refined = self._finish_events(event, plan, results, source, path, localizer)
-            timings["refine_s"] = time.monotonic() - started
+            return HandOff(spans, plan.info, len(plan.chunks))
+        localizer = self._make_localizer(plan.kind.name)
+        log.info(
+            "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s, frames %s",
+            len(plan.times),
+            len(plan.chunks),
+            plan.sample_fps,
+            plan.frame_size[0],
+            plan.frame_size[1],
+            plan.kind.name,
+            "decoded" if feed.source is not None else "from the frame cache",
+            extra={"video_id": video_id, "job_id": job_id},
+        )
+        started = time.monotonic()
+        if event.span is not None:
+            return self._span_chunks(event, job_id, plan, feed, localizer, progress)
+        # Thumbnails come from the frames this job has anyway (pipeline/thumbnails.py).
+        keeper = FrameKeeper()
+        results, from_checkpoint = self._localize(
+            event, job_id, plan, feed, localizer, progress, keep=keeper
+        )
+        timings["localize_s"] = time.monotonic() - started
+        if plan.kind.asks_model and all_answers_unusable(results):
+            # Never an empty timeline that looks like "nothing happened".
+            raise ModelAnswersUnusable(unusable_message(results))
+        started = time.monotonic()
+        merged, refined = self._finish_events(event, plan, results, feed, localizer, notes)
+        timings["refine_s"] = time.monotonic() - started
+        self._keep_frames(event, plan, feed)
 
         progress("merging", len(plan.chunks), len(plan.chunks), "merging chunk events")
         usage = sum((r.usage for r in results), TokenTally())
@@ -263,13 +334,16 @@ class JobRunner:
         if plan.kind.after_merge is not None:
             merged = plan.kind.after_merge(merged, plan.info.duration_s)
         timeline = self._timeline(
-            event, job_id, plan, merged, usage, cost, results, refined, object_size
+            event, job_id, plan, merged, usage, cost, results, refined, feed.object_size
         )
         # What the probe and the decoders could not do (a decoder abandoned, a partial file).
-        decoded = source_warnings(source, plan.info)
-        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded]})
-        # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py).
-        key = names.timeline_key(video_id, tenant_of_key(event.source.key))
+        decoded = source_warnings(feed.source, plan.info)
+        timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, *decoded, *notes]})
+        # A tenant's timeline goes under its prefix, like its video (vidloc/tenancy.py); a
+        # later analysis beside the first one's.
+        key = names.analysis_timeline_key(
+            video_id, event.analysis_id, tenant_of_key(event.source.key)
+        )
         folder = key.rsplit("/", 1)[0]
         timeline = store_thumbnails(
             timeline,
@@ -297,9 +371,8 @@ class JobRunner:
         event: IngestEvent,
         job_id: str,
         plan: JobPlan,
-        source: FrameSource,
+        feed: _Feed,
         localizer: Localizer,
-        path: Path,
         progress: ProgressFn,
         only: VideoSpan | None = None,
         keep: FrameKeeper | None = None,
@@ -334,10 +407,9 @@ class JobRunner:
                 progress("localizing", done, total, f"chunk {result.chunk_index} done")
 
             wanted = wanted_times(pending)
+            assembled = assemble(pending, wanted, _kept(feed.frames(wanted), keep))
             localize_chunks(
-                assemble(
-                    pending, wanted, _kept(source.frames(str(path), wanted, plan.frame_size), keep)
-                ),
+                assembled if feed.writer is None else feed.writer.tap(assembled),
                 lambda chunk, frames: timed(chunk, frames, request),
                 workers=self._settings.vlm_concurrency if plan.kind.asks_model else 1,
                 on_result=record,
@@ -348,6 +420,141 @@ class JobRunner:
         if missing:
             raise VidlocError(f"chunks {missing} produced no result", code="internal")
         return [results[c.index] for c in chunks], from_checkpoint
+
+    # -- frames: decoded, or kept by an earlier analysis (docs/analyses.md) -------------------
+
+    def _decoding(
+        self,
+        event: IngestEvent,
+        plan: JobPlan,
+        source: FrameSource,
+        path: Path | str,
+        object_size: int | None,
+    ) -> _Feed:
+        """Frames from the job's decoder; with the cache on, each encoded once as the model
+        is sent it and kept, chunk by chunk, for later analyses."""
+        quality = self._settings.vlm_jpeg_quality
+        writer = None
+        if self._frame_cache is not None and plan.kind.asks_model:
+            fingerprint = frame_sampling(plan, quality).fingerprint()
+            writer = self._frame_cache.writer(self._cache_prefix(event), fingerprint, plan.chunks)
+
+        def frames(wanted: Sequence[float]) -> Iterable[FrameSample]:
+            decoded = source.frames(str(path), wanted, plan.frame_size)
+            return decoded if writer is None else as_sent(decoded, quality)
+
+        return _Feed(frames, source, Path(path), writer, object_size)
+
+    def _from_cache_or_note(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        progress: ProgressFn,
+        may_split: bool,
+        kind: LocalizerKind,
+        notes: list[JobWarning],
+    ) -> JobOutcome | HandOff | SpanOutcome | None:
+        """A later analysis run on the frames its video's cache keeps; None (and why, in
+        ``notes``) when it holds none for this plan: the caller decodes."""
+        found = self._from_cache(event, kind)
+        if not isinstance(found, Miss):
+            plan, feed = found
+            try:
+                return self._work(event, job_id, progress, may_split, plan, feed, {}, [])
+            except FrameCacheUnreadable as exc:
+                # The chunks localized so far are checkpointed: decoding pays for the rest.
+                log.warning("frame cache failed mid-job (%s); decoding instead", exc)
+                found = Miss(UNREADABLE, str(exc))
+        self._metrics.frame_cache_lookup(found.reason)
+        notes.append(miss_warning(found))
+        return None
+
+    def _from_cache(self, event: IngestEvent, kind: LocalizerKind) -> tuple[JobPlan, _Feed] | Miss:
+        cache = self._frame_cache
+        if cache is None:
+            return Miss(CACHE_OFF)
+        if not kind.asks_model:
+            return Miss(PIXELS_NEEDED)
+        prefix = self._cache_prefix(event)
+        manifest = cache.manifest(prefix)
+        if isinstance(manifest, Miss):
+            return manifest
+        plan = cached_plan(manifest, event, self._plan_config, kind)
+        fingerprint = frame_sampling(plan, self._settings.vlm_jpeg_quality).fingerprint()
+        span = event.span
+        chunks = [c for c in plan.chunks if span is None or span.owns(c.index)]
+        miss = judge(manifest, fingerprint, cache.clock(), cache.ttl_days) or cache.present(
+            prefix, manifest, chunks
+        )
+        if miss is not None:
+            return miss
+        self._metrics.frame_cache_lookup(None)
+        log.info(
+            "frames from the frame cache: %d frames, %d bytes (%.0f bytes per video-minute)",
+            manifest.frames,
+            manifest.bytes,
+            manifest.bytes_per_minute(),
+        )
+
+        def frames(wanted: Sequence[float]) -> Iterable[FrameSample]:
+            return cache.frames(prefix, manifest, wanted)
+
+        return plan, _Feed(frames, object_size=manifest.object_size or None)
+
+    def _keep_frames(self, event: IngestEvent, plan: JobPlan, feed: _Feed) -> None:
+        """Seal the cache this whole-video job (or its spans) filled: the manifest goes last,
+        once every part is stored."""
+        cache, writer = self._frame_cache, feed.writer
+        if cache is None or writer is None or writer.failed:
+            return
+        sampling = frame_sampling(plan, self._settings.vlm_jpeg_quality)
+        source = {
+            "bucket": event.source.bucket,
+            "key": event.source.key,
+            "etag": event.source.etag,
+            "version_tag": event.version_tag,
+        }
+        sealed = cache.seal(
+            self._cache_prefix(event),
+            Manifest(
+                sampling.fingerprint(),
+                0.0,
+                plan.info,
+                sampling,
+                (),
+                0,
+                0,
+                feed.object_size or 0,
+                source,
+                plan.cuts,
+            ),
+        )
+        if sealed is not None:
+            # The size accounting of docs/analyses.md, per job.
+            log.info(
+                "frame cache: %d frames kept, %d bytes, %.0f bytes per video-minute",
+                sealed.frames,
+                sealed.bytes,
+                sealed.bytes_per_minute(),
+            )
+
+    def _cache_prefix(self, event: IngestEvent) -> str:
+        # Tenant and object version in the key: another tenant's video of the same id, or a
+        # re-upload of the same key, never reads these frames.
+        return names.frame_cache_prefix(
+            event.effective_video_id, event.version_tag, tenant_of_key(event.source.key)
+        )
+
+    def _require_first_analysis(self, event: IngestEvent) -> None:
+        """A later analysis is asked of an analysed video (its first timeline stored)."""
+        key = names.timeline_key(event.effective_video_id, tenant_of_key(event.source.key))
+        try:
+            self._store.get_bytes(self._settings.timeline_bucket, key)
+        except ObjectMissing:
+            raise InputError(
+                f"video {event.effective_video_id} has no first analysis yet; submit it first",
+                code="video_not_analysed",
+            ) from None
 
     def _checkpoints(self, event: IngestEvent, job_id: str, plan: JobPlan) -> JobCheckpoints:
         return JobCheckpoints(
@@ -364,9 +571,8 @@ class JobRunner:
         event: IngestEvent,
         job_id: str,
         plan: JobPlan,
-        source: FrameSource,
+        feed: _Feed,
         localizer: Localizer,
-        path: Path,
         progress: ProgressFn,
     ) -> SpanOutcome:
         span = event.span
@@ -379,7 +585,7 @@ class JobRunner:
                 code="span_plan_mismatch",
             )
         results, from_checkpoint = self._localize(
-            event, job_id, plan, source, localizer, path, progress, only=span
+            event, job_id, plan, feed, localizer, progress, only=span
         )
         return SpanOutcome(
             tokens=sum((r.usage for r in results), TokenTally()),
@@ -416,7 +622,7 @@ class JobRunner:
             f"({len(results)} of {len(plan.chunks)} chunks); the final timeline replaces this one",
         )
         timeline = timeline.model_copy(update={"warnings": [*timeline.warnings, pending]})
-        key = names.timeline_key(event.effective_video_id, tenant)
+        key = names.analysis_timeline_key(event.effective_video_id, event.analysis_id, tenant)
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
         rejected = sum(r.rejected_events for r in results)
         return JobOutcome(timeline, s.timeline_bucket, key, usage, cost, len(results), rejected)
@@ -426,15 +632,19 @@ class JobRunner:
         event: IngestEvent,
         plan: JobPlan,
         results: Sequence[ChunkResult],
-        source: FrameSource,
-        path: Path,
+        feed: _Feed,
         localizer: Localizer,
+        notes: list[JobWarning],
     ) -> tuple[tuple[DetectedEvent, ...], RefineOutcome | None]:
         """Merge the chunks' events, refine their boundaries if asked, snap them to cuts."""
         s = self._settings
         merged = _merged_chunks(plan, results)
         refined: RefineOutcome | None = None
-        if plan.refine and merged:
+        if plan.refine and merged and (feed.source is None or feed.path is None):
+            # The frames between the kept samples were never decoded: decoding them now is
+            # what a later analysis must not do.
+            notes.append(refine_skipped())
+        elif plan.refine and merged and feed.source is not None:
             max_frames = None
             if plan.token_budget_per_min is not None:
                 per_frame = frame_budget_tokens(plan.frame_size, plan.info.duration_s)
@@ -445,8 +655,8 @@ class JobRunner:
             refined = refine_events(
                 merged,
                 plan.times,
-                source=source,
-                path=str(path),
+                source=feed.source,
+                path=str(feed.path),
                 size=plan.frame_size,
                 localizer=localizer,
                 request=_request(event, plan),

@@ -25,6 +25,7 @@ def succeeded_result(event: IngestEvent, job_id: str, outcome: JobOutcome) -> Re
         "job_id": job_id,
         "status": "succeeded",
         "tenant": tenant_of_key(event.source.key),
+        "analysis_id": None if event.analysis is None else event.analysis.id,
         "source": {"bucket": event.source.bucket, "key": event.source.key},
         "timeline": {"bucket": outcome.timeline_bucket, "key": outcome.timeline_key},
         "summary": {"events": len(timeline.events), "duration_s": timeline.video.duration_s},
@@ -51,8 +52,10 @@ def failed_result(
     key: str | None,
     code: str,
     message: str,
+    analysis_id: str | None = None,
 ) -> ResultEvent:
-    """``bucket``/``key`` are None when the message was too broken to name its object."""
+    """``bucket``/``key`` are None when the message was too broken to name its object;
+    ``analysis_id`` names a later analysis (None: the first)."""
     doc: dict[str, Any] = {
         "schema": "vidloc.result.v1",
         "event_id": result_event_id(job_id, "failed"),
@@ -62,6 +65,7 @@ def failed_result(
         "error": {"code": code, "message": message},
         "summary": {"events": 0, "duration_s": 0.0},
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0},
+        "analysis_id": analysis_id,
         "created_at": datetime.now(UTC).isoformat(),
     }
     if bucket and key:
@@ -111,6 +115,7 @@ def progress_event(
     total: int,
     message: str,
     tenant: str | None = None,
+    analysis_id: str | None = None,
 ) -> ProgressEvent:
     return ProgressEvent.model_validate(
         {
@@ -119,6 +124,7 @@ def progress_event(
             "video_id": video_id,
             "job_id": job_id,
             "tenant": tenant,
+            "analysis_id": analysis_id,
             "stage": stage,
             "chunks_done": done,
             "chunks_total": total,

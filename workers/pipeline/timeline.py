@@ -40,6 +40,8 @@ def build_timeline(
         "schema": Timeline.SCHEMA,
         "video_id": video_id,
         "job_id": job_id,
+        # A later analysis names itself; the first one stays as timelines have always been.
+        "analysis_id": None if event.analysis is None else event.analysis.id,
         "source": {
             "bucket": event.source.bucket,
             "key": event.source.key,

@@ -73,6 +73,10 @@ def work_id(event: IngestEvent, localizer: str) -> str:
         "localizer": localizer,
         "options": event.options.model_dump(mode="json", exclude_none=True),
     }
+    if event.analysis is not None:
+        # Two analyses asking the same question are still two timelines; the first analysis
+        # keeps the ids it always had.
+        doc["analysis"] = event.analysis.id
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "w-" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 

@@ -252,7 +252,7 @@ class IngestHandler:
                 return settled
         try:
             tenant = tenant_of_key(event.source.key)
-            progress = self._progress_fn(video_id, job_id, tenant)
+            progress = self._progress_fn(video_id, job_id, tenant, _analysis(event))
             outcome = self._runner.run_or_hand_off(event, job_id, progress)
         except Exception as exc:  # every failure is the policy's to judge; a bug must not
             # take the partition down with it
@@ -299,7 +299,9 @@ class IngestHandler:
             extra={"video_id": video_id, "job_id": job_id},
         )
         try:
-            done = self._runner.run_span(event, job_id, self._progress_fn(video_id, job_id, tenant))
+            done = self._runner.run_span(
+                event, job_id, self._progress_fn(video_id, job_id, tenant, _analysis(event))
+            )
         except Exception as exc:
             decision = self._judge(exc, where)
             if decision.action is not policy.Action.FAIL:
@@ -352,11 +354,17 @@ class IngestHandler:
             assert span.error is not None
             failure = VidlocError(f"{span.label}: {span.error.message}", code=span.error.code)
             return self._fail(
-                delivery, failure, video_id, job_id, event.source.bucket, event.source.key
+                delivery,
+                failure,
+                video_id,
+                job_id,
+                event.source.bucket,
+                event.source.key,
+                _analysis(event),
             )
         if ledger.failed is not None:
             return Disposition.COMMIT  # the video already failed; later spans change nothing
-        progress = self._progress_fn(video_id, job_id, tenant)
+        progress = self._progress_fn(video_id, job_id, tenant, _analysis(event))
         try:
             if ledger.merges_on(span.index):
                 outcome = self._runner.run(whole, job_id, progress)
@@ -482,7 +490,13 @@ class IngestHandler:
             # A bug's message may say anything; the result says only what kind of bug.
             exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
         return self._fail(
-            delivery, exc, ids["video_id"], job_id, event.source.bucket, event.source.key
+            delivery,
+            exc,
+            ids["video_id"],
+            job_id,
+            event.source.bucket,
+            event.source.key,
+            _analysis(event),
         )
 
     def _succeed(self, event: IngestEvent, job_id: str, outcome: JobOutcome) -> ResultEvent:
@@ -493,7 +507,18 @@ class IngestHandler:
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
-            encode(progress_event(video_id, job_id, "done", chunks, chunks, "done", result.tenant)),
+            encode(
+                progress_event(
+                    video_id,
+                    job_id,
+                    "done",
+                    chunks,
+                    chunks,
+                    "done",
+                    result.tenant,
+                    result.analysis_id,
+                )
+            ),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         log.info(
@@ -548,6 +573,7 @@ class IngestHandler:
         job_id: str,
         bucket: str | None,
         key: str | None,
+        analysis_id: str | None = None,
     ) -> Disposition:
         """Announce a failed result and keep the original in the DLQ; both must be acked."""
         self._metrics.error(exc.code)
@@ -565,6 +591,7 @@ class IngestHandler:
             key=key,
             code=exc.code,
             message=message,
+            analysis_id=analysis_id,
         )
         record = dlq_record(
             raw=delivery.value,
@@ -581,7 +608,11 @@ class IngestHandler:
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
-            encode(progress_event(video_id, job_id, "failed", 0, 0, message, result.tenant)),
+            encode(
+                progress_event(
+                    video_id, job_id, "failed", 0, 0, message, result.tenant, analysis_id
+                )
+            ),
         )
         self._publish(names.TOPIC_RESULTS, video_id, encode(result))
         if self._lease is not None:
@@ -591,7 +622,11 @@ class IngestHandler:
         return Disposition.COMMIT
 
     def _progress_fn(
-        self, video_id: str, job_id: str, tenant: str | None = None
+        self,
+        video_id: str,
+        job_id: str,
+        tenant: str | None = None,
+        analysis_id: str | None = None,
     ) -> Callable[[str, int, int, str], None]:
         def report(stage: str, done: int, total: int, message: str) -> None:
             if self.cancel.is_set():
@@ -600,12 +635,22 @@ class IngestHandler:
                 self._publish_progress(
                     names.TOPIC_PROGRESS,
                     video_id,
-                    encode(progress_event(video_id, job_id, stage, done, total, message, tenant)),
+                    encode(
+                        progress_event(
+                            video_id, job_id, stage, done, total, message, tenant, analysis_id
+                        )
+                    ),
                 )
             except TransientError as exc:  # progress is best effort; results are not
                 log.warning("progress event not sent: %s", exc)
 
         return report
+
+
+def _analysis(event: IngestEvent) -> str | None:
+    """The later analysis an event asks for, as results and progress name it (None: the
+    video's first analysis)."""
+    return None if event.analysis is None else event.analysis.id
 
 
 def _log_decision(
