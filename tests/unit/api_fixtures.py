@@ -160,3 +160,33 @@ class MemoryStore:
 
     def presigned_get_url(self, bucket: str, key: str, expires_s: int = 3600) -> str:
         return f"http://s3.test/{bucket}/{key}?X-Amz-Expires={expires_s}"
+
+
+class WritableStore(MemoryStore):
+    """MemoryStore plus the writes an ask makes (analyses: tests of the API and the CLI)."""
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> ObjectInfo:
+        self._check()
+        self.objects[(bucket, key)] = data
+        return ObjectInfo(bucket, key, len(data), "etag")
+
+    def put_bytes_if(
+        self, bucket: str, key: str, data: bytes, *, etag: str | None, content_type: str = ""
+    ) -> ObjectInfo | None:
+        assert etag is None
+        if (bucket, key) in self.objects:
+            return None
+        return self.put_bytes(bucket, key, data)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
+
+    def put_tenant_timeline(self, video_id: str, tenant: str | None, **extra: Any) -> None:
+        source = {
+            "bucket": "videos",
+            "key": f"{names.tenant_root(tenant)}uploads/{video_id}.mp4",
+            "etag": "etag-1",
+            "size": 1234,
+        }
+        timeline = make_timeline(video_id, source=source, **extra)
+        self.objects[("timelines", names.timeline_key(video_id, tenant))] = encode(timeline)

@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_fixtures import MemoryStore, make_progress, make_result, make_timeline
+from api_fixtures import WritableStore as Store
+from api_fixtures import make_progress, make_result, make_timeline
 
 from contracts import (
     INGEST_V2,
@@ -24,7 +25,6 @@ from contracts import (
 from devkit.serve_api import serve_in_thread
 from producers.analyses import record_key
 from vidloc import names
-from vidloc.adapters.object_store import ObjectInfo
 from vidloc.api.app import create_app
 from vidloc.api.keys import KeysFile, add_key, write_keys_file
 from vidloc.api.status import StatusBook
@@ -32,36 +32,6 @@ from vidloc.errors import BusUnavailable
 from vidloc.settings import Settings
 
 BUCKET = "timelines"
-
-
-class Store(MemoryStore):
-    """MemoryStore plus the writes an ask makes."""
-
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "") -> ObjectInfo:
-        self._check()
-        self.objects[(bucket, key)] = data
-        return ObjectInfo(bucket, key, len(data), "etag")
-
-    def put_bytes_if(
-        self, bucket: str, key: str, data: bytes, *, etag: str | None, content_type: str = ""
-    ) -> ObjectInfo | None:
-        assert etag is None
-        if (bucket, key) in self.objects:
-            return None
-        return self.put_bytes(bucket, key, data)
-
-    def delete(self, bucket: str, key: str) -> None:
-        self.objects.pop((bucket, key), None)
-
-    def put_tenant_timeline(self, video_id: str, tenant: str | None, **extra: Any) -> None:
-        source = {
-            "bucket": "videos",
-            "key": f"{names.tenant_root(tenant)}uploads/{video_id}.mp4",
-            "etag": "etag-1",
-            "size": 1234,
-        }
-        timeline = make_timeline(video_id, source=source, **extra)
-        self.objects[(BUCKET, names.timeline_key(video_id, tenant))] = encode(timeline)
 
 
 class Publisher:

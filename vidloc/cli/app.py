@@ -10,6 +10,7 @@ from typing import Any
 
 from vidloc.cli import (
     api,
+    ask,
     bridge,
     clip,
     estimate,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_parser(sub)
     search.add_parser(sub)
     clip.add_parser(sub)
+    ask.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
 

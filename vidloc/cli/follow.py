@@ -95,7 +95,10 @@ class Follower:
             if record.topic == names.TOPIC_RESULTS:
                 self._on_result(decode_result(record.value), bars, tasks)
             else:
-                _show_progress(bars, tasks, decode_progress(record.value))
+                progress = decode_progress(record.value)
+                # Another job of the video (e.g. another analysis of it) is not this one's news.
+                if self._jobs.get(progress.video_id, progress.job_id) == progress.job_id:
+                    _show_progress(bars, tasks, progress)
         except ContractError as exc:
             log.warning("ignoring unreadable %s message: %s", record.topic, exc)
 

@@ -44,6 +44,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--tenant", default=None, help="the video's tenant (default: VIDLOC_TENANT)"
     )
+    parser.add_argument(
+        "--analysis",
+        default=None,
+        metavar="AID",
+        help="one of the video's analyses (from vidloc ask; default: its first)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         html=args.html,
         expires_s=args.expires,
         tenant=args.tenant or settings.tenant,
+        analysis_id=args.analysis,
     )
 
 
@@ -89,6 +96,7 @@ def show_timeline(
     html: Path | None,
     expires_s: int,
     tenant: str | None = None,
+    analysis_id: str | None = None,
 ) -> int:
     err = Console(stderr=True)
     if not re.fullmatch(SAFE_ID_PATTERN, video_id):
@@ -97,17 +105,22 @@ def show_timeline(
     if tenant is not None and not re.fullmatch(SAFE_ID_PATTERN, tenant):
         err.print(f"vidloc timeline: {tenant!r} is not a tenant name")
         return EXIT_USAGE
+    if analysis_id is not None and not re.fullmatch(SAFE_ID_PATTERN, analysis_id):
+        err.print(f"vidloc timeline: {analysis_id!r} is not an analysis id")
+        return EXIT_USAGE
     if not 1 <= expires_s <= MAX_EXPIRY_S:
         err.print(f"vidloc timeline: --expires must be 1..{MAX_EXPIRY_S} seconds")
         return EXIT_USAGE
     store = ObjectStore(settings)
     try:
-        timeline = TimelineReader(store, settings.timeline_bucket).load(video_id, tenant)
+        reader = TimelineReader(store, settings.timeline_bucket)
+        timeline = reader.load(video_id, tenant, analysis_id)
     except VidlocError as exc:
         err.print(f"vidloc timeline: {exc.code}: {exc}")
         return EXIT_FAILED
     if timeline is None:
-        err.print(f"vidloc timeline: no timeline for video {video_id!r}")
+        of = f" analysis {analysis_id!r} of" if analysis_id is not None else ""
+        err.print(f"vidloc timeline: no timeline for{of} video {video_id!r}")
         return EXIT_FAILED
     if as_json:
         sys.stdout.write(encode(timeline).decode("utf-8") + "\n")
