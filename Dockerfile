@@ -49,6 +49,6 @@ ENV VIDLOC_WORK_DIR=/home/vidloc/work
 RUN mkdir -p /home/vidloc/work
 
 # 8080: `vidloc api`; 9400: worker /metrics (VIDLOC_METRICS_PORT).
-EXPOSE 8080 9400
+EXPOSE 8080 9400 9401
 ENTRYPOINT ["vidloc"]
 CMD ["--help"]

@@ -211,6 +211,9 @@ class Settings(BaseSettings):
     # Local stack
     stack_dir: Path = Path(".stack")
     cache_dir: Path = Path(".cache")
+    # The deliverer's Prometheus /metrics (0 = off): a port of its own, so it can share a host
+    # with a worker (VIDLOC_METRICS_PORT, 9400).
+    webhook_metrics_port: int = Field(default=9401, ge=0, le=65535)
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     s3_port: int = 9000

@@ -25,7 +25,7 @@ from vidloc.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
-VIDLOC_SERVICES = ("init", "bridge", "worker", "api")
+VIDLOC_SERVICES = ("init", "bridge", "worker", "api", "deliverer")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
 
@@ -226,7 +226,7 @@ def test_init_runs_before_the_services_that_need_topics_and_buckets(
 ) -> None:
     services = compose["services"]
     assert services["init"]["restart"] == "no"
-    for name in ("bridge", "worker", "api"):
+    for name in ("bridge", "worker", "api", "deliverer"):
         assert services[name]["depends_on"]["init"]["condition"] == (
             "service_completed_successfully"
         )
@@ -240,6 +240,22 @@ def test_init_runs_before_the_services_that_need_topics_and_buckets(
     assert argv[-2] == "posix"
     filter_mount = next(v for v in s3["volumes"] if "event-filter.json" in v)
     assert (REPO / filter_mount.split(":", 1)[0]).resolve().is_file()
+
+
+def test_the_deliverer_runs_apart_with_metrics_on_a_port_of_its_own(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidloc.cli.webhooks import run_deliver
+
+    services = compose["services"]
+    deliverer = services["deliverer"]
+    monkeypatch.setattr(cli_app, "_add_plugin_commands", lambda sub: None)
+    assert build_parser().parse_args(deliverer["command"]).func is run_deliver
+    worker_port = settings_for(services["worker"], {}, monkeypatch).metrics_port
+    settings = settings_for(deliverer, {}, monkeypatch)
+    assert settings.webhook_metrics_port == 9401 != worker_port
+    # It only calls out: no published port, no API keys.
+    assert "ports" not in deliverer and "volumes" not in deliverer
 
 
 def test_no_empty_default_where_podman_compose_runs_it(compose: dict[str, Any]) -> None:
@@ -404,7 +420,7 @@ def test_dockerfile_builds_a_non_root_vidloc_image_on_plain_debian(
     )
     assert ("ENTRYPOINT", '["vidloc"]') in steps
     exposed = {p for op, arg in steps if op == "EXPOSE" for p in arg.split()}
-    assert str(Settings().metrics_port) in exposed
+    assert {str(Settings().metrics_port), str(Settings().webhook_metrics_port)} <= exposed
 
 
 def test_no_secret_is_baked_into_an_image() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from vidloc.adapters.kafka import Partition
 from vidloc.api.front import SubmitQuota
 from vidloc.client import Client, InvalidRequest, NotFound, RateLimited, Unauthorized
+from vidloc.settings import Settings
 from vidloc.webhooks import TargetPolicy, TargetRefused, Webhook, delivery_id, signature, verify
 from vidloc.webhooks.ledger import OffsetLedger
 from vidloc.webhooks.sender import Delivery, retry_delay
@@ -156,3 +158,17 @@ def test_client_rate_limit_carries_retry_after() -> None:
     with _client(429, body, {"Retry-After": "7"}) as client, pytest.raises(RateLimited) as caught:
         client.submit_object("clips/a.mp4")
     assert caught.value.retry_after_s == 7.0 and caught.value.code == "submit_quota_exceeded"
+
+
+def test_the_readme_settings_table_names_every_front_door_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    ours = [
+        f"VIDLOC_{name.upper()}"
+        for name in Settings.model_fields
+        if name.startswith(("webhook_", "api_submit_", "api_upload_"))
+        # The local stack's (unused since the skeleton), not the deliverer's.
+        and name != "webhook_port"
+    ]
+    assert len(ours) >= 14
+    assert [name for name in ours if f"`{name}`" not in table] == []

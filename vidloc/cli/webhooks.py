@@ -105,12 +105,15 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
 def run_deliver(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
+    from vidloc.metrics import Metrics, serve_metrics
     from vidloc.webhooks import Deliverer
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Deliverer(settings).run(stop)
+    metrics = Metrics()
+    with serve_metrics(metrics, settings.webhook_metrics_port):
+        Deliverer(settings, metrics=metrics).run(stop)
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ from vidloc import names
 from vidloc.adapters.kafka import BusRecord, Partition, TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import TransientError
+from vidloc.metrics import Metrics, consumer_lag
 from vidloc.settings import Settings
 from vidloc.tenancy import event_tenant
 from vidloc.webhooks.ledger import OffsetLedger
@@ -94,8 +95,10 @@ class Deliverer:
         *,
         client: httpx.Client | None = None,
         policy: TargetPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._store = store or ObjectStore(settings)
         self.registry = WebhookRegistry(self._store, settings.timeline_bucket)
         self._policy = policy or TargetPolicy.parse(
@@ -114,6 +117,10 @@ class Deliverer:
         self._active: Counter[str] = Counter()
         self._submitters: OrderedDict[tuple[str | None, str], str | None] = OrderedDict()
         self._committed_at = 0.0
+        # Every delivery read and not yet settled (queued, in flight or waiting to retry), for
+        # the backlog gauges; insertion order is reading order, so the first is the oldest.
+        self._unsettled: dict[int, float] = {}
+        self._reported_at = self._lag_due = 0.0
         self.delivered = 0
         self.dead = 0
 
@@ -149,6 +156,7 @@ class Deliverer:
                     kind=kind,
                     event_id=event.event_id,
                     video_id=event.video_id,
+                    event_at=when,
                     body=record.value,
                     partition=record.where,
                     offset=record.offset,
@@ -183,6 +191,7 @@ class Deliverer:
                 self._settle()
                 self._launch(pool)
                 committed = self._commit(stream, committed)
+                self._report(stream)
                 full = self._ledger.pending() >= self._settings.webhook_max_pending
                 if full != paused:
                     (stream.pause_all if full else stream.resume_all)()
@@ -218,6 +227,7 @@ class Deliverer:
             deliveries = self.deliveries_for(record, hooks, *found) if found is not None else []
             self._ledger.seen(record.where, record.offset, len(deliveries))
             for delivery in deliveries:
+                self._unsettled[id(delivery)] = now
                 heapq.heappush(self._due, (now, next(self._seq), delivery))
 
     def _launch(self, pool: ThreadPoolExecutor) -> None:
@@ -237,12 +247,14 @@ class Deliverer:
             heapq.heappush(self._due, item)
 
     def _send(self, delivery: Delivery) -> None:
+        started = time.monotonic()
         try:
             outcome = attempt(self._client, delivery, self._policy)
         except Exception as exc:  # a bug must not lose the delivery: retried like a failure
             log.exception("webhook attempt failed unexpectedly")
             delivery.last_error = f"{type(exc).__name__}: {exc}"
             outcome = "retry"
+        self._metrics.webhook_attempt(outcome, time.monotonic() - started)
         self._done.put((delivery, outcome))
 
     def _settle(self) -> None:
@@ -258,6 +270,8 @@ class Deliverer:
             )
             if outcome == DELIVERED:
                 self.delivered += 1
+                since = (now - delivery.event_at).total_seconds() if delivery.event_at else None
+                self._metrics.webhook_settled("delivered", since)
                 log.info(
                     "delivered %s %s to webhook %s (attempt %d)",
                     delivery.kind, delivery.id, delivery.hook.id, delivery.attempts,
@@ -270,10 +284,12 @@ class Deliverer:
             else:
                 self._retry(delivery)
                 continue
+            self._unsettled.pop(id(delivery), None)
             if delivery.partition is not None:
                 self._ledger.settle(delivery.partition, delivery.offset)  # type: ignore[arg-type]
 
     def _retry(self, delivery: Delivery) -> None:
+        self._metrics.webhook_retries.inc()
         delay = retry_delay(delivery, self._settings.webhook_backoff_max_s)
         log.info(
             "webhook %s delivery %s failed (%s); attempt %d in %.1f s",
@@ -288,6 +304,7 @@ class Deliverer:
             log.warning("cannot dead-letter %s yet: %s", delivery.id, exc)
             return False
         self.dead += 1
+        self._metrics.webhook_settled("dead_lettered")
         log.warning(
             "webhook %s delivery %s dead-lettered after %d attempts: %s",
             delivery.hook.id, delivery.id, delivery.attempts, delivery.last_error,
@@ -306,3 +323,22 @@ class Deliverer:
             log.info("webhook offsets not committed yet: %s", exc)
             return committed
         return {**committed, **wanted}
+
+    def _report(self, stream: TopicReader) -> None:
+        """The backlog gauges every second, the consumer lag every
+        ``VIDLOC_METRICS_LAG_INTERVAL_S``; only this thread touches the consumer."""
+        now = time.monotonic()
+        if now - self._reported_at < 1.0:
+            return
+        self._reported_at = now
+        oldest = next(iter(self._unsettled.values()), now)
+        self._metrics.webhook_backlog(len(self._unsettled), now - oldest)
+        if now < self._lag_due:
+            return
+        self._lag_due = now + self._settings.metrics_lag_interval_s
+        try:
+            ends, positions = stream.lag_inputs(timeout_s=2.0)
+        except TransientError as exc:  # a metric is not worth stopping deliveries for
+            log.debug("webhook consumer lag not refreshed: %s", exc)
+            return
+        self._metrics.set_consumer_lag(consumer_lag(ends, positions))

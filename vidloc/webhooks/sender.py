@@ -34,6 +34,7 @@ class Delivery:
     event_id: str
     video_id: str
     body: bytes
+    event_at: datetime | None = None  # when the event was made (None for a replay)
     first_attempt_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     attempts: int = 0
     last_error: str = ""
