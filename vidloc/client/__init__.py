@@ -12,7 +12,7 @@ Results are the contracts' models (``Timeline``, ``TimelineEvent``); errors are 
 codes raised as exceptions (``vidloc.client.errors``).
 """
 
-from vidloc.client.async_client import AsyncClient, AsyncJob
+from vidloc.client.async_client import AsyncAnalysisJob, AsyncClient, AsyncJob
 from vidloc.client.errors import (
     Conflict,
     Forbidden,
@@ -28,10 +28,13 @@ from vidloc.client.errors import (
     VidlocClientError,
     WaitTimeout,
 )
-from vidloc.client.models import SubmitResponse, Video, WebhookCreated, WebhookInfo
-from vidloc.client.sync_client import Client, Job
+from vidloc.client.models import Analysis, SubmitResponse, Video, WebhookCreated, WebhookInfo
+from vidloc.client.sync_client import AnalysisJob, Client, Job
 
 __all__ = [
+    "Analysis",
+    "AnalysisJob",
+    "AsyncAnalysisJob",
     "AsyncClient",
     "AsyncJob",
     "Client",

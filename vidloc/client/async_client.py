@@ -14,6 +14,9 @@ from contracts import Timeline, TimelineEvent
 from vidloc.client.common import (
     DEFAULT_TIMEOUT_S,
     UPLOAD_TIMEOUT_S,
+    analysis_finished,
+    ask_headers,
+    ask_request,
     event_params,
     finished,
     headers,
@@ -22,6 +25,8 @@ from vidloc.client.common import (
 )
 from vidloc.client.errors import NotFound, TransportError, WaitTimeout, raise_for
 from vidloc.client.models import (
+    Analysis,
+    AnalysisList,
     CompletedPart,
     CompleteUpload,
     SubmitRequest,
@@ -71,6 +76,36 @@ class AsyncJob:
         end_s: float | None = None,
     ) -> list[TimelineEvent]:
         return await self._client.events(self.video_id, label=label, start_s=start_s, end_s=end_s)
+
+
+class AsyncAnalysisJob:
+    """An analysis asked of a video: ``wait()`` for it, then read its ``timeline()``."""
+
+    def __init__(self, client: AsyncClient, analysis: Analysis) -> None:
+        self._client = client
+        self.asked = analysis
+        self.video_id = analysis.video_id
+        self.analysis_id = analysis.analysis_id
+
+    async def status(self) -> Analysis:
+        return await self._client.analysis(self.video_id, self.analysis_id)
+
+    async def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Analysis:
+        """Block until the analysis succeeded, or raise JobFailed / WaitTimeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            analysis = await self.status()
+            if analysis_finished(analysis):
+                return analysis
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"analysis {self.analysis_id} of {self.video_id} not finished in "
+                    f"{timeout_s:.0f} s"
+                )
+            await asyncio.sleep(poll_s)
+
+    async def timeline(self) -> Timeline:
+        return await self._client.analysis_timeline(self.video_id, self.analysis_id)
 
 
 class AsyncClient:
@@ -190,6 +225,41 @@ class AsyncClient:
         params = event_params(label, start_s, end_s)
         body = (await self._call("GET", f"/videos/{video_id}/events", params=params)).json()
         return [TimelineEvent.model_validate(e) for e in body["events"]]
+
+    # -- analyses -----------------------------------------------------------------------
+
+    async def ask(
+        self,
+        video_id: str,
+        *,
+        prompt: str | None = None,
+        labels: Iterable[str] = (),
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncAnalysisJob:
+        """Ask a new question of an analysed video (its frames are reused); ``wait()`` on the
+        answer. The same ``idempotency_key`` asks once."""
+        body = ask_request(prompt, labels, options).model_dump(mode="json", exclude_defaults=True)
+        response = await self._call(
+            "POST",
+            f"/videos/{video_id}/analyses",
+            json=body,
+            headers=ask_headers(idempotency_key),
+        )
+        return AsyncAnalysisJob(self, Analysis.model_validate(response.json()))
+
+    async def analyses(self, video_id: str) -> list[Analysis]:
+        """The video's analyses, its first ('default') first."""
+        response = await self._call("GET", f"/videos/{video_id}/analyses")
+        return AnalysisList.model_validate(response.json()).analyses
+
+    async def analysis(self, video_id: str, analysis_id: str) -> Analysis:
+        response = await self._call("GET", f"/videos/{video_id}/analyses/{analysis_id}")
+        return Analysis.model_validate(response.json())
+
+    async def analysis_timeline(self, video_id: str, analysis_id: str) -> Timeline:
+        path = f"/videos/{video_id}/analyses/{analysis_id}/timeline"
+        return Timeline.model_validate((await self._call("GET", path)).json())
 
     # -- webhooks -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from contracts import IngestOptions
 from vidloc.client.errors import JobFailed
-from vidloc.client.models import SubmitRequest, Video
+from vidloc.client.models import Analysis, AskRequest, SubmitRequest, Video
 
 DEFAULT_TIMEOUT_S = 30.0
 UPLOAD_TIMEOUT_S = 600.0
@@ -70,3 +70,25 @@ def event_params(
     if end_s is not None:
         params.append(("end_s", repr(float(end_s))))
     return params
+
+
+def ask_request(
+    prompt: str | None, labels: Iterable[str], options: Mapping[str, Any] | None
+) -> AskRequest:
+    return AskRequest(prompt=prompt, labels=list(labels), options=IngestOptions(**(options or {})))
+
+
+def ask_headers(idempotency_key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+
+
+def analysis_finished(analysis: Analysis) -> bool:
+    """Whether ``analysis`` has its final outcome; raises JobFailed for a failed one."""
+    if analysis.status == "failed":
+        error = analysis.error or {}
+        raise JobFailed(
+            f"{analysis.video_id} analysis {analysis.analysis_id}",
+            error.get("code", "failed"),
+            error.get("message", ""),
+        )
+    return analysis.status == "succeeded"

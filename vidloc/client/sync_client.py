@@ -13,6 +13,9 @@ from contracts import Timeline, TimelineEvent
 from vidloc.client.common import (
     DEFAULT_TIMEOUT_S,
     UPLOAD_TIMEOUT_S,
+    analysis_finished,
+    ask_headers,
+    ask_request,
     event_params,
     finished,
     headers,
@@ -21,6 +24,8 @@ from vidloc.client.common import (
 )
 from vidloc.client.errors import NotFound, TransportError, WaitTimeout, raise_for
 from vidloc.client.models import (
+    Analysis,
+    AnalysisList,
     CompletedPart,
     CompleteUpload,
     SubmitRequest,
@@ -70,6 +75,36 @@ class Job:
         end_s: float | None = None,
     ) -> list[TimelineEvent]:
         return self._client.events(self.video_id, label=label, start_s=start_s, end_s=end_s)
+
+
+class AnalysisJob:
+    """An analysis asked of a video: ``wait()`` for it, then read its ``timeline()``."""
+
+    def __init__(self, client: Client, analysis: Analysis) -> None:
+        self._client = client
+        self.asked = analysis
+        self.video_id = analysis.video_id
+        self.analysis_id = analysis.analysis_id
+
+    def status(self) -> Analysis:
+        return self._client.analysis(self.video_id, self.analysis_id)
+
+    def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Analysis:
+        """Block until the analysis succeeded, or raise JobFailed / WaitTimeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            analysis = self.status()
+            if analysis_finished(analysis):
+                return analysis
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"analysis {self.analysis_id} of {self.video_id} not finished in "
+                    f"{timeout_s:.0f} s"
+                )
+            time.sleep(poll_s)
+
+    def timeline(self) -> Timeline:
+        return self._client.analysis_timeline(self.video_id, self.analysis_id)
 
 
 class Client:
@@ -185,6 +220,41 @@ class Client:
         params = event_params(label, start_s, end_s)
         body = self._call("GET", f"/videos/{video_id}/events", params=params).json()
         return [TimelineEvent.model_validate(e) for e in body["events"]]
+
+    # -- analyses -----------------------------------------------------------------------
+
+    def ask(
+        self,
+        video_id: str,
+        *,
+        prompt: str | None = None,
+        labels: Iterable[str] = (),
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AnalysisJob:
+        """Ask a new question of an analysed video (its frames are reused); ``wait()`` on the
+        answer. The same ``idempotency_key`` asks once."""
+        body = ask_request(prompt, labels, options).model_dump(mode="json", exclude_defaults=True)
+        response = self._call(
+            "POST",
+            f"/videos/{video_id}/analyses",
+            json=body,
+            headers=ask_headers(idempotency_key),
+        )
+        return AnalysisJob(self, Analysis.model_validate(response.json()))
+
+    def analyses(self, video_id: str) -> list[Analysis]:
+        """The video's analyses, its first ('default') first."""
+        response = self._call("GET", f"/videos/{video_id}/analyses")
+        return AnalysisList.model_validate(response.json()).analyses
+
+    def analysis(self, video_id: str, analysis_id: str) -> Analysis:
+        response = self._call("GET", f"/videos/{video_id}/analyses/{analysis_id}")
+        return Analysis.model_validate(response.json())
+
+    def analysis_timeline(self, video_id: str, analysis_id: str) -> Timeline:
+        path = f"/videos/{video_id}/analyses/{analysis_id}/timeline"
+        return Timeline.model_validate((self._call("GET", path)).json())
 
     # -- webhooks -----------------------------------------------------------------------
 
