@@ -22,14 +22,14 @@ vidloc_consumer_lag_messages       gauge      topic, partition
 vidloc_api_requests_total          counter    route, method, status (the query API)
 vidloc_api_request_seconds         histogram  route
 vidloc_videos                      gauge      status (the API's view of every known video)
-=================================  =========  ==============================================
-"""
 vidloc_webhook_attempt_seconds     histogram  outcome (delivered|retry|refused)
 vidloc_webhook_deliveries_total    counter    outcome (delivered|dead_lettered)
 vidloc_webhook_retries_total       counter    -
 vidloc_webhook_delivery_seconds    histogram  - (result or progress event made -> delivered)
 vidloc_webhook_pending             gauge      - (deliveries not yet delivered or dead-lettered)
 vidloc_webhook_oldest_pending_seconds  gauge  - (since the deliverer read its event)
+=================================  =========  ==============================================
+"""
 
 from __future__ import annotations
 
@@ -61,11 +61,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 JOB_STATUSES = ("succeeded", "failed", "retried", "handed_back")
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
 # Webhook deliveries, event made -> delivered: a healthy receiver takes tens of milliseconds,
 # retries stretch it up to VIDLOC_WEBHOOK_RETRY_FOR_S (an hour).
 DELIVERY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
 
 class Metrics:
     """Every vidloc metric, registered on one registry; thread-safe like prometheus_client."""
@@ -114,13 +116,6 @@ class Metrics:
         )
         self._lag_series: set[tuple[str, str]] = set()
         self._lag_lock = threading.Lock()
-        self.api_requests = Counter(
-            "vidloc_api_requests",
-            "Query API requests, by route template, method and status code",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.api_request_seconds = Histogram(
         self.webhook_attempt_seconds = Histogram(
             "vidloc_webhook_attempt_seconds",
             "One webhook POST attempt, by outcome",
@@ -153,6 +148,13 @@ class Metrics:
             "Age of the oldest pending webhook delivery (since the deliverer read its event)",
             registry=r,
         )
+        self.api_requests = Counter(
+            "vidloc_api_requests",
+            "Query API requests, by route template, method and status code",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.api_request_seconds = Histogram(
             "vidloc_api_request_seconds",
             "Query API request latency, by route template",
             ["route"],
@@ -233,6 +235,22 @@ class Metrics:
                 self.consumer_lag.labels(topic=topic, partition=partition).set(lag)
             self._lag_series = set(fresh)
 
+    # Webhooks -----------------------------------------------------------------------------
+
+    def webhook_attempt(self, outcome: str, seconds: float) -> None:
+        self.webhook_attempt_seconds.labels(outcome=outcome).observe(seconds)
+
+    def webhook_settled(self, outcome: str, since_event_s: float | None = None) -> None:
+        """A delivery is done: ``delivered`` (``since_event_s`` after its event was made) or
+        ``dead_lettered``."""
+        self.webhook_deliveries.labels(outcome=outcome).inc()
+        if since_event_s is not None:
+            self.webhook_delivery_seconds.observe(max(0.0, since_event_s))
+
+    def webhook_backlog(self, pending: int, oldest_s: float) -> None:
+        self.webhook_pending.set(pending)
+        self.webhook_oldest_pending_seconds.set(oldest_s)
+
     # Exposition ---------------------------------------------------------------------------
 
     def render(self) -> bytes:
@@ -253,22 +271,6 @@ def consumer_lag(
     for tp, end in end_offsets.items():
         position = positions.get(tp)
         if position is None:
-    # Webhooks -----------------------------------------------------------------------------
-
-    def webhook_attempt(self, outcome: str, seconds: float) -> None:
-        self.webhook_attempt_seconds.labels(outcome=outcome).observe(seconds)
-
-    def webhook_settled(self, outcome: str, since_event_s: float | None = None) -> None:
-        """A delivery is done: ``delivered`` (``since_event_s`` after its event was made) or
-        ``dead_lettered``."""
-        self.webhook_deliveries.labels(outcome=outcome).inc()
-        if since_event_s is not None:
-            self.webhook_delivery_seconds.observe(max(0.0, since_event_s))
-
-    def webhook_backlog(self, pending: int, oldest_s: float) -> None:
-        self.webhook_pending.set(pending)
-        self.webhook_oldest_pending_seconds.set(oldest_s)
-
             continue
         lags[(tp.topic, tp.partition)] = max(0, end - position)
     return lags

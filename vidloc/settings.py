@@ -207,13 +207,13 @@ class Settings(BaseSettings):
     webhook_max_pending: int = Field(default=10_000, ge=1)
     webhook_refresh_s: float = Field(default=5.0, gt=0)
     webhook_group: str = "vidloc-webhooks"
+    # The deliverer's Prometheus /metrics (0 = off): a port of its own, so it can share a host
+    # with a worker (VIDLOC_METRICS_PORT, 9400).
+    webhook_metrics_port: int = Field(default=9401, ge=0, le=65535)
 
     # Local stack
     stack_dir: Path = Path(".stack")
     cache_dir: Path = Path(".cache")
-    # The deliverer's Prometheus /metrics (0 = off): a port of its own, so it can share a host
-    # with a worker (VIDLOC_METRICS_PORT, 9400).
-    webhook_metrics_port: int = Field(default=9401, ge=0, le=65535)
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     s3_port: int = 9000
