@@ -237,6 +237,8 @@ class Usage(Part):
     """Model usage summed over a job and priced (zero for the cv localizer).
 
     ``refine`` is the part of the totals that boundary refinement spent, when it ran.
+    ``cached_tokens`` is the part of ``prompt_tokens`` the model server says its prefix cache
+    served (absent when it reported none).
     """
 
     prompt_tokens: Count = 0
@@ -245,6 +247,7 @@ class Usage(Part):
     currency: Currency = "CNY"
     requests: Count | None = None
     refine: UsagePart | None = None
+    cached_tokens: Count | None = None
 
 
 def _document_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:

@@ -83,12 +83,16 @@ class TokenTally:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    # Prompt tokens the server read from its prefix cache (part of prompt_tokens); vLLM reports
+    # them only when started with --enable-prompt-tokens-details, so 0 can also mean "unknown".
+    cached_tokens: int = 0
 
     def __add__(self, other: TokenTally) -> TokenTally:
         return TokenTally(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.requests + other.requests,
+            self.cached_tokens + other.cached_tokens,
         )
 
 
@@ -99,6 +103,10 @@ class LocalizeRequest:
     prompt: str | None = None
     labels: tuple[str, ...] = ()
     video_duration_s: float = 0.0
+    # Names the frames' source for the model server's caches: one object version of one video
+    # (``<video id>@<version tag>``), so the same frame gets the same image uuid in every
+    # analysis of that version and never one another video's frame has. "" sends no uuids.
+    media_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from devkit.fake_vlm.faults import parse_faults
+from devkit.fake_vlm.prefix import DEFAULT_CAPACITY_BLOCKS
 from devkit.fake_vlm.server import DEFAULT_MODEL, FakeConfig, create_app
 from devkit.fake_vlm.styles import ANSWER_STYLES
 
@@ -40,6 +41,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=int(env("VIDLOC_FAKE_VLM_MAX_IMAGES", "0")) or None,
         help="refuse requests with more images, like vLLM's --limit-mm-per-prompt (default: none)",
+    )
+    parser.add_argument(
+        "--prefix-cache-blocks",
+        type=int,
+        default=int(env("VIDLOC_FAKE_VLM_PREFIX_CACHE_BLOCKS", str(DEFAULT_CAPACITY_BLOCKS))),
+        help="16-token blocks the simulated prefix cache keeps (LRU); 0: none "
+        f"(default {DEFAULT_CAPACITY_BLOCKS})",
+    )
+    parser.add_argument(
+        "--strict-content-parts",
+        action="store_true",
+        default=env("VIDLOC_FAKE_VLM_STRICT_CONTENT_PARTS", "") not in ("", "0", "false"),
+        help="answer 400 to content-part fields OpenAI's schema lacks (vLLM's image uuid)",
     )
     parser.add_argument(
         "--faults",
@@ -71,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         faults=faults,
         max_images=args.max_images,
         answer_style=args.answer_style,
+        prefix_cache_blocks=args.prefix_cache_blocks,
+        strict_content_parts=args.strict_content_parts,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
     return 0

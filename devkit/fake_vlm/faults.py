@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-HTTP_FAULTS = frozenset({"429", "500", "502", "503", "drop_connection", "reject_json_schema"})
+# reject_json_schema and reject_unknown_fields answer 400 to a request that has the thing
+# they name (a json_schema response_format; a content-part field OpenAI's schema lacks, such
+# as vLLM's image uuid), as a server without it would.
+HTTP_FAULTS = frozenset(
+    {"429", "500", "502", "503", "drop_connection", "reject_json_schema", "reject_unknown_fields"}
+)
 CONTENT_FAULTS = frozenset(
     {"fenced", "prose", "broken_json", "truncated", "empty", "huge", "garbage_times"}
 )

@@ -25,8 +25,10 @@ from starlette.types import Receive, Scope, Send
 
 from devkit.asgi import run_in_thread
 from devkit.fake_vlm.faults import CONTENT_FAULTS, Fault, FaultQueue, parse_faults, render_answer
+from devkit.fake_vlm.prefix import DEFAULT_CAPACITY_BLOCKS, PrefixCache
 from devkit.fake_vlm.styles import ANSWER_STYLES, render_style
 from devkit.fake_vlm.vision import Sighting, events_from_sightings, image_tokens, visible_labels
+from workers.model.tokens import split_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ _TIMESTAMP = re.compile(r"^\s*<\s*(\d+(?:\.\d+)?)\s*seconds?\s*>\s*$")
 _LABELS = re.compile(r"Only report these labels:\s*(\[.*?\])")
 _DATA_URI = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,(.*)$", re.DOTALL)
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+# Content-part fields an OpenAI-strict server knows; vLLM also takes ``uuid`` on media parts.
+_OPENAI_PART_FIELDS = frozenset({"type", "text", "image_url"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ class FakeConfig:
     answer_style: str = "canonical"  # how correct answers are worded (see styles.py)
     # Like vLLM's --limit-mm-per-prompt: more images than this in one request is a 400.
     max_images: int | None = None
+    # Blocks of 16 tokens the simulated prefix cache keeps (0: no cache, cached_tokens never
+    # reported), like vLLM's KV cache of that many blocks.
+    prefix_cache_blocks: int = DEFAULT_CAPACITY_BLOCKS
+    # Refuse content-part fields OpenAI's schema does not have (vLLM's image ``uuid``) with a
+    # 400 that names them, like a strict OpenAI-style server; vLLM itself takes the uuid.
+    strict_content_parts: bool = False
 
     def __post_init__(self) -> None:
         if self.answer_style not in ANSWER_STYLES:
@@ -74,10 +84,15 @@ class Stats:
     # whether a worker keeps its model budget full).
     in_flight: int = 0
     peak_in_flight: int = 0
+    # Prompt tokens answered, and how many of them the prefix cache held (usage reported).
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
             "images": self.images,
@@ -124,6 +139,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     app = FastAPI(title="vidloc fake VLM", docs_url=None, redoc_url=None, openapi_url=None)
     faults = FaultQueue(config.faults)
     stats = Stats()
+    prefix_cache = PrefixCache(config.prefix_cache_blocks)
     lock = threading.Lock()
     style = {"answer": config.answer_style}  # switched at run time through the admin API
 
@@ -165,9 +181,10 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
                     count(200 if isinstance(early, _DroppedConnection) else early.status_code)
                     return early
             raw = await request.body()
-            body, json_mode, (sightings, prompt_text, text_chars) = await asyncio.to_thread(
+            body, json_mode, (sightings, prompt_text, tokens) = await asyncio.to_thread(
                 _read_request, raw, config, fault
             )
+            cached = await asyncio.to_thread(prefix_cache.admit, tokens)
         except ApiError as exc:
             await _answer_time(arrived, fault)
             count(exc.status)
@@ -175,6 +192,8 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
         await _answer_time(arrived, fault)
         with lock:
             stats.images += len(sightings)
+            stats.prompt_tokens += len(tokens)
+            stats.cached_tokens += cached
             stats.frames_seen_times.extend(s.t_s for s in sightings)
             stats.last_params = {k: v for k, v in body.items() if k != "messages"}
         events = events_from_sightings(sightings, _wanted_labels(prompt_text))
@@ -188,9 +207,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
                 answer_style, events, first_frame_s=first, json_mode=json_mode
             )
         count(200)
-        return JSONResponse(
-            _completion(body, config, content, finish_reason, sightings, text_chars)
-        )
+        return JSONResponse(_completion(body, config, content, finish_reason, len(tokens), cached))
 
     @app.post("/_fake/faults")
     async def add_faults(request: Request) -> Response:
@@ -223,7 +240,8 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
         with lock:
             style["answer"] = config.answer_style
             fresh = Stats()
-            for name in ("requests", "images", "by_status", "faults_applied", "peak_in_flight"):
+            counters = ("requests", "images", "by_status", "faults_applied", "peak_in_flight")
+            for name in (*counters, "prompt_tokens", "cached_tokens"):
                 setattr(stats, name, getattr(fresh, name))
             stats.frames_seen_times = []
             stats.last_params = {}
@@ -236,6 +254,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
                 **stats.as_json(),
                 "pending_faults": faults.pending(),
                 "answer_style": style["answer"],
+                "prefix_cache_blocks": len(prefix_cache),
             }
 
     return app
@@ -285,10 +304,12 @@ def _parse_json(raw: bytes) -> Any:
 
 def _read_request(
     raw: bytes, config: FakeConfig, fault: Fault | None
-) -> tuple[Any, bool, tuple[list[Sighting], str, int]]:
+) -> tuple[Any, bool, tuple[list[Sighting], str, list[bytes]]]:
     """The body, whether it asked for JSON, and what its frames show (or ApiError: a 400)."""
     body = _parse_json(raw)
     _validate(body)
+    if config.strict_content_parts or (fault is not None and fault.kind == "reject_unknown_fields"):
+        _check_part_fields(body["messages"])
     _check_image_limit(body["messages"], config.max_images)
     json_mode = _json_mode(body.get("response_format"), config, fault)
     return body, json_mode, _read_messages(body["messages"])
@@ -312,6 +333,21 @@ def _validate(body: Any) -> None:
             raise bad(f"messages[{i}].content must be a string or an array", "messages")
     if body.get("stream"):
         raise bad("streaming is not supported by the fake server", "stream")
+
+
+def _check_part_fields(messages: list[dict[str, Any]]) -> None:
+    """A strict OpenAI-style server's 400 for a content-part field it does not know."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            unknown = sorted(set(part) - _OPENAI_PART_FIELDS) if isinstance(part, dict) else []
+            if unknown:
+                raise ApiError(
+                    400,
+                    f"Unknown parameter: 'messages[{i}].content[{j}].{unknown[0]}'.",
+                    "invalid_request_error",
+                    "unknown_parameter",
+                )
 
 
 def _check_image_limit(messages: list[dict[str, Any]], limit: int | None) -> None:
@@ -356,36 +392,49 @@ def _json_mode(response_format: Any, config: FakeConfig, fault: Fault | None) ->
     return kind != "text"
 
 
-def _read_messages(messages: list[dict[str, Any]]) -> tuple[list[Sighting], str, int]:
-    """Frames with the time from the ``<t seconds>`` part before each, the prompt, text size."""
+def _read_messages(messages: list[dict[str, Any]]) -> tuple[list[Sighting], str, list[bytes]]:
+    """Frames with the time from the ``<t seconds>`` part before each, the prompt, and the
+    prompt's tokens in order (stand-ins: see ``devkit.fake_vlm.prefix``), laid out like
+    Qwen's chat template: ``<|im_start|>role\n ... <|im_end|>\n`` per message, each image
+    ``<|vision_start|>`` + its visual tokens + ``<|vision_end|>``, then the answer's header."""
     sightings: list[Sighting] = []
     prompt: list[str] = []
-    text_chars = 0
+    tokens: list[bytes] = []
     for message in messages:
         content = message["content"]
         parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        tokens += [b"<|im_start|>", str(message["role"]).encode(), b"\n"]
         pending_t: float | None = None
         for part in parts:
             if not isinstance(part, dict):
                 raise ApiError(400, "content parts must be objects", "invalid_request_error")
             if part.get("type") == "text" and isinstance(part.get("text"), str):
                 text = part["text"]
-                text_chars += len(text)
+                tokens += [piece.encode() for piece in split_tokens(text)]
                 stamp = _TIMESTAMP.match(text)
                 if stamp:
                     pending_t = float(stamp.group(1))
                 elif message["role"] == "user":
                     prompt.append(text)
             elif part.get("type") == "image_url":
-                labels, tokens = _SEEN.read(part.get("image_url"))
+                labels, image_cost, digest = _SEEN.read(part.get("image_url"))
                 t = pending_t if pending_t is not None else float(len(sightings))
-                sightings.append(Sighting(t, labels, tokens))
+                sightings.append(Sighting(t, labels, image_cost))
                 pending_t = None
+                # Like vLLM: the part's uuid, when given, is the image's identity in the cache
+                # (trusted, never checked against the pixels); else the image's own hash.
+                uuid = part.get("uuid")
+                identity = b"uuid:" + str(uuid).encode() if uuid is not None else b"sha:" + digest
+                visual = max(0, image_cost - 2)
+                tokens += [b"<|vision_start|>", *([b"\x00image:" + identity] * visual)]
+                tokens.append(b"<|vision_end|>")
             else:
                 raise ApiError(
                     400, f"unsupported content part {part.get('type')!r}", "invalid_request_error"
                 )
-    return sightings, "\n".join(prompt), text_chars
+        tokens += [b"<|im_end|>", b"\n"]
+    tokens += [b"<|im_start|>", b"assistant", b"\n"]
+    return sightings, "\n".join(prompt), tokens
 
 
 class _SeenImages:
@@ -401,21 +450,22 @@ class _SeenImages:
         self._lock = threading.Lock()
         self._known: OrderedDict[bytes, tuple[frozenset[str], int]] = OrderedDict()
 
-    def read(self, image_url: Any) -> tuple[frozenset[str], int]:
+    def read(self, image_url: Any) -> tuple[frozenset[str], int, bytes]:
+        """Labels seen, token cost, and the digest of the image's URL."""
         url = image_url.get("url") if isinstance(image_url, dict) else None
         digest = hashlib.sha256(url.encode()).digest() if isinstance(url, str) else b""
         with self._lock:
             known = self._known.get(digest) if digest else None
             if known is not None:
                 self._known.move_to_end(digest)
-                return known
+                return (*known, digest)
         image = _decode_image(image_url)  # ApiError (400) for anything unreadable
         seen = (visible_labels(image), image_tokens(image.shape[1], image.shape[0]))
         with self._lock:
             self._known[digest] = seen
             while len(self._known) > self._size:
                 self._known.popitem(last=False)
-        return seen
+        return (*seen, digest)
 
 
 _SEEN = _SeenImages()
@@ -459,13 +509,18 @@ def _completion(
     config: FakeConfig,
     content: str,
     finish_reason: str,
-    sightings: list[Sighting],
-    text_chars: int,
+    prompt_tokens: int,
+    cached_tokens: int,
 ) -> dict[str, Any]:
-    # The fake has no tokenizer: ~4 characters per text token, plus a little chat framing.
-    image_tokens = sum(s.tokens for s in sightings)
-    prompt_tokens = image_tokens + text_chars // 4 + 8
     completion_tokens = max(1, len(content) // 4)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached_tokens:
+        # As vLLM (--enable-prompt-tokens-details) writes it: only when some tokens hit.
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -479,11 +534,7 @@ def _completion(
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage,
     }
 
 

@@ -7,6 +7,7 @@ format), so the model can answer in absolute video seconds without knowing the s
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -92,7 +93,13 @@ def build_messages(
     *,
     jpeg_quality: int = 85,
 ) -> list[dict[str, Any]]:
-    """System + user messages for one chunk: timestamped images, then the question."""
+    """System + user messages for one chunk: timestamped images, then the question.
+
+    Laid out for the server's prefix cache: a system prompt that never varies, the frames in
+    time order with their timestamps, and all that differs between two questions about the
+    same frames (prompt, labels, the chunk's span) last, so a second analysis of a video
+    repeats the first one's requests token for token up to the question.
+    """
     content: list[dict[str, Any]] = []
     decimals = timestamp_decimals([f.t_s for f in frames])
     for frame in frames:
@@ -103,6 +110,8 @@ def build_messages(
                 "image_url": {"url": frame_data_uri(frame, jpeg_quality=jpeg_quality)},
             }
         )
+        if request.media_id:
+            content[-1]["uuid"] = image_uuid(request.media_id, frame.t_s, content[-1])
     content.append({"type": "text", "text": question_text(request, chunk, decimals)})
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -125,6 +134,19 @@ def question_text(request: LocalizeRequest, chunk: Chunk, decimals: int = 1) -> 
         parts.append(labels_instruction(request.labels))
     parts.append("Answer with the JSON object only.")
     return " ".join(parts)
+
+
+def image_uuid(media_id: str, t_s: float, part: dict[str, Any]) -> str:
+    """The stable name of one image part as sent, for the server's multimodal caches.
+
+    vLLM takes a content part's ``uuid`` as the image's identity in its processor, encoder and
+    prefix caches instead of hashing the pixels, and trusts it: two different images under one
+    uuid would share one embedding. So beside the video version and the presentation time it
+    carries a digest of the image data, which tells apart what else changes the bytes at one
+    instant (refinement sends it smaller; another JPEG quality).
+    """
+    url = str(part["image_url"]["url"]).encode()
+    return f"{media_id}:{t_s:.6f}:{hashlib.blake2b(url, digest_size=6).hexdigest()}"
 
 
 def response_format_for_answer(labels: Sequence[str] = ()) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -56,6 +56,11 @@ ERROR_BODY_CHARS = 300
 _IMAGE_LIMIT = re.compile(r"at most (\d+) images?(?:\(s\))? may be provided", re.IGNORECASE)
 # Structured output, from the most to the least constrained; None: the prompt alone asks for JSON.
 _FORMAT_STEPS: tuple[str | None, ...] = ("json_schema", "json_object", None)
+# A refusal that names vLLM's multimodal ``uuid`` field of a content part (a strict server's
+# "unknown field", "extra inputs are not permitted", "unrecognized ... uuid").
+_NAMES_UUID = re.compile(r"\buuid\b", re.IGNORECASE)
+
+ImageUuids = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,13 @@ class ModelClient:
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
         limiter: RateLimiter | None = None,
+        image_uuids: ImageUuids = "auto",
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
+        # Whether image parts keep their ``uuid`` (vLLM's multimodal cache key): "auto" sends
+        # it until a 400 names it, then leaves it out of every later request.
+        self._image_uuids = image_uuids
+        self._uuids_refused = False
         # Shared by every job of the worker: requests/tokens per minute, 429s obeyed by all.
         self._limiter = limiter
         self._metrics = metrics or Metrics()
@@ -131,7 +141,11 @@ class ModelClient:
         step = _format_step(body.get("response_format"))
         if step is not None and step < floor:
             _set_format(body, _FORMAT_STEPS[floor])
-        body["messages"] = messages
+        with self._lock:
+            send_uuids = self._image_uuids == "on" or (
+                self._image_uuids == "auto" and not self._uuids_refused
+            )
+        body["messages"] = messages if send_uuids else _without_uuids(messages)
         body["stream"] = False
         return body
 
@@ -140,12 +154,24 @@ class ModelClient:
     ) -> ModelReply:
         body = self.request_body(messages, response_format)
         step = _format_step(body.get("response_format"))
+        uuids_dropped = False
         while True:
             try:
                 reply = self._post_with_retries(body)
             except ModelImageLimit:
                 raise  # about the images, not the format: the caller splits the request
             except ModelRequestRejected as exc:
+                if self._uuids_refused_by(exc, body):
+                    # A server that does not know vLLM's image uuid and says so: the same
+                    # request without them (the images themselves are still there).
+                    logger.warning(
+                        "model endpoint %s refused image uuids (%s); sending none from now on",
+                        self.base_url,
+                        exc,
+                    )
+                    body = {**body, "messages": _without_uuids(body["messages"])}
+                    uuids_dropped = True
+                    continue
                 # Endpoints refuse a format they cannot guide in many words (or none that name
                 # it: "Invalid request", a grammar compiler's error), so any 400 with a format
                 # is taken as a refusal of that format: json_schema, then json_object, then the
@@ -168,7 +194,18 @@ class ModelClient:
                 # something else fails every format and must not downgrade later requests.
                 with self._lock:
                     self._format_floor = max(self._format_floor, step)
+            if uuids_dropped:
+                with self._lock:
+                    self._uuids_refused = True
             return reply
+
+    def _uuids_refused_by(self, exc: ModelRequestRejected, body: dict[str, Any]) -> bool:
+        return (
+            self._image_uuids == "auto"
+            and exc.status_code == 400
+            and _NAMES_UUID.search(str(exc)) is not None
+            and _has_uuids(body["messages"])
+        )
 
     def _post_with_retries(self, body: dict[str, Any]) -> ModelReply:
         attempt = 0
@@ -226,6 +263,7 @@ class ModelClient:
             self._metrics.model_request(*_outcome_of(exc), time.monotonic() - started)
             raise
         self._metrics.model_request("ok", "2xx", time.monotonic() - started)
+        self._metrics.add_cached_tokens(reply.usage.cached_tokens)
         return reply
 
     def _post_once(self, body: dict[str, Any]) -> ModelReply:
@@ -264,6 +302,7 @@ class ModelClient:
                 prompt_tokens=int(usage_data.get("prompt_tokens") or 0),
                 completion_tokens=int(usage_data.get("completion_tokens") or 0),
                 requests=1,
+                cached_tokens=_cached_tokens(usage_data),
             )
             model = str(payload.get("model") or self.model)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -344,6 +383,44 @@ def _set_format(body: dict[str, Any], kind: str | None) -> None:
         body["response_format"] = {"type": kind}
 
 
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens served from the server's prefix cache: OpenAI's and vLLM's
+    ``usage.prompt_tokens_details.cached_tokens`` (vLLM: only with
+    ``--enable-prompt-tokens-details``, and absent when none hit); 0 when not reported."""
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    try:
+        return max(0, int(cached or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _has_uuids(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(part, dict) and "uuid" in part
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+    )
+
+
+def _without_uuids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every content part's ``uuid`` left out (the parts are copied)."""
+    if not _has_uuids(messages):
+        return messages
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [
+                {k: v for k, v in part.items() if k != "uuid"} if isinstance(part, dict) else part
+                for part in content
+            ]
+            message = {**message, "content": parts}
+        out.append(message)
+    return out
+
+
 def _text_of(content: Any) -> str:
     """Message content as text: a string, or the text parts of a content-part list."""
     if content is None:
@@ -390,4 +467,5 @@ def model_client_from_settings(
         sleep=sleep,
         metrics=metrics,
         limiter=limiter,
+        image_uuids=settings.vlm_image_uuids,
     )

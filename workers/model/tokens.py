@@ -83,6 +83,20 @@ def text_tokens(text: str) -> int:
     return count
 
 
+def split_tokens(text: str) -> list[str]:
+    """``text`` cut into ``text_tokens(text)`` pieces by the same rules (a long word into
+    pieces of about ``_WORD_PIECE_CHARS`` letters): a stand-in for token ids where only their
+    order and equality matter, as in a prefix cache."""
+    out: list[str] = []
+    for piece in _PRETOKEN.findall(text):
+        letters = sum(1 for ch in piece if ch.isalpha())
+        parts = max(1, math.ceil(letters / _WORD_PIECE_CHARS)) if letters else 1
+        step = math.ceil(len(piece) / parts)
+        cuts = [piece[i * step : (i + 1) * step] for i in range(parts)]
+        out.extend(cut or piece[-1:] for cut in cuts)
+    return out
+
+
 def frame_tokens(width: int, height: int, label: str) -> int:
     """One frame as vidloc sends it: its timestamp label, the vision markers and the image."""
     return text_tokens(label) + VISION_MARKER_TOKENS + image_tokens(width, height)

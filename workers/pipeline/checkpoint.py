@@ -47,6 +47,7 @@ def encode_checkpoint(result: ChunkResult, fingerprint: str) -> bytes:
             "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens,
             "requests": result.usage.requests,
+            "cached_tokens": result.usage.cached_tokens,
         },
         "events": [
             {
@@ -87,6 +88,7 @@ def decode_checkpoint(data: bytes, fingerprint: str) -> ChunkResult | None:
                 int(usage["prompt_tokens"]),
                 int(usage["completion_tokens"]),
                 int(usage.get("requests", 0)),
+                int(usage.get("cached_tokens", 0)),
             ),
             rejected_events=int(doc.get("rejected_events", 0)),
             answer=_answer_report(doc.get("answer") or {}),

@@ -745,3 +745,5 @@ def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:
 
 def _kept(frames: Iterable[FrameSample], keep: FrameKeeper | None) -> Iterable[FrameSample]:
     return frames if keep is None else keep.tap(frames)
+        # The object version, not just the video id: a re-upload under one id is new frames.
+        media_id=f"{event.effective_video_id}@{event.version_tag}",

@@ -121,6 +121,7 @@ def usage_section(
         "requests": usage.requests,
         "cost": cost,
         "currency": currency,
+        **({"cached_tokens": usage.cached_tokens} if usage.cached_tokens else {}),
         "refine": None
         if refined is None
         else {
