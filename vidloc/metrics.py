@@ -66,8 +66,6 @@ JOB_STATUSES = ("succeeded", "failed", "retried", "handed_back")
 DELIVERY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
 
 class Metrics:
     """Every vidloc metric, registered on one registry; thread-safe like prometheus_client."""
