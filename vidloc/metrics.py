@@ -16,6 +16,7 @@ vidloc_chunk_seconds               histogram  localizer
 vidloc_model_request_seconds       histogram  outcome (ok|http_error|timeout|unreachable|
                                               invalid), status (HTTP code, "2xx" or "none")
 vidloc_tokens_total                counter    kind (prompt|completion)
+vidloc_cached_prompt_tokens_total  counter    - (prompt tokens the server's prefix cache served)
 vidloc_frames_decoded_total        counter    -
 vidloc_frame_cache_lookups_total   counter    outcome (hit|miss), reason (``frame_cache``)
 vidloc_consumer_lag_messages       gauge      topic, partition
@@ -97,6 +98,11 @@ class Metrics:
             registry=r,
         )
         self.tokens = Counter("vidloc_tokens", "Model tokens used, by kind", ["kind"], registry=r)
+        self.cached_prompt_tokens = Counter(
+            "vidloc_cached_prompt_tokens",
+            "Prompt tokens the model server reported served from its prefix cache",
+            registry=r,
+        )
         self.frames_decoded = Counter(
             "vidloc_frames_decoded", "Video frames the worker's decoders served", registry=r
         )
@@ -206,6 +212,10 @@ class Metrics:
             self.tokens.labels(kind="prompt").inc(prompt)
         if completion:
             self.tokens.labels(kind="completion").inc(completion)
+
+    def add_cached_tokens(self, tokens: int) -> None:
+        if tokens > 0:
+            self.cached_prompt_tokens.inc(tokens)
 
     def add_decoded(self, frames: int) -> None:
         if frames:

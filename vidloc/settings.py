@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     vlm_ca_file: str | None = None
     vlm_answer_retries: int = Field(default=1, ge=0)  # re-asks when an answer holds no JSON
     vlm_jpeg_quality: int = Field(default=85, ge=10, le=100)
+    # vLLM's multimodal ``uuid`` on each image part (``<video>@<version>:<pts>:<digest>``): the
+    # server's caches know a frame by it without hashing pixels. auto: sent until the endpoint
+    # answers a 400 that names it, then left out; on: always; off: never.
+    vlm_image_uuids: Literal["auto", "on", "off"] = "auto"
     price_input_per_1k: float = 0.0025
     price_output_per_1k: float = 0.00875
     currency: str = "CNY"

@@ -147,6 +147,9 @@ class SpanOutcome:
     tokens: TokenTally
     chunks: int
     chunks_from_checkpoint: int
+    # What its decoder fetched from the store by ranges, of the object's size (0: downloaded).
+    bytes_fetched: int = 0
+    object_bytes: int = 0
 
 
 class JobRunner:
@@ -162,8 +165,11 @@ class JobRunner:
         metrics: Metrics | None = None,
         frame_budget: threading.Semaphore | None = None,
         decode_slots: threading.Semaphore | None = None,
+        open_ranged: Callable[[IngestEvent], FrameSource] | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        # A span's video read by ranges from the store (None: spans download the whole object).
+        self._open_ranged = open_ranged
         # Chunks of decoded frames held at once across every job sharing it (a worker's memory
         # bound when it runs several jobs); None: each job's own bound only.
         self._frame_budget = frame_budget
@@ -213,9 +219,48 @@ class JobRunner:
             if cached is not None:
                 assert isinstance(cached, SpanOutcome)
                 return cached
+        if self._open_ranged is not None:
+            return self._run_span_ranged(event, job_id, progress)
         outcome = self._run(event, job_id, progress, False)
         assert isinstance(outcome, SpanOutcome)
         return outcome
+
+    def _run_span_ranged(
+        self, event: IngestEvent, job_id: str, progress: ProgressFn
+    ) -> SpanOutcome:
+        """A span without the download or the probe: the plan comes from the probe facts the
+        order carries, and the decoder reads only the part of the object its chunks need."""
+        span = event.span
+        assert span is not None and self._open_ranged is not None
+        s = self._settings
+        video_id = event.effective_video_id
+        where = f"{event.source.bucket}/{event.source.key}"
+        progress("downloading", 0, 0, f"reading {span.label} of s3://{where} by ranges")
+        source = CountedSource(self._open_ranged(event), self._metrics)
+        try:
+            kind = localizer_kind(event.options.localizer or s.effective_localizer)
+            video = span.video
+            info = VideoInfo(video.duration_s, video.fps, video.width, video.height, video.codec)
+            plan = make_plan(info, event, self._plan_config, kind, None)
+            localizer = self._make_localizer(kind.name)
+            feed = self._decoding(event, plan, source, where, None)
+            outcome = self._span_chunks(event, job_id, plan, feed, localizer, progress)
+        finally:
+            close_source(source)
+        stats = getattr(source, "read_stats", None)
+        if stats is None:
+            return outcome
+        self._metrics.add_span_read(stats.fetched)
+        log.info(
+            "%s read %d of %d bytes (%.1f%%) in %d range requests",
+            span.label,
+            stats.fetched,
+            stats.size,
+            100.0 * stats.fetched / stats.size if stats.size else 0.0,
+            stats.requests,
+            extra={"video_id": video_id, "job_id": job_id},
+        )
+        return replace(outcome, bytes_fetched=stats.fetched, object_bytes=stats.size)
 
     def _run(
         self, event: IngestEvent, job_id: str, progress: ProgressFn, may_split: bool
