@@ -24,6 +24,7 @@ from contracts import IngestEvent, ResultEvent, decode_timeline, derive_analysis
 from devkit.fake_vlm.server import serve_in_thread
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc import names
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
@@ -33,6 +34,17 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SPEC = spec_named("h264_mp4")
 DAY_S = 86400.0
+# Three minutes in 30 s chunks, split in 60 s spans: the first analysis runs on span orders.
+LONG = VideoSpec(
+    name="reuse_spans_h264",
+    duration_s=180.0,
+    fps=4.0,
+    width=256,
+    height=144,
+    codec="h264",
+    events=(SyntheticEvent("red circle", 20.0, 28.0), SyntheticEvent("green square", 130.0, 140.0)),
+    gop=40,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +62,10 @@ def fake() -> Iterator[str]:
 class Rig:
     """One worker with its /metrics served on a port of its own."""
 
-    def __init__(self, stack: Settings, fake: str, tmp_path: Path) -> None:
+    def __init__(self, stack: Settings, fake: str, tmp_path: Path, **env: str) -> None:
         self.port = _free_port()
-        self.group = WorkerGroup(stack, fake, tmp_path, "reuse", VIDLOC_METRICS_PORT=str(self.port))
+        env = {"VIDLOC_METRICS_PORT": str(self.port), **env}
+        self.group = WorkerGroup(stack, fake, tmp_path, "reuse", **env)
         self.store = self.group.store
         self.bucket = self.group.settings.timeline_bucket
 
@@ -235,3 +248,42 @@ def test_expired_other_tenant_and_other_version_miss_and_refresh(
 
 def _all_logs(rig: Rig) -> str:
     return "\n".join(p.read_text(errors="replace") for p in rig.group.log_dir.glob("*.log"))
+
+
+def test_a_long_videos_spans_fill_the_cache_and_its_later_analysis_runs_in_spans_too(
+    stack: Settings, fake: str, tmp_path: Path
+) -> None:
+    path = ensure_rendered(LONG, REPO / ".cache" / "test-media")
+    rig = Rig(stack, fake, tmp_path, VIDLOC_SPAN_S="60", VIDLOC_REFINE="false")
+    try:
+        rig.start()
+        first = rig.group.upload(path, labels=["red circle"])
+        done = rig.run(first, timeout_s=240)
+        assert done.status == "succeeded", (done.error, rig.group.workers.logs())
+        manifest = json.loads(rig.store.get_bytes(rig.bucket, rig.manifest_key(first)))
+        chunks = len(manifest["sampling"]["chunks"])
+        assert chunks == 6 and manifest["parts"] == list(range(chunks))
+        decoded_before = rig.decoded()
+
+        later = ask(first, ["green square"], "When is the green square visible?")
+        result = rig.run(later, timeout_s=240)
+        assert result.status == "succeeded", (result.error, rig.group.workers.logs())
+        assert result.analysis_id == later.analysis_id
+        assert rig.decoded() == decoded_before
+        progress = [
+            p
+            for p in rig.group.watcher.seen.progress[first.effective_video_id]
+            if p.job_id == later.job_id
+        ]
+        assert any("spans queued" in p.message for p in progress), [p.message for p in progress]
+        assert not {"downloading", "probing"} & {p.stage for p in progress}
+        timeline = decode_timeline(
+            rig.store.get_bytes(
+                rig.bucket,
+                names.analysis_timeline_key(first.effective_video_id, later.analysis_id),
+            )
+        )
+        assert timeline.sampling.chunks == chunks and timeline.analysis_id == later.analysis_id
+        assert [e.label for e in timeline.events] == ["green square"]
+    finally:
+        rig.close()
