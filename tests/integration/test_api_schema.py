@@ -60,9 +60,17 @@ schema = schemathesis.openapi.from_dict(create_app(Settings(), follow_bus=False)
 
 
 HAPPY_PATHS: set[tuple[str, int]] = set()
-SUBMIT_PATHS = {"/videos", "/webhooks", "/videos/{video_id}/upload/complete"}
+SUBMIT_PATHS = {
+    "/videos",
+    "/webhooks",
+    "/videos/{video_id}/upload/complete",
+    "/videos/{video_id}/analyses",
+}
 SUBMIT_CODES = {
     "invalid_request",
+    "empty_question",
+    "prompt_too_long",
+    "idempotency_key_reused",
     "not_a_video_name",
     "key_not_allowed",
     "target_not_allowed",
@@ -112,7 +120,8 @@ def test_api_conforms_to_its_spec(case: schemathesis.Case, api: tuple[str, str])
         return
     if case.method == "POST" and response.status_code in (413, 422) and case.path in SUBMIT_PATHS:
         # Rules OpenAPI does not state here: a key, or a file name and a size; a video file
-        # name; a key the tenant may name; a target the deployment allows; the size limits.
+        # name; a key the tenant may name; a target the deployment allows; the size limits;
+        # an analysis asks a prompt or labels, with a prompt of at most 8000 characters.
         assert response.json()["error"]["code"] in SUBMIT_CODES, response.text
         return
     case.validate_response(response)

@@ -17,6 +17,7 @@ from api_fixtures import make_progress, make_result, make_timeline
 
 from contracts import (
     INGEST_V2,
+    ObjectRef,
     ProgressEvent,
     ResultEvent,
     decode_ingest,
@@ -344,3 +345,26 @@ def test_the_book_keeps_analyses_apart_from_their_video() -> None:
     one = book.analysis("v", "a-1")
     assert one is not None and one.result is not None and one.result.status == "failed"
     assert set(book.snapshot()) == {"v"}
+
+
+def test_search_takes_no_analysis_for_a_video(tmp_path: Path) -> None:
+    """The index syncs first timelines only: a key under analyses/ is no video, and a result
+    naming a later analysis' timeline queues nothing (tenant prefixes included)."""
+    from vidloc.search.feeder import Indexer, slot_of_key
+    from vidloc.search.index import SearchIndex
+
+    for tenant in (None, "acme"):
+        assert slot_of_key(names.timeline_key("v", tenant)) == (tenant, "v")
+        assert slot_of_key(names.analysis_timeline_key("v", "a-1", tenant)) is None
+    store = Store()
+    store.put_tenant_timeline("v", None)
+    answer = make_timeline("v", analysis_id="a-1", job_id="j-later")
+    store.objects[(BUCKET, names.analysis_timeline_key("v", "a-1"))] = encode(answer)
+    indexer = Indexer(SearchIndex(tmp_path / "i.sqlite"), store, BUCKET)  # type: ignore[arg-type]
+    assert indexer.sync().listed == 1
+    key = names.analysis_timeline_key("v", "a-1")
+    result = make_result("v").model_copy(
+        update={"analysis_id": "a-1", "timeline": ObjectRef(bucket=BUCKET, key=key)}
+    )
+    indexer.offer(result)
+    assert indexer._pending == {}

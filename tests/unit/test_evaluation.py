@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from api_fixtures import MemoryStore, make_timeline
 
-from contracts import Timeline
+from contracts import Timeline, encode
+from vidloc import names
 from vidloc.errors import InputError
 from vidloc.evaluation.matching import greedy_match, tiou
 from vidloc.evaluation.metrics import (
@@ -18,7 +20,12 @@ from vidloc.evaluation.metrics import (
     top1,
 )
 from vidloc.evaluation.report import render_json, render_text
-from vidloc.evaluation.sources import pair_timelines, parse_truth_lines, split_s3_url
+from vidloc.evaluation.sources import (
+    pair_timelines,
+    parse_truth_lines,
+    split_s3_url,
+    timelines_from_store,
+)
 
 T, P = TruthEvent, PredictedEvent
 
@@ -144,3 +151,13 @@ def test_pair_timelines_by_key_stem_newest_wins() -> None:
     assert [u.video for u in loaded.usage] == ["clip"]
     assert loaded.usage[0].refine_prompt_tokens == 4
     assert split_s3_url("s3://timelines/timelines/") == ("timelines", "timelines/")
+
+
+def test_a_later_analysis_is_not_scored_as_its_video() -> None:
+    """Issue 24: ``timelines/<v>/analyses/<aid>/timeline.json`` answered another question."""
+    store = MemoryStore()
+    store.put_timeline(make_timeline("v1"))
+    later = make_timeline("v1", analysis_id="a-1", job_id="j-later")
+    store.objects[("timelines", names.analysis_timeline_key("v1", "a-1"))] = encode(later)
+    found = timelines_from_store(store, "timelines", "timelines/")
+    assert [t.job_id for t in found] == ["job-1"]

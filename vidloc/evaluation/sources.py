@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from contracts import Timeline, decode_timeline
+from vidloc import names
 from vidloc.errors import InputError, VidlocError
 from vidloc.evaluation.metrics import PredictedEvent, TruthEvent, VideoUsage
 
@@ -125,10 +126,13 @@ def timelines_from_folder(folder: Path) -> list[Timeline]:
 
 
 def timelines_from_store(store: TimelineStore, bucket: str, prefix: str) -> list[Timeline]:
-    """Every ``.../timeline.json`` under ``prefix`` in ``bucket``."""
+    """Every video's ``.../timeline.json`` under ``prefix`` in ``bucket``: its first analysis.
+    A later analysis (``.../analyses/<id>/timeline.json``) answered another question, so it is
+    not scored against the video's ground truth."""
     out = []
+    later = f"/{names.ANALYSES_FOLDER}/"
     for key in store.list_keys(bucket, prefix):
-        if key.endswith("timeline.json"):
+        if key.endswith("timeline.json") and later not in key:
             out.append(decode_timeline(store.get_bytes(bucket, key)))
     return out
 
