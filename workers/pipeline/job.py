@@ -785,10 +785,10 @@ def _request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:
         prompt=event.options.prompt,
         labels=tuple(event.options.labels),
         video_duration_s=plan.info.duration_s,
+        # The object version, not just the video id: a re-upload under one id is new frames.
+        media_id=f"{event.effective_video_id}@{event.version_tag}",
     )
 
 
 def _kept(frames: Iterable[FrameSample], keep: FrameKeeper | None) -> Iterable[FrameSample]:
     return frames if keep is None else keep.tap(frames)
-        # The object version, not just the video id: a re-upload under one id is new frames.
-        media_id=f"{event.effective_video_id}@{event.version_tag}",
