@@ -20,6 +20,7 @@ vidloc_cached_prompt_tokens_total  counter    - (prompt tokens the server's pref
 vidloc_frames_decoded_total        counter    -
 vidloc_frame_cache_lookups_total   counter    outcome (hit|miss), reason (``frame_cache``)
 vidloc_consumer_lag_messages       gauge      topic, partition
+vidloc_span_read_bytes_total       counter    - (what span decoders read from the store by ranges)
 vidloc_api_requests_total          counter    route, method, status (the query API)
 vidloc_api_request_seconds         histogram  route
 vidloc_videos                      gauge      status (the API's view of every known video)
@@ -165,6 +166,11 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        self.span_read_bytes = Counter(
+            "vidloc_span_read_bytes",
+            "Bytes the decoders of spans read from the object store by ranges",
+            registry=r,
+        )
 
     def api_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.api_requests.labels(route=route, method=method, status=str(status)).inc()
@@ -202,6 +208,10 @@ class Metrics:
                 self.observe_chunk(localizer, time.monotonic() - started)
 
         return timed
+
+    def add_span_read(self, fetched: int) -> None:
+        if fetched > 0:
+            self.span_read_bytes.inc(fetched)
 
     def model_request(self, outcome: str, status: int | str | None, seconds: float) -> None:
         status_label = str(status) if status is not None else "none"

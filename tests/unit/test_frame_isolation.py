@@ -17,7 +17,13 @@ import pytest
 
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import corrupt_copy, ensure_rendered
-from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing, VidlocError
+from vidloc.errors import (
+    DecodeFailed,
+    NotAVideo,
+    ObjectMissing,
+    StorageUnavailable,
+    VidlocError,
+)
 from workers.frames import close_source, make_source, open_frame_source
 from workers.frames.isolated import (
     DecoderChild,
@@ -62,6 +68,8 @@ def raise_error(kind: str) -> Iterator[int]:
     yield 1
     if kind == "not-a-video":
         raise NotAVideo("no video stream here")
+    if kind == "store":
+        raise StorageUnavailable("reading videos/a.mp4 bytes 0-9: HTTP 503")
     raise ValueError("first line\nthe useful last line")
 
 
@@ -120,6 +128,8 @@ def test_closing_early_kills_the_child() -> None:
     ("kind", "error", "message"),
     [
         pytest.param("not-a-video", NotAVideo, "^no video stream here$", id="vidloc-error"),
+        # A source reading the store by ranges: transient, so retried, not a broken file.
+        pytest.param("store", StorageUnavailable, "HTTP 503$", id="store-unavailable"),
         pytest.param("other", DecodeFailed, "^ValueError: the useful last line$", id="other"),
     ],
 )

@@ -24,6 +24,7 @@ from minio import Minio
 from minio.error import MinioException, S3Error
 from minio.helpers import DictType
 
+from vidloc.adapters.ranged_reader import RemoteObject
 from vidloc.errors import ConfigError, ObjectMissing, ObjectTooLarge, StorageUnavailable
 from vidloc.settings import Settings
 
@@ -94,6 +95,7 @@ class ObjectStore:
     ) -> None:
         endpoint, secure = parse_endpoint(settings.s3_endpoint)
         self._where = f"{'https' if secure else 'http'}://{endpoint}"
+        self._ca_file = settings.s3_ca_file
         # A bounded pool: a dead store fails a request in seconds, not minio's default minutes.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
@@ -205,6 +207,34 @@ class ObjectStore:
             partial.unlink(missing_ok=True)
         log.debug("downloaded %s/%s (%d bytes) to %s", bucket, key, info.size, dest)
         return info
+
+    def remote_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        max_bytes: int,
+        expected_etag: str | None = None,
+        expires_s: int = 6 * 3600,
+    ) -> RemoteObject:
+        """The object's current version, to be read by ranges (:class:`RangedReader`) where
+        credentials do not go: a presigned GET, its etag and size, checked as :meth:`download`
+        checks them."""
+        info = self.stat(bucket, key)
+        if expected_etag is not None and info.etag != normalize_etag(expected_etag):
+            raise ObjectMissing(
+                f"{bucket}/{key} was replaced: etag {info.etag} != expected "
+                f"{normalize_etag(expected_etag)}"
+            )
+        if info.size > max_bytes:
+            raise ObjectTooLarge(f"{bucket}/{key} is {info.size} bytes, over the {max_bytes} limit")
+        return RemoteObject(
+            url=self.presigned_get_url(bucket, key, expires_s),
+            etag=info.etag,
+            size=info.size,
+            where=f"{bucket}/{key}",
+            ca_file=self._ca_file,
+        )
 
     def _stream_to(self, info: ObjectInfo, path: Path, max_bytes: int) -> None:
         bucket, key = info.bucket, info.key

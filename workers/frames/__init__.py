@@ -7,6 +7,7 @@ from workers.frames.select import (
     forced_source,
     make_source,
     open_frame_source,
+    open_ranged_source,
     source_warnings,
 )
 
@@ -16,5 +17,6 @@ __all__ = [
     "forced_source",
     "make_source",
     "open_frame_source",
+    "open_ranged_source",
     "source_warnings",
 ]

@@ -36,16 +36,28 @@ import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vidloc.errors import DecodeFailed, InputError, NotAVideo, ObjectMissing
+from vidloc.adapters.ranged_reader import ReadStats, RemoteObject
+from vidloc.errors import (
+    DecodeFailed,
+    InputError,
+    NotAVideo,
+    ObjectMissing,
+    StorageUnavailable,
+    VidlocError,
+)
 from workers.types import FrameSample, FrameSource, VideoInfo
+
+if TYPE_CHECKING:
+    from workers.frames.pyav_source import PyAVSource
 
 logger = logging.getLogger(__name__)
 
 # The vidloc errors a child may raise that come back as themselves; others become DecodeFailed.
-_RETURNED_ERRORS: dict[str, type[InputError]] = {
-    cls.__name__: cls for cls in (DecodeFailed, NotAVideo, ObjectMissing)
+# StorageUnavailable: a source reading the object store by ranges lost it (transient: retried).
+_RETURNED_ERRORS: dict[str, type[VidlocError]] = {
+    cls.__name__: cls for cls in (DecodeFailed, NotAVideo, ObjectMissing, StorageUnavailable)
 }
 # How long a finished or killed child may take to be reaped.
 _JOIN_S = 10.0
@@ -242,7 +254,7 @@ def _answer(pipe: Connection, body: Callable[..., Iterable[Any]], args: tuple[An
             pipe.send(("item", item))
     except (BrokenPipeError, EOFError):
         return False
-    except InputError as exc:
+    except (InputError, StorageUnavailable) as exc:
         pipe.send(("error", type(exc).__name__, str(exc)))
         return True
     except Exception as exc:
@@ -266,8 +278,10 @@ class PyAVInChild:
 
     name = "pyav"
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 0, remote: RemoteObject | None = None) -> None:
         self.threads = threads
+        self.remote = remote  # read by ranges from the store instead of the path
+        self.read_stats = ReadStats()  # the last request's reads, where it ran (the child)
 
     def probe(self, path: str) -> VideoInfo:
         return self._source().probe(path)
@@ -275,12 +289,14 @@ class PyAVInChild:
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
     ) -> Iterator[FrameSample]:
-        return self._source().frames(path, times, size)
+        source = self._source()
+        self.read_stats = source.read_stats
+        return source.frames(path, times, size)
 
-    def _source(self) -> FrameSource:
+    def _source(self) -> PyAVSource:
         from workers.frames.pyav_source import PyAVSource
 
-        return PyAVSource(threads=self.threads)
+        return PyAVSource(threads=self.threads, remote=self.remote)
 
 
 class IsolatedSource:
@@ -303,6 +319,8 @@ class IsolatedSource:
         self.decode_timeout_s = decode_timeout_s
         self.batch_size = batch_size
         self.child = child or DecoderChild(decode_timeout_s)
+        # What the inner source read from the object store by ranges (none from a local file).
+        self.read_stats = ReadStats(size=getattr(getattr(inner, "remote", None), "size", 0))
 
     def probe(self, path: str) -> VideoInfo:
         info: VideoInfo = self.child.call(_probe, (self.inner, path), label=self.name, path=path)
@@ -323,7 +341,10 @@ class IsolatedSource:
         )
         try:
             for batch in batches:
-                yield from batch
+                if isinstance(batch, ReadStats):
+                    self.read_stats.add(batch)
+                else:
+                    yield from batch
         finally:
             batches.close()
 
@@ -341,7 +362,7 @@ def _serve_frames(
     wanted: list[float],
     size: tuple[int, int],
     batch_size: int,
-) -> Iterator[list[FrameSample]]:
+) -> Iterator[list[FrameSample] | ReadStats]:
     batch: list[FrameSample] = []
     for sample in source.frames(path, wanted, size):
         batch.append(sample)
@@ -350,6 +371,9 @@ def _serve_frames(
             batch = []
     if batch:
         yield batch
+    stats = getattr(source, "read_stats", None)
+    if stats is not None and stats.requests:
+        yield stats  # what the request read from the store, for the parent to count
 
 
 def probe_in_child(path: str, timeout_s: float, child: DecoderChild | None = None) -> VideoInfo:

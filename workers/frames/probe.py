@@ -38,6 +38,7 @@ import av
 import av.container
 import av.video.stream
 
+from vidloc.adapters.ranged_reader import RangedReader
 from vidloc.errors import DecodeFailed, NotAVideo, ObjectMissing
 from workers.frames.timing import RESTART_S, ends_early
 from workers.types import SourceWarning, VideoInfo
@@ -60,6 +61,8 @@ _VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"OggS"),
 )
 _TS_PACKET = 188
+# FFmpeg's read size over a ranged reader; the reader's blocks make the requests, not this.
+_RANGED_BUFFER = 64 * 1024
 
 
 def looks_like_video_container(head: bytes) -> bool:
@@ -93,6 +96,18 @@ def open_input(path: str) -> av.container.InputContainer:
         if looks_like_video_container(head):
             raise DecodeFailed(f"video container cannot be opened: {exc}") from exc
         raise NotAVideo(f"not a video file: {exc}") from exc
+
+
+def open_ranged(reader: RangedReader) -> av.container.InputContainer:
+    """``av.open`` over a file read by ranges (a span's video in the object store).
+
+    The worker probed the file before it handed the spans out, so a container that does not
+    open now is a broken one, not something else. Store errors raised by the reader (the object
+    replaced, the store unreachable) come out as themselves."""
+    try:
+        return av.open(reader, mode="r", metadata_errors="ignore", buffer_size=_RANGED_BUFFER)
+    except av.FFmpegError as exc:
+        raise DecodeFailed(f"video container cannot be opened: {exc}") from exc
 
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:

@@ -15,6 +15,7 @@ through :class:`workers.frames.isolated.IsolatedSource` (see ``select.make_sourc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -23,10 +24,12 @@ import av.container
 import av.video.stream
 import numpy as np
 
+from vidloc.adapters.ranged_reader import RangedReader, ReadStats, RemoteObject
 from vidloc.errors import DecodeFailed
 from workers.frames.probe import (
     display_rotation,
     open_input,
+    open_ranged,
     probe_video,
     stated_duration_s,
     stream_origin_s,
@@ -49,11 +52,19 @@ class PyAVSource:
 
     name = "pyav"
 
-    def __init__(self, threads: int = 0, seek_gops: float = 2.0) -> None:
+    def __init__(
+        self, threads: int = 0, seek_gops: float = 2.0, remote: RemoteObject | None = None
+    ) -> None:
         self.threads = threads  # 0 = let FFmpeg choose
         self.seek_gops = seek_gops
+        # Read the video by ranges from the object store instead of from ``path`` (which then
+        # only names it): a span worker reads the part it decodes, not the whole object.
+        self.remote = remote
+        self.read_stats = ReadStats(size=remote.size if remote else 0)
 
     def probe(self, path: str) -> VideoInfo:
+        if self.remote is not None:
+            raise DecodeFailed(f"{path}: a ranged source decodes spans only; it does not probe")
         return probe_video(path)
 
     def frames(
@@ -62,7 +73,13 @@ class PyAVSource:
         wanted = sorted(times)
         if not wanted:
             return
-        with open_input(path) as container:
+        with contextlib.ExitStack() as opened:
+            if self.remote is None:
+                container = opened.enter_context(open_input(path))
+            else:
+                reader = opened.enter_context(RangedReader(self.remote))
+                opened.callback(self.read_stats.add, reader.stats)
+                container = opened.enter_context(open_ranged(reader))
             stream = video_stream(container)
             stream.thread_type = "AUTO"
             if self.threads:

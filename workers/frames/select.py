@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vidloc.adapters.ranged_reader import RemoteObject
 from vidloc.errors import ConfigError, DecodeFailed
 from workers.frames.decord_source import DECORD_UNSUPPORTED_CODECS, DecordSource
 from workers.frames.isolated import DecoderChild, IsolatedSource, PyAVInChild, probe_in_child
@@ -291,6 +292,18 @@ def make_source(
             frame_interval_s=1.0 / fps if fps > 0 else 0.04,
         )
     raise ConfigError(f"unknown frame source {name!r}; choose from {SOURCE_NAMES}")
+
+
+def open_ranged_source(
+    remote: RemoteObject, *, decode_timeout_s: float = 600.0, threads: int = 0
+) -> IsolatedSource:
+    """PyAV over ``remote`` read by ranges, in a decoder child of its own: a span's source.
+
+    Not probed (the span carries the probe's facts) and never decord, which needs a file;
+    its ``read_stats`` count what the decoder fetched from the store."""
+    return IsolatedSource(
+        PyAVInChild(threads=threads, remote=remote), decode_timeout_s=decode_timeout_s
+    )
 
 
 def open_frame_source(

@@ -13,12 +13,13 @@ from types import FrameType
 
 import httpx
 
+from contracts import IngestEvent
 from vidloc import names
 from vidloc.adapters.kafka import EventPublisher, TopicReader, TransactionalPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.metrics import Metrics, serve_metrics
 from vidloc.settings import Settings
-from workers.frames import forced_source, open_frame_source
+from workers.frames import forced_source, open_frame_source, open_ranged_source
 from workers.frames.isolated import start_decoder_server
 from workers.localizers.kind import LocalizerDeps
 from workers.localizers.registry import localizer_kind
@@ -68,6 +69,24 @@ def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, Vid
     return open_source
 
 
+def ranged_opener(settings: Settings, store: ObjectStore) -> Callable[[IngestEvent], FrameSource]:
+    """A span's source: its object version read by ranges (pinned to the order's etag, held to
+    ``VIDLOC_MAX_OBJECT_BYTES``), decoded by PyAV in a child of its own."""
+
+    def open_ranged(event: IngestEvent) -> FrameSource:
+        remote = store.remote_object(
+            event.source.bucket,
+            event.source.key,
+            max_bytes=settings.max_object_bytes,
+            expected_etag=event.source.etag,
+        )
+        return open_ranged_source(
+            remote, decode_timeout_s=settings.decode_timeout_s, threads=settings.decode_threads
+        )
+
+    return open_ranged
+
+
 def build_handlers(
     settings: Settings,
     publish: Publish,
@@ -93,6 +112,7 @@ def build_handlers(
         metrics,
         frame_budget=frames,
         decode_slots=decoding,
+        open_ranged=ranged_opener(settings, store),
     )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/service/dedup.py.

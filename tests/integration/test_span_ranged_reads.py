@@ -1,0 +1,180 @@
+"""A span's worker reads only its part of the video from the real store (versitygw), by ranges.
+
+No download, no probe: the decoder child opens the object through the ranged reader, seeks to
+the keyframe before the span, and fetches well under the whole object for a middle span. The
+frames are the ones decoding the downloaded file gives (irregular keyframes too), and an object
+replaced while a span reads it fails clearly instead of mixing two versions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from contracts import IngestEvent
+from devkit.synth.matrix import MatrixClip, render_clip
+from devkit.synth.render import ensure_rendered
+from devkit.synth.spec import SyntheticEvent, VideoSpec
+from vidloc.adapters.object_store import ObjectStore
+from vidloc.adapters.ranged_reader import RangedReader
+from vidloc.errors import ObjectMissing
+from vidloc.settings import Settings
+from workers.frames import close_source, open_ranged_source
+from workers.frames.pyav_source import PyAVSource
+from workers.pipeline.job import JobRunner
+from workers.service.main import localizer_factory, ranged_opener, source_opener
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+MEDIA = REPO / ".cache" / "test-media"
+CHUNK_S = 30.0
+# Eight minutes in 16 chunks of 30 s, keyframes every 10 s; four spans of four chunks.
+SPEC = VideoSpec(
+    name="span_reads_h264",
+    duration_s=480.0,
+    fps=4.0,
+    width=320,
+    height=180,
+    codec="h264",
+    cuts=(100.0, 300.0),
+    events=(SyntheticEvent("red circle", 250.0, 262.0),),
+    gop=40,
+    noise=4.0,  # bytes spread over the whole file, as real footage's are
+)
+CHUNKS = int(SPEC.duration_s // CHUNK_S)
+
+
+@pytest.fixture
+def uploaded(stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, ObjectStore, str, str]]:
+    bucket = f"ranged-{uuid.uuid4().hex[:8]}"
+    settings = stack.model_copy(
+        update={
+            "video_bucket": bucket,
+            "work_dir": tmp_path,
+            "localizer": "cv",
+            "chunk_s": CHUNK_S,
+            "sample_fps": 1.0,
+            "refine": False,
+        }
+    )
+    store = ObjectStore(settings)
+    store.ensure_bucket(bucket)
+    info = store.upload_file(bucket, SPEC.filename, ensure_rendered(SPEC, MEDIA))
+    yield settings, store, bucket, info.etag
+
+
+def _order(bucket: str, etag: str, size: int, first: int, end: int) -> IngestEvent:
+    return IngestEvent.model_validate(
+        {
+            "event_id": f"ranged-{uuid.uuid4().hex[:8]}",
+            "source": {"bucket": bucket, "key": SPEC.filename, "etag": etag, "size": size},
+            "options": {"localizer": "cv", "sample_fps": 1.0, "chunk_s": CHUNK_S},
+            "submitted_at": datetime.now(UTC).isoformat(),
+            "span": {
+                "role": "order",
+                "index": first // (end - first),
+                "count": CHUNKS // (end - first),
+                "first_chunk": first,
+                "end_chunk": end,
+                "chunks_total": CHUNKS,
+                "start_s": first * CHUNK_S,
+                "end_s": end * CHUNK_S,
+                "video": {
+                    "duration_s": SPEC.duration_s,
+                    "fps": SPEC.fps,
+                    "width": SPEC.width,
+                    "height": SPEC.height,
+                    "codec": "h264",
+                },
+            },
+        }
+    )
+
+
+def test_a_middle_span_reads_well_under_the_whole_object(
+    uploaded: tuple[Settings, ObjectStore, str, str],
+) -> None:
+    settings, store, bucket, etag = uploaded
+    size = store.stat(bucket, SPEC.filename).size
+    with httpx.Client() as http:
+        runner = JobRunner(
+            settings,
+            store,
+            source_opener(settings),
+            localizer_factory(settings, http),
+            open_ranged=ranged_opener(settings, store),
+        )
+        # The third span of four: chunks 8-11, 240-360 s.
+        order = _order(bucket, etag, size, 8, 12)
+        done = runner.run_span(order, order.job_id, lambda *_: None)
+    assert done.chunks == 4 and done.chunks_from_checkpoint == 0
+    assert done.object_bytes == size
+    assert 0 < done.bytes_fetched < 0.6 * size, (done.bytes_fetched, size)
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        pytest.param(None, id="h264-mp4"),
+        # libvpx puts a keyframe at a scene cut between its regular ones (issue 21).
+        pytest.param(MatrixClip("webm", "vp9", "scenecut45"), id="vp9-webm-irregular-keyframes"),
+    ],
+)
+def test_ranged_frames_are_the_downloaded_files_frames(
+    uploaded: tuple[Settings, ObjectStore, str, str],
+    tmp_path: Path,
+    clip: MatrixClip | None,
+) -> None:
+    _, store, bucket, _ = uploaded
+    if clip is None:
+        path, times = ensure_rendered(SPEC, MEDIA), [240.0 + t for t in range(120)]
+    else:
+        path, times = render_clip(clip, tmp_path), [float(t) for t in range(30, 45)]
+    key = f"frames/{path.name}"
+    info = store.upload_file(bucket, key, path)
+    remote = store.remote_object(bucket, key, max_bytes=1 << 30, expected_etag=info.etag)
+    source = open_ranged_source(remote)
+    try:
+        ranged = list(source.frames(key, times, (160, 96)))
+    finally:
+        close_source(source)
+    local = list(PyAVSource().frames(str(path), times, (160, 96)))
+    assert [s.t_s for s in ranged] == [s.t_s for s in local]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(ranged, local, strict=True))
+    assert 0 < source.read_stats.fetched <= info.size
+
+
+def test_an_object_replaced_mid_read_fails_clearly(
+    uploaded: tuple[Settings, ObjectStore, str, str], tmp_path: Path
+) -> None:
+    _, store, bucket, etag = uploaded
+    remote = store.remote_object(bucket, SPEC.filename, max_bytes=1 << 30, expected_etag=etag)
+    reader = RangedReader(remote)
+    first = reader.read(1000)
+    assert len(first) == 1000
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"\0" * remote.size)  # same size, other bytes: only the version tells
+    store.upload_file(bucket, SPEC.filename, other)
+    reader.seek(remote.size // 2)
+    with pytest.raises(ObjectMissing, match="replaced while reading it"):
+        reader.read(1000)
+    # A span ordered for the old version does not start on the new one either.
+    with pytest.raises(ObjectMissing, match="was replaced"):
+        store.remote_object(bucket, SPEC.filename, max_bytes=1 << 30, expected_etag=etag)
+
+
+def test_the_object_size_limit_holds_for_ranged_reads(
+    uploaded: tuple[Settings, ObjectStore, str, str],
+) -> None:
+    from vidloc.errors import ObjectTooLarge
+
+    _, store, bucket, etag = uploaded
+    with pytest.raises(ObjectTooLarge):
+        store.remote_object(bucket, SPEC.filename, max_bytes=1000, expected_etag=etag)
