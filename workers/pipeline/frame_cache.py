@@ -36,8 +36,9 @@ MANIFEST_NAME = "manifest.json"
 MAGIC = b"VLFRAMES1\n"
 _HEADER_LEN = struct.Struct(">I")
 _JPEG_START = b"\xff\xd8"
-# What a JPEG of a resized frame weighs, per pixel, at the default quality (85): measured on
-# the synthetic test videos and a city clip at 448 px (0.06-0.17 bytes per pixel); an estimate.
+# What a JPEG of a resized frame weighs, per pixel, at the default quality (85): an assumed
+# figure for camera footage (the flat synthetic test clips measured 0.07); an estimate only,
+# the manifest records what a job really kept.
 JPEG_BYTES_PER_PIXEL = 0.15
 DAY_S = 86400.0
 
