@@ -1,0 +1,95 @@
+"""Analyses through the front door on the real stack (issue 24): a real worker analyses a
+synthetic video; ``Client.ask`` (POST /videos/{id}/analyses) publishes the v2 event, the worker
+answers from the kept frames, and the API, following the real topics, lists the analysis as
+succeeded, serves its timeline and the viewer's link to it, while the video's own status is the
+first job's throughout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from reliability import Ingest, WorkerGroup, wait_group_stable
+
+from devkit.fake_vlm.server import serve_in_thread as serve_fake
+from devkit.serve_api import serve_in_thread
+from devkit.synth.catalogue import spec_named
+from devkit.synth.render import ensure_rendered
+from vidloc import names
+from vidloc.api.app import create_app
+from vidloc.client import Client, InvalidRequest, NotFound
+from vidloc.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def group(stack: Settings, tmp_path: Path) -> Iterator[WorkerGroup]:
+    fake, stop_fake = serve_fake()
+    made = WorkerGroup(stack, fake, tmp_path, "askapi")
+    try:
+        made.workers.start(1)
+        wait_group_stable(made.log_dir, 1)
+        yield made
+    finally:
+        made.close()
+        stop_fake()
+
+
+def _until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not within {timeout_s:.0f} s")
+
+
+def test_an_ask_over_http_is_answered_and_listed_apart(group: WorkerGroup) -> None:
+    clip = ensure_rendered(spec_named("h264_mp4"), REPO / ".cache" / "test-media")
+    first = group.upload(clip, labels=["red circle"], localizer="vlm")
+    video_id = first.effective_video_id
+    with Ingest(group.settings) as ingest:
+        ingest.send(first)
+    _until(lambda: group.timeline_stored(video_id), 120, "the first timeline")
+
+    base_url, stop = serve_in_thread(create_app(group.settings))
+    try:
+        with Client(base_url) as vidloc:
+            _until(lambda: vidloc.video(video_id).status == "succeeded", 60, "the video succeeded")
+            before = vidloc.video(video_id)
+            with pytest.raises(InvalidRequest):
+                vidloc.ask(video_id, prompt=" ")
+            with pytest.raises(NotFound):
+                vidloc.ask("askapi-never-seen", prompt="p")
+            job = vidloc.ask(
+                video_id, prompt="When is the blue triangle visible?", labels=["blue triangle"]
+            )
+            aid = job.analysis_id
+
+            # Other sessions' workers share video.ingest and may refuse this bucket's event
+            # with a failed result first; the answer of this group's worker is the success.
+            _until(lambda: vidloc.analysis(video_id, aid).status == "succeeded", 120, "answer")
+            answered = vidloc.analysis(video_id, aid)
+            assert answered.prompt == "When is the blue triangle visible?"
+            timeline = job.timeline()
+            assert timeline.analysis_id == aid and timeline.labels == ["blue triangle"]
+            key = names.analysis_timeline_key(video_id, aid)
+            assert group.store.exists(group.settings.timeline_bucket, key)
+
+            after = vidloc.video(video_id)
+            assert (after.status, after.job_id) == (before.status, before.job_id)
+            assert vidloc.timeline(video_id).job_id == before.job_id
+            assert [a.analysis_id for a in vidloc.analyses(video_id)] == ["default", aid]
+            ids = [v["video_id"] for v in httpx.get(f"{base_url}/videos").json()["videos"]]
+            assert aid not in ids
+            page = httpx.get(f"{base_url}/videos/{video_id}/view").text
+            assert f'href="analyses/{aid}/view"' in page
+
+    finally:
+        stop()
