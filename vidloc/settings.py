@@ -187,9 +187,9 @@ class Settings(BaseSettings):
     # The tenant `vidloc submit` uploads for and `vidloc watch` shows (None: no tenant).
     tenant: str | None = None
     # Submitting over HTTP (POST /videos, docs/api.md): the largest declared upload, the
-    # submissions one key may make per rolling day (counted per API process), the part size of
-    # presigned multipart uploads (an upload up to one part is a single PUT) and how long the
-    # upload URLs live.
+    # submissions one key may make per rolling day (one count for the whole deployment:
+    # vidloc/api/quota.py), the part size of presigned multipart uploads (an upload up to one
+    # part is a single PUT) and how long the upload URLs live.
     api_submit_max_bytes: int = Field(default=4 * 1024**3, ge=1)
     api_submit_per_day: int = Field(default=1000, ge=1)
     api_upload_part_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024)

@@ -6,6 +6,7 @@ including the README's example. Workers are real processes (the cv localizer: no
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -302,6 +303,42 @@ def test_async_client_submits_waits_reads_and_raises_the_apis_codes(
     with huge.open("wb") as fh:  # sparse: no disk spent
         fh.truncate(door.settings.api_submit_max_bytes + 1)
     asyncio.run(scenario())
+
+
+def test_two_api_replicas_share_one_daily_count(
+    stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """VIDLOC_API_SUBMIT_PER_DAY holds for the deployment: two replicas (two apps, one store)
+    allow it once between them, not once each."""
+    settings = isolated_settings(stack, "quota")
+    keys_path = tmp_path_factory.mktemp("quota") / "keys.json"
+    file, entry, key = add_key(KeysFile(), TENANT, ("submit",))
+    file, _, other = add_key(file, TENANT, ("submit",))
+    write_keys_file(keys_path, file)
+    settings = settings.model_copy(update={"api_keys_file": keys_path, "api_submit_per_day": 3})
+    replicas = [serve_in_thread(create_app(settings)) for _ in range(2)]
+    upload = {"file_name": "a.mp4", "size": 1000}
+    try:
+        codes = []
+        for n in range(4):
+            base_url = replicas[n % 2][0]
+            with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as api:
+                codes.append(api.post("/videos", json=upload))
+        assert [r.status_code for r in codes] == [201, 201, 201, 429]
+        refused = codes[-1]
+        assert refused.json()["error"]["code"] == "submit_quota_exceeded"
+        assert 86000 < int(refused.headers["Retry-After"]) <= 86400
+        # Another key of the same tenant has its own count.
+        auth = {"Authorization": f"Bearer {other}"}
+        with httpx.Client(base_url=replicas[1][0], headers=auth) as api:
+            assert api.post("/videos", json=upload).status_code == 201
+        count = ObjectStore(settings).get_bytes(
+            settings.timeline_bucket, f"submit-quota/{entry.id}.json"
+        )
+        assert len(json.loads(count)["stamps"]) == 3
+    finally:
+        for _, stop in replicas:
+            stop()
 
 
 def test_a_receiver_that_never_answers_does_not_slow_the_next_result(door: Door) -> None:

@@ -173,8 +173,12 @@ class WritableStore(MemoryStore):
     def put_bytes_if(
         self, bucket: str, key: str, data: bytes, *, etag: str | None, content_type: str = ""
     ) -> ObjectInfo | None:
-        assert etag is None
-        if (bucket, key) in self.objects:
+        """S3's conditional PUT: ``etag`` None only creates, else only over that version (the
+        md5 that get_versioned gives)."""
+        current = self.objects.get((bucket, key))
+        if (etag is None) != (current is None):
+            return None
+        if current is not None and hashlib.md5(current).hexdigest() != etag:
             return None
         return self.put_bytes(bucket, key, data)
 

@@ -1,5 +1,5 @@
 """Webhooks' pure parts: signatures, the target allow-list, the offset ledger, retry delays,
-the per-key submit quota, and the client's error mapping (httpx MockTransport)."""
+and the client's error mapping (httpx MockTransport). The submit quota: test_submit_quota.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from vidloc.adapters.kafka import Partition
-from vidloc.api.front import SubmitQuota
 from vidloc.client import Client, InvalidRequest, NotFound, RateLimited, Unauthorized
 from vidloc.settings import Settings
 from vidloc.webhooks import TargetPolicy, TargetRefused, Webhook, delivery_id, signature, verify
@@ -120,14 +119,6 @@ def test_retry_delay_is_capped_and_honours_retry_after() -> None:
     assert retry_delay(delivery, 60.0) >= 4.0
     delivery.retry_after_s = 3600.0
     assert retry_delay(delivery, 60.0) <= 60.0
-
-
-def test_submit_quota_counts_per_key_over_a_rolling_window() -> None:
-    quota = SubmitQuota(2, window_s=100.0)
-    assert quota.take("a", 0.0) == 0 and quota.take("a", 1.0) == 0
-    assert quota.take("a", 2.0) == pytest.approx(98.0)
-    assert quota.take("b", 2.0) == 0
-    assert quota.take("a", 100.5) == 0
 
 
 def _client(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> Client:
