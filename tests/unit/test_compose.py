@@ -219,6 +219,8 @@ def test_vllm_flags_follow_the_qwen3_vl_recipe(compose: dict[str, Any]) -> None:
     structured = json.loads(flag("--structured-outputs-config"))
     assert structured["disable_any_whitespace"] is True
     assert structured["backend"] in ("xgrammar", "guidance")
+    # Prefix-cache hits reported (usage.prompt_tokens_details.cached_tokens).
+    assert "--enable-prompt-tokens-details" in argv
 
 
 def test_init_runs_before_the_services_that_need_topics_and_buckets(
