@@ -3,7 +3,9 @@ beside the timeline (``clips/``), answered with a redirect to a presigned URL of
 
 ``X-Vidloc-Clip-Mode`` says how it was cut (``copy``: stream copy from a keyframe within one
 frame of the start; ``reencode``: H.264 from the frame at the start), ``X-Vidloc-Clip-Start-S``
-the source time of its first frame, ``X-Vidloc-Clip-Cache`` ``hit`` or ``miss``.
+the source time of its first frame, ``X-Vidloc-Clip-Cache`` ``hit`` or ``miss``. A caller that
+sends ``Accept: application/json`` gets the same as a ``ClipLink`` document (200) instead of the
+redirect: a page whose ``<video>`` cannot send the API key asks this way (the viewer's search).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
 
 from contracts import Timeline, TimelineEvent
 from vidloc.adapters.object_store import ObjectStore, normalize_etag
@@ -104,6 +107,15 @@ def find_or_cut_clip(
     return StoredClip(bucket, key, cut.mode, cut.first_frame_s, cached=False)
 
 
+class ClipLink(BaseModel):
+    """The clip route's answer to ``Accept: application/json``."""
+
+    url: str = Field(description="presigned GET of the MP4, valid VIDLOC_API_PRESIGN_TTL_S")
+    mode: ClipMode
+    first_frame_s: float = Field(description="source time of the clip's first frame")
+    cached: bool
+
+
 @dataclass
 class ClipService:
     store: ObjectStore
@@ -126,32 +138,42 @@ router = APIRouter()
     responses={
         **ERRORS,
         302: {"description": "redirect to a presigned URL of the MP4 (X-Vidloc-Clip-* headers)"},
+        200: {
+            "model": ClipLink,
+            "description": "with Accept: application/json, the presigned URL and how it was cut",
+        },
         400: ERRORS[422] | {"description": "the clip would be longer than VIDLOC_CLIP_MAX_S"},
         409: ERRORS[422] | {"description": "the video was replaced since its timeline"},
     },
 )
 def event_clip(
+    request: Request,
     deps: Deps,
     clips: Annotated[ClipService, Depends(_service)],
     caller: Reader,
     video_id: VideoId,
     event_id: EventId,
     pad_s: Annotated[float, Query(ge=0, le=MAX_PAD_S, allow_inf_nan=False)] = 0.0,
-) -> RedirectResponse:
+) -> Response:
     """An MP4 of the event (padded by ``pad_s`` on both sides), cut on the first request and
-    cached in the timeline bucket; the answer redirects to a presigned URL of it."""
+    cached in the timeline bucket; the answer redirects to a presigned URL of it (or, with
+    ``Accept: application/json``, names it in a ClipLink)."""
     timeline = timeline_of(deps, caller, video_id)
     event = event_of(timeline, event_id)
     clip = find_or_cut_clip(
         clips.store, clips.settings, timeline, event, tenant=caller.tenant, pad_s=pad_s
     )
-    return RedirectResponse(
-        deps.presign(clip.bucket, clip.key),
-        status_code=302,
-        headers={
-            "X-Vidloc-Clip-Mode": clip.mode,
-            "X-Vidloc-Clip-Start-S": f"{clip.first_frame_s:.3f}",
-            "X-Vidloc-Clip-Cache": "hit" if clip.cached else "miss",
-            "Cache-Control": "no-store",
-        },
-    )
+    url = deps.presign(clip.bucket, clip.key)
+    headers = {
+        "X-Vidloc-Clip-Mode": clip.mode,
+        "X-Vidloc-Clip-Start-S": f"{clip.first_frame_s:.3f}",
+        "X-Vidloc-Clip-Cache": "hit" if clip.cached else "miss",
+        "Cache-Control": "no-store",
+        "Vary": "Accept",
+    }
+    if "application/json" in request.headers.get("accept", ""):
+        link = ClipLink(
+            url=url, mode=clip.mode, first_frame_s=clip.first_frame_s, cached=clip.cached
+        )
+        return JSONResponse(link.model_dump(mode="json"), headers=headers)
+    return RedirectResponse(url, status_code=302, headers=headers)

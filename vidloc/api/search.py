@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from vidloc.adapters.object_store import ObjectStore
@@ -32,6 +34,7 @@ from vidloc.search import (
     make_request,
 )
 from vidloc.settings import Settings
+from vidloc.viewer.search_page import render_search_page
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ class SearchResponse(BaseModel):
 class SearchService:
     index: SearchIndex
     indexer: Indexer
+    store_origin: str = ""  # where the search page's clips play from (its CSP's media-src)
 
 
 def build_search(settings: Settings, store: ObjectStore) -> SearchService:
@@ -95,7 +99,12 @@ def build_search(settings: Settings, store: ObjectStore) -> SearchService:
         fallback = Path(tempfile.gettempdir()) / "vidloc-search" / path.name
         log.warning("search index: cannot use %s (%s); using %s", path, exc, fallback)
         index = SearchIndex(fallback)
-    return SearchService(index, Indexer(index, store, settings.timeline_bucket))
+    origin = urlsplit(settings.s3_endpoint)
+    return SearchService(
+        index,
+        Indexer(index, store, settings.timeline_bucket),
+        store_origin=f"{origin.scheme}://{origin.netloc}",
+    )
 
 
 def _service(request: Request) -> SearchService:
@@ -173,4 +182,13 @@ def search(
             else None
         ),
         index=IndexState(ready=service.indexer.ready.is_set(), window_full=page.window_full),
+    )
+
+
+@router.get("/search/view", response_class=HTMLResponse, include_in_schema=False)
+def search_page(service: Annotated[SearchService, Depends(_service)]) -> HTMLResponse:
+    """The viewer's search page: no data of its own (its script calls /search with the key
+    the tab holds), so it is open, like /viewer/{video_id}."""
+    return HTMLResponse(
+        render_search_page(service.store_origin), headers={"Cache-Control": "no-store"}
     )
