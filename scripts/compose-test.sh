@@ -6,6 +6,7 @@
 #  3. brings the deployment up under project vidloc-compose-test, on host ports that leave the
 #     dev stack alone (Kafka 19094, S3 19000, API 18080), with a fresh API keys file;
 #  4. from the host: a clip into the bucket, its result from Kafka, its timeline from the API;
+#     the webhook deliverer up and serving its metrics;
 #     a key added and then revoked on the host is accepted, then refused, by the running API
 #     within seconds; down/up keeps the result, the timeline and the revocation; 3 workers share
 #     the ingest partitions; a worker killed mid-job still gives exactly one result;
@@ -25,7 +26,7 @@ export API_HOST_PORT=${API_HOST_PORT:-18080}
 CACHE=$ROOT/.cache/compose
 RUN_DIR=$CACHE/test
 PY=$ROOT/.venv/bin/python
-SERVICES=(kafka s3 init bridge worker api) # podman-compose 1.0.3 ignores profiles: name them
+SERVICES=(kafka s3 init bridge worker api deliverer) # podman-compose 1.0.3 ignores profiles: name them
 if [ "${CLUSTER:-0}" = 1 ]; then
     export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME}-cluster
     export KAFKA_2_HOST_PORT=${KAFKA_2_HOST_PORT:-19095} KAFKA_3_HOST_PORT=${KAFKA_3_HOST_PORT:-19096}
@@ -33,7 +34,7 @@ if [ "${CLUSTER:-0}" = 1 ]; then
     # shellcheck source=../infra/compose/cluster.env
     . infra/compose/cluster.env
     set +a
-    SERVICES=(kafka kafka-2 kafka-3 s3 init bridge worker api)
+    SERVICES=(kafka kafka-2 kafka-3 s3 init bridge worker api deliverer)
 fi
 TOTAL_START=$SECONDS
 
@@ -157,6 +158,15 @@ podman logs "${COMPOSE_PROJECT_NAME}_init_1" 2>&1 | grep -E '^(kafka|s3) ' || tr
 t=$SECONDS
 "$PY" tests/compose/e2e.py ingest short
 phase "video -> result on Kafka -> timeline via the API" $t
+
+# The webhook deliverer runs beside them and serves its metrics (no published port: asked
+# from inside its container).
+podman exec "${COMPOSE_PROJECT_NAME}_deliverer_1" python -c "
+import urllib.request
+body = urllib.request.urlopen('http://127.0.0.1:9401/metrics', timeout=10).read().decode()
+assert 'vidloc_webhook_' in body, body[:500]
+print('deliverer metrics:', sum(1 for line in body.splitlines() if line.startswith('vidloc_webhook_')), 'samples')
+"
 
 t=$SECONDS
 "$PY" tests/compose/e2e.py revoke

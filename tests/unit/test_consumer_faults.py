@@ -40,6 +40,14 @@ class GroupStream(FakeStream):
         try:
             if self.events:
                 kind = self.events.pop(0)
+                if kind == "revoke_only":  # a rebalance under way: revoked, not yet assigned
+                    self.callbacks["on_revoked"]({PART})
+                    return []
+                if kind in ("assign_back", "assign_elsewhere"):
+                    if kind == "assign_elsewhere":
+                        self.owned = set()
+                    self.callbacks["on_assigned"](set(self.owned))
+                    return super().poll(timeout_s=timeout_s, max_records=max_records)
                 if kind == "lost":
                     self.callbacks.get("on_lost", self.callbacks.get("on_revoked"))({PART})
                     # Meanwhile another member finished both records and committed past them.
@@ -117,6 +125,39 @@ def test_lost_partitions_are_dropped_even_when_they_come_back() -> None:
         thread.join(10)
     assert committer.commits == []
     assert loop.jobs_done == 0
+
+
+@pytest.mark.parametrize("comes_back", [False, True], ids=["moved", "came-back"])
+def test_a_job_finished_mid_rebalance_waits_for_the_new_assignment(comes_back: bool) -> None:
+    # Seen in the fault matrix (a frozen worker thawed and rejoining): a member's partitions
+    # were revoked, its job finished before the rebalance said who owns them next, and it
+    # committed with the new generation while the partition's new owner replayed the same
+    # record: two results. The outputs wait for the assignment: committed if the partition
+    # came back, dropped if it moved.
+    stream = GroupStream(1)
+    committer = ScriptedCommitter(stream)
+    loop, gates, finished, stop, thread = run_loop(stream, committer, 1)
+    try:
+        wait_for(lambda: len(loop._running) == 1)
+        stream.events.append("revoke_only")
+        wait_for(lambda: not stream.events)
+        gates[0].set()
+        wait_for(lambda: finished == {0} and not loop._running)
+        polls = stream.polls
+        wait_for(lambda: stream.polls >= polls + 20)
+        assert committer.commits == []  # between revoke and assignment: nothing
+        stream.events.append("assign_back" if comes_back else "assign_elsewhere")
+        polls = stream.polls
+        wait_for(lambda: stream.polls >= polls + 20)
+    finally:
+        stop.set()
+        thread.join(10)
+    if comes_back:
+        assert committer.commits == [([("video.results", "video-0", b"r0")], {PART: 1})]
+        assert loop.jobs_done == 1
+    else:
+        assert committer.commits == []
+        assert loop.jobs_done == 0
 
 
 def test_no_commit_runs_inside_a_rebalance_callback() -> None:

@@ -131,6 +131,11 @@ class WorkerLoop:
         self._flush_due = 0.0
         # Flushes whose commit got no answer: committed or not, unknown until the group says.
         self._unanswered: dict[Partition, Flush[OutRecord]] = {}
+        # Partitions revoked by a rebalance that has not yet said who owns them next. Their
+        # outputs wait: with the join done, this member may already hold the new generation
+        # (the broker accepts its offsets: KIP-447 checks the generation, not who owns a
+        # partition) while the partition has gone to another member that replays it.
+        self._revoked: set[Partition] = set()
         self._stopping = False
         self.jobs_done = 0
         self.jobs_handed_back = 0
@@ -171,10 +176,16 @@ class WorkerLoop:
                 running.orphaned = True
                 self.slots[running.slot].cancel.set()
 
+    def _on_revoked(self, revoked: set[Partition]) -> None:
+        """A rebalance began: hold ``revoked``'s outputs until it says where they went
+        (:meth:`_on_assigned`); their jobs run on, since most come back to this member."""
+        self._revoked |= revoked
+
     def _on_assigned(self, assigned: set[Partition]) -> None:
         if self._at_capacity():
             self.stream.pause(assigned)
         self.check_ownership()
+        self._revoked.clear()
 
     def _on_lost(self, lost: set[Partition]) -> None:
         """This member was evicted (its session expired: a long pause, a network split); the
@@ -192,7 +203,12 @@ class WorkerLoop:
         # commit waiting on a slow or absent coordinator would stop the heartbeats. Finished
         # outputs of a partition that stays here leave after the rebalance; those of one that
         # moves are dropped (check_ownership) and replayed by its new owner from checkpoints.
-        self.stream.subscribe(topics, on_assigned=self._on_assigned, on_lost=self._on_lost)
+        self.stream.subscribe(
+            topics,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+            on_lost=self._on_lost,
+        )
         with ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="job") as pool:
             while True:
                 self._report_lag()
@@ -338,7 +354,8 @@ class WorkerLoop:
             self._flush_due = time.monotonic() + FLUSH_RETRY_S
             return
         flushes = {}
-        for part in self._ledger.partitions():
+        # Only partitions this member owns now: a revoked one waits for the rebalance's end.
+        for part in self._ledger.partitions() - self._revoked:
             flush = self._ledger.flushable(part)
             if flush is not None:
                 flushes[part] = flush
