@@ -108,7 +108,7 @@ class Measure:
 class Rig:
     """One worker on a bucket of its own, its /metrics on a port, and the fake model's stats."""
 
-    def __init__(self, fake: str, log_root: Path) -> None:
+    def __init__(self, fake: str, log_root: Path, env: dict[str, str]) -> None:
         from reliability import WorkerGroup
 
         from vidloc.settings import load_settings
@@ -122,6 +122,7 @@ class Rig:
             "bench-reask",
             VIDLOC_METRICS_PORT=str(self.port),
             VIDLOC_LOCALIZER="vlm",
+            **env,
         )
 
     def start(self) -> int:
@@ -235,10 +236,10 @@ def second_analysis(first: Any) -> Any:
     )
 
 
-def run_video(name: str, fake: str, timeout_s: float) -> dict[str, Any]:
+def run_video(name: str, fake: str, timeout_s: float, env: dict[str, str]) -> dict[str, Any]:
     path, duration_s = render(name)
     with tempfile.TemporaryDirectory(prefix="bench-reask-") as tmp:
-        rig = Rig(fake, Path(tmp))
+        rig = Rig(fake, Path(tmp), env)
         try:
             pid = rig.start()
             first = rig.group.upload(path)
@@ -269,7 +270,14 @@ def main() -> None:
     )
     parser.add_argument("--timeout-s", type=float, default=1800.0)
     parser.add_argument("--prefix-cache-blocks", type=int, default=None)
+    parser.add_argument(
+        "--span-s",
+        type=float,
+        default=None,
+        help="VIDLOC_SPAN_S for the worker (default: the worker's, 300; 0: no spans)",
+    )
     args = parser.parse_args()
+    env = {} if args.span_s is None else {"VIDLOC_SPAN_S": f"{args.span_s:g}"}
 
     from devkit.fake_vlm.prefix import DEFAULT_CAPACITY_BLOCKS
     from devkit.fake_vlm.server import FakeConfig, serve_in_thread
@@ -280,12 +288,13 @@ def main() -> None:
         # A fresh fake per video: its prefix cache starts empty, as a server new to the video.
         url, stop = serve_in_thread(config=FakeConfig(prefix_cache_blocks=blocks))
         try:
-            rows.append(run_video(name, url, args.timeout_s))
+            rows.append(run_video(name, url, args.timeout_s, env))
         finally:
             stop()
     print(
         f"\nfake model at 0 s latency, prefix cache of {blocks} blocks of 16 tokens; one worker, "
-        f"default sampling; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+        f"default sampling, VIDLOC_SPAN_S={env.get('VIDLOC_SPAN_S', 'default')}; "
+        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
     )
     print(
         "| video | first: wall / worker CPU | second: wall / worker CPU | wall 2nd/1st "
