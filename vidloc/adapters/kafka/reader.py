@@ -371,6 +371,7 @@ class TopicReader(ClosedOnExit):
         paused = self._consumer.paused()
         if paused:
             self._consumer.resume(*paused)
+            release_parked(self._consumer)
 
     def lag_inputs(
         self, *, timeout_s: float = 2.0
@@ -418,3 +419,28 @@ def park_group_at_end(settings: Settings, group_id: str, topic: str) -> None:
     with TopicReader.replay(settings, {topic: Start.end()}, group_id=group_id) as stream:
         _, positions = stream.lag_inputs(timeout_s=15.0)
         stream.commit({part: pos for part, pos in positions.items() if pos is not None})
+
+
+def release_parked(consumer: KafkaConsumer) -> int:
+    """Make resumed partitions fetchable again; returns how many were stuck.
+
+    kafka-python 3.0 parks the records it had fetched for a partition that is paused before
+    they were returned, and puts them back in line only on a poll that starts with no other
+    partition's records in line; until then the partition is left out of every fetch. The worker
+    loop pauses a topic at its cap while it keeps reading the others, so that poll never came:
+    the third span order on one partition (and a video's reports) waited forever (a 2-hour video
+    in 26 spans finished 20). Parked records were never returned, so the partition's position
+    is still at the first of them: dropping them makes the next fetch read them again.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    parked = getattr(fetcher, "_paused_partition_records", None)
+    if not parked:
+        return 0
+    paused = consumer.paused()
+    released = 0
+    for tp in [tp for tp in parked if tp not in paused]:
+        parked.pop(tp).drain()
+        released += 1
+    if released:
+        log.debug("released %d parked partitions after resume", released)
+    return released
