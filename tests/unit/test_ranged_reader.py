@@ -56,9 +56,7 @@ class Store:
             return Answer(200, self.data, tag)
         first, last = (int(x) for x in headers["Range"].removeprefix("bytes=").split("-"))
         body = self.data[first : last + 1]
-        return Answer(
-            206, body, {**tag, "Content-Range": f"bytes {first}-{last}/{len(self.data)}"}
-        )
+        return Answer(206, body, {**tag, "Content-Range": f"bytes {first}-{last}/{len(self.data)}"})
 
 
 def reader(store: Store, block: int = 10_000, keep: int = 2) -> RangedReader:
