@@ -11,6 +11,7 @@ from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutEr
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.adapters.kafka import BusRecord, Partition, TopicReader
+from vidloc.adapters.kafka.reader import release_parked
 from vidloc.errors import BusUnavailable
 
 
@@ -155,3 +156,42 @@ def test_pause_all_resume_all_and_lag_inputs_speak_partitions() -> None:
     ends, positions = stream.lag_inputs()
     assert ends == {Partition("t", 0): 10, Partition("t", 1): 10}
     assert positions == {Partition("t", 0): 4, Partition("t", 1): 4}
+
+
+class Parked:
+    """A kafka-python PartitionRecords stand-in: parked records, drained when dropped."""
+
+    def __init__(self) -> None:
+        self.drained = False
+
+    def drain(self) -> None:
+        self.drained = True
+
+
+class Fetcher:
+    def __init__(self, parked: dict[TopicPartition, Parked]) -> None:
+        self._paused_partition_records = parked
+
+
+def test_resume_all_releases_records_parked_for_resumed_partitions() -> None:
+    """kafka-python 3.0 keeps a resumed partition out of every fetch while records it fetched
+    before the pause stay parked (tests/integration/test_kafka_resume_parked.py); resume_all
+    drops them (never returned: the position still points at them), a still-paused one keeps
+    its own."""
+    consumer = FakeConsumer()
+    resumed, held = TopicPartition("t", 0), TopicPartition("t", 1)
+    parked = {resumed: Parked(), held: Parked()}
+    consumer._fetcher = Fetcher(dict(parked))  # type: ignore[attr-defined]
+    stream = TopicReader(consumer)
+    stream.pause_all()
+    stream.resume_all()
+    assert parked[resumed].drained and parked[held].drained
+    assert consumer._fetcher._paused_partition_records == {}  # type: ignore[attr-defined]
+
+    parked = {resumed: Parked(), held: Parked()}
+    consumer._fetcher = Fetcher(dict(parked))  # type: ignore[attr-defined]
+    consumer.pause(resumed, held)
+    consumer.resume(resumed)
+    assert release_parked(consumer) == 1  # type: ignore[arg-type]
+    assert parked[resumed].drained and not parked[held].drained
+    assert list(consumer._fetcher._paused_partition_records) == [held]  # type: ignore[attr-defined]
