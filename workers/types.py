@@ -46,12 +46,20 @@ class FrameSample:
     """One decoded frame and its real presentation time (from container timestamps).
 
     ``jpeg``, when set, is the frame as the model is sent it (encoded once, kept in the frame
-    cache, sent again by a later analysis as these very bytes).
+    cache, sent again by a later analysis as these very bytes). A frame read back from the
+    frame cache has no ``image``: a later analysis sends the bytes and needs no pixels, and
+    decoding every kept JPEG again cost most of its CPU (bench/bench_reask.py).
     """
 
     t_s: float
-    image: RGBImage
+    image: RGBImage | None
     jpeg: bytes | None = None
+
+    def pixels(self) -> RGBImage:
+        """The decoded picture; a kept frame (JPEG only) has none to give."""
+        if self.image is None:
+            raise ValueError(f"the frame at {self.t_s:.3f} s is a kept JPEG without pixels")
+        return self.image
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -229,7 +230,12 @@ def test_written_then_read_back_as_sent() -> None:
     frames = list(cache.frames("frames/v/t/", read, wanted))
     assert [f.t_s for f in frames] == [t + 0.01 for t in wanted]
     assert all(f.jpeg == _frame(t).jpeg for f, t in zip(frames, wanted, strict=True))
-    assert frames[0].image.shape == (256, 448, 3)
+    # Read back as the JPEGs sent, not decoded again: a later analysis needs no pixels.
+    assert all(f.image is None for f in frames)
+    with pytest.raises(ValueError, match="without pixels"):
+        frames[0].pixels()
+    picture = cv2.imdecode(np.frombuffer(frames[0].jpeg or b"", np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (256, 448, 3)
     assert cache.present("frames/v/t/", read, CHUNKS) is None
 
 

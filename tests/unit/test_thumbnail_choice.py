@@ -39,6 +39,26 @@ def test_the_tap_passes_frames_through_unchanged() -> None:
     assert keeper.times == [0, 1, 2, 3, 4]
 
 
+def test_a_kept_jpeg_becomes_a_thumbnail_only_when_picked() -> None:
+    # Frames of a later analysis come from the frame cache as JPEGs without pixels: the
+    # keeper holds the bytes and shrinks only the one an event asks for.
+    red = np.zeros((256, 448, 3), dtype=np.uint8)
+    red[:, :, 0] = 255
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(red, cv2.COLOR_RGB2BGR))
+    assert ok
+    sent = bytes(buffer.tobytes())
+    keeper = FrameKeeper()
+    list(keeper.tap([FrameSample(t_s=float(t), image=None, jpeg=sent) for t in range(4)]))
+    assert keeper._kept[1.0] == sent  # untouched until picked
+    found = keeper.nearest(1.2)
+    assert found is not None and found[0] == 1.0
+    decoded = cv2.imdecode(np.frombuffer(found[1], np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (183, 320, 3)
+    b, g, r = decoded[90, 160]
+    assert r > 240 and g < 15 and b < 15
+    assert keeper._kept[0.0] == sent  # the others were never shrunk
+
+
 def test_the_keeper_thins_evenly_and_stays_bounded() -> None:
     keeper = FrameKeeper(max_kept=50)
     for t in range(3600):  # an hour at 1 fps

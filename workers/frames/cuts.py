@@ -130,7 +130,7 @@ def scored_cuts(
     prev_grey = 0.0
     for f in ordered_frames(frames):
         tc = _timecode(f.t_s)
-        bgr, grey = detector_input(f.image, chroma_gate)
+        bgr, grey = detector_input(f.pixels(), chroma_gate)
         colour_found, colour_score = colour.feed(tc, bgr)
         luma_found, luma_score = luma.feed(tc, bgr)
         both_grey = min(grey, prev_grey) >= _GREY_FRAME_SHARE

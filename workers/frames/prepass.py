@@ -60,11 +60,13 @@ def change_scores(
     no pixel past CHANGE_LEVEL.
     """
     cut_keys = {round(t, 3) for t in cut_after}
-    hists = [colour_histogram(f.image) for f in frames]
+    hists = [colour_histogram(f.pixels()) for f in frames]
     return tuple(
         CUT_SCORE
         if round(b.t_s, 3) in cut_keys
-        else min(change_fraction(a.image, b.image), NOVELTY_SCALE * histogram_distance(ha, hb))
+        else min(
+            change_fraction(a.pixels(), b.pixels()), NOVELTY_SCALE * histogram_distance(ha, hb)
+        )
         for (a, b), (ha, hb) in zip(
             itertools.pairwise(frames), itertools.pairwise(hists), strict=True
         )

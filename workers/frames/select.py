@@ -125,7 +125,7 @@ def disagreement(
     for a, b in zip(ours, reference, strict=True):
         if abs(a.t_s - b.t_s) > tolerance_s:
             return f"returned the frame at {a.t_s:.3f} s where the one at {b.t_s:.3f} s is due"
-        diff = picture_difference(a.image, b.image)
+        diff = picture_difference(a.pixels(), b.pixels())
         if diff > SAME_PICTURE_MAX_DIFF:
             return (
                 f"returned a different picture for {b.t_s:.2f} s "

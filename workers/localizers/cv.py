@@ -86,7 +86,7 @@ def frame_stats(frames: Sequence[FrameSample], black_pixel_luma: float) -> list[
     out: list[FrameStats] = []
     prev: np.ndarray | None = None
     for f in frames:
-        grey = cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(f.pixels(), cv2.COLOR_RGB2GRAY)
         dark = float(np.count_nonzero(grey < black_pixel_luma)) / grey.size
         diff = None
         if prev is not None and prev.shape == grey.shape:

@@ -83,7 +83,7 @@ def frame_data_uri(frame: FrameSample, *, jpeg_quality: int = 85) -> str:
     """The frame's own JPEG when it carries one (encoded once, or from the frame cache)."""
     if frame.jpeg is not None:
         return jpeg_data_uri(frame.jpeg)
-    return encode_jpeg_data_uri(frame.image, jpeg_quality=jpeg_quality)
+    return encode_jpeg_data_uri(frame.pixels(), jpeg_quality=jpeg_quality)
 
 
 def build_messages(

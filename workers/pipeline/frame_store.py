@@ -15,9 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import cv2
-import numpy as np
-
 from vidloc.errors import FrameCacheUnreadable, ObjectMissing, VidlocError
 from workers.localizers.prompt import encode_jpeg
 from workers.pipeline.frame_cache import (
@@ -38,7 +35,7 @@ from workers.pipeline.frame_cache import (
     part_key,
     parts_for,
 )
-from workers.types import Chunk, FrameSample, RGBImage
+from workers.types import Chunk, FrameSample
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +52,10 @@ class FrameCacheStore(Protocol):
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[Any]: ...  # .key, .size
 
 
-def decode_jpeg(jpeg: bytes) -> RGBImage:
-    """The picture of a kept JPEG (a thumbnail's source; the model is sent the bytes)."""
-    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FrameCacheUnreadable("a kept frame is not a readable JPEG")
-    rgb: RGBImage = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-    return rgb
-
-
 def as_sent(frames: Iterable[FrameSample], jpeg_quality: int) -> Iterator[FrameSample]:
     """``frames``, each carrying its JPEG: encoded once, here, and sent and kept as is."""
     for frame in frames:
-        yield replace(frame, jpeg=encode_jpeg(frame.image, jpeg_quality=jpeg_quality))
+        yield replace(frame, jpeg=encode_jpeg(frame.pixels(), jpeg_quality=jpeg_quality))
 
 
 @dataclass
@@ -160,7 +148,7 @@ class FrameStore:
             kept = held[index].get(t)
             if kept is None:
                 raise FrameCacheUnreadable(f"part {index} lacks the frame at {t:.3f} s")
-            yield FrameSample(kept.t_s, decode_jpeg(kept.jpeg), kept.jpeg)
+            yield FrameSample(kept.t_s, None, kept.jpeg)
 
     def _part(self, prefix: str, fingerprint: str, index: int) -> dict[float, CachedFrame]:
         try:

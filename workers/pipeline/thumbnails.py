@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cv2
+import numpy as np
 
 from contracts import Timeline, TimelineEvent
 from workers.types import FrameSample, RGBImage
@@ -47,6 +48,15 @@ def encode_thumbnail(image: RGBImage, long_side: int = LONG_SIDE) -> bytes:
     return bytes(buffer.tobytes())
 
 
+def shrink_jpeg(jpeg: bytes, long_side: int = LONG_SIDE) -> bytes:
+    """:func:`encode_thumbnail` of a JPEG's picture."""
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("a kept frame is not a readable JPEG")
+    rgb: RGBImage = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    return encode_thumbnail(rgb, long_side)
+
+
 class FrameKeeper:
     """Small JPEGs of the frames a job decoded, at most ``max_kept``, spread over time."""
 
@@ -54,6 +64,7 @@ class FrameKeeper:
         self.max_kept = max(2, max_kept)
         self.step_s = step_s  # 0: keep every frame until full
         self._kept: dict[float, bytes] = {}
+        self._unshrunk: set[float] = set()  # kept as the JPEG sent, not yet a thumbnail
         self._cells: set[float] = set()
 
     def tap(self, frames: Iterable[FrameSample]) -> Iterator[FrameSample]:
@@ -69,7 +80,13 @@ class FrameKeeper:
         cell = self._cell(frame.t_s)
         if cell in self._cells:
             return  # this spacing's cell already has its frame
-        self._kept[frame.t_s] = encode_thumbnail(frame.image)
+        if frame.jpeg is not None:
+            # The JPEG as sent, made a thumbnail only if an event picks it (nearest): most
+            # kept frames are thinned away, and a frame-cache frame has no pixels to shrink.
+            self._kept[frame.t_s] = frame.jpeg
+            self._unshrunk.add(frame.t_s)
+        else:
+            self._kept[frame.t_s] = encode_thumbnail(frame.pixels())
         self._cells.add(cell)
         while len(self._kept) > self.max_kept:
             self._thin()
@@ -86,6 +103,7 @@ class FrameKeeper:
             cell = self._cell(t)
             if cell in seen:
                 del self._kept[t]
+                self._unshrunk.discard(t)
             seen.add(cell)
         self._cells = seen
 
@@ -99,6 +117,9 @@ class FrameKeeper:
             return None
         i = bisect.bisect_left(times, t)
         best = min(times[max(0, i - 1) : i + 1], key=lambda x: abs(x - t))
+        if best in self._unshrunk:
+            self._kept[best] = shrink_jpeg(self._kept[best])
+            self._unshrunk.discard(best)
         return best, self._kept[best]
 
 

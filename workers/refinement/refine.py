@@ -322,7 +322,7 @@ def _histograms(
 ) -> list[tuple[float, Histogram]]:
     """:func:`_decode`, each frame reduced to (true time, colour histogram) as it arrives, so
     only one decoded frame is alive at a time."""
-    seen = [(f.t_s, colour_histogram(f.image)) for f in source.frames(path, times, size)]
+    seen = [(f.t_s, colour_histogram(f.pixels())) for f in source.frames(path, times, size)]
     if len(seen) == len(times):
         return seen
     return [min(seen, key=lambda s: abs(s[0] - t)) for t in times]
