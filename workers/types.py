@@ -9,6 +9,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from vidloc.adapters.ranged_reader import ReadStats
+
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB order
 
 
@@ -39,6 +41,17 @@ class VideoInfo:
     container: str = ""  # FFmpeg's demuxer name, e.g. "mpegts", "mov,mp4,m4a,3gp,3g2,mj2"
     rotation: int = 0
     warnings: tuple[SourceWarning, ...] = ()
+
+
+@dataclass(frozen=True)
+class RangedProbe:
+    """A probe of an object read by ranges (its header and end): ``info`` as the full probe
+    gives it, or None when only downloading and scanning every packet can tell (``reason``);
+    ``stats`` is what it read."""
+
+    info: VideoInfo | None
+    reason: str
+    stats: ReadStats
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,16 @@ class FrameSource(Protocol):
         ``size`` is (width, height) of the returned images. Implementations stream: they never
         hold more than a few decoded frames at once.
         """
+        ...
+
+
+class RangedFrameSource(FrameSource, Protocol):
+    """A frame source reading one object version from the store by ranges."""
+
+    read_stats: ReadStats
+
+    def probe_by_ranges(self) -> RangedProbe:
+        """The object's probe from its header and end (see :class:`RangedProbe`)."""
         ...
 
 

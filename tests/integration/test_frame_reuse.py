@@ -16,16 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from reliability import Ingest, WorkerGroup, upload, wait_group_stable
 
-from contracts import IngestEvent, ResultEvent, decode_timeline, derive_analysis_id
+from contracts import IngestEvent, ResultEvent, Timeline, decode_timeline, derive_analysis_id
 from devkit.fake_vlm.server import serve_in_thread
+from devkit.serve_api import serve_in_thread as serve_api
 from devkit.synth.catalogue import spec_named
 from devkit.synth.render import ensure_rendered
 from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc import names
+from vidloc.api.app import create_app
 from vidloc.settings import Settings
 from vidloc.tenancy import tenant_of_key
 
@@ -285,5 +289,40 @@ def test_a_long_videos_spans_fill_the_cache_and_its_later_analysis_runs_in_spans
         )
         assert timeline.sampling.chunks == chunks and timeline.analysis_id == later.analysis_id
         assert [e.label for e in timeline.events] == ["green square"]
+        later_key = names.analysis_timeline_key(first.effective_video_id, later.analysis_id)
+        _assert_thumbnailed(rig, later_key)
+        # Both were merged from span checkpoints (no frame passed the merging member): their
+        # thumbnails come from the frame cache; the API serves the first analysis's.
+        first_key = names.timeline_key(first.effective_video_id)
+        first_timeline = _assert_thumbnailed(rig, first_key)
+        app = create_app(
+            rig.group.settings.model_copy(update={"search_index_path": tmp_path / "s.sqlite"})
+        )
+        base_url, stop = serve_api(app)
+        try:
+            with httpx.Client(base_url=base_url, timeout=15.0) as http:
+                for event in first_timeline.events:
+                    url = f"/videos/{first.effective_video_id}/events/{event.id}/thumbnail"
+                    served = http.get(url)
+                    assert served.status_code == 200, served.text
+                    stored = rig.store.get_bytes(
+                        rig.bucket, f"{first_key.rsplit('/', 1)[0]}/{event.thumbnail}"
+                    )
+                    assert served.content == stored
+        finally:
+            stop()
     finally:
         rig.close()
+
+
+def _assert_thumbnailed(rig: Rig, key: str) -> Timeline:
+    """Every event of the timeline at ``key`` names a thumbnail stored beside it: a small JPEG."""
+    timeline = decode_timeline(rig.store.get_bytes(rig.bucket, key))
+    assert timeline.events
+    folder = key.rsplit("/", 1)[0]
+    for event in timeline.events:
+        assert event.thumbnail is not None, (event, rig.group.workers.logs())
+        stored = rig.store.get_bytes(rig.bucket, f"{folder}/{event.thumbnail}")
+        picture = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR)
+        assert picture is not None and max(picture.shape[:2]) <= 320
+    return timeline

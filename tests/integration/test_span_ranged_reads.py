@@ -1,5 +1,8 @@
 """A span's worker reads only its part of the video from the real store (versitygw), by ranges.
 
+The member that hands a long video off reads only its header and end (probe by ranges), with
+the facts the full probe of the downloaded file gives, or falls back to that probe.
+
 No download, no probe: the decoder child opens the object through the ranged reader, seeks to
 the keyframe before the span, and fetches well under the whole object for a middle span. The
 frames are the ones decoding the downloaded file gives (irregular keyframes too), and an object
@@ -18,16 +21,18 @@ import numpy as np
 import pytest
 
 from contracts import IngestEvent
+from devkit.synth.catalogue import spec_named
 from devkit.synth.matrix import MatrixClip, render_clip
-from devkit.synth.render import ensure_rendered
+from devkit.synth.render import corrupt_copy, ensure_rendered
 from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.adapters.ranged_reader import RangedReader
 from vidloc.errors import ObjectMissing
 from vidloc.settings import Settings
 from workers.frames import close_source, open_ranged_source
+from workers.frames.probe import probe_video
 from workers.frames.pyav_source import PyAVSource
-from workers.pipeline.job import JobRunner
+from workers.pipeline.job import HandOff, JobRunner
 from workers.service.main import localizer_factory, ranged_opener, source_opener
 
 pytestmark = pytest.mark.integration
@@ -178,3 +183,85 @@ def test_the_object_size_limit_holds_for_ranged_reads(
     _, store, bucket, etag = uploaded
     with pytest.raises(ObjectTooLarge):
         store.remote_object(bucket, SPEC.filename, max_bytes=1000, expected_etag=etag)
+
+
+def test_the_hand_off_reads_the_header_and_end_only(
+    uploaded: tuple[Settings, ObjectStore, str, str],
+) -> None:
+    settings, store, bucket, etag = uploaded
+    settings = settings.model_copy(update={"span_s": 120.0})
+    size = store.stat(bucket, SPEC.filename).size
+    order = _order(bucket, etag, size, 0, CHUNKS)
+    event = order.model_copy(update={"span": None})
+    with httpx.Client() as http:
+        runner = JobRunner(
+            settings,
+            store,
+            source_opener(settings),
+            localizer_factory(settings, http),
+            open_ranged=ranged_opener(settings, store),
+        )
+        handed = runner.run_or_hand_off(event, event.job_id, lambda *_: None)
+    assert isinstance(handed, HandOff)
+    assert handed.chunks_total == CHUNKS and len(handed.spans) == 4 + 2  # and the lead-in
+    assert handed.object_bytes == size
+    assert 0 < handed.bytes_fetched < 0.1 * size, (handed.bytes_fetched, size)
+    # The plan stands on the facts the full probe of the downloaded file gives.
+    assert handed.info == probe_video(str(ensure_rendered(SPEC, MEDIA)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "h264-mp4",
+        "vp9-webm-irregular-keyframes",
+        "vfr-h264-mp4",
+        "h265-mkv",
+        "truncated-mp4",
+        "truncated-mkv",
+        "mpegts",
+    ],
+)
+def test_a_probe_by_ranges_is_the_full_probe_or_none(
+    uploaded: tuple[Settings, ObjectStore, str, str], tmp_path: Path, name: str
+) -> None:
+    _, store, bucket, _ = uploaded
+    media = ensure_rendered(SPEC, MEDIA)
+    path = {
+        "h264-mp4": lambda: media,
+        "vp9-webm-irregular-keyframes": lambda: render_clip(
+            MatrixClip("webm", "vp9", "scenecut45"), tmp_path
+        ),
+        "vfr-h264-mp4": lambda: ensure_rendered(spec_named("vfr_h264"), MEDIA),
+        "h265-mkv": lambda: ensure_rendered(spec_named("h265_mkv"), MEDIA),
+        "truncated-mp4": lambda: corrupt_copy(media, tmp_path / "t.mp4", "truncate"),
+        "truncated-mkv": lambda: corrupt_copy(
+            ensure_rendered(spec_named("h265_mkv"), MEDIA), tmp_path / "t.mkv", "truncate"
+        ),
+        "mpegts": lambda: _remuxed(media, tmp_path / "v.ts"),
+    }[name]()
+    key = f"probe/{path.name}"
+    info = store.upload_file(bucket, key, path)
+    remote = store.remote_object(bucket, key, max_bytes=1 << 30, expected_etag=info.etag)
+    source = open_ranged_source(remote)
+    try:
+        probed = source.probe_by_ranges()
+    finally:
+        close_source(source)
+    full = probe_video(str(path))
+    if name in ("truncated-mp4", "truncated-mkv", "mpegts"):
+        # Only every packet tells: the caller downloads and probes the file.
+        assert probed.info is None, probed
+        assert full.warnings or name == "mpegts"
+    else:
+        assert probed.info == full, probed.reason
+    assert 0 < probed.stats.fetched <= info.size
+
+
+def _remuxed(source: Path, dest: Path) -> Path:
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", str(dest)], check=True
+    )
+    return dest

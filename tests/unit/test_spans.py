@@ -283,7 +283,7 @@ class MergeRunner:
         self.calls.append(f"partial-{reported}")
         return _outcome(event, job_id)
 
-    def run(self, event: Any, job_id: str, progress: Any) -> Any:
+    def merge(self, event: Any, job_id: str, progress: Any) -> Any:
         assert event.span is None  # the merge runs the whole video
         self.calls.append("merge")
         return _outcome(event, job_id)

@@ -47,7 +47,7 @@ from vidloc.errors import (
     StorageUnavailable,
     VidlocError,
 )
-from workers.types import FrameSample, FrameSource, VideoInfo
+from workers.types import FrameSample, FrameSource, RangedProbe, VideoInfo
 
 if TYPE_CHECKING:
     from workers.frames.pyav_source import PyAVSource
@@ -62,7 +62,11 @@ _RETURNED_ERRORS: dict[str, type[VidlocError]] = {
 # How long a finished or killed child may take to be reaped.
 _JOIN_S = 10.0
 # Imported once by the decoder server, so that forked children start with them loaded.
-_PRELOAD = ["workers.frames.pyav_source", "workers.frames.decord_source"]
+_PRELOAD = [
+    "workers.frames.pyav_source",
+    "workers.frames.ranged_probe",
+    "workers.frames.decord_source",
+]
 
 _context_lock = threading.Lock()
 _context: BaseContext | None = None
@@ -326,6 +330,17 @@ class IsolatedSource:
         info: VideoInfo = self.child.call(_probe, (self.inner, path), label=self.name, path=path)
         return info
 
+    def probe_by_ranges(self) -> RangedProbe:
+        """The object's probe from its header and end, for a source reading it by ranges."""
+        remote = getattr(self.inner, "remote", None)
+        if remote is None:
+            raise DecodeFailed(f"{self.name}: not reading an object by ranges")
+        found: RangedProbe = self.child.call(
+            _probe_by_ranges, (remote,), label="probe", path=remote.where
+        )
+        self.read_stats.add(found.stats)
+        return found
+
     def frames(
         self, path: str, times: Sequence[float], size: tuple[int, int]
     ) -> Generator[FrameSample, None, None]:
@@ -354,6 +369,12 @@ class IsolatedSource:
 
 def _probe(source: FrameSource, path: str) -> Iterator[VideoInfo]:
     yield source.probe(path)
+
+
+def _probe_by_ranges(remote: RemoteObject) -> Iterator[RangedProbe]:
+    from workers.frames.ranged_probe import probe_by_ranges  # PyAV: in the child only
+
+    yield probe_by_ranges(remote)
 
 
 def _serve_frames(

@@ -134,39 +134,67 @@ def stream_origin_s(stream: av.video.stream.VideoStream) -> float:
 def probe_video(path: str) -> VideoInfo:
     """Read the header, decode the first frame, scan the packets; see the module docstring."""
     with open_input(path) as container:
-        stream = video_stream(container)
-        ctx = stream.codec_context
-        width, height = int(ctx.width or 0), int(ctx.height or 0)
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
-        stated = stated_duration_s(container, stream)
-        frame_count = int(stream.frames) or None
-        codec = ctx.codec.canonical_name  # "av1", not the decoder "libdav1d"
-        # A readable header is not enough: a garbled or unsupported stream fails here, cheaply.
-        first = _first_frame(container, stream)
-        if not width or not height:
-            width, height = first.width, first.height
-        rotation = display_rotation(first)
-        if rotation in (90, 270):
-            width, height = height, width
-        format_name = container.format.name
+        header = read_header(container, video_stream(container))
     # A fresh pass from the first byte: seeking back is unreliable in unindexed containers.
     with open_input(path) as container:
         scan = scan_packets(container, video_stream(container))
-    duration, warnings = _decodable_duration(stated, scan, fps, frame_count)
+    duration, warnings = decodable_duration(header.stated_s, scan, header.fps, header.frame_count)
     if duration <= 0:
         raise DecodeFailed("cannot tell the video's duration")
-    logger.debug("probed %s: %s %dx%d %.3f fps %.3f s", path, codec, width, height, fps, duration)
-    return VideoInfo(
-        duration_s=duration,
-        fps=fps,
+    logger.debug("probed %s: %s %.3f s", path, header, duration)
+    return header.info(duration, warnings)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a container's header and its first frame state, before any packet scan."""
+
+    width: int
+    height: int
+    fps: float
+    stated_s: float | None
+    frame_count: int | None
+    codec: str
+    container: str
+    rotation: int
+
+    def info(self, duration_s: float, warnings: tuple[SourceWarning, ...] = ()) -> VideoInfo:
+        return VideoInfo(
+            duration_s=duration_s,
+            fps=self.fps,
+            width=self.width,
+            height=self.height,
+            codec=self.codec,
+            frame_count=self.frame_count,
+            container=self.container,
+            rotation=self.rotation,
+            warnings=warnings,
+        )
+
+
+def read_header(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Header:
+    """The stream's stated facts, and its first frame decoded (a garbled or unsupported stream
+    fails here, cheaply: DecodeFailed)."""
+    ctx = stream.codec_context
+    width, height = int(ctx.width or 0), int(ctx.height or 0)
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    first = _first_frame(container, stream)
+    if not width or not height:
+        width, height = first.width, first.height
+    rotation = display_rotation(first)
+    if rotation in (90, 270):
+        width, height = height, width
+    return Header(
         width=width,
         height=height,
-        codec=codec,
-        frame_count=frame_count,
-        container=format_name,
+        fps=float(rate) if rate else 0.0,
+        stated_s=stated_duration_s(container, stream),
+        frame_count=int(stream.frames) or None,
+        codec=ctx.codec.canonical_name,  # "av1", not the decoder "libdav1d"
+        container=container.format.name,
         rotation=rotation,
-        warnings=warnings,
     )
 
 
@@ -245,7 +273,7 @@ def has_open_gop(path: str, keyframes: int = 8) -> bool:
     return False
 
 
-def _decodable_duration(
+def decodable_duration(
     stated: float | None, scan: PacketScan, fps: float, frame_count: int | None
 ) -> tuple[float, tuple[SourceWarning, ...]]:
     """The span to plan on, and what the job should say about the rest."""

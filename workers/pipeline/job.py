@@ -40,6 +40,7 @@ from workers.localizers.kind import LocalizerKind
 from workers.localizers.registry import localizer_kind
 from workers.model.cost import Prices, price_usage
 from workers.pipeline.assemble import assemble, wanted_times
+from workers.pipeline.cached_thumbnails import store_cached_thumbnails
 from workers.pipeline.decoded import CountedSource
 from workers.pipeline.fanout import localize_chunks
 from workers.pipeline.frame_cache import (
@@ -79,6 +80,7 @@ from workers.types import (
     FrameSource,
     Localizer,
     LocalizeRequest,
+    RangedFrameSource,
     TokenTally,
     VideoInfo,
 )
@@ -126,6 +128,9 @@ class HandOff:
     spans: tuple[Span, ...]
     info: VideoInfo
     chunks_total: int
+    # What planning it read from the store by ranges, of the object's size (0: downloaded).
+    bytes_fetched: int = 0
+    object_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ class JobRunner:
         metrics: Metrics | None = None,
         frame_budget: threading.Semaphore | None = None,
         decode_slots: threading.Semaphore | None = None,
-        open_ranged: Callable[[IngestEvent], FrameSource] | None = None,
+        open_ranged: Callable[[IngestEvent], RangedFrameSource] | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         # A span's video read by ranges from the store (None: spans download the whole object).
@@ -208,6 +213,114 @@ class JobRunner:
         outcome = self._run(event.model_copy(update={"span": None}), job_id, progress, True)
         assert not isinstance(outcome, SpanOutcome)
         return outcome
+
+    def merge(self, event: IngestEvent, job_id: str, progress: ProgressFn) -> JobOutcome:
+        """:meth:`run` for the report that completes a long video: every chunk comes from its
+        checkpoint, so the video is not downloaded: it is probed by ranges, and the
+        refinement's decoder reads by ranges the few stretches it looks at. A file only the
+        full probe can tell is downloaded as before."""
+        whole = event.model_copy(update={"span": None})
+        kind = localizer_kind(whole.options.localizer or self._settings.effective_localizer)
+        if (
+            self._open_ranged is None
+            or whole.analysis is not None
+            or (wants_adaptive(whole, self._plan_config) and kind.samples_adaptively)
+        ):
+            return self.run(whole, job_id, progress)
+        where = f"{whole.source.bucket}/{whole.source.key}"
+        source = CountedSource(self._open_ranged(whole), self._metrics)
+        try:
+            probed = self._probe_by_ranges(whole, job_id, progress, source, "merge")
+            if probed is None:
+                close_source(source)
+                return self.run(whole, job_id, progress)
+            plan = make_plan(probed, whole, self._plan_config, kind, None)
+            feed = self._decoding(whole, plan, source, where, source.read_stats.size)
+            outcome = self._work(whole, job_id, progress, False, plan, feed, {}, [])
+        finally:
+            close_source(source)
+        stats = source.read_stats
+        log.info(
+            "merge read %d of %d bytes (%.1f%%) in %d range requests",
+            stats.fetched,
+            stats.size,
+            100.0 * stats.fetched / stats.size if stats.size else 0.0,
+            stats.requests,
+            extra={"video_id": whole.effective_video_id, "job_id": job_id},
+        )
+        assert isinstance(outcome, JobOutcome)
+        return outcome
+
+    def _probe_by_ranges(
+        self,
+        event: IngestEvent,
+        job_id: str,
+        progress: ProgressFn,
+        source: RangedFrameSource,
+        purpose: str,
+    ) -> VideoInfo | None:
+        """The probe's facts from the object's header and end, read by ranges; None when only
+        a download and a scan of every packet can tell (workers/frames/ranged_probe.py)."""
+        progress("probing", 0, 0, f"probing s3://{event.source.bucket}/{event.source.key}")
+        started = time.monotonic()
+        probed = source.probe_by_ranges()
+        stats = probed.stats
+        log.info(
+            "%s probe by ranges: %d of %d bytes (%.1f%%) in %d requests, %.2f s; %s",
+            purpose,
+            stats.fetched,
+            stats.size,
+            100.0 * stats.fetched / stats.size if stats.size else 0.0,
+            stats.requests,
+            time.monotonic() - started,
+            probed.reason if probed.info is None else "from the " + probed.reason,
+            extra={"video_id": event.effective_video_id, "job_id": job_id},
+        )
+        return probed.info
+
+    def _hand_off_by_ranges(
+        self, event: IngestEvent, job_id: str, progress: ProgressFn, kind: LocalizerKind
+    ) -> HandOff | None:
+        """A long video handed off without its download or a scan of every packet. None: a
+        video this worker runs itself, or one the full probe must tell (the caller downloads
+        it)."""
+        assert self._open_ranged is not None
+        source = self._open_ranged(event)
+        try:
+            info = self._probe_by_ranges(event, job_id, progress, source, "hand-off")
+        finally:
+            close_source(source)
+        if info is None:
+            return None
+        handed = self._split(event, job_id, make_plan(info, event, self._plan_config, kind, None))
+        if handed is None:
+            return None
+        stats = source.read_stats
+        log.info(
+            "hand-off read %d of %d bytes (%.1f%%) in %d range requests",
+            stats.fetched,
+            stats.size,
+            100.0 * stats.fetched / stats.size if stats.size else 0.0,
+            stats.requests,
+            extra={"video_id": event.effective_video_id, "job_id": job_id},
+        )
+        return replace(handed, bytes_fetched=stats.fetched, object_bytes=stats.size)
+
+    def _split(self, event: IngestEvent, job_id: str, plan: JobPlan) -> HandOff | None:
+        """The plan's spans for the group, when the video is long enough to split."""
+        s = self._settings
+        if plan.mode != "uniform" or not should_split(
+            plan.info.duration_s, s.span_s, len(plan.chunks)
+        ):
+            return None
+        spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s)
+        log.info(
+            "long video: %d chunks handed to the group in %d spans",
+            len(plan.chunks),
+            len(spans),
+            extra={"video_id": event.effective_video_id, "job_id": job_id},
+        )
+        return HandOff(spans, plan.info, len(plan.chunks))
 
     def run_span(self, event: IngestEvent, job_id: str, progress: ProgressFn) -> SpanOutcome:
         """The chunks of ``event.span`` only (an order): decoded from the span's start, each
@@ -275,6 +388,12 @@ class JobRunner:
             cached = self._from_cache_or_note(event, job_id, progress, may_split, kind, notes)
             if cached is not None:
                 return cached
+        adaptive = wants_adaptive(event, self._plan_config) and kind.samples_adaptively
+        if may_split and s.span_s > 0 and self._open_ranged is not None and not adaptive:
+            # A long video's member only plans it: its header and end say enough.
+            handed = self._hand_off_by_ranges(event, job_id, progress, kind)
+            if handed is not None:
+                return handed
         with (
             tempfile.TemporaryDirectory(prefix="vidloc-job-", dir=s.work_dir) as tmp,
             contextlib.ExitStack() as job_scoped,
@@ -300,7 +419,7 @@ class JobRunner:
             job_scoped.callback(close_source, source)
             timings["probe_s"] = time.monotonic() - started
             prepass = None
-            if wants_adaptive(event, self._plan_config) and kind.samples_adaptively:
+            if adaptive:
                 progress("probing", 0, 0, "pre-pass: where does the picture change")
                 started = time.monotonic()
                 prepass = run_prepass(
@@ -326,19 +445,9 @@ class JobRunner:
         chunks, or the whole video to a stored timeline."""
         s = self._settings
         video_id = event.effective_video_id
-        if (
-            may_split
-            and plan.mode == "uniform"
-            and should_split(plan.info.duration_s, s.span_s, len(plan.chunks))
-        ):
-            spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s)
-            log.info(
-                "long video: %d chunks handed to the group in %d spans",
-                len(plan.chunks),
-                len(spans),
-                extra={"video_id": video_id, "job_id": job_id},
-            )
-            return HandOff(spans, plan.info, len(plan.chunks))
+        handed = self._split(event, job_id, plan) if may_split else None
+        if handed is not None:
+            return handed
         localizer = self._make_localizer(plan.kind.name)
         log.info(
             "job planned: %d frames in %d chunks at %.2f fps, %dx%d, localizer %s, frames %s",
@@ -366,7 +475,7 @@ class JobRunner:
         started = time.monotonic()
         merged, refined = self._finish_events(event, plan, results, feed, localizer, notes)
         timings["refine_s"] = time.monotonic() - started
-        self._keep_frames(event, plan, feed)
+        sealed = self._keep_frames(event, plan, feed)
 
         progress("merging", len(plan.chunks), len(plan.chunks), "merging chunk events")
         usage = sum((r.usage for r in results), TokenTally())
@@ -390,13 +499,17 @@ class JobRunner:
             video_id, event.analysis_id, tenant_of_key(event.source.key)
         )
         folder = key.rsplit("/", 1)[0]
-        timeline = store_thumbnails(
-            timeline,
-            keeper,
-            lambda name, jpeg: self._store.put_bytes(
-                s.timeline_bucket, f"{folder}/{name}", jpeg, "image/jpeg"
-            ),
-        )
+
+        def put_thumbnail(name: str, jpeg: bytes) -> None:
+            self._store.put_bytes(s.timeline_bucket, f"{folder}/{name}", jpeg, "image/jpeg")
+
+        timeline = store_thumbnails(timeline, keeper, put_thumbnail)
+        if from_checkpoint:
+            # Chunks answered from checkpoints (a long video's spans, a resumed job) passed no
+            # frame by the keeper: their events' frames come from the frame cache, if kept.
+            timeline = store_cached_thumbnails(
+                timeline, self._frame_cache, self._cache_prefix(event), sealed, put_thumbnail
+            )
         progress("storing", len(plan.chunks), len(plan.chunks), f"storing {key}")
         started = time.monotonic()
         self._store.put_bytes(s.timeline_bucket, key, encode(timeline))
@@ -546,12 +659,12 @@ class JobRunner:
 
         return plan, _Feed(frames, object_size=manifest.object_size or None)
 
-    def _keep_frames(self, event: IngestEvent, plan: JobPlan, feed: _Feed) -> None:
+    def _keep_frames(self, event: IngestEvent, plan: JobPlan, feed: _Feed) -> Manifest | None:
         """Seal the cache this whole-video job (or its spans) filled: the manifest goes last,
-        once every part is stored."""
+        once every part is stored. The manifest written, or None."""
         cache, writer = self._frame_cache, feed.writer
         if cache is None or writer is None or writer.failed:
-            return
+            return None
         sampling = frame_sampling(plan, self._settings.vlm_jpeg_quality)
         source = {
             "bucket": event.source.bucket,
@@ -582,6 +695,7 @@ class JobRunner:
                 sealed.bytes,
                 sealed.bytes_per_minute(),
             )
+        return sealed
 
     def _cache_prefix(self, event: IngestEvent) -> str:
         # Tenant and object version in the key: another tenant's video of the same id, or a

@@ -6,9 +6,11 @@ full, the spacing doubles and every other one goes), so a long job holds a few M
 frames. After the merge, :func:`pick_thumbnails` gives each event the kept frame nearest its
 middle, if one lies within the event or within one spacing of it.
 
-What gets none: chunks answered from checkpoints (a resumed job decodes only the rest) and a
-long video merged from its spans (the merging member decoded none of them): their events carry
-no ``thumbnail`` and the API answers ``thumbnail_not_found``.
+Chunks answered from checkpoints (a long video merged from its spans: the merging member
+localizes none itself; a resumed job) pass no frame by the keeper: their events take the frame
+cache's kept frame nearest their middle (:func:`pick_times` too;
+:mod:`workers.pipeline.cached_thumbnails`). With the cache off or unreadable they carry no
+``thumbnail`` and the API answers ``thumbnail_not_found``.
 """
 
 from __future__ import annotations
@@ -137,18 +139,32 @@ class Thumbnail:
     jpeg: bytes
 
 
-def pick_thumbnails(events: Sequence[TimelineEvent], keeper: FrameKeeper) -> list[Thumbnail]:
-    """For each event, the kept frame nearest its middle, when it lies within the event or
-    within one spacing of it (else the event gets none)."""
-    slack = max(keeper.step_s, 1.0)
-    chosen = []
+def pick_times(
+    events: Sequence[TimelineEvent], times: Sequence[float], spacing: float
+) -> dict[str, float]:
+    """Each event's frame among ``times`` (ascending): the one nearest its middle, when it lies
+    within the event or within ``max(spacing, 1 s)`` of it (else the event gets none)."""
+    slack = max(spacing, 1.0)
+    chosen: dict[str, float] = {}
     for event in events:
-        found = keeper.nearest((event.start_s + event.end_s) / 2)
-        if found is None:
-            continue
-        t, jpeg = found
+        if not times:
+            break
+        middle = (event.start_s + event.end_s) / 2
+        i = bisect.bisect_left(times, middle)
+        t = min(times[max(0, i - 1) : i + 1], key=lambda x: abs(x - middle))
         if event.start_s - slack <= t <= event.end_s + slack:
-            chosen.append(Thumbnail(event.id, thumbnail_name(event.id), t, jpeg))
+            chosen[event.id] = t
+    return chosen
+
+
+def pick_thumbnails(events: Sequence[TimelineEvent], keeper: FrameKeeper) -> list[Thumbnail]:
+    """For each event, the kept frame nearest its middle (:func:`pick_times`, the keeper's
+    spacing)."""
+    chosen = []
+    for event_id, t in pick_times(events, keeper.times, keeper.step_s).items():
+        found = keeper.nearest(t)
+        assert found is not None and found[0] == t
+        chosen.append(Thumbnail(event_id, thumbnail_name(event_id), t, found[1]))
     return chosen
 
 

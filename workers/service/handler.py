@@ -367,7 +367,7 @@ class IngestHandler:
         progress = self._progress_fn(video_id, job_id, tenant, _analysis(event))
         try:
             if ledger.merges_on(span.index):
-                outcome = self._runner.run(whole, job_id, progress)
+                outcome = self._runner.merge(whole, job_id, progress)
             elif ledger.completed_by is None:
                 outcome = self._runner.partial(event, job_id, len(ledger.reported))
             else:

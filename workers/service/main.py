@@ -31,7 +31,7 @@ from workers.service.handler import IngestHandler
 from workers.service.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
 from workers.service.work_markers import WorkMarkers
 from workers.service.workdir import own_work_dir, release_work_dir
-from workers.types import FrameSource, Localizer, VideoInfo
+from workers.types import FrameSource, Localizer, RangedFrameSource, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,13 @@ def source_opener(settings: Settings) -> Callable[[Path], tuple[FrameSource, Vid
     return open_source
 
 
-def ranged_opener(settings: Settings, store: ObjectStore) -> Callable[[IngestEvent], FrameSource]:
+def ranged_opener(
+    settings: Settings, store: ObjectStore
+) -> Callable[[IngestEvent], RangedFrameSource]:
     """A span's source: its object version read by ranges (pinned to the order's etag, held to
     ``VIDLOC_MAX_OBJECT_BYTES``), decoded by PyAV in a child of its own."""
 
-    def open_ranged(event: IngestEvent) -> FrameSource:
+    def open_ranged(event: IngestEvent) -> RangedFrameSource:
         remote = store.remote_object(
             event.source.bucket,
             event.source.key,
