@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,11 +47,13 @@ __all__ = [
     "ask_event_id",
     "load_record",
     "load_records",
+    "new_analysis",
     "question_options",
     "question_problem",
     "record_key",
     "refusal",
     "save_record",
+    "start_analysis",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,37 @@ def ask_event(
     )
 
 
+def new_analysis(
+    source: SourceObject,
+    *,
+    video_id: str,
+    tenant: str | None,
+    options: IngestOptions,
+    event_id: str,
+    now: datetime,
+    key_id: str | None = None,
+) -> tuple[IngestEvent, AnalysisRecord]:
+    """One ask of ``options``' question: its ingest event (:func:`ask_event`) and the record
+    that lists it (``key_id``: the API key asking, None from the CLI)."""
+    event = ask_event(
+        source, video_id=video_id, tenant=tenant, options=options, event_id=event_id, now=now
+    )
+    record = AnalysisRecord(
+        analysis_id=event.analysis_id,
+        video_id=video_id,
+        tenant=tenant,
+        event_id=event_id,
+        job_id=event.job_id,
+        prompt=options.prompt,
+        labels=list(options.labels),
+        options=options,
+        source=source,
+        key_id=key_id,
+        created_at=now,
+    )
+    return event, record
+
+
 def record_key(video_id: str, analysis_id: str, tenant: str | None = None) -> str:
     return f"{names.analyses_prefix(video_id, tenant)}{analysis_id}/{RECORD_NAME}"
 
@@ -194,6 +227,22 @@ def save_record(store: ObjectStore, bucket: str, record: AnalysisRecord) -> bool
     key = record_key(record.video_id, record.analysis_id, record.tenant)
     data = record.model_dump_json().encode("utf-8")
     return store.put_bytes_if(bucket, key, data, etag=None) is not None
+
+
+def start_analysis(
+    store: ObjectStore, bucket: str, record: AnalysisRecord, publish: Callable[[], None]
+) -> bool:
+    """Save ``record``, then ``publish`` its event. False when the record was stored already
+    (a repeat or a race of the same idempotency key: nothing is published, the first ask
+    does). A failed publish removes the record (no worker would ever answer it) and raises."""
+    if not save_record(store, bucket, record):
+        return False
+    try:
+        publish()
+    except Exception:
+        store.delete(bucket, record_key(record.video_id, record.analysis_id, record.tenant))
+        raise
+    return True
 
 
 def _decode(data: bytes, key: str) -> AnalysisRecord | None:

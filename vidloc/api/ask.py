@@ -13,7 +13,6 @@ empty or oversized question (422). ``Idempotency-Key`` makes a retried ask the s
 from __future__ import annotations
 
 import logging
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,18 +29,16 @@ from contracts import (
 )
 from contracts.common import SAFE_ID_PATTERN
 from producers.analyses import (
-    AnalysisRecord,
-    ask_event,
     ask_event_id,
     load_record,
+    new_analysis,
     question_options,
     question_problem,
-    record_key,
     refusal,
-    save_record,
+    start_analysis,
 )
 from vidloc import names
-from vidloc.api.analyses import first_analysis, later_analyses, later_analysis
+from vidloc.api.analyses import first_analysis
 from vidloc.api.auth import Caller, Reader
 from vidloc.api.errors import ApiError
 from vidloc.api.front import Front, FrontDoor, Submitter
@@ -121,18 +118,6 @@ def _question(body: AskRequest) -> tuple[str | None, list[str]]:
     return prompt, labels
 
 
-def _take_quota(door: FrontDoor, key_id: str | None) -> None:
-    # An ask pays the model like a submission: it counts against the same daily quota.
-    wait_s = door.quota.take(key_id or "-", door.now())
-    if wait_s > 0:
-        raise ApiError(
-            429,
-            "submit_quota_exceeded",
-            f"this key has made {door.settings.api_submit_per_day} submissions in the last day",
-            {"Retry-After": str(max(1, math.ceil(wait_s)))},
-        )
-
-
 def _askable(deps: Services, caller: Caller, video_id: str) -> Timeline:
     """The first timeline of a video ``caller`` may ask about now, or the error saying why not."""
     timeline = deps.timelines.load(video_id, caller.tenant)
@@ -150,20 +135,17 @@ def _askable(deps: Services, caller: Caller, video_id: str) -> Timeline:
     return timeline
 
 
+def _first(deps: Services, caller: Caller, video_id: str) -> Analysis:
+    """The video's first analysis (``default``), 404 for a video ``caller`` may not see."""
+    state = _state(deps, caller, video_id)
+    timeline = deps.timelines.load(video_id, caller.tenant) if state.has_timeline else None
+    return first_analysis(state, timeline)
+
+
 def _analysis(deps: Services, caller: Caller, video_id: str, analysis_id: str) -> Analysis:
     if analysis_id == DEFAULT_ANALYSIS_ID:
-        state = _state(deps, caller, video_id)
-        timeline = deps.timelines.load(video_id, caller.tenant) if state.has_timeline else None
-        return first_analysis(state, timeline)
-    found = later_analysis(
-        deps.timelines.store,
-        deps.timelines.bucket,
-        deps.book,
-        video_id,
-        analysis_id,
-        caller.tenant,
-        stalled_after_s=deps.stalled_after_s,
-    )
+        return _first(deps, caller, video_id)
+    found = deps.later_analysis(caller, video_id, analysis_id)
     if found is None:
         if (
             deps.derive(
@@ -204,7 +186,7 @@ def ask(
         options = question_options(prompt, labels, body.options)
     except ContractError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
-    tenant, bucket = caller.tenant, door.settings.timeline_bucket
+    tenant = caller.tenant
     event_id = ask_event_id(tenant, video_id, idempotency_key)
     aid = derive_analysis_id(event_id)
     if idempotency_key is not None and _repeated(door, tenant, video_id, aid, options):
@@ -212,39 +194,25 @@ def ask(
         response.status_code = 200
         return _analysis(deps, caller, video_id, aid)
     timeline = _askable(deps, caller, video_id)
-    _take_quota(door, caller.key_id)
-    now = datetime.now(UTC)
-    event = ask_event(
+    # An ask pays the model like a submission: it counts against the same daily quota.
+    door.count_submission(caller.key_id)
+    event, record = new_analysis(
         timeline.source,
         video_id=video_id,
         tenant=tenant,
         options=options,
         event_id=event_id,
-        now=now,
-    )
-    record = AnalysisRecord(
-        analysis_id=aid,
-        video_id=video_id,
-        tenant=tenant,
-        event_id=event_id,
-        job_id=event.job_id,
-        prompt=options.prompt,
-        labels=list(options.labels),
-        options=options,
-        source=timeline.source,
+        now=datetime.now(UTC),
         key_id=caller.key_id,
-        created_at=now,
     )
-    if not save_record(door.store, bucket, record):
+
+    def publish() -> None:
+        door.publisher().publish(names.TOPIC_INGEST, video_id, encode(event))
+
+    if not start_analysis(door.store, door.settings.timeline_bucket, record, publish):
         # The same key raced this request; the other one publishes (the same event anyway).
         response.status_code = 200
         return _analysis(deps, caller, video_id, aid)
-    try:
-        door.publisher().publish(names.TOPIC_INGEST, video_id, encode(event))
-    except Exception:
-        # Nothing started: do not list an analysis no worker will ever answer.
-        door.store.delete(bucket, record_key(video_id, aid, tenant))
-        raise
     log.info(
         "asked analysis %s of %s (key id %s)", aid, video_id, caller.key_id or "-",
         extra={"video_id": video_id, "job_id": event.job_id},
@@ -273,17 +241,9 @@ def _repeated(
 def list_analyses(deps: Deps, caller: Reader, video_id: VideoId) -> AnalysisList:
     """The video's analyses: the first (``default``) first, then each later one by when it
     was asked, with its question, status (running, succeeded, failed, stalled) and links."""
-    state = _state(deps, caller, video_id)
-    timeline = deps.timelines.load(video_id, caller.tenant) if state.has_timeline else None
-    later = later_analyses(
-        deps.timelines.store,
-        deps.timelines.bucket,
-        deps.book,
-        video_id,
-        caller.tenant,
-        stalled_after_s=deps.stalled_after_s,
-    )
-    return AnalysisList(video_id=video_id, analyses=[first_analysis(state, timeline), *later])
+    first = _first(deps, caller, video_id)
+    later = deps.later_analyses(caller, video_id)
+    return AnalysisList(video_id=video_id, analyses=[first, *later])
 
 
 @router.get(

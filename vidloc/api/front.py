@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from fastapi import Depends, Request
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.auth import Caller, require
+from vidloc.api.errors import ApiError
 from vidloc.api.quota import SubmitQuota
 from vidloc.api.status import StatusBook
 from vidloc.settings import Settings
@@ -58,6 +60,18 @@ class FrontDoor:
     def now(self) -> float:
         # Wall-clock: every replica stamps the shared submission count (quota.py).
         return time.time()
+
+    def count_submission(self, key_id: str | None) -> None:
+        """Count one submission (or ask: it pays the model the same) against the key's daily
+        quota; 429 with Retry-After when it is spent."""
+        wait_s = self.quota.take(key_id or "-", self.now())
+        if wait_s > 0:
+            raise ApiError(
+                429,
+                "submit_quota_exceeded",
+                f"this key has made {self.settings.api_submit_per_day} submissions in the last day",
+                {"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
 
 
 def front(request: Request) -> FrontDoor:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from contracts import DEFAULT_ANALYSIS_ID, Timeline
 from contracts.common import SAFE_ID_PATTERN
 from vidloc import names
-from vidloc.api.analyses import first_analysis, later_analyses, tabs
+from vidloc.api.analyses import first_analysis, later_analyses, later_analysis, tabs
 from vidloc.api.auth import Caller, Reader
 from vidloc.api.errors import ApiError, error_body
 from vidloc.api.models import (
@@ -31,6 +31,7 @@ from vidloc.api.probes import Readiness
 from vidloc.api.query import check_window, select_events
 from vidloc.api.status import BusView, StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
+from vidloc.client.models import Analysis
 from vidloc.errors import VidlocError
 from vidloc.viewer.render import render_viewer
 from vidloc.viewer.shell import render_shell
@@ -57,6 +58,29 @@ class Services:
             view if view is not None else self.book.get(video_id, caller.tenant),
             has_timeline=has_timeline,
             now=datetime.now(UTC),
+            stalled_after_s=self.stalled_after_s,
+        )
+
+    def later_analyses(self, caller: Caller, video_id: str) -> list[Analysis]:
+        """The video's later analyses as ``caller``'s tenant sees them, oldest asked first."""
+        return later_analyses(
+            self.timelines.store,
+            self.timelines.bucket,
+            self.book,
+            video_id,
+            caller.tenant,
+            stalled_after_s=self.stalled_after_s,
+        )
+
+    def later_analysis(self, caller: Caller, video_id: str, analysis_id: str) -> Analysis | None:
+        """One later analysis as ``caller``'s tenant sees it (None: nothing known of it)."""
+        return later_analysis(
+            self.timelines.store,
+            self.timelines.bucket,
+            self.book,
+            video_id,
+            analysis_id,
+            caller.tenant,
             stalled_after_s=self.stalled_after_s,
         )
 
@@ -261,14 +285,7 @@ def _page(
         url = None
     thumbnails = _thumbnail_urls(deps, caller, timeline, analysis_id) if url is not None else {}
     first = deps.derive(caller, video_id, has_timeline=True)
-    later = later_analyses(
-        deps.timelines.store,
-        deps.timelines.bucket,
-        deps.book,
-        video_id,
-        caller.tenant,
-        stalled_after_s=deps.stalled_after_s,
-    )
+    later = deps.later_analyses(caller, video_id)
     analyses = []
     if first is not None and later:
         own = (

@@ -78,17 +78,6 @@ def _options(body: SubmitRequest) -> IngestOptions:
         raise ApiError(422, "invalid_request", str(ContractError.from_validation(exc))) from exc
 
 
-def _count(door: FrontDoor, key_id: str | None) -> None:
-    wait_s = door.quota.take(key_id or "-", door.now())
-    if wait_s > 0:
-        raise ApiError(
-            429,
-            "submit_quota_exceeded",
-            f"this key has made {door.settings.api_submit_per_day} submissions in the last day",
-            {"Retry-After": str(max(1, math.ceil(wait_s)))},
-        )
-
-
 def _too_large(size: int, limit: int) -> ApiError:
     return ApiError(413, "video_too_large", f"{size} bytes is over the {limit} byte limit")
 
@@ -127,7 +116,7 @@ def _submit_object(
         raise ApiError(404, "object_not_found", f"no object {given!r}") from None
     if info.size > settings.api_submit_max_bytes:
         raise _too_large(info.size, settings.api_submit_max_bytes)
-    _count(door, key_id)
+    door.count_submission(key_id)
     now = datetime.now(UTC)
     submission = Submission(
         video_id=video_id_of(info.bucket, info.key, info.etag),
@@ -190,7 +179,7 @@ def _announce_upload(
     parts = math.ceil(body.size / part_bytes)
     if parts > MAX_PARTS:
         raise _too_large(body.size, part_bytes * MAX_PARTS)
-    _count(door, key_id)
+    door.count_submission(key_id)
     bucket, ttl = settings.video_bucket, settings.api_upload_ttl_s
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
     if parts <= 1:

@@ -25,14 +25,12 @@ from rich.markup import escape
 from contracts import ContractError, ResultEvent, encode
 from contracts.common import LOCALIZER_NAMES, SAFE_ID_PATTERN
 from producers.analyses import (
-    AnalysisRecord,
-    ask_event,
     ask_event_id,
+    new_analysis,
     question_options,
     question_problem,
-    record_key,
     refusal,
-    save_record,
+    start_analysis,
 )
 from vidloc import names
 from vidloc.adapters.kafka import EventPublisher, Start, TopicReader
@@ -214,40 +212,20 @@ def ask(
             EXIT_BUSY if why.code == "video_running" else EXIT_FAILED, f"{why.code}: {why.message}"
         )
     assert timeline is not None
-    event_id = ask_event_id(tenant, video_id, idempotency_key)
-    now = datetime.now(UTC)
-    event = ask_event(
+    event, record = new_analysis(
         timeline.source,
         video_id=video_id,
         tenant=tenant,
         options=options,
-        event_id=event_id,
-        now=now,
-    )
-    record = AnalysisRecord(
-        analysis_id=event.analysis_id,
-        video_id=video_id,
-        tenant=tenant,
-        event_id=event_id,
-        job_id=event.job_id,
-        prompt=options.prompt,
-        labels=list(options.labels),
-        options=options,
-        source=timeline.source,
-        created_at=now,
+        event_id=ask_event_id(tenant, video_id, idempotency_key),
+        now=datetime.now(UTC),
     )
     follower = None
     try:
         follower = bus.follower() if wait_s is not None else None  # before publishing
-        if not save_record(store, bucket, record):
+        if not start_analysis(store, bucket, record, lambda: bus.publish(video_id, encode(event))):
             out.print(f"analysis {event.analysis_id} of {video_id} was asked already (same key)")
             return EXIT_OK
-        try:
-            bus.publish(video_id, encode(event))
-        except Exception:
-            # Nothing started: do not leave an analysis listed that no worker will answer.
-            store.delete(bucket, record_key(video_id, event.analysis_id, tenant))
-            raise
         out.print(f"asked analysis {event.analysis_id} of video {video_id} (job {event.job_id})")
         if follower is None or wait_s is None:
             return EXIT_OK
