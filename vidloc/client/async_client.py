@@ -14,9 +14,10 @@ from contracts import Timeline, TimelineEvent
 from vidloc.client.common import (
     DEFAULT_TIMEOUT_S,
     UPLOAD_TIMEOUT_S,
+    analyses_path,
     analysis_finished,
+    ask_body,
     ask_headers,
-    ask_request,
     event_params,
     finished,
     headers,
@@ -93,16 +94,11 @@ class AsyncAnalysisJob:
     async def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Analysis:
         """Block until the analysis succeeded, or raise JobFailed / WaitTimeout."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            analysis = await self.status()
-            if analysis_finished(analysis):
-                return analysis
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(
-                    f"analysis {self.analysis_id} of {self.video_id} not finished in "
-                    f"{timeout_s:.0f} s"
-                )
+        while not analysis_finished(
+            analysis := await self.status(), deadline=deadline, timeout_s=timeout_s
+        ):
             await asyncio.sleep(poll_s)
+        return analysis
 
     async def timeline(self) -> Timeline:
         return await self._client.analysis_timeline(self.video_id, self.analysis_id)
@@ -239,26 +235,25 @@ class AsyncClient:
     ) -> AsyncAnalysisJob:
         """Ask a new question of an analysed video (its frames are reused); ``wait()`` on the
         answer. The same ``idempotency_key`` asks once."""
-        body = ask_request(prompt, labels, options).model_dump(mode="json", exclude_defaults=True)
         response = await self._call(
             "POST",
-            f"/videos/{video_id}/analyses",
-            json=body,
+            analyses_path(video_id),
+            json=ask_body(prompt, labels, options),
             headers=ask_headers(idempotency_key),
         )
         return AsyncAnalysisJob(self, Analysis.model_validate(response.json()))
 
     async def analyses(self, video_id: str) -> list[Analysis]:
         """The video's analyses, its first ('default') first."""
-        response = await self._call("GET", f"/videos/{video_id}/analyses")
+        response = await self._call("GET", analyses_path(video_id))
         return AnalysisList.model_validate(response.json()).analyses
 
     async def analysis(self, video_id: str, analysis_id: str) -> Analysis:
-        response = await self._call("GET", f"/videos/{video_id}/analyses/{analysis_id}")
+        response = await self._call("GET", analyses_path(video_id, analysis_id))
         return Analysis.model_validate(response.json())
 
     async def analysis_timeline(self, video_id: str, analysis_id: str) -> Timeline:
-        path = f"/videos/{video_id}/analyses/{analysis_id}/timeline"
+        path = analyses_path(video_id, analysis_id, "timeline")
         return Timeline.model_validate((await self._call("GET", path)).json())
 
     # -- webhooks -----------------------------------------------------------------------

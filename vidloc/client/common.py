@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import mimetypes
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from contracts import IngestOptions
-from vidloc.client.errors import JobFailed
+from vidloc.client.errors import JobFailed, WaitTimeout
 from vidloc.client.models import Analysis, AskRequest, SubmitRequest, Video
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -72,18 +73,28 @@ def event_params(
     return params
 
 
-def ask_request(
+def analyses_path(video_id: str, *under: str) -> str:
+    """``/videos/{id}/analyses``, or a route below it (an analysis id, then ``timeline``)."""
+    return "/".join([f"/videos/{video_id}/analyses", *under])
+
+
+def ask_body(
     prompt: str | None, labels: Iterable[str], options: Mapping[str, Any] | None
-) -> AskRequest:
-    return AskRequest(prompt=prompt, labels=list(labels), options=IngestOptions(**(options or {})))
+) -> dict[str, Any]:
+    """The JSON body of ``POST /videos/{id}/analyses`` (an ``AskRequest``)."""
+    request = AskRequest(
+        prompt=prompt, labels=list(labels), options=IngestOptions(**(options or {}))
+    )
+    return request.model_dump(mode="json", exclude_defaults=True)
 
 
 def ask_headers(idempotency_key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
 
 
-def analysis_finished(analysis: Analysis) -> bool:
-    """Whether ``analysis`` has its final outcome; raises JobFailed for a failed one."""
+def analysis_finished(analysis: Analysis, *, deadline: float, timeout_s: float) -> bool:
+    """Whether ``analysis`` has its final outcome; raises JobFailed for a failed one, and
+    WaitTimeout when it has not and ``deadline`` (``time.monotonic()``) has passed."""
     if analysis.status == "failed":
         error = analysis.error or {}
         raise JobFailed(
@@ -91,4 +102,11 @@ def analysis_finished(analysis: Analysis) -> bool:
             error.get("code", "failed"),
             error.get("message", ""),
         )
-    return analysis.status == "succeeded"
+    if analysis.status == "succeeded":
+        return True
+    if time.monotonic() >= deadline:
+        raise WaitTimeout(
+            f"analysis {analysis.analysis_id} of {analysis.video_id} not finished in "
+            f"{timeout_s:.0f} s"
+        )
+    return False
