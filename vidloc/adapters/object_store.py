@@ -190,14 +190,7 @@ class ObjectStore:
         expected_etag: str | None = None,
     ) -> ObjectInfo:
         """Stream the object to ``dest`` (via a ``.part`` file), never holding it in memory."""
-        info = self.stat(bucket, key)
-        if expected_etag is not None and info.etag != normalize_etag(expected_etag):
-            raise ObjectMissing(
-                f"{bucket}/{key} was replaced: etag {info.etag} != expected "
-                f"{normalize_etag(expected_etag)}"
-            )
-        if info.size > max_bytes:
-            raise ObjectTooLarge(f"{bucket}/{key} is {info.size} bytes, over the {max_bytes} limit")
+        info = self._checked(bucket, key, max_bytes=max_bytes, expected_etag=expected_etag)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
         try:
@@ -220,6 +213,20 @@ class ObjectStore:
         """The object's current version, to be read by ranges (:class:`RangedReader`) where
         credentials do not go: a presigned GET, its etag and size, checked as :meth:`download`
         checks them."""
+        info = self._checked(bucket, key, max_bytes=max_bytes, expected_etag=expected_etag)
+        return RemoteObject(
+            url=self.presigned_get_url(bucket, key, expires_s),
+            etag=info.etag,
+            size=info.size,
+            where=f"{bucket}/{key}",
+            ca_file=self._ca_file,
+        )
+
+    def _checked(
+        self, bucket: str, key: str, *, max_bytes: int, expected_etag: str | None
+    ) -> ObjectInfo:
+        """The object's current version: ObjectMissing when it is not ``expected_etag``
+        (another upload under the key), ObjectTooLarge over ``max_bytes``."""
         info = self.stat(bucket, key)
         if expected_etag is not None and info.etag != normalize_etag(expected_etag):
             raise ObjectMissing(
@@ -228,13 +235,7 @@ class ObjectStore:
             )
         if info.size > max_bytes:
             raise ObjectTooLarge(f"{bucket}/{key} is {info.size} bytes, over the {max_bytes} limit")
-        return RemoteObject(
-            url=self.presigned_get_url(bucket, key, expires_s),
-            etag=info.etag,
-            size=info.size,
-            where=f"{bucket}/{key}",
-            ca_file=self._ca_file,
-        )
+        return info
 
     def _stream_to(self, info: ObjectInfo, path: Path, max_bytes: int) -> None:
         bucket, key = info.bucket, info.key
