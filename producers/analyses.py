@@ -6,7 +6,7 @@ new question of the same object version: the API (``POST /videos/{id}/analyses``
 ``vidloc ask`` both check the question and the video the same way (:func:`question_problem`,
 :func:`refusal`), write an :class:`AnalysisRecord` to
 ``<tenant root>timelines/<video>/analyses/<analysis>/request.json`` and publish the event
-:func:`ask_event` builds. The record is what lists an analysis (its question, when it was
+(both built by :func:`new_analysis`, saved then published by :func:`start_analysis`). The record is what lists an analysis (its question, when it was
 asked) before any worker has reported on it; its timeline lands beside it.
 """
 
@@ -43,7 +43,6 @@ __all__ = [
     "AnalysisRecord",
     "Refusal",
     "analysis_ids_in",
-    "ask_event",
     "ask_event_id",
     "load_record",
     "load_records",
@@ -161,31 +160,6 @@ def ask_event_id(tenant: str | None, video_id: str, idempotency_key: str | None)
     return f"ask-{digest[:32]}"
 
 
-def ask_event(
-    source: SourceObject,
-    *,
-    video_id: str,
-    tenant: str | None,
-    options: IngestOptions,
-    event_id: str,
-    now: datetime,
-) -> IngestEvent:
-    """The v2 ingest event asking ``options``' question of ``source`` (the object version the
-    first analysis read, etag included: another upload under the key is not this video)."""
-    return IngestEvent.model_validate(
-        {
-            "schema": INGEST_V2,
-            "event_id": event_id,
-            "video_id": video_id,
-            "source": source,
-            "tenant": tenant,
-            "options": options,
-            "analysis": AnalysisRequest(id=derive_analysis_id(event_id)),
-            "submitted_at": now,
-        }
-    )
-
-
 def new_analysis(
     source: SourceObject,
     *,
@@ -196,10 +170,20 @@ def new_analysis(
     now: datetime,
     key_id: str | None = None,
 ) -> tuple[IngestEvent, AnalysisRecord]:
-    """One ask of ``options``' question: its ingest event (:func:`ask_event`) and the record
-    that lists it (``key_id``: the API key asking, None from the CLI)."""
-    event = ask_event(
-        source, video_id=video_id, tenant=tenant, options=options, event_id=event_id, now=now
+    """One ask of ``options``' question of ``source`` (the object version the first analysis
+    read, etag included: another upload under the key is not this video): its v2 ingest event
+    and the record that lists it (``key_id``: the API key asking, None from the CLI)."""
+    event = IngestEvent.model_validate(
+        {
+            "schema": INGEST_V2,
+            "event_id": event_id,
+            "video_id": video_id,
+            "source": source,
+            "tenant": tenant,
+            "options": options,
+            "analysis": AnalysisRequest(id=derive_analysis_id(event_id)),
+            "submitted_at": now,
+        }
     )
     record = AnalysisRecord(
         analysis_id=event.analysis_id,
