@@ -6,8 +6,9 @@ new question of the same object version: the API (``POST /videos/{id}/analyses``
 ``vidloc ask`` both check the question and the video the same way (:func:`question_problem`,
 :func:`refusal`), write an :class:`AnalysisRecord` to
 ``<tenant root>timelines/<video>/analyses/<analysis>/request.json`` and publish the event
-(both built by :func:`new_analysis`, saved then published by :func:`start_analysis`). The record is what lists an analysis (its question, when it was
-asked) before any worker has reported on it; its timeline lands beside it.
+(both built by :func:`new_analysis`, saved then published by :func:`start_analysis`). The
+record is what lists an analysis (its question, when it was asked) before any worker has
+reported on it; its timeline lands beside it.
 """
 
 from __future__ import annotations
