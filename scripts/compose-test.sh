@@ -193,7 +193,7 @@ phase "worker killed mid-job, job finished once" $t
 
 if [ "${CLUSTER:-0}" = 1 ]; then
     t=$SECONDS
-    "$PY" tests/compose/e2e.py kill-broker long
+    "$PY" tests/compose/e2e.py kill-broker long-2
     phase "a broker killed mid-job and back, job finished once" $t
 fi
 

@@ -47,7 +47,7 @@ RESULTS = "video.results"
 GROUP = "vidloc-workers"
 TENANT = "compose"
 # The clips: a short one for the round trip, the 100 s one so a worker can be killed mid-job.
-CLIPS = {"short": "h264_mp4", "long": "long_h264"}
+CLIPS = {"short": "h264_mp4", "long": "long_h264", "long-2": "long_h264"}
 # How soon a key change on the host must reach the running API (it checks the file every second).
 KEY_CHANGE_S = 5.0
 
@@ -392,7 +392,9 @@ def _partition_leaders(dep: Deployment, topic: str) -> dict[int, int]:
 
 def step_kill_broker(dep: Deployment, name: str) -> None:
     """Profile ``cluster``: SIGKILL the broker (kafka-2 or kafka-3) that leads most of
-    ``video.results`` while a job runs, start it again after the session timeout: one result."""
+    ``video.results`` while a job runs, start it again after the session timeout: one result.
+    ``name`` must be a clip not uploaded before (another key: a new video id), else its job
+    has already run."""
     leaders = _partition_leaders(dep, RESULTS)
     node = max((2, 3), key=lambda n: sum(1 for leader in leaders.values() if leader == n))
     container = f"{dep.project}_kafka-{node}_1"
