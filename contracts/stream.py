@@ -17,13 +17,16 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from contracts.codec import FieldProblem
-from contracts.common import Count, Part, SafeId, Seconds, Timestamp
+from contracts.common import Count, ObjectKey, Part, SafeId, Seconds, Timestamp
 
 StreamPolicy = Literal["catch_up", "skip_to_live"]
 PositiveFloat = Annotated[float, Field(gt=0)]
 # The most spans a stream timeline lists per kind; older ones are dropped first, so a stream
 # that keeps failing cannot grow its timeline without bound.
 MAX_SPANS = 1000
+# The most segments a stream timeline places on its clock; the oldest are dropped first. 2000
+# segments of 4 s is a bit over two hours of stream that a clip can still be cut from.
+MAX_SEGMENTS_INDEXED = 2000
 
 
 class StreamSegment(Part):
@@ -65,6 +68,16 @@ class StreamSpan(Part):
         return self
 
 
+class SegmentPlace(Part):
+    """Where one folded segment sits on the stream clock, and which object version holds it."""
+
+    seq: Count
+    key: ObjectKey = Field(description="the segment object, in the timeline's source bucket")
+    etag: Annotated[str, Field(min_length=1, max_length=256)]
+    start_s: Seconds = Field(description="where the segment starts on the stream's clock")
+    duration_s: Seconds
+
+
 class StreamState(Part):
     """Where a stream's timeline stands: what is covered, what was lost, how late it runs."""
 
@@ -80,6 +93,12 @@ class StreamState(Part):
     gaps: list[StreamSpan] = Field(default_factory=list, max_length=MAX_SPANS)
     skipped: list[StreamSpan] = Field(default_factory=list, max_length=MAX_SPANS)
     next_event: Count = Field(default=0, description="the number the next new event id gets")
+    segments_index: list[SegmentPlace] | None = Field(
+        default=None,
+        max_length=MAX_SEGMENTS_INDEXED,
+        description="the newest segments with media, oldest first (absent: a timeline written "
+        "before segments were indexed)",
+    )
 
 
 class StreamUpdate(Part):

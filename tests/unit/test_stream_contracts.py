@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from contracts import ContractError, decode_ingest, decode_result, encode
 from contracts.registry import generate_schemas
-from contracts.stream import StreamSpan
+from contracts.stream import MAX_SEGMENTS_INDEXED, SegmentPlace, StreamSpan, StreamState
 
 INGEST = {
     "schema": "vidloc.ingest.v1",
@@ -90,3 +92,23 @@ def test_partial_result_and_stream_timeline_round_trip() -> None:
 def test_a_reversed_span_is_refused() -> None:
     with pytest.raises(ValueError, match="before start_s"):
         StreamSpan(start_s=2.0, end_s=1.0)
+
+
+def test_the_segment_index_is_optional_bounded_and_round_trips() -> None:
+    place = {"seq": 3, "key": "streams/cam1/00000003.ts", "etag": "e3", "start_s": 6.0,
+             "duration_s": 2.0}  # fmt: skip
+    state = StreamState.model_validate(
+        {"stream_id": "cam1", "last_seq": 3, "segments_index": [place]}
+    )
+    assert state.segments_index is not None and state.segments_index[0].etag == "e3"
+    assert StreamState.model_validate(state.model_dump()) == state
+    assert StreamState(stream_id="cam1", last_seq=3).segments_index is None  # older timelines
+    with pytest.raises(ValueError, match="at most"):
+        StreamState.model_validate(
+            {"stream_id": "cam1", "last_seq": 3,
+             "segments_index": [place] * (MAX_SEGMENTS_INDEXED + 1)}
+        )  # fmt: skip
+    with pytest.raises(ValueError):
+        SegmentPlace.model_validate({**place, "etag": ""})
+    schema = generate_schemas()["timeline"]
+    assert "segments_index" in json.dumps(schema)

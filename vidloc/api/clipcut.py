@@ -5,11 +5,16 @@ Stream copy is fast and lossless, but a cut can only begin at a keyframe: begun 
 clip would open on a frame that cannot be decoded. Re-encoding decodes from the keyframe before
 the start, drops what comes before it and encodes the rest, so the clip's first frame is the
 frame at the asked time (within one frame). The clip carries the video only (no audio yet).
+
+A live stream's clip is cut from its segments (``cut_segments``): stream copy when one segment
+holds the whole window and a keyframe starts it, else decoded across the segments on the stream
+clock and re-encoded as one clip.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +24,7 @@ import av
 import av.error
 
 from contracts import TimelineEvent
+from contracts.stream import SegmentPlace
 from vidloc.errors import InputError
 
 ClipMode = Literal["copy", "reencode"]
@@ -35,6 +41,27 @@ class ClipCut:
     mode: ClipMode
     first_frame_s: float  # the source time of the clip's first frame
     frames: int
+
+
+@dataclass(frozen=True)
+class SegmentFile:
+    """A downloaded segment and where it starts on the stream clock."""
+
+    path: Path
+    start_s: float
+
+
+def segments_for(index: Sequence[SegmentPlace], window: ClipWindow) -> list[SegmentPlace]:
+    """The indexed segments that overlap ``window``, in stream order (an empty list when the
+    window lies in a span no indexed segment covers)."""
+    return sorted(
+        (
+            p
+            for p in index
+            if p.start_s < window.end_s and p.start_s + p.duration_s > window.start_s
+        ),
+        key=lambda p: p.start_s,
+    )
 
 
 def clip_window(event: TimelineEvent, pad_s: float, duration_s: float, max_s: float) -> ClipWindow:
@@ -61,6 +88,53 @@ def cut_clip(source: Path, dest: Path, window: ClipWindow) -> ClipCut:
         return _cut(source, dest, window)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise InputError(f"cannot cut a clip: {exc}", code="clip_failed") from exc
+
+
+def cut_segments(parts: Sequence[SegmentFile], dest: Path, window: ClipWindow) -> ClipCut:
+    """Write ``window`` (stream clock) of a stream's consecutive ``parts`` to ``dest`` (MP4);
+    ``first_frame_s`` is on the stream clock. InputError when a segment cannot be read."""
+    try:
+        if len(parts) == 1 and (cut := _copy_segment(parts[0], dest, window)) is not None:
+            return cut
+        return _reencode_across(parts, dest, window)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise InputError(f"cannot cut a clip: {exc}", code="clip_failed") from exc
+
+
+def _copy_segment(part: SegmentFile, dest: Path, window: ClipWindow) -> ClipCut | None:
+    """Stream copy of ``window`` from one segment when a keyframe starts it, else None. A
+    segment is short: its packets are read from the start (MPEG-TS seeks land past the target)."""
+    # File time = stream time + shift: a segment keeps the source's timestamps.
+    shift = _origin_s(part.path) - part.start_s
+    keyframe: float | None = None
+    with av.open(str(part.path)) as probe:
+        vs = probe.streams.video[0]
+        tb = vs.time_base
+        assert tb is not None
+        frame_s = 1.0 / float(vs.average_rate or vs.guessed_rate or Fraction(25))
+        for packet in probe.demux(vs):
+            if packet.pts is None:
+                continue
+            t = float(packet.pts * tb) - shift
+            if t > window.start_s + 1e-6:
+                break
+            if packet.is_keyframe:
+                keyframe = t
+    if keyframe is None or choose_mode(keyframe, window.start_s, frame_s) != "copy":
+        return None
+    frames = _copy(part.path, dest, keyframe + shift, window.end_s + shift, seek=False)
+    return ClipCut("copy", keyframe, frames)
+
+
+def _origin_s(path: Path) -> float:
+    """The time of a file's first video frame in its own timestamps."""
+    with av.open(str(path)) as probe:
+        if not probe.streams.video:
+            raise ValueError(f"{path.name} has no video stream")
+        vs = probe.streams.video[0]
+        if vs.start_time is not None and vs.time_base is not None:
+            return float(vs.start_time * vs.time_base)
+        return 0.0
 
 
 def _cut(source: Path, dest: Path, window: ClipWindow) -> ClipCut:
@@ -94,18 +168,21 @@ def _keyframe_at_or_before(
     return None
 
 
-def _copy(source: Path, dest: Path, keyframe_s: float, end_s: float) -> int:
+def _copy(source: Path, dest: Path, keyframe_s: float, end_s: float, *, seek: bool = True) -> int:
     with av.open(str(source)) as inp, av.open(str(dest), "w", format="mp4") as out:
         vs = inp.streams.video[0]
         tb = vs.time_base
         assert tb is not None
         ovs = out.add_stream_from_template(vs)
-        inp.seek(int(keyframe_s / tb), stream=vs, backward=True, any_frame=False)
+        if seek:
+            inp.seek(int(keyframe_s / tb), stream=vs, backward=True, any_frame=False)
         origin: int | None = None
         frames = 0
         for packet in inp.demux(vs):
             if packet.pts is None or packet.dts is None:
                 continue
+            if origin is None and float(packet.pts * tb) < keyframe_s - 1e-6:
+                continue  # before the keyframe the clip starts at
             if origin is None:
                 origin = packet.dts if packet.dts < packet.pts else packet.pts
             if float(packet.pts * tb) >= end_s:
@@ -123,13 +200,7 @@ def _reencode(source: Path, dest: Path, window: ClipWindow, frame_s: float) -> t
         vs = inp.streams.video[0]
         tb = vs.time_base
         assert tb is not None
-        rate = vs.average_rate or Fraction(round(1 / frame_s))
-        ovs = out.add_stream("libx264", rate=rate)
-        ovs.width = vs.codec_context.width
-        ovs.height = vs.codec_context.height
-        ovs.pix_fmt = "yuv420p"
-        ovs.options = {"preset": "veryfast", "crf": "20"}
-        ovs.time_base = Fraction(1, 90000)
+        ovs = _h264(out, vs, vs.average_rate or Fraction(round(1 / frame_s)))
         inp.seek(int(window.start_s / tb), stream=vs, backward=True, any_frame=False)
         first: float | None = None
         frames = 0
@@ -154,6 +225,62 @@ def _reencode(source: Path, dest: Path, window: ClipWindow, frame_s: float) -> t
     if first is None:
         raise ValueError(f"no frame between {window.start_s:g} s and {window.end_s:g} s")
     return first, frames
+
+
+def _h264(out: av.container.OutputContainer, vs: av.VideoStream, rate: Fraction) -> av.VideoStream:
+    ovs = out.add_stream("libx264", rate=rate)
+    ovs.width = vs.codec_context.width
+    ovs.height = vs.codec_context.height
+    ovs.pix_fmt = "yuv420p"
+    ovs.options = {"preset": "veryfast", "crf": "20"}
+    ovs.time_base = Fraction(1, 90000)
+    return ovs
+
+
+def _reencode_across(parts: Sequence[SegmentFile], dest: Path, window: ClipWindow) -> ClipCut:
+    """Decode each segment from its start (a segment begins at a keyframe), keep the frames in
+    ``window`` on the stream clock, and encode them as one clip."""
+    first: float | None = None
+    last_pts = -1
+    frames = 0
+    with av.open(str(dest), "w", format="mp4") as out:
+        ovs: av.VideoStream | None = None
+        for part in parts:
+            shift = _origin_s(part.path) - part.start_s
+            with av.open(str(part.path)) as inp:
+                vs = inp.streams.video[0]
+                tb = vs.time_base
+                assert tb is not None
+                rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+                frame_s = 1.0 / float(rate)
+                if ovs is None:
+                    ovs = _h264(out, vs, rate)
+                for frame in inp.decode(vs):
+                    if frame.pts is None:
+                        continue
+                    t = float(frame.pts * tb) - shift
+                    if t < window.start_s - frame_s / 2:
+                        continue
+                    if t >= window.end_s:
+                        break
+                    if first is None:
+                        first = t
+                    pts = round((t - first) * 90000)
+                    if pts <= last_pts:
+                        continue  # a frame the previous segment already gave (edge overlap)
+                    last_pts = pts
+                    out_frame = frame.reformat(width=ovs.width, height=ovs.height, format="yuv420p")
+                    out_frame.pts = pts
+                    out_frame.time_base = Fraction(1, 90000)
+                    for packet in ovs.encode(out_frame):
+                        out.mux(packet)
+                    frames += 1
+        if ovs is not None:
+            for packet in ovs.encode(None):
+                out.mux(packet)
+    if first is None:
+        raise ValueError(f"no frame between {window.start_s:g} s and {window.end_s:g} s")
+    return ClipCut("reencode", first, frames)
 
 
 def cache_name(event_id_name: str, window: ClipWindow, source_etag: str) -> str:

@@ -6,6 +6,10 @@ frame of the start; ``reencode``: H.264 from the frame at the start), ``X-Vidloc
 the source time of its first frame, ``X-Vidloc-Clip-Cache`` ``hit`` or ``miss``. A caller that
 sends ``Accept: application/json`` gets the same as a ``ClipLink`` document (200) instead of the
 redirect: a page whose ``<video>`` cannot send the API key asks this way (the viewer's search).
+
+A live stream's clip is cut from the segments its timeline places on the stream clock
+(``stream.segments_index``), each fetched at the version the timeline names; its cache entry is
+named after those segments' etags.
 """
 
 from __future__ import annotations
@@ -21,9 +25,20 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from contracts import Timeline, TimelineEvent
+from contracts.stream import SegmentPlace
 from vidloc.adapters.object_store import ObjectStore, normalize_etag
 from vidloc.api.auth import Reader
-from vidloc.api.clipcut import ClipMode, cache_name, clip_window, cut_clip
+from vidloc.api.clipcut import (
+    ClipCut,
+    ClipMode,
+    ClipWindow,
+    SegmentFile,
+    cache_name,
+    clip_window,
+    cut_clip,
+    cut_segments,
+    segments_for,
+)
 from vidloc.api.errors import ApiError
 from vidloc.api.media import ERRORS, EventId, beside_timeline, event_of, timeline_of
 from vidloc.api.routes import Deps, VideoId
@@ -31,6 +46,9 @@ from vidloc.errors import InputError, ObjectMissing
 from vidloc.settings import Settings
 
 MAX_PAD_S = 60.0
+# A window may start this much before the first indexed segment: segments are placed by their
+# nominal start, which is a frame or two off the first frame in them.
+SEGMENT_EDGE_SLACK_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -54,15 +72,22 @@ def find_or_cut_clip(
     """The cached clip of ``event`` (padded), cut and stored first when there is none.
 
     ApiError for what the caller must hear: a window over VIDLOC_CLIP_MAX_S (400), a source
-    that was deleted (404 ``source_not_found``) or replaced since the timeline (409)."""
+    that was deleted (404 ``source_not_found``) or replaced since the timeline (409); for a
+    stream, a timeline without a segment index or a window before it (409
+    ``segments_not_indexed``), a segment missing (404 ``segment_not_found``) or replaced (409
+    ``segment_changed``)."""
     try:
         window = clip_window(event, pad_s, timeline.video.duration_s, settings.clip_max_s)
     except ValueError as exc:
         raise ApiError(400, "clip_too_long", str(exc)) from exc
-    source = timeline.source
-    etag = normalize_etag(source.etag)
+    picked: list[SegmentPlace] = []
+    if timeline.stream is not None:
+        picked = stream_segments(timeline, window)
+        version = segments_tag(picked)
+    else:
+        version = normalize_etag(timeline.source.etag)
     stem = hashlib.sha256(event.id.encode()).hexdigest()[:16]
-    key = beside_timeline(timeline.video_id, tenant, cache_name(stem, window, etag))
+    key = beside_timeline(timeline.video_id, tenant, cache_name(stem, window, version))
     bucket = settings.timeline_bucket
     try:
         info = store.stat(bucket, key)
@@ -71,30 +96,15 @@ def find_or_cut_clip(
         return StoredClip(bucket, key, mode, first, cached=True)
     except ObjectMissing:
         pass
-    try:
-        found = store.stat(source.bucket, source.key)
-    except ObjectMissing as exc:
-        raise ApiError(
-            404, "source_not_found", f"the video of {timeline.video_id!r} is no longer stored"
-        ) from exc
-    if etag and found.etag != etag:
-        raise ApiError(
-            409, "source_changed", f"the video of {timeline.video_id!r} was replaced since"
-        )
     if settings.work_dir is not None:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vidloc-clip-", dir=settings.work_dir) as tmp:
-        video = Path(tmp) / "video"
-        store.download(
-            source.bucket,
-            source.key,
-            video,
-            max_bytes=settings.max_object_bytes,
-            expected_etag=found.etag,
-        )
         clip = Path(tmp) / "clip.mp4"
         try:
-            cut = cut_clip(video, clip, window)
+            if timeline.stream is not None:
+                cut = _cut_stream(store, settings, timeline, picked, window, Path(tmp))
+            else:
+                cut = _cut_file(store, settings, timeline, window, Path(tmp))
         except InputError as exc:
             raise ApiError(422, "clip_failed", str(exc)) from exc
         store.upload_file(
@@ -105,6 +115,104 @@ def find_or_cut_clip(
             metadata={"clip-mode": cut.mode, "clip-first-frame-s": f"{cut.first_frame_s:.6f}"},
         )
     return StoredClip(bucket, key, cut.mode, cut.first_frame_s, cached=False)
+
+
+def stream_segments(timeline: Timeline, window: ClipWindow) -> list[SegmentPlace]:
+    """The segments of a stream timeline that hold ``window``; ApiError when its index cannot
+    say (a timeline written before segments were indexed, or a window older than the index
+    keeps) or no segment covers the window."""
+    state = timeline.stream
+    assert state is not None
+    if state.segments_index is None:
+        raise ApiError(
+            409,
+            "segments_not_indexed",
+            f"the timeline of stream {timeline.video_id!r} does not place its segments "
+            "(written before segments were indexed); no clip can be cut from it",
+        )
+    index = state.segments_index
+    if not index or window.start_s < index[0].start_s - SEGMENT_EDGE_SLACK_S:
+        raise ApiError(
+            409,
+            "segments_not_indexed",
+            f"stream {timeline.video_id!r}: the segments before "
+            f"{index[0].start_s if index else state.covered_s:g} s are not in its index",
+        )
+    picked = segments_for(index, window)
+    if not picked:
+        raise ApiError(
+            404,
+            "segment_not_found",
+            f"stream {timeline.video_id!r} has no segment between {window.start_s:g} s "
+            f"and {window.end_s:g} s",
+        )
+    return picked
+
+
+def segments_tag(picked: list[SegmentPlace]) -> str:
+    """One version tag for the clip's cache name from every segment it is cut from."""
+    joined = "\n".join(f"{p.key}:{normalize_etag(p.etag)}" for p in picked)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _cut_file(
+    store: ObjectStore, settings: Settings, timeline: Timeline, window: ClipWindow, tmp: Path
+) -> ClipCut:
+    source = timeline.source
+    etag = normalize_etag(source.etag)
+    try:
+        found = store.stat(source.bucket, source.key)
+    except ObjectMissing as exc:
+        raise ApiError(
+            404, "source_not_found", f"the video of {timeline.video_id!r} is no longer stored"
+        ) from exc
+    if etag and found.etag != etag:
+        raise ApiError(
+            409, "source_changed", f"the video of {timeline.video_id!r} was replaced since"
+        )
+    video = tmp / "video"
+    store.download(
+        source.bucket,
+        source.key,
+        video,
+        max_bytes=settings.max_object_bytes,
+        expected_etag=found.etag,
+    )
+    return cut_clip(video, tmp / "clip.mp4", window)
+
+
+def _cut_stream(
+    store: ObjectStore,
+    settings: Settings,
+    timeline: Timeline,
+    picked: list[SegmentPlace],
+    window: ClipWindow,
+    tmp: Path,
+) -> ClipCut:
+    """Fetch each segment at the version the timeline names, then cut across them."""
+    bucket = timeline.source.bucket
+    parts = []
+    for place in picked:
+        try:
+            found = store.stat(bucket, place.key)
+        except ObjectMissing as exc:
+            raise ApiError(
+                404,
+                "segment_not_found",
+                f"stream {timeline.video_id!r}: segment {place.seq} is no longer stored",
+            ) from exc
+        if found.etag != normalize_etag(place.etag):
+            raise ApiError(
+                409,
+                "segment_changed",
+                f"stream {timeline.video_id!r}: segment {place.seq} was replaced since",
+            )
+        path = tmp / f"segment-{place.seq}"
+        store.download(
+            bucket, place.key, path, max_bytes=settings.max_object_bytes, expected_etag=found.etag
+        )
+        parts.append(SegmentFile(path, place.start_s))
+    return cut_segments(parts, tmp / "clip.mp4", window)
 
 
 class ClipLink(BaseModel):
@@ -143,7 +251,11 @@ router = APIRouter()
             "description": "with Accept: application/json, the presigned URL and how it was cut",
         },
         400: ERRORS[422] | {"description": "the clip would be longer than VIDLOC_CLIP_MAX_S"},
-        409: ERRORS[422] | {"description": "the video was replaced since its timeline"},
+        409: ERRORS[422]
+        | {
+            "description": "the video or a stream segment was replaced since its timeline, "
+            "or a stream timeline does not place the clip's segments"
+        },
     },
 )
 def event_clip(

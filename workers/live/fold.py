@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from contracts.stream import MAX_SPANS, StreamSegment, StreamSpan, StreamState
+from contracts.common import SourceObject
+from contracts.stream import (
+    MAX_SEGMENTS_INDEXED,
+    MAX_SPANS,
+    SegmentPlace,
+    StreamSegment,
+    StreamSpan,
+    StreamState,
+)
 from contracts.timeline import TimelineEvent
 from workers.types import normalise_label
 
@@ -46,11 +54,15 @@ def fold_segment(
     join_s: float,
     lag_s: float,
     skipped: bool = False,
+    source: SourceObject | None = None,
 ) -> Fold:
     """The stream timeline after ``segment``; ``pieces`` are its events on the segment's clock.
 
     ``join_s``: how close to a segment edge an event must reach to count as running across it
     (about one sample period: the last sample of a segment is that far before its end).
+    ``source``: the segment's object, placed on the stream clock in
+    ``state.segments_index`` so a clip can be cut from it later (skipped segments too: their
+    media exists, it was only not localized).
     """
     if state is not None and segment.seq <= state.last_seq:
         return Fold(tuple(events), state, duplicate=True)
@@ -127,10 +139,30 @@ def fold_segment(
             "gaps": gaps[-MAX_SPANS:],
             "skipped": skips[-MAX_SPANS:],
             "next_event": number,
+            "segments_index": _placed(state.segments_index, segment, source),
         }
     )
     out.sort(key=lambda e: (e.start_s, e.id))
     return Fold(tuple(out), new_state, tuple(new_ids), tuple(extended))
+
+
+def _placed(
+    index: Sequence[SegmentPlace] | None,
+    segment: StreamSegment,
+    source: SourceObject | None,
+) -> list[SegmentPlace] | None:
+    """The index with ``segment`` added, newest kept. A stream timeline written before segments
+    were indexed starts its index here (the earlier segments stay unplaced)."""
+    if source is None or segment.duration_s <= 0:
+        return list(index) if index is not None else None
+    place = SegmentPlace(
+        seq=segment.seq,
+        key=source.key,
+        etag=source.etag,
+        start_s=segment.start_s,
+        duration_s=segment.duration_s,
+    )
+    return [*(index or ()), place][-MAX_SEGMENTS_INDEXED:]
 
 
 def _open_event(

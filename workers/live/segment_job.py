@@ -162,6 +162,7 @@ class StreamJob:
             join_s=1.0 / fps + JOIN_SLACK_S,
             lag_s=lag,
             skipped=skip,
+            source=event.source,
         )
         timeline = self._timeline(event, job_id, base, current, fold)
         # Last look before writing: a worker whose partition moved away stops here (the
