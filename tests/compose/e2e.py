@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from minio import Minio
 
 from contracts.ingest import derive_video_id
@@ -346,20 +347,47 @@ def step_share(dep: Deployment, count: int) -> None:
         say(f"{by_ip.get(ip, ip)} owns {sorted(owned(member))} of {INGEST}")
 
 
-def step_kill_mid_job(dep: Deployment, name: str) -> None:
-    video_id = upload(dep, name)
+def _wait_running(dep: Deployment, video_id: str, before: str) -> int:
+    """Wait until the job of ``video_id`` is under way; the ingest partition it came on.
+    Fails if it ended first (``before``: what was to happen to it mid-job)."""
 
     def running() -> int | None:
         stages = [
             v.get("stage") for _, v in records(dep, PROGRESS) if v.get("video_id") == video_id
         ]
         if any(s in ("done", "failed") for s in stages):
-            raise CheckFailed(f"the job of {video_id} ended before it could be interrupted")
+            raise CheckFailed(f"the job of {video_id} ended before {before}")
         if not any(s in ("sampling", "localizing", "merging") for s in stages):
             return None
         return next(p for p, v in records(dep, INGEST) if v.get("video_id") == video_id)
 
-    partition = wait_for(f"the job of {video_id} to run", running, 300, 0.5)
+    return wait_for(f"the job of {video_id} to run", running, 300, 0.5)
+
+
+def _one_result_served(dep: Deployment, video_id: str, since: float, what: str) -> None:
+    """The job finishes once: one succeeded result (a replay's duplicate is given 20 s to
+    show) and its timeline served by the API."""
+
+    def result() -> list[dict[str, Any]] | None:
+        try:
+            return succeeded(dep, video_id)
+        except KafkaError:  # a broker just started again may not answer yet: ask again
+            return None
+
+    wait_for(f"a result for {video_id}", result, 600, 2)
+    say(f"job finished {time.monotonic() - since:.1f} s after the kill")
+    time.sleep(20)
+    results = results_for(dep, video_id)
+    if len(results) != 1 or results[0]["status"] != "succeeded":
+        statuses = [r.get("status") for r in results]
+        raise CheckFailed(f"expected exactly one succeeded result, got {statuses}")
+    timeline(dep, video_id)
+    say(f"exactly one result{what}, and its timeline is served")
+
+
+def step_kill_mid_job(dep: Deployment, name: str) -> None:
+    video_id = upload(dep, name)
+    partition = _wait_running(dep, video_id, "it could be interrupted")
     holder = next((m for m in group_members(dep) if partition in owned(m)), None)
     if holder is None:
         raise CheckFailed(f"no stable member owns {INGEST}[{partition}]")
@@ -368,17 +396,7 @@ def step_kill_mid_job(dep: Deployment, name: str) -> None:
         ["podman", "kill", "--signal", "KILL", container], check=True, stdout=subprocess.DEVNULL
     )
     say(f"killed {container} while it held {INGEST}[{partition}] mid-job")
-    started = time.monotonic()
-    wait_for(f"a result for {video_id}", lambda: succeeded(dep, video_id), 600, 2)
-    say(f"job finished {time.monotonic() - started:.1f} s after the kill")
-    # A duplicate would come from a replay of the same message: give it the time to show.
-    time.sleep(20)
-    results = results_for(dep, video_id)
-    if len(results) != 1 or results[0]["status"] != "succeeded":
-        statuses = [r.get("status") for r in results]
-        raise CheckFailed(f"expected exactly one succeeded result, got {statuses}")
-    timeline(dep, video_id)
-    say("exactly one result, and its timeline is served")
+    _one_result_served(dep, video_id, time.monotonic(), "")
 
 
 def _partition_leaders(dep: Deployment, topic: str) -> dict[int, int]:
@@ -399,16 +417,7 @@ def step_kill_broker(dep: Deployment, name: str) -> None:
     node = max((2, 3), key=lambda n: sum(1 for leader in leaders.values() if leader == n))
     container = f"{dep.project}_kafka-{node}_1"
     video_id = upload(dep, name)
-
-    def running() -> bool | None:
-        stages = [
-            v.get("stage") for _, v in records(dep, PROGRESS) if v.get("video_id") == video_id
-        ]
-        if any(s in ("done", "failed") for s in stages):
-            raise CheckFailed(f"the job of {video_id} ended before the broker could be killed")
-        return True if any(s in ("sampling", "localizing") for s in stages) else None
-
-    wait_for(f"the job of {video_id} to run", running, 300, 0.5)
+    _wait_running(dep, video_id, "the broker could be killed")
     led = sorted(p for p, leader in leaders.items() if leader == node)
     subprocess.run(
         ["podman", "kill", "--signal", "KILL", container], check=True, stdout=subprocess.DEVNULL
@@ -418,15 +427,7 @@ def step_kill_broker(dep: Deployment, name: str) -> None:
     time.sleep(15)  # past the workers' session timeout (10 s in the compose file's defaults)
     subprocess.run(["podman", "start", container], check=True, stdout=subprocess.DEVNULL)
     say(f"started {container} again {time.monotonic() - killed:.1f} s after the kill")
-    wait_for(f"a result for {video_id}", lambda: succeeded(dep, video_id), 600, 2)
-    say(f"job finished {time.monotonic() - killed:.1f} s after the kill")
-    time.sleep(20)  # a duplicate would come from a replayed transaction: give it the time
-    results = results_for(dep, video_id)
-    if len(results) != 1 or results[0]["status"] != "succeeded":
-        statuses = [r.get("status") for r in results]
-        raise CheckFailed(f"expected exactly one succeeded result, got {statuses}")
-    timeline(dep, video_id)
-    say("exactly one result with a broker killed and back, and its timeline is served")
+    _one_result_served(dep, video_id, killed, " with a broker killed and back")
 
 
 def main(argv: list[str] | None = None) -> int:
