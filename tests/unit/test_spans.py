@@ -399,3 +399,104 @@ def test_orders_spread_over_the_partitions_by_work() -> None:
         per_member[partition_for_key(key, 16) // 4] += order.span.end_chunk - order.span.first_chunk
     assert sum(per_member) == len(chunks) == 120
     assert max(per_member) - min(per_member) <= 12, per_member
+
+
+# -- the lead-in span: run by the merging member, counted in as its own report ------------------
+
+
+class LeadInRunner(MergeRunner):
+    """Hands a 15-minute video off, and runs spans (the lead-in one, at the merging member)."""
+
+    def __init__(self, fail_span: bool = False) -> None:
+        super().__init__()
+        self.fail_span = fail_span
+
+    def run_or_hand_off(self, event: Any, job_id: str, progress: Any) -> Any:
+        from workers.pipeline.job import HandOff
+
+        chunks = _chunks(900.0)
+        spans = plan_spans(chunks, 900.0, 300.0)
+        return HandOff(spans, VideoInfo(900.0, 25.0, 64, 64, "h264"), len(chunks))
+
+    def run_span(self, event: Any, job_id: str, progress: Any) -> Any:
+        from vidloc.errors import DecodeFailed
+        from workers.pipeline.job import SpanOutcome
+
+        self.calls.append(f"span-{event.span.index}")
+        if self.fail_span:
+            raise DecodeFailed("no frame before 12.0 s")
+        chunks = event.span.end_chunk - event.span.first_chunk
+        return SpanOutcome(TokenTally(7, 3, chunks), chunks, 0)
+
+
+def _lead_in_member(fail_span: bool = False) -> tuple[Any, LeadInRunner, Bus]:
+    from workers.service.handler import IngestHandler
+
+    runner, bus = LeadInRunner(fail_span), Bus()
+    settings = Settings(video_bucket="videos", localizer="cv")
+    return IngestHandler(settings, runner, bus.publish), runner, bus  # type: ignore[arg-type]
+
+
+def _orders() -> list[bytes]:
+    chunks = _chunks(900.0)
+    orders = span_orders(
+        decode_ingest(INGEST),
+        plan_spans(chunks, 900.0, 300.0),
+        VideoInfo(900.0, 25.0, 64, 64, "h264"),
+        len(chunks),
+    )
+    return [encode(o) for o in orders]
+
+
+def test_the_hand_off_sends_the_lead_in_span_to_the_merging_member() -> None:
+    member, runner, bus = _lead_in_member()
+    ingest = Delivery("video.ingest", 0, 0, b"v", encode(decode_ingest(INGEST)))
+    assert member.handle(ingest) is Disposition.COMMIT
+    sent = [(t, k, decode_ingest(v)) for t, k, v in bus.sent if t.startswith("video.spans")]
+    # The one-chunk span rides with the video's reports (keyed by the video, so read in order
+    # by its merging member); the others go to the group.
+    assert [(t, e.span.index) for t, _, e in sent if e.span is not None] == [
+        ("video.spans.done", 0),
+        *[("video.spans", i) for i in range(1, 5)],
+    ]
+    assert sent[0][1] == decode_ingest(INGEST).effective_video_id
+    assert all(e.span is not None and e.span.role == "order" for _, _, e in sent)
+    assert runner.calls == []  # nothing localized at the hand-off
+
+
+def test_the_merging_member_runs_the_lead_in_span_and_publishes_the_first_partial() -> None:
+    member, runner, bus = _lead_in_member()
+    orders, reports = _orders(), _reports()
+    assert member.handle(_report(orders[0], 0)) is Disposition.COMMIT
+    assert runner.calls == ["span-0", "partial-1"]
+    (first,) = bus.results()
+    assert first.partial and first.status == "succeeded"
+    # No report of it leaves: it is counted in where it ran, in the same transaction.
+    assert not [t for t, _, _ in bus.sent if t == "video.spans.done"]
+    for offset, index in enumerate((2, 1, 4, 3), start=1):
+        assert member.handle(_report(reports[index], offset)) is Disposition.COMMIT
+    assert runner.calls[1:] == ["partial-1", "partial-2", "partial-3", "partial-4", "merge"]
+    assert [r.partial for r in bus.results()] == [True, True, True, True, None]
+
+
+def test_a_lead_in_span_that_fails_for_good_fails_the_video_naming_it() -> None:
+    member, runner, bus = _lead_in_member(fail_span=True)
+    assert member.handle(_report(_orders()[0], 0)) is Disposition.COMMIT
+    (final,) = bus.results()
+    assert final.status == "failed" and not final.partial and final.error is not None
+    assert final.error.code == "decode_failed"
+    assert final.error.message.startswith("span 1 of 5 (0.0-30.0 s): no frame before 12.0 s")
+    # The other spans' reports change nothing once the video failed.
+    assert member.handle(_report(_reports()[1], 1)) is Disposition.COMMIT
+    assert runner.calls == ["span-0"] and len(bus.results()) == 1
+
+
+def test_a_lead_in_order_goes_to_the_merging_member_and_no_other_order_does() -> None:
+    member, runner, bus = _lead_in_member()
+    orders = _orders()
+    assert member.handle(Delivery("video.spans", 0, 0, b"v", orders[0])) is Disposition.COMMIT
+    assert member.handle(_report(orders[2], 1)) is Disposition.COMMIT
+    failed = [r.error for r in bus.results() if r.error is not None]
+    assert [e.code for e in failed] == ["span_not_allowed", "span_not_allowed"]
+    assert "lead-in order" in failed[0].message and "span order" in failed[1].message
+    assert runner.calls == []

@@ -35,6 +35,19 @@ def should_split(duration_s: float, span_s: float, chunks: int) -> bool:
 LEAD_IN = (1, 2)
 
 
+def runs_at_merge(index: int, chunks: int) -> bool:
+    """Whether span ``index`` of ``chunks`` chunks is the first lead-in span, which the video's
+    merging member runs itself instead of handing it to the group.
+
+    Any member would take it as soon as it is published, but a member with several orders in
+    hand takes them in the order Kafka's fetches give them, not the video's: the one-chunk span
+    then waits behind a full one, and the first partial timeline with it. The merging member
+    reads the video's reports in order and publishes the partials, so the first one comes one
+    chunk after the hand-off, with no hop in between.
+    """
+    return index == 0 and chunks <= LEAD_IN[0]
+
+
 def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tuple[Span, ...]:
     """About ``duration_s / span_s`` spans of consecutive chunks, as even in chunks as can be,
     after the short lead-in spans of :data:`LEAD_IN` chunks when there are chunks enough.

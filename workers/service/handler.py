@@ -25,6 +25,7 @@ from contracts import (
     derive_job_id,
     encode,
 )
+from contracts.span import VideoSpan
 from vidloc import names
 from vidloc.adapters.kafka import partition_for_key
 from vidloc.errors import (
@@ -49,6 +50,7 @@ from workers.pipeline.outcomes import (
     result_event_id,
     succeeded_result,
 )
+from workers.pipeline.spans import runs_at_merge
 from workers.service import policy
 from workers.service.dedup import SETTLING_WAIT_S, WAIT_S, Verdict, answer_from
 from workers.service.outbox import after_commit
@@ -83,8 +85,13 @@ def _contract_code(exc: ContractError) -> str:
     return "bad_ingest_event"  # a field missing or mistyped; the message names it
 
 
-# The span part each topic's messages carry (none on video.ingest).
-_SPAN_ROLES = {names.TOPIC_SPANS: "order", names.TOPIC_SPANS_DONE: "report"}
+# The span part each topic's messages carry (none on video.ingest); the reports topic also
+# carries the lead-in order its merging member runs (workers/pipeline/spans.runs_at_merge).
+_SPAN_ROLES = {names.TOPIC_SPANS: {"order"}, names.TOPIC_SPANS_DONE: {"report", "order"}}
+
+
+def _runs_at_merge(span: VideoSpan) -> bool:
+    return runs_at_merge(span.index, span.end_chunk - span.first_chunk)
 
 
 class Disposition(enum.Enum):
@@ -264,6 +271,10 @@ class IngestHandler:
             partitions = self._settings.span_partitions
             for order in span_orders(event, outcome.spans, outcome.info, outcome.chunks_total):
                 assert order.span is not None
+                if _runs_at_merge(order.span):
+                    # Keyed by the video, like its reports: the merging member runs it first.
+                    self._publish(names.TOPIC_SPANS_DONE, video_id, encode(order))
+                    continue
                 key = span_key(
                     order.span, video_id, partitions, lambda k: partition_for_key(k, partitions)
                 )
@@ -287,6 +298,16 @@ class IngestHandler:
     ) -> Disposition:
         """Localize one span's chunks and report; a permanent failure is reported too (the
         merging member fails the video, naming the span)."""
+        report = self._run_span(delivery, event, job_id, where)
+        if isinstance(report, Disposition):
+            return report
+        self._publish(names.TOPIC_SPANS_DONE, event.effective_video_id, encode(report))
+        return Disposition.COMMIT
+
+    def _run_span(
+        self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
+    ) -> IngestEvent | Disposition:
+        """The order's report (its tokens, or its permanent failure), or RETRY/HAND_BACK."""
         video_id = event.effective_video_id
         tenant = tenant_of_key(event.source.key)
         assert event.span is not None
@@ -309,9 +330,7 @@ class IngestHandler:
             _log_decision(decision, exc, {"video_id": video_id, "job_id": job_id})
             if decision.reason is policy.Reason.CRASHED or not isinstance(exc, VidlocError):
                 exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
-            report = span_report(event, error=(exc.code, str(exc)))
-            self._publish(names.TOPIC_SPANS_DONE, video_id, encode(report))
-            return Disposition.COMMIT
+            return span_report(event, error=(exc.code, str(exc)))
         if self._uses_model:
             self.breaker.record_success()
         self._first_failure.pop(where, None)
@@ -323,14 +342,19 @@ class IngestHandler:
             done.chunks_from_checkpoint,
             extra={"video_id": video_id, "job_id": job_id},
         )
-        self._publish(names.TOPIC_SPANS_DONE, video_id, encode(span_report(event, done.tokens)))
-        return Disposition.COMMIT
+        return span_report(event, done.tokens)
 
     def _span_report(
         self, delivery: Delivery, event: IngestEvent, job_id: str, where: tuple[str, int, int]
     ) -> Disposition:
         """Count a span in; merge on the report that completes the video, else publish the
-        timeline so far as a partial result."""
+        timeline so far as a partial result. A lead-in order is run here first, and counted in
+        as its own report in the same transaction."""
+        if event.span is not None and event.span.role == "order":
+            report = self._run_span(delivery, event, job_id, where)
+            if isinstance(report, Disposition):
+                return report
+            event = report
         span = event.span
         assert span is not None
         video_id = event.effective_video_id
@@ -549,12 +573,17 @@ class IngestHandler:
                 f"bucket {event.source.bucket!r} is not the configured video bucket",
                 code="bucket_not_allowed",
             )
-        wanted_role = _SPAN_ROLES.get(delivery.topic)
+        wanted_roles = _SPAN_ROLES.get(delivery.topic, {None})
         role = event.span.role if event.span is not None else None
-        if role != wanted_role:
-            # Orders and reports are the workers' own: an ingest event never carries one, and
-            # the span topics carry nothing else.
+        lead_in = event.span is not None and _runs_at_merge(event.span)
+        if role not in wanted_roles or (
+            role == "order" and lead_in != (delivery.topic == names.TOPIC_SPANS_DONE)
+        ):
+            # Orders and reports are the workers' own: an ingest event never carries one, the
+            # span topics carry nothing else, and a lead-in order goes to its merging member.
             said = f"a span {role}" if role else "no span part"
+            if role == "order":
+                said = f"a {'lead-in' if lead_in else 'span'} order"
             raise BadIngestEvent(
                 f"a message on {delivery.topic} with {said}", code="span_not_allowed"
             )

@@ -7,6 +7,8 @@ chunks (checkpointed) and *reports* (``video.spans.done``, keyed by the video, i
 that commits its order). Reports of one video share a key, so one member reads them in order;
 it keeps which spans reported in a small state object and, on the report that completes the set,
 merges once: one timeline, one result. Every report before that publishes a partial result.
+The one-chunk lead-in span's order goes to that member too, with the reports, and it runs it
+(``runs_at_merge``): the first partial comes a chunk after the hand-off.
 """
 
 from __future__ import annotations
