@@ -4,14 +4,16 @@ records and partitions come out as plain values."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kafka.cluster import ClusterMetadata
 from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from vidloc.adapters.kafka import BusRecord, Partition, TopicReader
-from vidloc.adapters.kafka.reader import release_parked
+from vidloc.adapters.kafka.reader import pass_auto_create, release_parked
 from vidloc.errors import BusUnavailable
 
 
@@ -195,3 +197,19 @@ def test_resume_all_releases_records_parked_for_resumed_partitions() -> None:
     assert release_parked(consumer) == 1  # type: ignore[arg-type]
     assert parked[resumed].drained and not parked[held].drained
     assert list(consumer._fetcher._paused_partition_records) == [held]  # type: ignore[attr-defined]
+
+
+def test_a_reader_asked_not_to_create_topics_sends_metadata_requests_that_say_so() -> None:
+    """kafka-python 3.0.12 leaves a consumer's allow_auto_create_topics out of its cluster
+    metadata, whose requests then ask the broker to create every topic they name
+    (tests/integration/test_kafka_topic_later.py meets it on the local stack)."""
+    cluster = ClusterMetadata()
+    cluster.set_topics(["not-yet"])
+    consumer = SimpleNamespace(_client=SimpleNamespace(cluster=cluster))
+    assert cluster.metadata_request().allow_auto_topic_creation  # kafka-python's default
+
+    pass_auto_create(consumer, False)
+    assert not cluster.metadata_request().allow_auto_topic_creation
+    pass_auto_create(consumer, True)
+    assert cluster.metadata_request().allow_auto_topic_creation
+    pass_auto_create(FakeConsumer(), False)  # a consumer without that inner shape is left alone

@@ -11,6 +11,17 @@ Two ways to read, both written once here:
 
 Every kafka-python error is turned into :class:`vidloc.errors.BusUnavailable` here, so callers
 handle one type. kafka-python's consumer is not thread-safe: one thread owns a reader.
+
+A group member may subscribe before its topic exists (a deployment's bridge can start before
+its init has created ``s3.events``): it joins with nothing assigned and starts consuming within
+seconds of the topic's creation, with no restart. kafka-python 3 does this itself: while
+a subscribed topic is unknown to the cluster (``UNKNOWN_TOPIC_OR_PARTITION``, a retriable
+error) it asks for metadata again every 100 ms (its ``retry_backoff_ms``) instead of waiting
+``metadata_max_age_ms`` (5 minutes), and the group leader rebalances once the topic's partitions
+appear (docs/delivery.md, "A reader started before its topic";
+tests/integration/test_kafka_topic_later.py). :meth:`TopicReader.replay` and
+:meth:`TopicReader.tail` assign partitions instead, so a topic the cluster does not know then is
+an error (BusUnavailable).
 """
 
 from __future__ import annotations
@@ -124,6 +135,8 @@ class TopicReader(ClosedOnExit):
             raise BusUnavailable(
                 f"cannot create a consumer on {describe(settings)}: {exc}"
             ) from exc
+        if "allow_auto_create_topics" in config:
+            pass_auto_create(consumer, bool(config["allow_auto_create_topics"]))
         return cls(consumer, where=describe(settings))
 
     @classmethod
@@ -231,7 +244,8 @@ class TopicReader(ClosedOnExit):
         on_revoked: AssignmentCallback | None = None,
         on_lost: AssignmentCallback | None = None,
     ) -> None:
-        """Join the group on ``topics``; the callbacks run inside :meth:`poll`, on its thread.
+        """Join the group on ``topics``; the callbacks run while :meth:`poll` waits, on
+        kafka-python's event loop (so they must not call the consumer's blocking methods).
 
         ``on_lost`` (default: ``on_revoked``) gets partitions this member lost by eviction:
         another member owns them already, so nothing of theirs may be committed from here.
@@ -419,6 +433,20 @@ def park_group_at_end(settings: Settings, group_id: str, topic: str) -> None:
     with TopicReader.replay(settings, {topic: Start.end()}, group_id=group_id) as stream:
         _, positions = stream.lag_inputs(timeout_s=15.0)
         stream.commit({part: pos for part, pos in positions.items() if pos is not None})
+
+
+def pass_auto_create(consumer: Any, allowed: bool) -> None:
+    """Make the consumer's metadata requests carry its ``allow_auto_create_topics``.
+
+    kafka-python 3.0.12 builds a consumer's cluster metadata without that setting, so every
+    metadata request asks the broker to create the topics it names (with the broker's default
+    partition count) however the consumer was configured. Nothing has named a topic yet when this
+    runs: the bootstrap asks for no topics.
+    """
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    config = getattr(cluster, "config", None)
+    if isinstance(config, dict) and "allow_auto_create_topics" in config:
+        config["allow_auto_create_topics"] = allowed
 
 
 def release_parked(consumer: KafkaConsumer) -> int:
