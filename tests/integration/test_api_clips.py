@@ -1,6 +1,7 @@
 """Clips on the real stack: a generated H.264 video in the bucket, a timeline naming events at a
 keyframe and between keyframes, ``GET .../clip`` (302 to a presigned MP4, cut once, then
-cached), the first frame checked against the source, ``vidloc clip``, and the clear errors."""
+cached), the first frame checked against the source, ``vidloc clip``, and the clear errors; a
+later analysis' event clipped through its own route and cached beside that analysis' timeline."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from apistack import isolated_settings, timeline_for, unique_id
 from pipeline import REPO
 
-from contracts import decode_timeline, encode
+from contracts import decode_timeline, derive_analysis_id, encode
 from devkit.serve_api import serve_in_thread
 from devkit.synth.catalogue import standard_specs
 from devkit.synth.render import ensure_rendered
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.integration
 
 # h264_mp4 is 10 fps with its first keyframe at 0 s: the first event copies, the second cannot.
 EVENTS = [("at keyframe", 0.0, 2.0), ("between keyframes", 3.3, 5.0), ("gone", 1.0, 2.0)]
+# A later analysis of the kept video: its one event (ev0) is where the first analysis' ev1 is.
+LATER = derive_analysis_id(unique_id("clip-ask"))
 
 
 def frames_of(data: bytes, path: Path) -> list[tuple[float, np.ndarray]]:
@@ -68,6 +71,11 @@ def setup(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         timeline = decode_timeline(doc)
         store.put_bytes(settings.timeline_bucket, names.timeline_key(vid), encode(timeline))
         ids[name] = vid
+        if name == "kept":
+            doc["analysis_id"] = LATER
+            doc["events"] = timeline_for(vid, "", "", events=[EVENTS[1]])["events"]
+            later = names.analysis_timeline_key(vid, LATER)
+            store.put_bytes(settings.timeline_bucket, later, encode(decode_timeline(doc)))
     store.delete(settings.video_bucket, f"uploads/{ids['deleted']}.mp4")
     app = create_app(settings)
     base_url, stop = serve_in_thread(app)
@@ -133,6 +141,24 @@ def test_bad_clip_requests_are_clear_errors(
     assert response.json()["error"]["code"] == code
 
 
+def test_a_later_analysis_event_is_clipped_beside_its_timeline(setup: dict[str, object]) -> None:
+    client, ids, settings = setup["client"], setup["ids"], setup["settings"]
+    assert isinstance(client, httpx.Client) and isinstance(ids, dict)
+    assert isinstance(settings, Settings)
+    path = f"/videos/{ids['kept']}/analyses/{LATER}/events/ev0/clip"
+    first = client.get(path, headers={"Accept": "application/json"})
+    assert first.status_code == 200, first.text
+    link = first.json()
+    assert link["mode"] == "reencode" and abs(link["first_frame_s"] - 3.3) <= 0.1 + 1e-6
+    folder = names.analysis_timeline_key(ids["kept"], LATER).rsplit("/", 1)[0]
+    cached = list(ObjectStore(settings).list_keys(settings.timeline_bucket, f"{folder}/clips/"))
+    assert len(cached) == 1
+    assert client.get(path).headers["x-vidloc-clip-cache"] == "hit"
+    # ev0 of the first analysis is at 0 s (copy): the 3.3 s reencode above is the later's.
+    # An analysis the video does not have is a 404, never the first analysis' ev0.
+    assert client.get(f"/videos/{ids['kept']}/analyses/a-nope/events/ev0/clip").status_code == 404
+
+
 def test_vidloc_clip_writes_the_mp4(setup: dict[str, object], tmp_path: Path) -> None:
     settings, ids = setup["settings"], setup["ids"]
     assert isinstance(settings, Settings) and isinstance(ids, dict)
@@ -158,3 +184,10 @@ def test_vidloc_clip_writes_the_mp4(setup: dict[str, object], tmp_path: Path) ->
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert gone.returncode == 1 and "source_not_found" in gone.stderr
+    later = subprocess.run(
+        [sys.executable, "-m", "vidloc", "clip", ids["kept"], "ev0", "-o", str(out),
+         "--analysis", LATER],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert "between keyframes 3.3-5 s" in later.stdout

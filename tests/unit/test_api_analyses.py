@@ -347,24 +347,27 @@ def test_the_book_keeps_analyses_apart_from_their_video() -> None:
     assert set(book.snapshot()) == {"v"}
 
 
-def test_search_takes_no_analysis_for_a_video(tmp_path: Path) -> None:
-    """The index syncs first timelines only: a key under analyses/ is no video, and a result
-    naming a later analysis' timeline queues nothing (tenant prefixes included)."""
+def test_search_indexes_a_later_analysis_apart_from_the_first(tmp_path: Path) -> None:
+    """The index syncs every analysis: a key under analyses/ is that analysis of the video, and
+    a result naming a later analysis' timeline queues that analysis (tenant prefixes included);
+    tests/unit/test_search_analyses.py has the rest."""
     from vidloc.search.feeder import Indexer, slot_of_key
     from vidloc.search.index import SearchIndex
 
     for tenant in (None, "acme"):
-        assert slot_of_key(names.timeline_key("v", tenant)) == (tenant, "v")
-        assert slot_of_key(names.analysis_timeline_key("v", "a-1", tenant)) is None
+        assert slot_of_key(names.timeline_key("v", tenant)) == (tenant, "v", "default")
+        later_key = names.analysis_timeline_key("v", "a-1", tenant)
+        assert slot_of_key(later_key) == (tenant, "v", "a-1")
     store = Store()
     store.put_tenant_timeline("v", None)
     answer = make_timeline("v", analysis_id="a-1", job_id="j-later")
     store.objects[(BUCKET, names.analysis_timeline_key("v", "a-1"))] = encode(answer)
     indexer = Indexer(SearchIndex(tmp_path / "i.sqlite"), store, BUCKET)  # type: ignore[arg-type]
-    assert indexer.sync().listed == 1
+    assert indexer.sync().listed == 2
+    assert set(indexer.index.etags()) == {(None, "v", "default"), (None, "v", "a-1")}
     key = names.analysis_timeline_key("v", "a-1")
-    result = make_result("v").model_copy(
+    result = make_result("v", at=datetime.now(UTC).isoformat()).model_copy(
         update={"analysis_id": "a-1", "timeline": ObjectRef(bucket=BUCKET, key=key)}
     )
     indexer.offer(result)
-    assert indexer._pending == {}
+    assert set(indexer._pending) == {(None, "v", "a-1")}

@@ -76,12 +76,19 @@ def test_a_cursor_is_bound_to_its_query() -> None:
 
 
 def test_key_slots() -> None:
-    assert slot_of_key("timelines/v1/timeline.json") == (None, "v1")
-    assert slot_of_key("tenants/acme/timelines/v1/timeline.json") == ("acme", "v1")
+    assert slot_of_key("timelines/v1/timeline.json") == (None, "v1", "default")
+    assert slot_of_key("tenants/acme/timelines/v1/timeline.json") == ("acme", "v1", "default")
+    later = names.analysis_timeline_key("v1", "a-1", "acme")
+    assert slot_of_key(later) == ("acme", "v1", "a-1")
+    assert slot_of_key(names.analysis_timeline_key("v1", "a-1")) == (None, "v1", "a-1")
     for other in (
         "timelines/v1/x.json",
         "checkpoints/v1/j/chunk-00001.json",
         "timelines/a/b/timeline.json",
+        "timelines/v1/analyses/timeline.json",
+        "timelines/v1/analyses/default/timeline.json",  # the first analysis lives above
+        "timelines/v1/other/a-1/timeline.json",
+        "timelines/v1/analyses/a-1/x/timeline.json",
     ):
         assert slot_of_key(other) is None
 
@@ -128,7 +135,7 @@ def test_a_replaced_timeline_replaces_its_events(index: SearchIndex) -> None:
     doc = timeline_doc("vid-1")
     doc["events"] = doc["events"][:1]
     index.put(None, decode_timeline(doc), "e2")
-    assert index.counts() == (1, 1) and index.etag(None, "vid-1") == "e2"
+    assert index.counts() == (1, 1) and index.etag(None, "vid-1", "default") == "e2"
     index.remove(None, "vid-1")
     assert index.counts() == (0, 0)
     assert index.search(None, make_request("red")).hits == []
@@ -154,11 +161,11 @@ def test_sync_fetches_only_what_changed_and_drops_what_is_gone(index: SearchInde
     indexer = Indexer(index, store, "timelines")  # type: ignore[arg-type]
     report = indexer.sync()
     assert (report.listed, report.fetched, report.unreadable) == (3, 2, 1)
-    assert set(index.etags()) == {(None, "vid-1"), ("acme", "vid-2")}
+    assert set(index.etags()) == {(None, "vid-1", "default"), ("acme", "vid-2", "default")}
     assert indexer.sync().fetched == 0
     del store.objects[("timelines", names.timeline_key("vid-1"))]
     assert indexer.sync().removed == 1
-    assert set(index.etags()) == {("acme", "vid-2")}
+    assert set(index.etags()) == {("acme", "vid-2", "default")}
 
 
 def test_a_result_is_queued_only_for_this_bucket_and_the_tenants_own_key(
@@ -168,7 +175,7 @@ def test_a_result_is_queued_only_for_this_bucket_and_the_tenants_own_key(
     now = datetime.now(UTC).isoformat()
     indexer.offer(make_result("vid-1", at=now))
     indexer.offer(make_result("vid-2", "failed", at=now))
-    assert set(indexer._pending) == {(None, "vid-1")}
+    assert set(indexer._pending) == {(None, "vid-1", "default")}
     elsewhere = make_result("vid-3", at=now)
     assert elsewhere.timeline is not None
     indexer.offer(
@@ -176,10 +183,10 @@ def test_a_result_is_queued_only_for_this_bucket_and_the_tenants_own_key(
             update={"timeline": elsewhere.timeline.model_copy(update={"bucket": "other"})}
         )
     )
-    assert (None, "vid-3") not in indexer._pending
+    assert (None, "vid-3", "default") not in indexer._pending
     indexer.synced_at = datetime.now(UTC).timestamp()
     indexer.offer(make_result("vid-4", at="2020-01-01T00:00:00Z"))  # the sync saw it
-    assert (None, "vid-4") not in indexer._pending
+    assert (None, "vid-4", "default") not in indexer._pending
 
 
 @pytest.fixture
@@ -216,10 +223,12 @@ def test_search_route_answers_one_tenant(keyed: tuple[httpx.Client, dict[str, st
     }
     first = body["results"][0]
     assert set(first) == {
-        "video_id", "analysis", "event_id", "label", "start_s", "end_s", "description",
-        "confidence", "score", "thumbnail_url",
+        "video_id", "analysis", "job_id", "event_id", "label", "start_s", "end_s",
+        "description", "confidence", "score", "thumbnail_url", "clip_url",
     }  # fmt: skip
-    assert first["analysis"] == "job-1" and first["thumbnail_url"] is None
+    assert first["analysis"] == "default" and first["job_id"] == "job-1"
+    assert first["thumbnail_url"] is None
+    assert first["clip_url"] == f"/videos/{first['video_id']}/events/{first['event_id']}/clip"
     bravo = _get(http, keys["bravo"], q="red circle").json()["results"]
     assert {r["video_id"] for r in bravo} == {"cam-9"}
     grouped = _get(http, keys["acme"], q="red", group="video").json()["groups"]

@@ -1,5 +1,6 @@
 """``GET /videos/{id}/events/{event_id}/clip?pad_s=``: an MP4 of the event, cut once and cached
-beside the timeline (``clips/``), answered with a redirect to a presigned URL of it.
+beside the timeline (``clips/``), answered with a redirect to a presigned URL of it; a later
+analysis' event under ``/videos/{id}/analyses/{analysis_id}/events/{event_id}/clip``.
 
 ``X-Vidloc-Clip-Mode`` says how it was cut (``copy``: stream copy from a keyframe within one
 frame of the start; ``reencode``: H.264 from the frame at the start), ``X-Vidloc-Clip-Start-S``
@@ -18,16 +19,17 @@ import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from contracts import Timeline, TimelineEvent
+from contracts import DEFAULT_ANALYSIS_ID, Timeline, TimelineEvent
 from contracts.stream import SegmentPlace
 from vidloc.adapters.object_store import ObjectStore, normalize_etag
-from vidloc.api.auth import Reader
+from vidloc.api.ask import AnalysisId
+from vidloc.api.auth import Caller, Reader
 from vidloc.api.clipcut import (
     ClipCut,
     ClipMode,
@@ -41,7 +43,7 @@ from vidloc.api.clipcut import (
 )
 from vidloc.api.errors import ApiError
 from vidloc.api.media import ERRORS, EventId, beside_timeline, event_of, timeline_of
-from vidloc.api.routes import Deps, VideoId
+from vidloc.api.routes import Deps, Services, VideoId
 from vidloc.errors import InputError, ObjectMissing
 from vidloc.settings import Settings
 
@@ -68,6 +70,7 @@ def find_or_cut_clip(
     *,
     tenant: str | None,
     pad_s: float = 0.0,
+    analysis_id: str = DEFAULT_ANALYSIS_ID,
 ) -> StoredClip:
     """The cached clip of ``event`` (padded), cut and stored first when there is none.
 
@@ -87,7 +90,7 @@ def find_or_cut_clip(
     else:
         version = normalize_etag(timeline.source.etag)
     stem = hashlib.sha256(event.id.encode()).hexdigest()[:16]
-    key = beside_timeline(timeline.video_id, tenant, cache_name(stem, window, version))
+    key = beside_timeline(timeline.video_id, tenant, cache_name(stem, window, version), analysis_id)
     bucket = settings.timeline_bucket
     try:
         info = store.stat(bucket, key)
@@ -238,25 +241,29 @@ def _service(request: Request) -> ClipService:
 router = APIRouter()
 
 
+_CLIP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    302: {"description": "redirect to a presigned URL of the MP4 (X-Vidloc-Clip-* headers)"},
+    200: {
+        "model": ClipLink,
+        "description": "with Accept: application/json, the presigned URL and how it was cut",
+    },
+    400: ERRORS[422] | {"description": "the clip would be longer than VIDLOC_CLIP_MAX_S"},
+    409: ERRORS[422]
+    | {
+        "description": "the video or a stream segment was replaced since its timeline, "
+        "or a stream timeline does not place the clip's segments"
+    },
+}
+PadS = Annotated[float, Query(ge=0, le=MAX_PAD_S, allow_inf_nan=False)]
+
+
 @router.get(
     "/videos/{video_id}/events/{event_id}/clip",
     response_class=RedirectResponse,
     status_code=302,
     tags=["videos"],
-    responses={
-        **ERRORS,
-        302: {"description": "redirect to a presigned URL of the MP4 (X-Vidloc-Clip-* headers)"},
-        200: {
-            "model": ClipLink,
-            "description": "with Accept: application/json, the presigned URL and how it was cut",
-        },
-        400: ERRORS[422] | {"description": "the clip would be longer than VIDLOC_CLIP_MAX_S"},
-        409: ERRORS[422]
-        | {
-            "description": "the video or a stream segment was replaced since its timeline, "
-            "or a stream timeline does not place the clip's segments"
-        },
-    },
+    responses=_CLIP_RESPONSES,
 )
 def event_clip(
     request: Request,
@@ -265,15 +272,56 @@ def event_clip(
     caller: Reader,
     video_id: VideoId,
     event_id: EventId,
-    pad_s: Annotated[float, Query(ge=0, le=MAX_PAD_S, allow_inf_nan=False)] = 0.0,
+    pad_s: PadS = 0.0,
 ) -> Response:
     """An MP4 of the event (padded by ``pad_s`` on both sides), cut on the first request and
     cached in the timeline bucket; the answer redirects to a presigned URL of it (or, with
     ``Accept: application/json``, names it in a ClipLink)."""
-    timeline = timeline_of(deps, caller, video_id)
+    return _clip(request, deps, clips, caller, video_id, event_id, pad_s, DEFAULT_ANALYSIS_ID)
+
+
+@router.get(
+    "/videos/{video_id}/analyses/{analysis_id}/events/{event_id}/clip",
+    response_class=RedirectResponse,
+    status_code=302,
+    tags=["analyses"],
+    responses=_CLIP_RESPONSES,
+)
+def analysis_event_clip(
+    request: Request,
+    deps: Deps,
+    clips: Annotated[ClipService, Depends(_service)],
+    caller: Reader,
+    video_id: VideoId,
+    analysis_id: AnalysisId,
+    event_id: EventId,
+    pad_s: PadS = 0.0,
+) -> Response:
+    """The clip of an event of one analysis (``default``: the same as the route above); it is
+    cached beside that analysis' timeline."""
+    return _clip(request, deps, clips, caller, video_id, event_id, pad_s, analysis_id)
+
+
+def _clip(
+    request: Request,
+    deps: Services,
+    clips: ClipService,
+    caller: Caller,
+    video_id: str,
+    event_id: str,
+    pad_s: float,
+    analysis_id: str,
+) -> Response:
+    timeline = timeline_of(deps, caller, video_id, analysis_id)
     event = event_of(timeline, event_id)
     clip = find_or_cut_clip(
-        clips.store, clips.settings, timeline, event, tenant=caller.tenant, pad_s=pad_s
+        clips.store,
+        clips.settings,
+        timeline,
+        event,
+        tenant=caller.tenant,
+        pad_s=pad_s,
+        analysis_id=analysis_id,
     )
     url = deps.presign(clip.bucket, clip.key)
     headers = {

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
+from contracts.common import SAFE_ID_PATTERN
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.auth import Reader
 from vidloc.api.errors import ApiError
@@ -39,11 +40,16 @@ from vidloc.viewer.search_page import render_search_page
 log = logging.getLogger(__name__)
 
 MAX_FILTER_VALUES = 50
+AnalysisName = Annotated[str, StringConstraints(pattern=f"^{SAFE_ID_PATTERN}$")]
 
 
 class SearchHit(BaseModel):
     video_id: str
-    analysis: str = Field(description="the job whose timeline holds the event")
+    analysis: str = Field(
+        description="the analysis whose timeline holds the event: 'default' for the video's "
+        "first, else the id from POST /videos/{id}/analyses"
+    )
+    job_id: str = Field(description="the job that wrote that timeline")
     event_id: str
     label: str
     start_s: float
@@ -54,6 +60,7 @@ class SearchHit(BaseModel):
     thumbnail_url: str | None = Field(
         default=None, description="the API path of the event's thumbnail; null when it has none"
     )
+    clip_url: str = Field(description="the API path of the event's clip")
 
 
 class SearchGroup(BaseModel):
@@ -136,6 +143,10 @@ def search(
     q: Annotated[str, Query(description="words to find in labels and descriptions")] = "",
     label: Annotated[list[str] | None, Query(description="exact label (repeatable)")] = None,
     video: Annotated[list[str] | None, Query(description="only these video ids")] = None,
+    analysis: Annotated[
+        list[AnalysisName] | None,
+        Query(description="only these analyses ('default': each video's first; repeatable)"),
+    ] = None,
     since: Annotated[datetime | None, Query(description="analysed at or after")] = None,
     until: Annotated[datetime | None, Query(description="analysed at or before")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
@@ -146,15 +157,18 @@ def search(
 ) -> SearchResponse:
     """Full-text search (BM25) over the labels and descriptions of the caller's tenant's
     events, with exact filters; ``group=video`` groups a page's hits by video."""
-    labels, videos = tuple(label or ()), tuple(video or ())
-    if len(labels) > MAX_FILTER_VALUES or len(videos) > MAX_FILTER_VALUES:
-        raise ApiError(400, "invalid_query", f"at most {MAX_FILTER_VALUES} labels and videos")
+    labels, videos, analyses = tuple(label or ()), tuple(video or ()), tuple(analysis or ())
+    if max(len(labels), len(videos), len(analyses)) > MAX_FILTER_VALUES:
+        raise ApiError(
+            400, "invalid_query", f"at most {MAX_FILTER_VALUES} labels, videos and analyses"
+        )
     try:
         request = make_request(
             q,
             mode=match,
             labels=labels,
             video_ids=videos,
+            analyses=analyses,
             since=since,
             until=until,
             min_confidence=min_confidence,
@@ -166,7 +180,7 @@ def search(
         raise ApiError(400, exc.code, str(exc)) from exc
     for video_id in videos:
         # Unknown and another tenant's ids answer alike, as on every other route.
-        if service.index.etag(caller.tenant, video_id) is None:
+        if not service.index.has_video(caller.tenant, video_id):
             raise ApiError(404, "video_not_found", f"no video {video_id!r}")
     page = service.index.search(caller.tenant, request)
     docs = [hit_document(hit) for hit in page.hits]

@@ -1,4 +1,5 @@
-"""``vidloc clip VIDEO EVENT -o out.mp4 [--pad-s S]``: an MP4 of one event of a timeline.
+"""``vidloc clip VIDEO EVENT -o out.mp4 [--pad-s S] [--analysis A]``: an MP4 of one event of a
+timeline (of the video's first analysis, or of a later one).
 
 The same clip the API serves: cut once (stream copy from a keyframe within one frame of the
 start, else re-encoded), cached beside the timeline, then downloaded to ``-o``.
@@ -7,10 +8,13 @@ start, else re-encoded), cached beside the timeline, then downloaded to ``-o``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from contracts import DEFAULT_ANALYSIS_ID
+from contracts.common import SAFE_ID_PATTERN
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.clips import MAX_PAD_S, find_or_cut_clip
 from vidloc.api.errors import ApiError
@@ -32,6 +36,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--tenant", default=None, help="the video's tenant (default: VIDLOC_TENANT)"
     )
+    parser.add_argument(
+        "--analysis",
+        default=DEFAULT_ANALYSIS_ID,
+        help="the analysis the event belongs to (default: the video's first, 'default')",
+    )
     parser.set_defaults(func=run)
 
 
@@ -39,11 +48,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not 0.0 <= args.pad_s <= MAX_PAD_S:
         print(f"vidloc clip: --pad-s must be within 0..{MAX_PAD_S:g}", file=sys.stderr)
         return EXIT_USAGE
+    if not re.fullmatch(SAFE_ID_PATTERN, args.analysis):
+        print(f"vidloc clip: {args.analysis!r} is not an analysis id", file=sys.stderr)
+        return EXIT_USAGE
     tenant = args.tenant or settings.tenant
     store = ObjectStore(settings)
-    timeline = TimelineReader(store, settings.timeline_bucket).load(args.video_id, tenant)
+    reader = TimelineReader(store, settings.timeline_bucket)
+    timeline = reader.load(args.video_id, tenant, args.analysis)
     if timeline is None:
-        print(f"vidloc clip: no timeline for video {args.video_id!r}", file=sys.stderr)
+        which = "" if args.analysis == DEFAULT_ANALYSIS_ID else f" analysis {args.analysis!r}"
+        print(f"vidloc clip: no timeline for video {args.video_id!r}{which}", file=sys.stderr)
         return EXIT_FAILED
     event = next((e for e in timeline.events if e.id == args.event_id), None)
     if event is None:
@@ -52,7 +66,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_FAILED
     try:
-        clip = find_or_cut_clip(store, settings, timeline, event, tenant=tenant, pad_s=args.pad_s)
+        clip = find_or_cut_clip(
+            store,
+            settings,
+            timeline,
+            event,
+            tenant=tenant,
+            pad_s=args.pad_s,
+            analysis_id=args.analysis,
+        )
     except ApiError as exc:
         print(f"vidloc clip: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_FAILED

@@ -39,6 +39,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--label", action="append", default=[], help="exact label (repeatable)")
     parser.add_argument("--video", action="append", default=[], help="only this video id")
+    parser.add_argument(
+        "--analysis",
+        action="append",
+        default=[],
+        help="only this analysis ('default': each video's first; repeatable)",
+    )
     parser.add_argument("--min-confidence", type=float, default=None)
     parser.add_argument("--limit", type=int, default=20, help="results (1-200)")
     parser.add_argument("--any", action="store_true", help="any of the words, not all")
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             mode="any" if args.any else "all",
             labels=tuple(args.label),
             video_ids=tuple(args.video),
+            analyses=tuple(args.analysis),
             min_confidence=args.min_confidence,
             limit=args.limit,
             group="video" if args.group else "flat",
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(body, indent=2))
         return EXIT_OK
     table = Table(
-        "score", "video", "label", "start", "end", "description",
+        "score", "video", "analysis", "label", "start", "end", "description",
         title=f"{len(docs)} events for {request.text!r}"
         + (" (more matched than are ranked: add words)" if page.window_full else ""),
         title_justify="left",
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row(
             f"{doc['score']:.2f}",
             doc["video_id"],
+            doc["analysis"],
             doc["label"],
             f"{doc['start_s']:.1f}s",
             f"{doc['end_s']:.1f}s",

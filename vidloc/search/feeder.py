@@ -1,7 +1,8 @@
 """What keeps a search index current: a sync from the stored timelines, then the results.
 
 ``sync`` lists the timeline bucket (every tenant: one LIST per 1000 timelines) and fetches only
-the timelines whose etag the index does not have, so a fresh replica builds its file from S3
+the timelines whose etag the index does not have (a video's first analysis and each later one,
+``analyses/<id>/timeline.json`` beside it), so a fresh replica builds its file from S3
 and a restarted one catches up in one listing. After it, ``offer`` takes each result event the
 API's bus feed reads (``video.results``, read_committed) and a background thread indexes the
 timeline it names. Results older than the sync's listing describe timelines that listing saw,
@@ -16,11 +17,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts import ContractError, ResultEvent, Timeline, decode_timeline
+from contracts import DEFAULT_ANALYSIS_ID, ContractError, ResultEvent, Timeline, decode_timeline
 from vidloc import names
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.errors import ObjectMissing
-from vidloc.search.index import SearchIndex
+from vidloc.search.index import SearchIndex, analysis_of
 from vidloc.tenancy import event_tenant, tenant_of_key
 
 log = logging.getLogger(__name__)
@@ -30,17 +31,29 @@ _SUFFIX = "/timeline.json"
 SKEW_S = 60.0
 _BATCH = 200
 
-Slot = tuple[str | None, str]
+# (tenant, video_id, analysis): one stored timeline.
+Slot = tuple[str | None, str, str]
 
 
 def slot_of_key(key: str) -> Slot | None:
-    """``[tenants/<t>/]timelines/<video_id>/timeline.json`` -> (tenant, video_id)."""
+    """``[tenants/<t>/]timelines/<video_id>/timeline.json`` -> (tenant, video_id, "default");
+    ``.../<video_id>/analyses/<analysis>/timeline.json`` -> (tenant, video_id, analysis); None
+    for any other key. The inverse of ``names.analysis_timeline_key``."""
     tenant = tenant_of_key(key)
     prefix = f"{names.tenant_root(tenant)}{names.TIMELINE_PREFIX}/"
     if not key.startswith(prefix) or not key.endswith(_SUFFIX):
         return None
-    video_id = key[len(prefix) : -len(_SUFFIX)]
-    return (tenant, video_id) if video_id and "/" not in video_id else None
+    parts = key[len(prefix) : -len(_SUFFIX)].split("/")
+    if len(parts) == 1 and parts[0]:
+        return tenant, parts[0], DEFAULT_ANALYSIS_ID
+    if (
+        len(parts) == 3
+        and parts[0]
+        and parts[1] == names.ANALYSES_FOLDER
+        and parts[2] not in ("", DEFAULT_ANALYSIS_ID)
+    ):
+        return tenant, parts[0], parts[2]
+    return None
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ class Indexer:
             seen.add(slot)
             if known.get(slot) == info.etag:
                 continue
-            timeline, etag = self._fetch(info.key)
+            timeline, etag = self._fetch(info.key, slot)
             if timeline is None:
                 unreadable += etag == "unreadable"
                 continue
@@ -95,8 +108,8 @@ class Indexer:
         if batch:
             self.index.put_many(batch)
         gone = set(known) - seen
-        for tenant, video_id in gone:
-            self.index.remove(tenant, video_id)
+        for tenant, video_id, analysis in gone:
+            self.index.remove(tenant, video_id, analysis)
         if fetched > 1000:
             self.index.optimize()
         self.synced_at = listed_at
@@ -112,25 +125,41 @@ class Indexer:
         )
         return report
 
-    def _fetch(self, key: str) -> tuple[Timeline | None, str]:
+    def _fetch(self, key: str, slot: Slot) -> tuple[Timeline | None, str]:
         try:
             data, etag = self.store.get_versioned(self.bucket, key)
         except ObjectMissing:
             return None, "missing"
         try:
-            return decode_timeline(data), etag
+            timeline = decode_timeline(data)
         except ContractError as exc:
             log.warning("search index: skipping unreadable %s/%s: %s", self.bucket, key, exc)
             return None, "unreadable"
+        if (timeline.video_id, analysis_of(timeline)) != slot[1:]:
+            # The routes address an event by where its timeline lives: one that names another
+            # video or analysis than its key would link to events that are not there.
+            log.warning(
+                "search index: skipping %s/%s: it holds %s analysis %s",
+                self.bucket,
+                key,
+                timeline.video_id,
+                analysis_of(timeline),
+            )
+            return None, "unreadable"
+        return timeline, etag
 
-    def refresh(self, tenant: str | None, video_id: str) -> bool:
-        """Index the stored timeline of one video now; False when there is none (removed)."""
-        timeline, etag = self._fetch(names.timeline_key(video_id, tenant))
+    def refresh(
+        self, tenant: str | None, video_id: str, analysis: str = DEFAULT_ANALYSIS_ID
+    ) -> bool:
+        """Index the stored timeline of one analysis of a video now; False when there is none
+        (it is removed from the index)."""
+        key = names.analysis_timeline_key(video_id, analysis, tenant)
+        timeline, etag = self._fetch(key, (tenant, video_id, analysis))
         if timeline is None:
             if etag == "missing":
-                self.index.remove(tenant, video_id)
+                self.index.remove(tenant, video_id, analysis)
             return False
-        if self.index.etag(tenant, video_id) != etag:
+        if self.index.etag(tenant, video_id, analysis) != etag:
             self.index.put(tenant, timeline, etag)
         return True
 
@@ -143,13 +172,14 @@ class Indexer:
         if result.timeline.bucket != self.bucket:
             return  # another deployment's (or another test's) bucket
         tenant = event_tenant(result)
-        if names.timeline_key(result.video_id, tenant) != result.timeline.key:
+        analysis = result.analysis_id or DEFAULT_ANALYSIS_ID
+        if names.analysis_timeline_key(result.video_id, analysis, tenant) != result.timeline.key:
             return  # not where this tenant's timeline lives: never trust the event over the key
         at = result.created_at.timestamp()
         if self.synced_at is not None and at < self.synced_at - SKEW_S:
             return
         with self._wake:
-            self._pending[(tenant, result.video_id)] = at
+            self._pending[(tenant, result.video_id, analysis)] = at
             self._wake.notify()
 
     # -- the thread -------------------------------------------------------------------------
@@ -181,9 +211,9 @@ class Indexer:
                 while not self._pending and not self._stop.is_set():
                     self._wake.wait(1.0)
                 pending, self._pending = self._pending, {}
-            for tenant, video_id in pending:
+            for tenant, video_id, analysis in pending:
                 try:
-                    self.refresh(tenant, video_id)
+                    self.refresh(tenant, video_id, analysis)
                 except Exception as exc:  # one video's failure must not end the thread
                     self.last_error = str(exc)
                     log.warning("search index: %s of %s not indexed: %s", video_id, tenant, exc)

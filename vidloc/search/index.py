@@ -5,8 +5,9 @@ with BM25, and an index of half a million events answers in milliseconds from on
 API replica keeps its own file and builds it from the stored timelines (``sync``), then keeps it
 current from ``video.results``; nothing in it is the truth, so losing it costs a rebuild only.
 
-Rows are keyed by (tenant, video_id, event_id); the untenanted layout is tenant ``""``. Every
-query names the tenant, so one tenant's words never find another's events.
+Rows are keyed by (tenant, video_id, analysis, event_id): every analysis of a video (its first,
+``default``, and each later one asked of it) is a timeline of its own. The untenanted layout is
+tenant ``""``. Every query names the tenant, so one tenant's words never find another's events.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts import Timeline
+from contracts import DEFAULT_ANALYSIS_ID, Timeline
 from vidloc.search.query import SearchRequest
 from vidloc.settings import Settings
 
 # Bump to make every replica rebuild its file from the stored timelines.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # bm25 weights for (tags, label, description): a word in the label counts twice; the tags
-# (tokens naming the tenant, the video and the label) only select.
+# (tokens naming the tenant, the video, the analysis and the label) only select.
 _WEIGHTS = "0.0, 2.0, 1.0"
 # A query ranks at most this many of its newest matches (index order): BM25 over every match
 # of a word half the events hold costs ~0.3 s at 500k events; over a window, milliseconds.
@@ -34,15 +35,17 @@ RANK_WINDOW = 2000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS videos(
-    tenant TEXT NOT NULL, video_id TEXT NOT NULL, job_id TEXT NOT NULL, etag TEXT NOT NULL,
-    created_at REAL NOT NULL, PRIMARY KEY (tenant, video_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS timelines(
+    tenant TEXT NOT NULL, video_id TEXT NOT NULL, analysis TEXT NOT NULL, job_id TEXT NOT NULL,
+    etag TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (tenant, video_id, analysis)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events(
-    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, video_id TEXT NOT NULL, job_id TEXT NOT NULL,
-    tags TEXT NOT NULL, event_id TEXT NOT NULL, label TEXT NOT NULL, label_key TEXT NOT NULL,
-    start_s REAL NOT NULL, end_s REAL NOT NULL, description TEXT NOT NULL, confidence REAL,
-    thumbnail INTEGER NOT NULL, created_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_video ON events(tenant, video_id);
+    id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, video_id TEXT NOT NULL, analysis TEXT NOT NULL,
+    job_id TEXT NOT NULL, tags TEXT NOT NULL, event_id TEXT NOT NULL, label TEXT NOT NULL,
+    label_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
+    description TEXT NOT NULL, confidence REAL, thumbnail INTEGER NOT NULL,
+    created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_timeline ON events(tenant, video_id, analysis);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     tags, label, description, content='events', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2');
@@ -59,11 +62,13 @@ END;
 
 @dataclass(frozen=True)
 class Hit:
-    """One event a search found; ``score`` is BM25's (higher is better)."""
+    """One event a search found; ``score`` is BM25's (higher is better). ``analysis`` is the
+    analysis id (``default`` for the video's first), ``job_id`` the job that wrote it."""
 
     tenant: str | None
     video_id: str
     analysis: str
+    job_id: str
     event_id: str
     label: str
     start_s: float
@@ -91,17 +96,19 @@ def index_path(settings: Settings) -> Path:
 
 
 _COLUMNS = (
-    "e.video_id, e.job_id, e.event_id, e.label, e.start_s, e.end_s, e.description,"
+    "e.video_id, e.analysis, e.job_id, e.event_id, e.label, e.start_s, e.end_s, e.description,"
     f" e.confidence, e.thumbnail, bm25(events_fts, {_WEIGHTS}) AS rank"
 )
 
 
 def _hit(tenant: str | None, row: tuple[object, ...]) -> Hit:
-    video_id, job_id, event_id, label, start_s, end_s, description, confidence, thumb, rank = row
+    video_id, analysis, job_id, event_id, label, start_s, end_s, description, confidence = row[:9]
+    thumb, rank = row[9:]
     return Hit(
         tenant=tenant,
         video_id=str(video_id),
-        analysis=str(job_id),
+        analysis=str(analysis),
+        job_id=str(job_id),
         event_id=str(event_id),
         label=str(label),
         start_s=float(start_s),  # type: ignore[arg-type]
@@ -118,8 +125,14 @@ def _tenant(tenant: str | None) -> str:
     return tenant or ""
 
 
+def analysis_of(timeline: Timeline) -> str:
+    """The analysis a timeline answers: its own id, or ``default`` for a video's first."""
+    return timeline.analysis_id or DEFAULT_ANALYSIS_ID
+
+
 def tag(kind: str, value: str) -> str:
-    """One FTS5 token naming a tenant (``s``), a video (``v``) or a label (``l``): letters and
+    """One FTS5 token naming a tenant (``s``), a video (``v``), an analysis (``a``) or a label
+    (``l``): letters and
     digits only, so unicode61 keeps it whole. The filters are part of the MATCH, so FTS5 walks
     only the rows they select (a SQL filter after it would walk every match of the words)."""
     return kind + hashlib.sha256(value.encode()).hexdigest()[:24]
@@ -168,7 +181,7 @@ class SearchIndex:
     # -- writes -----------------------------------------------------------------------------
 
     def put(self, tenant: str | None, timeline: Timeline, etag: str) -> None:
-        """Index ``timeline`` (replacing what the video had); one transaction."""
+        """Index ``timeline`` (replacing what its analysis of the video had); one transaction."""
         self.put_many([(tenant, timeline, etag)])
 
     def put_many(self, items: list[tuple[str | None, Timeline, str]]) -> None:
@@ -178,23 +191,22 @@ class SearchIndex:
 
     def _replace(self, conn: sqlite3.Connection, tenant: str, tl: Timeline, etag: str) -> None:
         created = tl.created_at.timestamp()
-        conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ?", (tenant, tl.video_id))
+        slot = (tenant, tl.video_id, analysis_of(tl))
+        conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ? AND analysis = ?", slot)
         conn.execute(
-            "INSERT OR REPLACE INTO videos VALUES (?, ?, ?, ?, ?)",
-            (tenant, tl.video_id, tl.job_id, etag, created),
+            "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?, ?)",
+            (*slot, tl.job_id, etag, created),
         )
+        timeline_tags = (tag("s", tenant), tag("v", tl.video_id), tag("a", slot[2]))
         conn.executemany(
-            "INSERT INTO events(tenant, video_id, job_id, tags, event_id, label, label_key,"
-            " start_s, end_s, description, confidence, thumbnail, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events(tenant, video_id, analysis, job_id, tags, event_id, label,"
+            " label_key, start_s, end_s, description, confidence, thumbnail, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    tenant,
-                    tl.video_id,
+                    *slot,
                     tl.job_id,
-                    " ".join(
-                        (tag("s", tenant), tag("v", tl.video_id), tag("l", e.label.casefold()))
-                    ),
+                    " ".join((*timeline_tags, tag("l", e.label.casefold()))),
                     e.id,
                     e.label,
                     e.label.casefold(),
@@ -209,11 +221,14 @@ class SearchIndex:
             ],
         )
 
-    def remove(self, tenant: str | None, video_id: str) -> None:
+    def remove(self, tenant: str | None, video_id: str, analysis: str | None = None) -> None:
+        """Forget one analysis of a video, or (``analysis=None``) every analysis of it."""
+        where, args = "tenant = ? AND video_id = ?", [_tenant(tenant), video_id]
+        if analysis is not None:
+            where, args = f"{where} AND analysis = ?", [*args, analysis]
         with self._writing() as conn:
-            args = (_tenant(tenant), video_id)
-            conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ?", args)
-            conn.execute("DELETE FROM videos WHERE tenant = ? AND video_id = ?", args)
+            conn.execute(f"DELETE FROM events WHERE {where}", args)
+            conn.execute(f"DELETE FROM timelines WHERE {where}", args)
 
     def set_meta(self, name: str, value: str) -> None:
         with self._writing() as conn:
@@ -230,26 +245,40 @@ class SearchIndex:
         row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def etags(self) -> dict[tuple[str | None, str], str]:
-        """(tenant, video_id) -> the etag of the timeline indexed for it."""
-        rows = self._conn().execute("SELECT tenant, video_id, etag FROM videos")
-        return {(tenant or None, video_id): etag for tenant, video_id, etag in rows}
+    def etags(self) -> dict[tuple[str | None, str, str], str]:
+        """(tenant, video_id, analysis) -> the etag of the timeline indexed for it."""
+        rows = self._conn().execute("SELECT tenant, video_id, analysis, etag FROM timelines")
+        return {(tenant or None, vid, analysis): etag for tenant, vid, analysis, etag in rows}
 
-    def etag(self, tenant: str | None, video_id: str) -> str | None:
+    def etag(
+        self, tenant: str | None, video_id: str, analysis: str = DEFAULT_ANALYSIS_ID
+    ) -> str | None:
         row = (
             self._conn()
             .execute(
-                "SELECT etag FROM videos WHERE tenant = ? AND video_id = ?",
-                (_tenant(tenant), video_id),
+                "SELECT etag FROM timelines WHERE tenant = ? AND video_id = ? AND analysis = ?",
+                (_tenant(tenant), video_id, analysis),
             )
             .fetchone()
         )
         return None if row is None else str(row[0])
 
+    def has_video(self, tenant: str | None, video_id: str) -> bool:
+        """Whether any analysis of ``tenant``'s ``video_id`` is indexed."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM timelines WHERE tenant = ? AND video_id = ? LIMIT 1",
+                (_tenant(tenant), video_id),
+            )
+            .fetchone()
+        )
+        return row is not None
+
     def counts(self) -> tuple[int, int]:
-        """(videos, events) indexed."""
+        """(timelines, events) indexed; each analysis of a video is a timeline."""
         conn = self._conn()
-        videos = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
+        videos = conn.execute("SELECT count(*) FROM timelines").fetchone()[0]
         events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         return int(videos), int(events)
 
@@ -263,6 +292,8 @@ class SearchIndex:
             parts.append(_tags("l", [label.casefold() for label in request.labels]))
         if request.video_ids:
             parts.append(_tags("v", list(request.video_ids)))
+        if request.analyses:
+            parts.append(_tags("a", list(request.analyses)))
         match = " AND ".join([*parts, f"{{label description}} : ({request.expression})"])
         # The tags select; the columns say it again (a digest collision finds nothing foreign).
         where = ["e.tenant = ?"]
@@ -273,6 +304,9 @@ class SearchIndex:
         if request.video_ids:
             where.append(f"e.video_id IN ({','.join('?' * len(request.video_ids))})")
             args.extend(request.video_ids)
+        if request.analyses:
+            where.append(f"e.analysis IN ({','.join('?' * len(request.analyses))})")
+            args.extend(request.analyses)
         if request.since is not None:
             where.append("e.created_at >= ?")
             args.append(request.since.timestamp())

@@ -62,6 +62,7 @@ class SearchRequest:
     mode: Mode = "all"
     labels: tuple[str, ...] = ()
     video_ids: tuple[str, ...] = ()
+    analyses: tuple[str, ...] = ()  # analysis ids; ``default`` is each video's first
     since: datetime | None = None
     until: datetime | None = None
     min_confidence: float | None = None
@@ -80,6 +81,7 @@ class SearchRequest:
             self.mode,
             sorted(label.casefold() for label in self.labels),
             sorted(self.video_ids),
+            sorted(self.analyses),
             self.since.isoformat() if self.since else None,
             self.until.isoformat() if self.until else None,
             self.min_confidence,
@@ -94,6 +96,7 @@ def make_request(
     mode: Mode = "all",
     labels: tuple[str, ...] = (),
     video_ids: tuple[str, ...] = (),
+    analyses: tuple[str, ...] = (),
     since: datetime | None = None,
     until: datetime | None = None,
     min_confidence: float | None = None,
@@ -127,6 +130,7 @@ def make_request(
         mode=mode,
         labels=tuple(labels),
         video_ids=tuple(video_ids),
+        analyses=tuple(analyses),
         since=since,
         until=until,
         min_confidence=min_confidence,

@@ -127,9 +127,9 @@
 
   // The clip route answers its presigned URL as JSON when asked to: a <video> cannot send
   // the key, and a redirect followed by fetch would hide where it went.
+  // clip_url names the analysis too: a later analysis' event lives under /analyses/{id}.
   function play(hit, li) {
-    var path = "../videos/" + encodeURIComponent(hit.video_id) + "/events/" +
-      encodeURIComponent(hit.event_id) + "/clip";
+    var path = ".." + hit.clip_url;
     Array.prototype.forEach.call(results.querySelectorAll(".playing"), function (el) {
       el.classList.remove("playing");
     });
