@@ -105,9 +105,9 @@ class StreamJob:
         # The runner already holds the store and settings the worker built at its entrypoint.
         return cls(
             runner,
-            runner._store,
+            runner.store,
             publish,
-            timeline_bucket=runner._settings.timeline_bucket,
+            timeline_bucket=runner.settings.timeline_bucket,
             metrics=metrics,
         )
 
