@@ -8,7 +8,8 @@
 - ``refinement``: boundary refinement;
 - ``live``: live streams, one growing timeline per stream.
 
-The package itself offers the vocabulary the rooms share (:mod:`workers.types`).
+The package itself offers the vocabulary the rooms share (:mod:`workers.types`) and the
+slots their jobs share, span orders last (:mod:`workers.priority`).
 """
 
 from workers.types import (

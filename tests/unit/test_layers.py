@@ -165,7 +165,9 @@ def test_imports_flow_one_way(room: str) -> None:
 
 
 # The rooms inside workers/, lowest first: a room imports only the rooms before it (and itself).
-# ``types`` is the vocabulary they share (``workers.types`` and the package's own front).
+# ``types`` is the vocabulary they share (``workers.types`` and the package's own front), and
+# the slots their jobs share with span orders last (``workers.priority``).
+SHARED_BY_ALL_ROOMS = ("types", "priority")
 WORKER_ROOMS = (
     "types",
     "model",
@@ -182,7 +184,7 @@ def worker_room(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "workers":
         return None
-    if len(parts) == 1 or parts[1] == "types":
+    if len(parts) == 1 or parts[1] in SHARED_BY_ALL_ROOMS:
         return "types"
     return parts[1] if parts[1] in WORKER_ROOMS else None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -18,6 +17,7 @@ from workers.localizers.capped import ImageCapLocalizer, part_chunks, split_even
 from workers.localizers.kind import LocalizerKind
 from workers.localizers.prompt import build_messages, response_format_for_answer
 from workers.model.client import ModelClient, model_client_from_settings
+from workers.priority import PrioritySlots
 from workers.types import (
     AnswerReport,
     Chunk,
@@ -54,7 +54,8 @@ class VlmLocalizer:
         self.answer_retries = max(0, answer_retries)
         self.jpeg_quality = jpeg_quality
         self.use_response_format = use_response_format
-        self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
+        # Shared by every job of the worker; a span order's requests wait for the others'.
+        self._slots = PrioritySlots(max(1, max_concurrency))
 
     def localize(
         self, chunk: Chunk, frames: Sequence[FrameSample], request: LocalizeRequest

@@ -51,6 +51,7 @@ from workers.pipeline.outcomes import (
     succeeded_result,
 )
 from workers.pipeline.spans import runs_at_merge
+from workers.priority import in_background
 from workers.service import policy
 from workers.service.dedup import SETTLING_WAIT_S, WAIT_S, Verdict, answer_from
 from workers.service.outbox import after_commit
@@ -298,7 +299,9 @@ class IngestHandler:
     ) -> Disposition:
         """Localize one span's chunks and report; a permanent failure is reported too (the
         merging member fails the video, naming the span)."""
-        report = self._run_span(delivery, event, job_id, where)
+        # A span yields the worker's shared slots to short videos, lead-ins and merges.
+        with in_background():
+            report = self._run_span(delivery, event, job_id, where)
         if isinstance(report, Disposition):
             return report
         self._publish(names.TOPIC_SPANS_DONE, event.effective_video_id, encode(report))

@@ -26,6 +26,7 @@ from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
 from workers.model.client import http_client_from_settings
 from workers.pipeline.job import JobRunner
+from workers.priority import PrioritySlots
 from workers.service.consumer import WorkerLoop
 from workers.service.handler import IngestHandler
 from workers.service.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
@@ -103,9 +104,10 @@ def build_handlers(
     make_localizer = localizer_factory(settings, http, metrics)
     # Decoded chunks held at once across the jobs: enough for the model's slots to be busy while
     # as many more are decoded, and never less than one job alone holds (concurrency + 1).
-    frames = threading.Semaphore(max(2, 2 * settings.vlm_concurrency))
+    frames = PrioritySlots(max(2, 2 * settings.vlm_concurrency))
     # Chunks decoded at once across the jobs: one per core (one decode thread each, by default).
-    decoding = threading.Semaphore(settings.decode_slots or os.cpu_count() or 1)
+    # Both give a freed slot to a short video or a merge before a span order (workers/priority.py).
+    decoding = PrioritySlots(settings.decode_slots or os.cpu_count() or 1)
     runner = JobRunner(
         settings,
         store,
