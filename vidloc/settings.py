@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     sample_fps: float = Field(default=1.0, gt=0, le=30)
     chunk_s: float = Field(default=30.0, gt=0)
     chunk_overlap_s: float = Field(default=2.0, ge=0)
-    # A video longer than this is split into spans of about this length that the whole group
-    # works on (docs/delivery.md); 0 keeps every video on one worker.
+    # A video longer than this is split into spans of at most this length that the whole group
+    # works on, their count rounded up to a multiple of video.spans' partitions
+    # (docs/delivery.md); 0 keeps every video on one worker.
     span_s: float = Field(default=300.0, ge=0)
     # Span orders one worker runs at once (never its last job slot). One leaves the model slots
     # idle while a span starts and ends (a 60-minute video on one worker: 112 s against 72 s

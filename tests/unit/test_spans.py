@@ -4,6 +4,7 @@ as they travel (the ingest contract's ``span`` part), and the loop's room for sh
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -38,10 +39,11 @@ def _chunks(duration_s: float, chunk_s: float = 30.0) -> tuple[Any, ...]:
 @given(
     duration=st.floats(min_value=1.0, max_value=4 * 3600.0),
     span_s=st.floats(min_value=30.0, max_value=1800.0),
+    spread=st.sampled_from([1, 4, 16]),
 )
-def test_spans_cover_every_chunk_once_in_order(duration: float, span_s: float) -> None:
+def test_spans_cover_every_chunk_once_in_order(duration: float, span_s: float, spread: int) -> None:
     chunks = _chunks(duration)
-    spans = plan_spans(chunks, duration, span_s)
+    spans = plan_spans(chunks, duration, span_s, spread)
     owned = [i for s in spans for i in range(s.first_chunk, s.end_chunk)]
     assert owned == [c.index for c in chunks]  # each chunk in exactly one span, in order
     assert all(s.first_chunk < s.end_chunk for s in spans)
@@ -58,14 +60,37 @@ def test_spans_cover_every_chunk_once_in_order(duration: float, span_s: float) -
 def test_a_two_hour_video_makes_spans_of_about_the_asked_length() -> None:
     chunks = _chunks(7200.0)
     spans = plan_spans(chunks, 7200.0, 300.0)
-    assert len(spans) == 26  # two short ones first, for an early partial timeline
-    assert [s.end_chunk - s.first_chunk for s in spans[:3]] == [1, 2, 10]
+    assert len(spans) == 25  # a one-chunk lead-in first, for an early partial timeline
+    assert [s.end_chunk - s.first_chunk for s in spans[:3]] == [1, 10, 10]
     assert spans[0].start_s == 0.0 and spans[-1].end_s == 7200.0
-    assert all(260.0 <= s.end_s - s.start_s <= 320.0 for s in spans[2:])
+    assert all(260.0 <= s.end_s - s.start_s <= 320.0 for s in spans[1:])
     assert all(a.end_s == b.start_s for a, b in itertools.pairwise(spans))
     assert should_split(7200.0, 300.0, len(chunks))
     assert not should_split(299.0, 300.0, 10)
     assert not should_split(7200.0, 0.0, 240)  # 0 turns spans off
+
+
+@pytest.mark.parametrize(
+    ("duration", "count"),
+    [
+        pytest.param(3600.0, 16, id="an hour: 12 spans rounded up to 16"),
+        pytest.param(7200.0, 32, id="two hours: 24 rounded up to 32"),
+        pytest.param(1200.0, 16, id="20 minutes: 4 rounded up to 16 of 75 s"),
+        pytest.param(600.0, 8, id="10 minutes: no shorter than a quarter span"),
+        pytest.param(310.0, 4, id="just over a span"),
+    ],
+)
+def test_the_span_count_is_a_multiple_of_the_partitions_while_spans_stay_long_enough(
+    duration: float, count: int
+) -> None:
+    from workers.pipeline.spans import SHORTEST_SHARE, span_count
+
+    assert span_count(duration, 300.0, 16) == count
+    assert span_count(duration, 300.0) == math.ceil(duration / 300.0)  # no spread: as asked
+    assert duration / count >= 300.0 / SHORTEST_SHARE - 1e-9
+    assert duration / count <= 300.0
+    spans = plan_spans(_chunks(duration), duration, 300.0, 16)
+    assert len(spans) == count + len(LEAD_IN)
 
 
 def test_the_ledger_merges_on_the_report_that_completes_it_and_on_no_other() -> None:
@@ -95,10 +120,10 @@ def test_a_failed_span_fails_the_video_once_and_stops_the_merge() -> None:
 def test_orders_and_reports_travel_as_ingest_events() -> None:
     event = decode_ingest(INGEST)
     chunks = _chunks(900.0)
-    spans = plan_spans(chunks, 900.0, 300.0)
+    spans = plan_spans(chunks, 900.0, 300.0, 4)
     info = VideoInfo(900.0, 25.0, 1920, 1080, "h264")
     orders = span_orders(event, spans, info, len(chunks))
-    assert len(orders) == 5  # a lead-in of 1 and 2 chunks, then three of 9
+    assert len(orders) == 5  # a one-chunk lead-in, then four of 7-8 (rounded up to 4)
     for order, span in zip(orders, spans, strict=True):
         back = decode_ingest(encode(order))
         assert back.span is not None and back.span.role == "order"
@@ -110,7 +135,7 @@ def test_orders_and_reports_travel_as_ingest_events() -> None:
     assert done.span.tokens is not None and done.span.tokens.requests == 4
     failed = decode_ingest(encode(span_report(orders[2], error=("decode_failed", "no frames"))))
     assert failed.span is not None and failed.span.error is not None
-    assert failed.span.label == "span 3 of 5 (90.0-360.0 s)"
+    assert failed.span.label == "span 3 of 5 (240.0-450.0 s)"
 
 
 @pytest.mark.parametrize(
@@ -314,7 +339,7 @@ class Bus:
 def _reports(errors: dict[int, tuple[str, str]] | None = None) -> list[bytes]:
     event = decode_ingest(INGEST)
     chunks = _chunks(900.0)
-    spans = plan_spans(chunks, 900.0, 300.0)
+    spans = plan_spans(chunks, 900.0, 300.0, 4)
     orders = span_orders(event, spans, VideoInfo(900.0, 25.0, 64, 64, "h264"), len(chunks))
     errors = errors or {}
     return [
@@ -355,14 +380,14 @@ def test_reports_give_partial_results_then_one_merge() -> None:
 
 def test_a_failed_span_fails_the_video_naming_it_and_later_reports_change_nothing() -> None:
     member, runner, bus = _merging_member()
-    reports = _reports({3: ("decode_failed", "frames stop at 410.0 s")})
+    reports = _reports({3: ("decode_failed", "frames stop at 510.0 s")})
     for offset, index in enumerate((0, 3, 1, 2, 4)):
         assert member.handle(_report(reports[index], offset)) is Disposition.COMMIT
     assert runner.calls == ["partial-1"]
     final = [r for r in bus.results() if not r.partial]
     assert len(final) == 1 and final[0].status == "failed" and final[0].error is not None
     assert final[0].error.code == "decode_failed"
-    assert final[0].error.message.startswith("span 4 of 5 (360.0-630.0 s): frames stop")
+    assert final[0].error.message.startswith("span 4 of 5 (450.0-690.0 s): frames stop")
 
 
 def test_span_parts_only_on_span_topics() -> None:
@@ -370,7 +395,7 @@ def test_span_parts_only_on_span_topics() -> None:
     order = encode(
         span_orders(
             decode_ingest(INGEST),
-            plan_spans(_chunks(900.0), 900.0, 300.0),
+            plan_spans(_chunks(900.0), 900.0, 300.0, 4),
             VideoInfo(900.0, 25.0, 64, 64, "h264"),
             30,
         )[0]
@@ -383,22 +408,30 @@ def test_span_parts_only_on_span_topics() -> None:
 
 def test_orders_spread_over_the_partitions_by_work() -> None:
     """Four members each own four of 16 partitions (a contiguous range): each gets about a
-    quarter of the chunks, the short lead-in spans weighing little."""
+    quarter of the chunks, one order on each partition."""
     from vidloc.adapters.kafka import partition_for_key
+    from workers.pipeline.spans import runs_at_merge
     from workers.service.spans import span_key
 
     chunks = _chunks(3600.0)
-    spans = plan_spans(chunks, 3600.0, 300.0)
+    spans = plan_spans(chunks, 3600.0, 300.0, 16)
     orders = span_orders(
         decode_ingest(INGEST), spans, VideoInfo(3600.0, 25.0, 64, 64, "h264"), len(chunks)
     )
     per_member = [0, 0, 0, 0]
+    per_partition = [0] * 16
     for order in orders:
         assert order.span is not None
+        chunks_in = order.span.end_chunk - order.span.first_chunk
+        if runs_at_merge(order.span.index, chunks_in):
+            continue  # the lead-in is run by the merging member, not from video.spans
         key = span_key(order.span, "v-1", 16, lambda k: partition_for_key(k, 16))
-        per_member[partition_for_key(key, 16) // 4] += order.span.end_chunk - order.span.first_chunk
-    assert sum(per_member) == len(chunks) == 120
-    assert max(per_member) - min(per_member) <= 12, per_member
+        per_partition[partition_for_key(key, 16)] += 1
+        per_member[partition_for_key(key, 16) // 4] += chunks_in
+    assert sum(per_member) == len(chunks) - 1 == 119
+    # One order per partition: each member runs the same number, two rounds of its two slots.
+    assert per_partition == [1] * 16
+    assert max(per_member) - min(per_member) <= 1, per_member
 
 
 # -- the lead-in span: run by the merging member, counted in as its own report ------------------
@@ -415,7 +448,7 @@ class LeadInRunner(MergeRunner):
         from workers.pipeline.job import HandOff
 
         chunks = _chunks(900.0)
-        spans = plan_spans(chunks, 900.0, 300.0)
+        spans = plan_spans(chunks, 900.0, 300.0, 4)
         return HandOff(spans, VideoInfo(900.0, 25.0, 64, 64, "h264"), len(chunks))
 
     def run_span(self, event: Any, job_id: str, progress: Any) -> Any:
@@ -441,7 +474,7 @@ def _orders() -> list[bytes]:
     chunks = _chunks(900.0)
     orders = span_orders(
         decode_ingest(INGEST),
-        plan_spans(chunks, 900.0, 300.0),
+        plan_spans(chunks, 900.0, 300.0, 4),
         VideoInfo(900.0, 25.0, 64, 64, "h264"),
         len(chunks),
     )

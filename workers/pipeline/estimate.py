@@ -48,6 +48,7 @@ class EstimateConfig:
     price_output_per_1k: float
     currency: str
     span_s: float = 0.0
+    span_partitions: int = 1  # the span count is rounded up to a multiple of these
 
     @classmethod
     def from_settings(cls, settings: object) -> EstimateConfig:
@@ -98,7 +99,7 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
     )
     spans: tuple[Span, ...] = ()
     if plan.mode == "uniform" and should_split(plan.info.duration_s, config.span_s, requests):
-        spans = plan_spans(plan.chunks, plan.info.duration_s, config.span_s)
+        spans = plan_spans(plan.chunks, plan.info.duration_s, config.span_s, config.span_partitions)
     refine = TokenTally()
     boundaries = 0
     if plan.refine and prepass is not None:

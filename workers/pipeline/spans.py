@@ -30,9 +30,13 @@ def should_split(duration_s: float, span_s: float, chunks: int) -> bool:
     return span_s > 0 and duration_s > span_s and chunks > 1
 
 
-# The first spans are short: their reports bring the first partial timeline within about a
-# chunk's time of the hand-off, while the rest keep the asked length.
-LEAD_IN = (1, 2)
+# The first span is one chunk, which the video's merging member runs itself (runs_at_merge):
+# the first partial timeline comes about a chunk after the hand-off. One only: a second short
+# span handed to the group made the member that took it run more chunks than the others.
+LEAD_IN = (1,)
+# Rounding the span count up (below) never makes spans shorter than this share of the asked
+# length: each span pays a seek and a keyframe's decode, a report and a partial merge.
+SHORTEST_SHARE = 4
 
 
 def runs_at_merge(index: int, chunks: int) -> bool:
@@ -48,17 +52,41 @@ def runs_at_merge(index: int, chunks: int) -> bool:
     return index == 0 and chunks <= LEAD_IN[0]
 
 
-def plan_spans(chunks: Sequence[Chunk], duration_s: float, span_s: float) -> tuple[Span, ...]:
-    """About ``duration_s / span_s`` spans of consecutive chunks, as even in chunks as can be,
-    after the short lead-in spans of :data:`LEAD_IN` chunks when there are chunks enough.
+def span_count(duration_s: float, span_s: float, spread: int = 1) -> int:
+    """How many spans (the lead-in aside): about ``duration_s / span_s``, rounded up to a
+    multiple of ``spread``, the partitions the orders are spread over, while spans stay at
+    least ``span_s / SHORTEST_SHARE`` long.
+
+    Why the multiple: each member owns a contiguous range of those partitions and runs its
+    orders a few at a time. With 12 spans on four members of two span slots each, every member
+    ran two spans side by side and then one alone, which one decoder could not feed to the
+    model as fast as two (a quiet VM: 10 chunks alone in 6.8 s, two spans of 10 in 11.7 s);
+    with 16, each runs two rounds of two, and the whole group finishes together.
+    """
+    wanted = math.ceil(duration_s / span_s) if span_s > 0 else 1
+    if spread > 1 and span_s > 0:
+        rounded = math.ceil(wanted / spread) * spread
+        shortest = math.floor(duration_s * SHORTEST_SHARE / span_s)
+        wanted = max(wanted, min(rounded, shortest))
+    return wanted
+
+
+def plan_spans(
+    chunks: Sequence[Chunk], duration_s: float, span_s: float, spread: int = 1
+) -> tuple[Span, ...]:
+    """:func:`span_count` spans of consecutive chunks, as even in chunks as can be, after the
+    one-chunk lead-in span of :data:`LEAD_IN` when there are chunks enough.
 
     Even by chunk count, not by time: a chunk is the unit of model work, so spans of equal
     chunk counts take about equal time. Never more spans than chunks, never an empty span.
     """
     if not chunks:
         return ()
-    wanted = math.ceil(duration_s / span_s) if span_s > 0 else 1
-    count = max(1, min(len(chunks), wanted))
+    asked = max(1, min(len(chunks), span_count(duration_s, span_s)))
+    count = max(1, min(len(chunks), span_count(duration_s, span_s, spread)))
+    if count > asked:
+        # Rounded up: still never a span of fewer than two chunks.
+        count = max(asked, min(count, len(chunks) // 2))
     lead = list(LEAD_IN)
     if len(chunks) - sum(lead) < count * (max(lead) + 1):
         lead = []  # too few chunks for a lead-in that would still be shorter than the rest

@@ -127,7 +127,7 @@ def split(ctx: JobContext, event: IngestEvent, job_id: str, plan: JobPlan) -> Ha
     s = ctx.settings
     if plan.mode != "uniform" or not should_split(plan.info.duration_s, s.span_s, len(plan.chunks)):
         return None
-    spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s)
+    spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s, s.span_partitions)
     log.info(
         "long video: %d chunks handed to the group in %d spans",
         len(plan.chunks),
