@@ -148,6 +148,24 @@ def test_a_child_that_dies_is_decode_failed() -> None:
     assert_no_child_left()
 
 
+def niceness() -> Iterator[int]:
+    yield os.nice(0)
+
+
+def test_a_background_jobs_decoder_runs_at_a_lower_priority() -> None:
+    from workers.frames.isolated import BACKGROUND_NICENESS
+    from workers.priority import in_background
+
+    here = os.nice(0)
+    foreground = call_in_child(niceness, (), timeout_s=TIMEOUT_S, label="t", path="p")
+    with in_background():
+        background = call_in_child(niceness, (), timeout_s=TIMEOUT_S, label="t", path="p")
+    assert foreground == here
+    assert background == min(19, here + BACKGROUND_NICENESS)
+    assert os.nice(0) == here  # the worker itself keeps its priority
+    assert_no_child_left()
+
+
 def test_call_in_child_wants_exactly_one_answer() -> None:
     assert call_in_child(range, (1,), timeout_s=TIMEOUT_S, label="t", path="p") == 0
     with pytest.raises(DecodeFailed, match="expected one answer from the child, got 2"):

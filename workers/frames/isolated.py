@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -47,6 +48,7 @@ from vidloc.errors import (
     StorageUnavailable,
     VidlocError,
 )
+from workers.priority import is_background
 from workers.types import FrameSample, FrameSource, RangedProbe, VideoInfo
 
 if TYPE_CHECKING:
@@ -61,6 +63,10 @@ _RETURNED_ERRORS: dict[str, type[VidlocError]] = {
 }
 # How long a finished or killed child may take to be reaped.
 _JOIN_S = 10.0
+# The decoders of background work (a long video's span orders, workers/priority.py) run at
+# this nice value: where the cores are short, the kernel gives them to a short video's, a
+# lead-in span's or a merge's decoder first. Most of a worker's CPU is decoding.
+BACKGROUND_NICENESS = 10
 # Imported once by the decoder server, so that forked children start with them loaded.
 _PRELOAD = [
     "workers.frames.pyav_source",
@@ -168,7 +174,10 @@ class DecoderChild:
         context = decoder_context()
         pipe, child_end = context.Pipe(duplex=True)
         process = context.Process(  # type: ignore[attr-defined]
-            target=_serve_requests, args=(child_end,), name=f"vidloc-{label}", daemon=True
+            target=_serve_requests,
+            args=(child_end, BACKGROUND_NICENESS if is_background() else 0),
+            name=f"vidloc-{label}",
+            daemon=True,
         )
         process.start()
         child_end.close()  # the child holds its own copy; EOF on ours means it is gone
@@ -231,8 +240,10 @@ def _receive(pipe: Connection, child: Any, timeout_s: float, label: str, path: s
         raise DecodeFailed(f"{label} worker died (exit code {child.exitcode}) on {path}") from exc
 
 
-def _serve_requests(pipe: Connection) -> None:
+def _serve_requests(pipe: Connection, niceness: int = 0) -> None:
     """Child process entry: answer requests until the parent hangs up."""
+    if niceness:
+        os.nice(niceness)  # a child serves one job: it never needs its priority back
     try:
         while True:
             try:
