@@ -3,6 +3,8 @@ in-memory store (tenants, hostile queries, cursors)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -306,3 +308,58 @@ def test_an_unwritable_index_path_falls_back_to_the_temp_dir(tmp_path: Path) -> 
         assert service.index.path.name == "index.sqlite"
     finally:
         service.index.close()
+
+
+def test_later_pages_rank_the_first_pages_window(index: SearchIndex) -> None:
+    """A cursor carries the rows its first page ranked: an event indexed meanwhile neither
+    shows up between pages nor pushes one off; a fresh search sees it."""
+    index.put("acme", make_timeline("vid-1"), "e1")
+    index.put("bravo", make_timeline("vid-1"), "e1")
+    ask = make_request("red", limit=1)
+    first = index.search("acme", ask)
+    assert first.more and first.window is not None
+    cursor = make_cursor(1, ask.fingerprint(), first.window)
+    index.put("acme", make_timeline("vid-2"), "e2")  # two more red events
+    rest = index.search("acme", make_request("red", limit=10, cursor=cursor))
+    seen = [(h.video_id, h.event_id) for h in first.hits + rest.hits]
+    assert sorted(seen) == [("vid-1", "e1"), ("vid-1", "e3")] and not rest.more
+    assert len(index.search("acme", make_request("red", limit=10)).hits) == 4
+    # The window is a range of acme's rowids: another tenant's search with it finds nothing of
+    # acme's (the index keeps every range inside the caller's own block).
+    foreign = index.search("bravo", make_request("red", limit=10, cursor=cursor)).hits
+    assert all(h.tenant == "bravo" for h in foreign)
+
+
+@pytest.mark.parametrize(
+    "window", [{"f": "x", "c": 1, "w": 0}, {"f": 1, "c": 2}, {"f": -1, "c": 2, "w": 0}]
+)
+def test_a_cursor_with_a_garbled_window_is_refused(window: dict[str, object]) -> None:
+    ask = make_request("red")
+    raw = json.dumps({"o": 20, "q": ask.fingerprint(), **window}).encode()
+    with pytest.raises(QueryError) as info:
+        make_request("red", cursor=base64.urlsafe_b64encode(raw).decode())
+    assert info.value.code == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    ("at_least", "found"),
+    [
+        (0.3, {"e1", "e2", "e3", "e4"}),  # below the tenths that are tags: the column filters
+        (0.8, {"e1", "e2", "e3"}),
+        (0.81, {"e1", "e2"}),  # between tenths: the tag selects 0.8.., the column says 0.81
+        (0.85, {"e1", "e2"}),
+        (0.9, {"e1"}),
+        (1.0, set()),
+    ],
+)
+def test_min_confidence_is_exact(index: SearchIndex, at_least: float, found: set[str]) -> None:
+    doc = timeline_doc("vid-1")
+    confidences = {"e1": 0.95, "e2": 0.85, "e3": 0.8, "e4": 0.3}
+    doc["events"] = [
+        {**e, "description": "a kite", "confidence": confidences[e["id"]]} for e in doc["events"]
+    ]
+    doc["events"].append({**doc["events"][0], "id": "e5", "confidence": None})
+    index.put("acme", decode_timeline(doc), "e1")
+    hits = index.search("acme", make_request("kite", min_confidence=at_least)).hits
+    assert {h.event_id for h in hits} == found
+    assert len(index.search("acme", make_request("kite")).hits) == 5

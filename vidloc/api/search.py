@@ -191,7 +191,7 @@ def search(
         results=[SearchHit(**doc) for doc in docs],
         groups=[SearchGroup(**g) for g in group_by_video(page.hits)] if group == "video" else None,
         next_cursor=(
-            make_cursor(request.offset + request.limit, request.fingerprint())
+            make_cursor(request.offset + request.limit, request.fingerprint(), page.window)
             if page.more
             else None
         ),

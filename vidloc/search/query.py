@@ -54,6 +54,17 @@ def match_expression(terms: list[str], mode: Mode = "all") -> str:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The rowids a query's first page ranked (its newest RANK_WINDOW matches, up to the newest
+    event then): later pages rank the same rows, so an event indexed meanwhile neither pushes
+    one off nor shows up between pages. ``full``: more matched than were ranked."""
+
+    floor: int
+    ceiling: int
+    full: bool
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """One checked search: what to match, what to filter on, which page."""
 
@@ -69,6 +80,7 @@ class SearchRequest:
     limit: int = 20
     offset: int = 0
     group: Grouping = "flat"
+    window: Window | None = None  # from a cursor: the first page's
 
     @property
     def expression(self) -> str:
@@ -137,8 +149,10 @@ def make_request(
         limit=limit,
         group=group,
     )
-    offset = read_cursor(cursor, request.fingerprint()) if cursor else 0
-    return replace(request, offset=offset)
+    if not cursor:
+        return request
+    offset, window = read_cursor(cursor, request.fingerprint())
+    return replace(request, offset=offset, window=window)
 
 
 def _aware(at: datetime | None, name: str) -> datetime | None:
@@ -154,21 +168,31 @@ def _aware(at: datetime | None, name: str) -> datetime | None:
     return at
 
 
-def make_cursor(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "q": fingerprint}, separators=(",", ":")).encode()
+def make_cursor(offset: int, fingerprint: str, window: Window | None = None) -> str:
+    data: dict[str, object] = {"o": offset, "q": fingerprint}
+    if window is not None:
+        data.update(f=window.floor, c=window.ceiling, w=int(window.full))
+    raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def read_cursor(cursor: str, fingerprint: str) -> int:
-    """The offset a cursor names; a cursor that is garbled or from another query is refused."""
+def read_cursor(cursor: str, fingerprint: str) -> tuple[int, Window | None]:
+    """The offset and window a cursor names; a cursor that is garbled or from another query is
+    refused. The window is only a range to rank in: the index keeps it inside the caller's
+    tenant, so a cursor can never reach another tenant's rows."""
     if len(cursor) > 200:
         raise QueryError("cursor is not one this API gave", "invalid_cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         offset, bound = data["o"], data["q"]
+        edges = [data[k] for k in ("f", "c", "w") if k in data]
     except (ValueError, TypeError, KeyError) as exc:
         raise QueryError("cursor is not one this API gave", "invalid_cursor") from exc
     if not isinstance(offset, int) or not 0 <= offset <= 100_000 or bound != fingerprint:
         raise QueryError("cursor belongs to another query", "invalid_cursor")
-    return offset
+    if not edges:
+        return offset, None
+    if len(edges) != 3 or not all(type(e) is int and 0 <= e < 2**63 for e in edges):
+        raise QueryError("cursor is not one this API gave", "invalid_cursor")
+    return offset, Window(edges[0], edges[1], bool(edges[2]))
