@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,6 +91,30 @@ def test_an_ask_over_http_is_answered_and_listed_apart(group: WorkerGroup) -> No
             assert aid not in ids
             page = httpx.get(f"{base_url}/videos/{video_id}/view").text
             assert f'href="analyses/{aid}/view"' in page
+
+            # Search (issue 25): the answer's events are found as that analysis, indexed from
+            # its result on video.results, with links to that analysis' thumbnails and clips.
+            triangles = {e.id for e in timeline.events if "triangle" in e.label.casefold()}
+            assert triangles  # the fake model finds the rendered blue triangle
+
+            def hits() -> list[dict[str, Any]]:
+                params: dict[str, str | int] = {"q": "triangle", "analysis": aid, "limit": 200}
+                body: dict[str, Any] = httpx.get(f"{base_url}/search", params=params).json()
+                return list(body["results"])
+
+            _until(lambda: {h["event_id"] for h in hits()} >= triangles, 30, "the answer found")
+            for hit in hits():
+                assert (hit["video_id"], hit["analysis"]) == (video_id, aid)
+                assert hit["clip_url"].startswith(f"/videos/{video_id}/analyses/{aid}/events/")
+                # A later analysis' events take their pictures from the kept frames.
+                picture = httpx.get(base_url + hit["thumbnail_url"])
+                assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
+            first_hit = hits()[0]
+            link = httpx.get(
+                base_url + first_hit["clip_url"], headers={"Accept": "application/json"}
+            )
+            assert link.status_code == 200, link.text
+            assert abs(link.json()["first_frame_s"] - first_hit["start_s"]) <= 0.1 + 1e-6
 
     finally:
         stop()
