@@ -33,6 +33,8 @@ CHECKPOINT_PREFIX = "checkpoints"
 FRAME_CACHE_PREFIX = "frames"
 # A video's later analyses (vidloc.ingest.v2), beside its first timeline.
 ANALYSES_FOLDER = "analyses"
+# A user's request to cancel a running job (docs/delivery.md "Cancelling").
+CANCEL_PREFIX = "cancels"
 # A tenant's objects live under tenants/<tenant>/ in the video and timeline buckets; objects
 # outside it belong to no tenant (the single-tenant layout). See vidloc/tenancy.py.
 TENANT_PREFIX = "tenants"
@@ -91,3 +93,11 @@ def span_state_key(video_id: str, job_id: str, tenant: str | None = None) -> str
 
 def checkpoint_key(video_id: str, job_id: str, chunk_index: int, tenant: str | None = None) -> str:
     return f"{checkpoint_prefix(video_id, job_id, tenant)}chunk-{chunk_index:05d}.json"
+
+
+def cancel_key(video_id: str, job_id: str, tenant: str | None = None) -> str:
+    """A user's request to cancel one job of one video: the API and ``vidloc cancel`` write
+    it, every worker on the job reads it. It names the tenant and the job (the job id derives
+    from the event id, which names the object version), so a later job of the same video, or
+    another tenant's video of the same id, is never cancelled by it."""
+    return f"{tenant_root(tenant)}{CANCEL_PREFIX}/{video_id}/{job_id}.json"

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.ask import router as ask_router
 from vidloc.api.auth import Gate, KeyRing, claimed_key_id, log_denial, require
+from vidloc.api.cancel import router as cancel_router
 from vidloc.api.clips import ClipService
 from vidloc.api.clips import router as clips_router
 from vidloc.api.errors import error_response, install_error_handlers
@@ -166,6 +167,7 @@ def create_app(
     app.include_router(router)
     app.include_router(search_router)
     app.include_router(submit_router)
+    app.include_router(cancel_router)
     app.include_router(ask_router)
     app.include_router(hooks_router)
     app.include_router(events_stream_router)

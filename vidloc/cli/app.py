@@ -12,6 +12,7 @@ from vidloc.cli import (
     api,
     ask,
     bridge,
+    cancel,
     clip,
     estimate,
     evaluate,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_parser(sub)
     clip.add_parser(sub)
     ask.add_parser(sub)
+    cancel.add_parser(sub)
     _add_plugin_commands(sub)
     return parser
 

@@ -28,7 +28,14 @@ from vidloc.client.errors import (
     VidlocClientError,
     WaitTimeout,
 )
-from vidloc.client.models import Analysis, SubmitResponse, Video, WebhookCreated, WebhookInfo
+from vidloc.client.models import (
+    Analysis,
+    Cancel,
+    SubmitResponse,
+    Video,
+    WebhookCreated,
+    WebhookInfo,
+)
 from vidloc.client.sync_client import AnalysisJob, Client, Job
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "AsyncAnalysisJob",
     "AsyncClient",
     "AsyncJob",
+    "Cancel",
     "Client",
     "Conflict",
     "Forbidden",

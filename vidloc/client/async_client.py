@@ -28,6 +28,7 @@ from vidloc.client.errors import NotFound, TransportError, WaitTimeout, raise_fo
 from vidloc.client.models import (
     Analysis,
     AnalysisList,
+    Cancel,
     CompletedPart,
     CompleteUpload,
     SubmitRequest,
@@ -52,6 +53,10 @@ class AsyncJob:
 
     async def status(self) -> Video:
         return await self._client.video(self.video_id)
+
+    async def cancel(self) -> Cancel:
+        """Cancel this job while it runs (see :meth:`AsyncClient.cancel`)."""
+        return await self._client.cancel(self.video_id)
 
     async def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Video:
         """Block until the job succeeded (its Video), or raise JobFailed / WaitTimeout."""
@@ -204,6 +209,13 @@ class AsyncClient:
 
     async def video(self, video_id: str) -> Video:
         return Video.model_validate((await self._call("GET", f"/videos/{video_id}")).json())
+
+    async def cancel(self, video_id: str) -> Cancel:
+        """Cancel the video's running job (202): its workers stop between chunks and it ends
+        with a failed result ``cancelled``. NotFound for an unknown video (or another
+        tenant's), Conflict (``video_not_running``) once it succeeded or failed."""
+        response = await self._call("POST", f"/videos/{video_id}/cancel")
+        return Cancel.model_validate(response.json())
 
     async def timeline(self, video_id: str) -> Timeline:
         return Timeline.model_validate(

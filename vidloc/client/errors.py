@@ -6,7 +6,7 @@
      ├── Unauthorized             401: no key, a wrong or revoked one
      ├── Forbidden                403: the key lacks the scope
      ├── NotFound                 404: video_not_found, timeline_not_found, object_not_found, ...
-     ├── Conflict                 409: upload_mismatch, too_many_webhooks
+     ├── Conflict                 409: upload_mismatch, too_many_webhooks, video_not_running
      ├── TooLarge                 413: video_too_large, request_too_large
      ├── InvalidRequest           422: invalid_request, key_not_allowed, target_not_allowed, ...
      ├── RateLimited              429: rate_limited, submit_quota_exceeded (.retry_after_s)

@@ -171,3 +171,18 @@ class Analysis(BaseModel):
 class AnalysisList(BaseModel):
     video_id: str
     analyses: list[Analysis] = Field(description="the first analysis ('default') first")
+
+
+# -- cancelling (docs/api.md "Cancelling") ------------------------------------------------
+
+
+class Cancel(BaseModel):
+    """``POST /videos/{id}/cancel``: the cancel of a running job, asked (202). The job ends
+    with a failed result ``cancelled`` once its workers see it (between chunks)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    video_id: str
+    job_id: str
+    status: Literal["cancelling"] = "cancelling"
+    requested_at: datetime

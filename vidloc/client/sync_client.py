@@ -27,6 +27,7 @@ from vidloc.client.errors import NotFound, TransportError, WaitTimeout, raise_fo
 from vidloc.client.models import (
     Analysis,
     AnalysisList,
+    Cancel,
     CompletedPart,
     CompleteUpload,
     SubmitRequest,
@@ -51,6 +52,10 @@ class Job:
 
     def status(self) -> Video:
         return self._client.video(self.video_id)
+
+    def cancel(self) -> Cancel:
+        """Cancel this job while it runs (see :meth:`Client.cancel`)."""
+        return self._client.cancel(self.video_id)
 
     def wait(self, timeout_s: float = 600.0, poll_s: float = 1.0) -> Video:
         """Block until the job succeeded (its Video), or raise JobFailed / WaitTimeout."""
@@ -201,6 +206,13 @@ class Client:
 
     def video(self, video_id: str) -> Video:
         return Video.model_validate(self._call("GET", f"/videos/{video_id}").json())
+
+    def cancel(self, video_id: str) -> Cancel:
+        """Cancel the video's running job (202): its workers stop between chunks and it ends
+        with a failed result ``cancelled``. NotFound for an unknown video (or another
+        tenant's), Conflict (``video_not_running``) once it succeeded or failed."""
+        response = self._call("POST", f"/videos/{video_id}/cancel")
+        return Cancel.model_validate(response.json())
 
     def timeline(self, video_id: str) -> Timeline:
         return Timeline.model_validate(self._call("GET", f"/videos/{video_id}/timeline").json())

@@ -64,6 +64,24 @@ def encode_checkpoint(result: ChunkResult, fingerprint: str) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def checkpoint_usage(data: bytes) -> TokenTally | None:
+    """What the chunk a checkpoint holds cost, whatever plan it was made under (a cancelled
+    job's bill); None when it is unreadable."""
+    try:
+        doc = json.loads(data)
+        if doc.get("schema") != CHECKPOINT_SCHEMA:
+            return None
+        usage = doc["usage"]
+        return TokenTally(
+            int(usage["prompt_tokens"]),
+            int(usage["completion_tokens"]),
+            int(usage.get("requests", 0)),
+            int(usage.get("cached_tokens", 0)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def decode_checkpoint(data: bytes, fingerprint: str) -> ChunkResult | None:
     """The stored chunk result, or None when it is unreadable or from another plan."""
     try:

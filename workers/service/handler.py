@@ -21,6 +21,7 @@ from contracts import (
     ContractError,
     IngestEvent,
     ResultEvent,
+    Usage,
     decode_ingest,
     derive_job_id,
     encode,
@@ -42,6 +43,7 @@ from vidloc.tenancy import tenant_of_key
 from workers.live.segment_job import StreamJob
 from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
+from workers.model.cost import Prices, price_usage
 from workers.pipeline.job import HandOff, JobOutcome, JobRunner
 from workers.pipeline.outcomes import (
     dlq_record,
@@ -53,9 +55,10 @@ from workers.pipeline.outcomes import (
 from workers.pipeline.spans import runs_at_merge
 from workers.priority import in_background
 from workers.service import policy
+from workers.service.cancels import CANCELLED_MESSAGE, CancelWatch, marker_present, paid_so_far
 from workers.service.dedup import SETTLING_WAIT_S, WAIT_S, Verdict, answer_from
 from workers.service.outbox import after_commit
-from workers.service.policy import JobCancelled
+from workers.service.policy import CancelledByUser, JobCancelled
 from workers.service.refused import refused_ids
 from workers.service.spans import SpanLedger, span_key, span_orders, span_report
 from workers.service.work_markers import Lease, WorkMarkers
@@ -260,7 +263,9 @@ class IngestHandler:
                 return settled
         try:
             tenant = tenant_of_key(event.source.key)
-            progress = self._progress_fn(video_id, job_id, tenant, _analysis(event))
+            progress = self._progress_fn(
+                video_id, job_id, tenant, _analysis(event), self._cancel_watch(event, job_id)
+            )
             outcome = self._runner.run_or_hand_off(event, job_id, progress)
         except Exception as exc:  # every failure is the policy's to judge; a bug must not
             # take the partition down with it
@@ -322,15 +327,33 @@ class IngestHandler:
             event.span.chunks_total,
             extra={"video_id": video_id, "job_id": job_id},
         )
+        watch = self._cancel_watch(event, job_id)
+        if watch.cancelled(now=True):
+            # A span not started yet when the user cancelled: no decoding, no model request.
+            log.info(
+                "%s cancelled by the user before it started",
+                event.span.label,
+                extra={"video_id": video_id, "job_id": job_id},
+            )
+            return span_report(event, error=(CancelledByUser.code, CANCELLED_MESSAGE))
         try:
             done = self._runner.run_span(
-                event, job_id, self._progress_fn(video_id, job_id, tenant, _analysis(event))
+                event,
+                job_id,
+                self._progress_fn(video_id, job_id, tenant, _analysis(event), watch),
             )
         except Exception as exc:
             decision = self._judge(exc, where)
             if decision.action is not policy.Action.FAIL:
                 return self._act(decision, delivery, event, job_id, exc)
-            _log_decision(decision, exc, {"video_id": video_id, "job_id": job_id})
+            if decision.reason is policy.Reason.USER_CANCELLED:
+                log.info(
+                    "%s cancelled by the user between its chunks",
+                    event.span.label,
+                    extra={"video_id": video_id, "job_id": job_id},
+                )
+            else:
+                _log_decision(decision, exc, {"video_id": video_id, "job_id": job_id})
             if decision.reason is policy.Reason.CRASHED or not isinstance(exc, VidlocError):
                 exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
             return span_report(event, error=(exc.code, str(exc)))
@@ -370,16 +393,30 @@ class IngestHandler:
             ledger = SpanLedger.decode(store.get_bytes(bucket, state_key), span.count)
         except ObjectMissing:
             ledger = SpanLedger(span.count)
-        first_failure = False
-        if span.error is not None:
-            first_failure = ledger.fail(span.index, span.error.code, span.error.message)
+        error = (span.error.code, span.error.message) if span.error is not None else None
+        watch = self._cancel_watch(event, job_id)
+        if (
+            error is None
+            and ledger.failed is None
+            and ledger.completed_by in (None, span.index)  # not merged and committed yet
+            and watch.cancelled(now=True)
+        ):
+            # The user cancelled: no partial, no merge; the video fails on this report.
+            error = (CancelledByUser.code, CANCELLED_MESSAGE)
+        if error is not None:
+            ledger.fail(span.index, *error)
         else:
             ledger.add(span.index)
         store.put_bytes(bucket, state_key, ledger.encode())
         whole = event.model_copy(update={"span": None})
-        if first_failure:
-            assert span.error is not None
-            failure = VidlocError(f"{span.label}: {span.error.message}", code=span.error.code)
+        failed = ledger.failed
+        if failed is not None and failed.get("index") == span.index:
+            # This report failed the video: announce it, and announce it again when this is
+            # the same report delivered again (a crash after the ledger's write, before the
+            # commit, left nothing announced): the same result event, so one for readers.
+            if failed.get("code") == CancelledByUser.code:
+                return self._cancelled(delivery, whole, job_id)
+            failure = VidlocError(f"{span.label}: {failed['message']}", code=failed["code"])
             return self._fail(
                 delivery,
                 failure,
@@ -391,7 +428,7 @@ class IngestHandler:
             )
         if ledger.failed is not None:
             return Disposition.COMMIT  # the video already failed; later spans change nothing
-        progress = self._progress_fn(video_id, job_id, tenant, _analysis(event))
+        progress = self._progress_fn(video_id, job_id, tenant, _analysis(event), watch)
         try:
             if ledger.merges_on(span.index):
                 outcome = self._runner.merge(whole, job_id, progress)
@@ -399,6 +436,12 @@ class IngestHandler:
                 outcome = self._runner.partial(event, job_id, len(ledger.reported))
             else:
                 return Disposition.COMMIT  # a report after the merge (a replay): nothing new
+        except CancelledByUser:
+            # Cancelled while merging: the video fails once, as on a report (the ledger says
+            # so to a replay of this report).
+            ledger.fail(span.index, CancelledByUser.code, CANCELLED_MESSAGE)
+            store.put_bytes(bucket, state_key, ledger.encode())
+            return self._cancelled(delivery, whole, job_id)
         except Exception as exc:
             return self._act(self._judge(exc, where), delivery, whole, job_id, exc)
         self._first_failure.pop(where, None)
@@ -513,6 +556,8 @@ class IngestHandler:
         if decision.action is policy.Action.RETRY:
             self.retry_hint_s = decision.retry_after_s
             return Disposition.RETRY
+        if decision.reason is policy.Reason.USER_CANCELLED:
+            return self._cancelled(delivery, event, job_id)
         if decision.reason is policy.Reason.CRASHED or not isinstance(exc, VidlocError):
             # A bug's message may say anything; the result says only what kind of bug.
             exc = VidlocError(f"internal error: {type(exc).__name__}", code="internal")
@@ -524,6 +569,70 @@ class IngestHandler:
             event.source.bucket,
             event.source.key,
             _analysis(event),
+            dead_letter=decision.dead_letter,
+        )
+
+    def _cancel_watch(self, event: IngestEvent, job_id: str) -> CancelWatch:
+        """The user's cancel marker of this job (docs/delivery.md "Cancelling")."""
+        bucket = self._settings.timeline_bucket
+        key = names.cancel_key(event.effective_video_id, job_id, tenant_of_key(event.source.key))
+        return CancelWatch(
+            lambda: marker_present(self._runner.store, bucket, key), clock=self._clock
+        )
+
+    def _cancelled(self, delivery: Delivery, event: IngestEvent, job_id: str) -> Disposition:
+        """Fail a job the user cancelled: a failed result ``cancelled`` billed with every chunk
+        checkpointed so far (paid, on whichever member), and no DLQ record: nothing is wrong
+        with the message, and replaying it would undo what the user asked."""
+        video_id = event.effective_video_id
+        tenant = tenant_of_key(event.source.key)
+        usage = None
+        try:
+            tally = paid_so_far(
+                self._runner.store, self._settings.timeline_bucket, video_id, job_id, tenant
+            )
+        except VidlocError as exc:  # the bill stays at zero rather than the cancel undone
+            log.warning("cancelled job's usage not read: %s", exc)
+        else:
+            s = self._settings
+            prices = Prices(s.price_input_per_1k, s.price_output_per_1k, s.currency)
+            usage = Usage.model_validate(
+                {
+                    "prompt_tokens": tally.prompt_tokens,
+                    "completion_tokens": tally.completion_tokens,
+                    "requests": tally.requests,
+                    "cost": price_usage(tally, prices),
+                    "currency": s.currency,
+                }
+            )
+        if self._markers is not None and self._lease is None:
+            # A long video's hand-off left its work marker "running" (the merge would have made
+            # it "done"): it goes once this failure is committed, so the same video submitted
+            # again runs at once instead of waiting for the hand-off's lease to run out.
+            markers = self._markers
+            marker_key = markers.check(event, job_id, self._localizer or "").key
+
+            def settle(committed: bool) -> None:
+                if committed:
+                    markers.release(marker_key, job_id)
+
+            after_commit(settle)
+        paid = usage.requests if usage is not None and usage.requests is not None else 0
+        log.info(
+            "job cancelled by the user: %d model requests paid before it stopped",
+            paid,
+            extra={"video_id": video_id, "job_id": job_id},
+        )
+        return self._fail(
+            delivery,
+            CancelledByUser(CANCELLED_MESSAGE),
+            video_id,
+            job_id,
+            event.source.bucket,
+            event.source.key,
+            _analysis(event),
+            dead_letter=False,
+            usage=usage,
         )
 
     def _succeed(self, event: IngestEvent, job_id: str, outcome: JobOutcome) -> ResultEvent:
@@ -606,8 +715,12 @@ class IngestHandler:
         bucket: str | None,
         key: str | None,
         analysis_id: str | None = None,
+        *,
+        dead_letter: bool = True,
+        usage: Usage | None = None,
     ) -> Disposition:
-        """Announce a failed result and keep the original in the DLQ; both must be acked."""
+        """Announce a failed result and keep the original in the DLQ (unless not
+        ``dead_letter``: a user's cancel); all must be acked. ``usage``: what was paid."""
         self._metrics.error(exc.code)
         self._metrics.job_finished("failed", self._localizer)
         message = str(exc)
@@ -625,18 +738,23 @@ class IngestHandler:
             message=message,
             analysis_id=analysis_id,
         )
-        record = dlq_record(
-            raw=delivery.value,
-            topic=delivery.topic,
-            partition=delivery.partition,
-            offset=delivery.offset,
-            code=exc.code,
-            message=message,
-            video_id=video_id,
-            job_id=job_id,
-            max_original_bytes=max(1024, self._settings.max_message_bytes // DLQ_ORIGINAL_SHARE),
-        )
-        self._publish(names.TOPIC_DLQ, video_id, encode(record))
+        if usage is not None:
+            result = result.model_copy(update={"usage": usage})
+        if dead_letter:
+            record = dlq_record(
+                raw=delivery.value,
+                topic=delivery.topic,
+                partition=delivery.partition,
+                offset=delivery.offset,
+                code=exc.code,
+                message=message,
+                video_id=video_id,
+                job_id=job_id,
+                max_original_bytes=max(
+                    1024, self._settings.max_message_bytes // DLQ_ORIGINAL_SHARE
+                ),
+            )
+            self._publish(names.TOPIC_DLQ, video_id, encode(record))
         self._publish(
             names.TOPIC_PROGRESS,
             video_id,
@@ -659,10 +777,16 @@ class IngestHandler:
         job_id: str,
         tenant: str | None = None,
         analysis_id: str | None = None,
+        watch: CancelWatch | None = None,
     ) -> Callable[[str, int, int, str], None]:
+        """Reports progress, and is where a job stops between chunks: handed back when the
+        worker shuts down, failed when ``watch`` finds the user's cancel marker."""
+
         def report(stage: str, done: int, total: int, message: str) -> None:
             if self.cancel.is_set():
                 raise JobCancelled("worker is shutting down")
+            if watch is not None and watch.cancelled():
+                raise CancelledByUser(CANCELLED_MESSAGE)
             try:
                 self._publish_progress(
                     names.TOPIC_PROGRESS,
@@ -696,6 +820,8 @@ def _log_decision(
         )
     elif decision.reason is reason.CANCELLED:
         log.info("job handed back unfinished (shutting down)", extra=ids)
+    elif decision.reason is reason.USER_CANCELLED:
+        log.info("job cancelled by the user", extra=ids)
     elif decision.reason is reason.BAD_INPUT:
         log.warning("job failed permanently: %s: %s", code, exc, extra=ids)
     elif decision.reason is reason.OUTAGE:

@@ -6,6 +6,7 @@ questions are asked:
 ::
 
     shutting down .................................. HAND_BACK (offset kept; checkpoints intact)
+    the user cancelled the job ..................... FAIL "cancelled" (failed result, no DLQ)
     the input can never work (InputError) .......... FAIL with its code (failed result + DLQ)
     a bug (any other exception) .................... FAIL "internal"
     the model endpoint is down and the breaker
@@ -41,8 +42,17 @@ class JobCancelled(VidlocError):
     code = "cancelled"
 
 
+class CancelledByUser(VidlocError):
+    """The user cancelled the job (its cancel marker, ``names.cancel_key``): it ends, failed
+    with this code, and is not handed back. Not a :class:`JobCancelled`, whose work another
+    member resumes."""
+
+    code = "cancelled"
+
+
 class FailureKind(enum.Enum):
     CANCELLED = "cancelled"  # the worker is shutting down
+    USER_CANCELLED = "user_cancelled"  # the user asked for the job to stop
     INPUT = "input"  # this input can never succeed
     MODEL_OUTAGE = "model_outage"  # the model endpoint is down, not this input's fault
     TRANSIENT = "transient"  # may pass on its own (storage, network, a bad model answer, config)
@@ -57,6 +67,8 @@ MODEL_OUTAGES = (ModelRateLimited, ModelUnavailable, ModelAuthFailed)
 def classify(exc: BaseException) -> FailureKind:
     if isinstance(exc, JobCancelled):
         return FailureKind.CANCELLED
+    if isinstance(exc, CancelledByUser):
+        return FailureKind.USER_CANCELLED
     if isinstance(exc, InputError):
         return FailureKind.INPUT
     if isinstance(exc, MODEL_OUTAGES):
@@ -76,6 +88,7 @@ class Reason(enum.Enum):
     """Why, for the log line."""
 
     CANCELLED = "cancelled"
+    USER_CANCELLED = "user_cancelled"
     BAD_INPUT = "bad_input"
     CRASHED = "crashed"
     CIRCUIT_OPEN = "circuit_open"  # the breaker refused the job before it ran
@@ -93,6 +106,9 @@ class Decision:
     # Forget when this message first failed: an outage is nobody's input, so the retry
     # deadline starts afresh after it; a final decision needs the clock no more.
     reset_clock: bool = False
+    # A FAIL's original goes to the DLQ, except a user's cancel: nothing is wrong with it
+    # for an operator to look at, and replaying it would undo what the user asked.
+    dead_letter: bool = True
 
 
 def admit(*, uses_model: bool, circuit_allows: bool, circuit_retry_in_s: float) -> Decision | None:
@@ -119,6 +135,10 @@ def decide(
     """
     if kind is FailureKind.CANCELLED:
         return Decision(Action.HAND_BACK, Reason.CANCELLED)
+    if kind is FailureKind.USER_CANCELLED:
+        return Decision(
+            Action.FAIL, Reason.USER_CANCELLED, code=code, reset_clock=True, dead_letter=False
+        )
     if kind is FailureKind.INPUT:
         return Decision(Action.FAIL, Reason.BAD_INPUT, code=code, reset_clock=True)
     if kind is FailureKind.INTERNAL:
