@@ -363,3 +363,101 @@ def test_min_confidence_is_exact(index: SearchIndex, at_least: float, found: set
     hits = index.search("acme", make_request("kite", min_confidence=at_least)).hits
     assert {h.event_id for h in hits} == found
     assert len(index.search("acme", make_request("kite")).hits) == 5
+
+
+KITES = {
+    "jan-31-late": "2026-01-31T23:30:00Z",
+    "feb-01-early": "2026-02-01T00:10:00Z",
+    "feb-15": "2026-02-15T12:00:00Z",
+    "mar-01": "2026-03-01T00:00:00Z",
+    "mar-31-last": "2026-03-31T23:59:59Z",
+    "apr-02": "2026-04-02T08:00:00+02:00",  # 06:00 UTC
+}
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        pytest.param("2026-02-01T00:00:00Z", "2026-03-31T23:59:59Z", id="two-whole-months"),
+        pytest.param("2026-01-31T23:45:00Z", "2026-02-01T00:05:00Z", id="within-edge-days"),
+        pytest.param("2026-02-01T01:00:00+02:00", None, id="open-end-other-zone"),
+        pytest.param(None, "2026-02-15T11:59:59Z", id="open-start"),
+        pytest.param("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z", id="one-instant"),
+        pytest.param("2026-05-01T00:00:00Z", None, id="after-everything"),
+        pytest.param("2025-01-01T00:00:00Z", "2026-12-31T00:00:00Z", id="most-events"),
+    ],
+)
+def test_since_and_until_are_exact(
+    index: SearchIndex, since: str | None, until: str | None
+) -> None:
+    """Whether the days are tags in the MATCH (a range holding under half the tenant's events)
+    or only the column filters (the rest), a search keeps exactly the timelines made within."""
+    for name, at in KITES.items():
+        doc = timeline_doc(name, created_at=at)
+        doc["events"] = [{**doc["events"][0], "description": "a kite"}]
+        index.put("acme", decode_timeline(doc), "e")
+    filler = timeline_doc("filler", created_at="2025-06-01T00:00:00Z")
+    index.put("acme", decode_timeline(filler), "e")  # 4 events: some ranges hold under half
+    index.put("bravo", decode_timeline({**filler, "video_id": "kite-b"}), "e")
+
+    def moment(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    low, high = moment(since), moment(until)
+    expected = {
+        name
+        for name, at in KITES.items()
+        if (low is None or moment(at) >= low) and (high is None or moment(at) <= high)  # type: ignore[operator]
+    }
+    request = make_request("kite", since=low, until=high, limit=50)
+    assert {h.video_id for h in index.search("acme", request).hits} == expected
+
+
+def test_time_tags_cover_whole_months_days_and_hours() -> None:
+    from vidloc.search.match import time_match
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text)
+
+    assert time_match(at("2026-01-30T22:10:00+00:00"), at("2026-03-01T01:59:00+00:00")) == (
+        'tags : ("h2026013022" OR "h2026013023" OR "d20260131" OR "m202602" OR "h2026030100"'
+        ' OR "h2026030101")'
+    )
+    assert time_match(at("2026-01-01T00:00:00+00:00"), at("2026-12-31T23:00:00+00:00")) == (
+        "tags : (" + " OR ".join(f'"m2026{m:02d}"' for m in range(1, 13)) + ")"
+    )
+    # Another zone is its UTC hour.
+    assert time_match(at("2026-02-01T01:30:00+02:00"), at("2026-01-31T23:59:00+00:00")) == (
+        'tags : ("h2026013123")'
+    )
+    assert time_match(at("2020-01-01T00:00:00+00:00"), at("2026-12-31T00:00:00+00:00")) is None
+
+
+def test_a_window_never_fills_with_rows_the_filters_drop(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tags of a range's last day or of a confidence between tenths select more than the
+    filters keep: the newest matches (here: later that day, or at 0.8) must not take the whole
+    window and leave the ones the filters keep unranked."""
+    import vidloc.search.index as index_module
+
+    monkeypatch.setattr(index_module, "RANK_WINDOW", 3)
+
+    def put(video_id: str, at: str, confidence: float) -> None:
+        doc = timeline_doc(video_id, created_at=at)
+        doc["events"] = [
+            {**e, "description": "a kite", "confidence": confidence} for e in doc["events"]
+        ]
+        index.put("acme", decode_timeline(doc), "e")
+
+    for n in range(10):  # under half of the tenant's events are on the day below: tags select
+        put(f"old-{n}", "2025-06-01T00:00:00Z", 0.5)
+    put("at-midnight", "2026-03-01T00:00:00Z", 0.9)
+    for n in range(3):  # newer rows, the same day and tenth, outside the filters
+        put(f"later-{n}", "2026-03-01T10:00:00Z", 0.8)
+    until = make_request(
+        "kite", since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    assert {h.video_id for h in index.search("acme", until).hits} == {"at-midnight"}
+    between = make_request("kite", min_confidence=0.85)
+    assert {h.video_id for h in index.search("acme", between).hits} == {"at-midnight"}

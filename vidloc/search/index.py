@@ -24,15 +24,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from contracts import DEFAULT_ANALYSIS_ID, Timeline
-from vidloc.search.match import Selection, row_tags, select
+from vidloc.search.match import Selection, row_tags, select, utc_hour
 from vidloc.search.query import SearchRequest, Window
 from vidloc.settings import Settings
 
 # Bump to make every replica rebuild its file from the stored timelines.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 # bm25 weights for (tags, label, description): a word in the label counts twice; the tags
 # (tokens naming the video, the label and a later analysis) only select.
 _WEIGHTS = "0.0, 2.0, 1.0"
@@ -47,7 +49,7 @@ CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY, block INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS timelines(
     tenant TEXT NOT NULL, video_id TEXT NOT NULL, analysis TEXT NOT NULL, job_id TEXT NOT NULL,
-    etag TEXT NOT NULL, created_at REAL NOT NULL,
+    etag TEXT NOT NULL, created_at REAL NOT NULL, events INTEGER NOT NULL,
     PRIMARY KEY (tenant, video_id, analysis)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events(
     id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, video_id TEXT NOT NULL, analysis TEXT NOT NULL,
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS events(
     description TEXT NOT NULL, confidence REAL, thumbnail INTEGER NOT NULL,
     created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_timeline ON events(tenant, video_id, analysis);
+CREATE INDEX IF NOT EXISTS timelines_by_time ON timelines(tenant, created_at, events);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     tags, label, description, content='events', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2');
@@ -198,8 +201,8 @@ class SearchIndex:
         slot = (tenant, tl.video_id, analysis_of(tl))
         conn.execute("DELETE FROM events WHERE tenant = ? AND video_id = ? AND analysis = ?", slot)
         conn.execute(
-            "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?, ?)",
-            (*slot, tl.job_id, etag, created),
+            "INSERT OR REPLACE INTO timelines VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*slot, tl.job_id, etag, created, len(tl.events)),
         )
         first = self._next_id(conn, tenant, len(tl.events))
         conn.executemany(
@@ -211,7 +214,7 @@ class SearchIndex:
                     first + n,
                     *slot,
                     tl.job_id,
-                    row_tags(tl.video_id, slot[2], e.label, e.confidence),
+                    row_tags(tl.video_id, slot[2], tl.created_at, e.label, e.confidence),
                     e.id,
                     e.label,
                     e.label.casefold(),
@@ -324,7 +327,14 @@ class SearchIndex:
         if block is None:
             return HitPage(hits=[], more=False)  # nothing of this tenant's was ever indexed
         low, high = _span(block)
-        plan = select(_tenant(tenant), request)
+        hours, exact = None, False
+        if request.since is not None or request.until is not None:
+            found = self._hours(conn, _tenant(tenant), request)
+            if found is False:
+                return HitPage(hits=[], more=False)  # no timeline of the tenant's is in range
+            if found is not None:
+                hours, exact = found[:2], found[2]
+        plan = select(_tenant(tenant), request, hours, exact)
         if request.window is not None:
             # A later page: the first page's window, kept inside this tenant's block.
             floor, ceiling = max(request.window.floor, low), min(request.window.ceiling, high)
@@ -349,6 +359,37 @@ class SearchIndex:
             ).fetchone()
         floor = low if edge is None else int(edge[0])
         return self._rank(conn, tenant, request, plan, floor, ceiling, edge is not None)
+
+    @staticmethod
+    def _hours(
+        conn: sqlite3.Connection, tenant: str, request: SearchRequest
+    ) -> tuple[datetime, datetime, bool] | Literal[False] | None:
+        """When and when last the tenant's timelines within since..until were made, when tags
+        should select them: when the range holds under half the tenant's events (more, and
+        the walk for the window soon finds enough of them without tags), and whether those
+        timelines' hours hold no other; False when there is none."""
+        since = request.since.timestamp() if request.since is not None else float("-inf")
+        until = request.until.timestamp() if request.until is not None else float("inf")
+        inside, first, last = conn.execute(
+            "SELECT coalesce(sum(events), 0), min(created_at), max(created_at) FROM timelines"
+            " WHERE tenant = ? AND created_at BETWEEN ? AND ?",
+            (tenant, since, until),
+        ).fetchone()
+        if first is None:
+            return False
+        total = conn.execute(
+            "SELECT coalesce(sum(events), 0) FROM timelines WHERE tenant = ?", (tenant,)
+        ).fetchone()[0]
+        if 2 * inside >= total:
+            return None
+        start = utc_hour(datetime.fromtimestamp(first, UTC))
+        end = utc_hour(datetime.fromtimestamp(last, UTC)) + timedelta(hours=1)
+        covered = conn.execute(
+            "SELECT coalesce(sum(events), 0) FROM timelines"
+            " WHERE tenant = ? AND created_at >= ? AND created_at < ?",
+            (tenant, start.timestamp(), end.timestamp()),
+        ).fetchone()[0]
+        return start, end - timedelta(hours=1), covered == inside
 
     @staticmethod
     def _rank(

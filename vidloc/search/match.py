@@ -1,15 +1,17 @@
 """Which rows a search selects, as an FTS5 MATCH of our own making plus SQL filters (pure).
 
-The filters that FTS5 can apply (label, video, analysis, a high ``min_confidence``) are tags in
-the MATCH: tokens in the ``tags`` column, so FTS5 walks only the rows they select. Each is
-checked again on its column (a digest collision finds nothing foreign). The tenant is no tag:
-each tenant owns a block of rowids (vidloc.search.index).
+The filters that FTS5 can apply (label, video, analysis, a high ``min_confidence``, a
+``since``/``until`` of a few days or months) are tags in the MATCH: tokens in the ``tags``
+column, so FTS5 walks only the rows they select. Each is checked again on its column (a digest
+collision finds nothing foreign). The tenant is no tag: each tenant owns a block of rowids
+(vidloc.search.index).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from contracts import DEFAULT_ANALYSIS_ID
 from vidloc.search.query import SearchRequest
@@ -39,12 +41,57 @@ def _confidence_tag(confidence: float | None) -> str:
     return "cn" if confidence is None else f"c{min(10, max(0, int(confidence * 10)))}"
 
 
-def _confidence_match(min_confidence: float) -> str | None:
-    """The tags of every tenth at or above ``min_confidence``; None where they would not pay."""
+def _confidence_match(min_confidence: float) -> tuple[str, bool] | None:
+    """The tags of every tenth at or above ``min_confidence``, and whether they are exact (the
+    threshold is a tenth); None where they would not pay."""
     lowest = min(10, int(min_confidence * 10))
     if lowest < _CONFIDENCE_TAGS_FROM:
         return None
-    return "tags : (" + " OR ".join(f'"c{k}"' for k in range(lowest, 11)) + ")"
+    match = "tags : (" + " OR ".join(f'"c{k}"' for k in range(lowest, 11)) + ")"
+    return match, lowest / 10 >= min_confidence
+
+
+# The UTC hour, day and month its timeline was made, as tags (``h2026120409``, ``d20261204``,
+# ``m202612``), so since and until select in the MATCH instead of joining every newer match to
+# read the column. A range costs one phrase per whole month, per whole day of the months it
+# starts and ends in, and per hour of the days it starts and ends in; past this many, the
+# column alone filters.
+_MAX_TIME_TAGS = 64
+_HOUR = timedelta(hours=1)
+
+
+def utc_hour(at: datetime) -> datetime:
+    """The UTC hour ``at`` falls in."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def time_tags(created: datetime) -> list[str]:
+    hour = utc_hour(created)
+    return [f"h{hour:%Y%m%d%H}", f"d{hour:%Y%m%d}", f"m{hour:%Y%m}"]
+
+
+def time_match(first: datetime, last: datetime) -> str | None:
+    """Tags of every hour from ``first``'s to ``last``'s (UTC): a whole month by its month tag,
+    a whole day by its day tag, the rest hour by hour; None when that takes more than
+    _MAX_TIME_TAGS."""
+    tokens: list[str] = []
+    at, end = utc_hour(first), utc_hour(last) + _HOUR
+    while at < end:
+        day = at.replace(hour=0)
+        next_day = day + timedelta(days=1)
+        next_month = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+        if at == day and day.day == 1 and next_month <= end:
+            tokens.append(f"m{at:%Y%m}")
+            at = next_month
+        elif at == day and next_day <= end:
+            tokens.append(f"d{at:%Y%m%d}")
+            at = next_day
+        else:
+            tokens.append(f"h{at:%Y%m%d%H}")
+            at += _HOUR
+        if len(tokens) > _MAX_TIME_TAGS:
+            return None
+    return "tags : (" + " OR ".join(f'"{t}"' for t in tokens) + ")"
 
 
 def _tags(kind: str, values: list[str]) -> str:
@@ -61,9 +108,12 @@ def _analysis_match(base: str, analyses: tuple[str, ...]) -> str:
     return " OR ".join(parts)
 
 
-def row_tags(video_id: str, analysis: str, label: str, confidence: float | None) -> str:
+def row_tags(
+    video_id: str, analysis: str, created: datetime, label: str, confidence: float | None
+) -> str:
     """The ``tags`` column of one event."""
     tags = [tag("v", video_id), tag("l", label.casefold()), _confidence_tag(confidence)]
+    tags += time_tags(created)
     if analysis != DEFAULT_ANALYSIS_ID:
         tags += [tag("a", analysis), _LATER]
     return " ".join(tags)
@@ -72,9 +122,11 @@ def row_tags(video_id: str, analysis: str, label: str, confidence: float | None)
 @dataclass(frozen=True)
 class Selection:
     """A search's rows: ``match`` for FTS5, ``filters`` (with ``args``) for the events table
-    (aliased ``e``). ``tags_select``: the MATCH alone selects every row the filters keep (give
-    or take a confidence just under a threshold between tenths), so the rank window can be
-    found without reading the table."""
+    (aliased ``e``). ``tags_select``: the MATCH alone selects exactly the rows the filters
+    keep, so the rank window can be found without reading the table. Otherwise the window's
+    walk checks the columns too: the tags of a confidence between tenths or of a range's first
+    and last hour select more than the filters keep, and a window of rows they drop would rank
+    nothing."""
 
     match: str
     filters: str
@@ -82,7 +134,15 @@ class Selection:
     tags_select: bool
 
 
-def select(tenant: str, request: SearchRequest) -> Selection:
+def select(
+    tenant: str,
+    request: SearchRequest,
+    hours: tuple[datetime, datetime] | None = None,
+    hours_exact: bool = False,
+) -> Selection:
+    """``hours``: the first and last timeline (UTC hours) ``since``/``until`` keep, when
+    selecting them by tags pays; ``hours_exact``: those hours hold no timeline outside the
+    range (the index knows both)."""
     parts = []
     if request.labels:
         parts.append(_tags("l", [label.casefold() for label in request.labels]))
@@ -92,7 +152,10 @@ def select(tenant: str, request: SearchRequest) -> Selection:
     if request.min_confidence is not None:
         confidence = _confidence_match(request.min_confidence)
         if confidence is not None:
-            parts.append(confidence)
+            parts.append(confidence[0])
+    period = None if hours is None else time_match(*hours)
+    if period is not None:
+        parts.append(period)
     match = " AND ".join([*parts, f"{{label description}} : ({request.expression})"])
     if request.analyses:
         match = _analysis_match(match, request.analyses)
@@ -116,9 +179,11 @@ def select(tenant: str, request: SearchRequest) -> Selection:
     if request.min_confidence is not None:
         where.append("e.confidence >= ?")
         args.append(request.min_confidence)
-    tags_select = (
-        request.since is None
-        and request.until is None
-        and (request.min_confidence is None or confidence is not None)
+    times_select = (request.since is None and request.until is None) or (
+        period is not None and hours_exact
     )
+    confidence_selects = request.min_confidence is None or (
+        confidence is not None and confidence[1]
+    )
+    tags_select = times_select and confidence_selects
     return Selection(match, " AND ".join(where), args, tags_select)
