@@ -461,3 +461,22 @@ def test_a_window_never_fills_with_rows_the_filters_drop(
     assert {h.video_id for h in index.search("acme", until).hits} == {"at-midnight"}
     between = make_request("kite", min_confidence=0.85)
     assert {h.video_id for h in index.search("acme", between).hits} == {"at-midnight"}
+
+
+def test_a_forged_cursor_window_ranks_no_more_than_a_window(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window comes back from the caller: one that spans every rowid still ranks only the
+    newest RANK_WINDOW matches (the cost of a page stays bounded) of the caller's own rows."""
+    import vidloc.search.index as index_module
+    from vidloc.search.query import Window
+
+    monkeypatch.setattr(index_module, "RANK_WINDOW", 3)
+    for n in range(5):
+        index.put("acme", make_timeline(f"vid-{n}"), "e")  # two red events each
+    index.put("bravo", make_timeline("vid-b"), "e")
+    ask = make_request("red", limit=50)
+    forged = make_cursor(0, ask.fingerprint(), Window(0, 2**62, False))
+    hits = index.search("acme", make_request("red", limit=50, cursor=forged)).hits
+    assert len(hits) == 3 and {h.tenant for h in hits} == {"acme"}
+    assert {h.video_id for h in hits} <= {"vid-3", "vid-4"}  # the newest three matches

@@ -336,29 +336,33 @@ class SearchIndex:
                 hours, exact = found[:2], found[2]
         plan = select(_tenant(tenant), request, hours, exact)
         if request.window is not None:
-            # A later page: the first page's window, kept inside this tenant's block.
-            floor, ceiling = max(request.window.floor, low), min(request.window.ceiling, high)
-            return self._rank(conn, tenant, request, plan, floor, ceiling, request.window.full)
-        newest = conn.execute(
-            "SELECT max(id) FROM events WHERE id BETWEEN ? AND ?", (low, high)
-        ).fetchone()[0]
-        ceiling = high if newest is None else int(newest)
+            # A later page: the first page's window, kept inside this tenant's block. The
+            # cursor comes from the caller, so the walk below bounds it to RANK_WINDOW
+            # matches again (a window the API gave holds no more: nothing changes).
+            bottom = max(request.window.floor, low)
+            ceiling = min(request.window.ceiling, high)
+        else:
+            newest = conn.execute(
+                "SELECT max(id) FROM events WHERE id BETWEEN ? AND ?", (low, high)
+            ).fetchone()[0]
+            bottom, ceiling = low, high if newest is None else int(newest)
         if plan.tags_select:
             # FTS5 alone walks its rowids backwards, no join, no sort.
             edge = conn.execute(
                 "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ?"
                 " ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-                [plan.match, low, ceiling, RANK_WINDOW - 1],
+                [plan.match, bottom, ceiling, RANK_WINDOW - 1],
             ).fetchone()
         else:
             edge = conn.execute(
                 "SELECT f.rowid FROM events_fts f JOIN events e ON e.id = f.rowid"
                 " WHERE events_fts MATCH ? AND f.rowid BETWEEN ? AND ?"
                 f" AND {plan.filters} ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
-                [plan.match, low, ceiling, *plan.args, RANK_WINDOW - 1],
+                [plan.match, bottom, ceiling, *plan.args, RANK_WINDOW - 1],
             ).fetchone()
-        floor = low if edge is None else int(edge[0])
-        return self._rank(conn, tenant, request, plan, floor, ceiling, edge is not None)
+        floor = bottom if edge is None else int(edge[0])
+        full = request.window.full if request.window is not None else edge is not None
+        return self._rank(conn, tenant, request, plan, floor, ceiling, full)
 
     @staticmethod
     def _hours(
