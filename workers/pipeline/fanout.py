@@ -4,7 +4,8 @@ A chunk is handed to the pool as soon as its last frame is decoded. At most ``wo
 in flight, and the chunk assembled next waits for a free slot before more frames are decoded, so
 a long video never holds more than ``workers + 1`` chunks of frames. Results come back in the
 calling thread, in completion order; the first localizer error is re-raised there and the chunks
-still queued are cancelled.
+still queued are cancelled. A ``stop`` that says yes hands no more chunks to the model, and the
+chunks already asked still come back (their answers are paid for).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def localize_chunks(
     on_result: Callable[[ChunkResult], None],
     budget: threading.Semaphore | None = None,
     decoding: threading.Semaphore | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Call ``localize`` on every chunk, ``workers`` at a time; ``on_result`` for each result.
 
@@ -37,6 +39,10 @@ def localize_chunks(
     then decode one after another at full speed, the first chunks reach the model early and the
     rest decode while those wait for it, instead of all of them sharing the cores and reaching
     the model late together.
+
+    ``stop`` is asked before each chunk is handed to the pool (after the results that came
+    back meanwhile went to ``on_result``): once it says yes, no chunk is handed over any more,
+    the ones in flight are awaited and reported, and the call returns.
     """
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -55,6 +61,8 @@ def localize_chunks(
                 while len(in_flight) >= workers:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     finish(done)
+                if stop is not None and stop():
+                    break  # this chunk's budget slot goes back below
                 # Each chunk runs in a copy of this job's context: its log lines keep the ids.
                 ctx = contextvars.copy_context()
                 fut = pool.submit(ctx.run, localize, chunk, frames)

@@ -197,13 +197,21 @@ def localize(
     if pending:
         request = localize_request(event, plan)
         timed = ctx.metrics.timed_chunk(plan.localizer, localizer.localize)
+        # A progress report that stops the job (a shutdown, the user's cancel) is raised once
+        # the chunks already asked have come back and been checkpointed: they are paid for.
+        stopped: list[Exception] = []
 
         def record(result: ChunkResult) -> None:
             results[result.chunk_index] = result
             ctx.metrics.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
             checkpoints.save(result)
+            if stopped:
+                return
             done = elsewhere + len(results)
-            progress("localizing", done, total, f"chunk {result.chunk_index} done")
+            try:
+                progress("localizing", done, total, f"chunk {result.chunk_index} done")
+            except Exception as exc:
+                stopped.append(exc)
 
         wanted = wanted_times(pending)
         assembled = assemble(pending, wanted, kept(feed.frames(wanted), keep))
@@ -214,7 +222,10 @@ def localize(
             on_result=record,
             budget=ctx.frame_budget,
             decoding=ctx.decode_slots,
+            stop=lambda: bool(stopped),
         )
+        if stopped:
+            raise stopped[0]
     missing = [c.index for c in chunks if c.index not in results]
     if missing:
         raise VidlocError(f"chunks {missing} produced no result", code="internal")
