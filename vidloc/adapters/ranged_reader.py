@@ -26,11 +26,12 @@ import io
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-
-import certifi
-import urllib3
+from typing import TYPE_CHECKING
 
 from vidloc.errors import ObjectMissing, StorageUnavailable
+
+if TYPE_CHECKING:
+    import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 _BLOCKS_PER_OBJECT = 64
 MIN_BLOCK_BYTES = 64 * 1024  # FFmpeg's own read size over the reader (probe.open_ranged)
 MAX_BLOCK_BYTES = 4 * 1024 * 1024
-# Blocks kept: the MP4 index at one end of the file and the decoder's place in the other.
-KEEP_BLOCKS = 3
+# Blocks kept: the MP4 index at one end of the file and the decoder's place in the other. A
+# third cost a span's child 4 MiB and saved no request: a 240 s span of the 2-hour 1080p bench
+# video took 6 requests with 3 kept and with 2 (bench/README.md, "A 2-hour 1080p span run").
+KEEP_BLOCKS = 2
 
 
 def block_bytes(size: int) -> int:
@@ -92,6 +95,12 @@ class RangedReader(io.RawIOBase):
         self.stats = ReadStats(size=remote.size)
         self._pos = 0
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        # Imported here, not with the module: the decoder server preloads this module for every
+        # decoder child, and urllib3 with ssl is 10 MB of its memory (bench/README.md, "A 2-hour
+        # 1080p span run"); only a span's child reads by ranges, and pays 0.06 CPU s for it.
+        import certifi
+        import urllib3
+
         self._http = http or urllib3.PoolManager(
             num_pools=1,
             maxsize=1,
@@ -158,15 +167,19 @@ class RangedReader(io.RawIOBase):
         if data is not None:
             self._blocks.move_to_end(index)
             return data
+        # Room first: the oldest block goes before the new one arrives, not after, so that a
+        # read holds ``keep`` blocks at most and never one more (4 MiB each in a span's child).
+        while len(self._blocks) >= self.keep:
+            self._blocks.popitem(last=False)
         start = index * self.block
         end = min(self.remote.size, start + self.block) - 1
         data = self._get(start, end)
         self._blocks[index] = data
-        while len(self._blocks) > self.keep:
-            self._blocks.popitem(last=False)
         return data
 
     def _get(self, start: int, end: int) -> bytes:
+        import urllib3  # loaded by __init__ already
+
         remote = self.remote
         headers = {"Range": f"bytes={start}-{end}", "If-Match": f'"{remote.etag}"'}
         try:

@@ -16,8 +16,6 @@ from typing import Any
 from contracts import DEFAULT_ANALYSIS_ID
 from contracts.common import SAFE_ID_PATTERN
 from vidloc.adapters.object_store import ObjectStore
-from vidloc.api.clips import MAX_PAD_S, find_or_cut_clip
-from vidloc.api.errors import ApiError
 from vidloc.api.timelines import TimelineReader
 from vidloc.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from vidloc.settings import Settings
@@ -45,6 +43,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: every process the command line starts (a worker too) builds this parser,
+    # and the clip cutter brings FastAPI and PyAV.
+    from vidloc.api.clips import MAX_PAD_S, find_or_cut_clip
+    from vidloc.api.errors import ApiError
+
     if not 0.0 <= args.pad_s <= MAX_PAD_S:
         print(f"vidloc clip: --pad-s must be within 0..{MAX_PAD_S:g}", file=sys.stderr)
         return EXIT_USAGE

@@ -19,6 +19,11 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the worker's decoders and model client are heavy for every other command.
+    from workers.service.malloc import limit_malloc
+
+    # First, before any thread allocates and before the decoder server starts (it inherits the
+    # settings through the environment): glibc's defaults keep freed frames (malloc.py).
+    limit_malloc()
     from workers.service.main import run_worker
 
     if args.localizer:
