@@ -278,6 +278,81 @@ def test_span_orders_never_take_the_last_slot() -> None:
         thread.join(20)
 
 
+class Rebalanced(TwoTopics):
+    """Once two span orders run, a rebalance hands this member another span partition (a
+    killed member's), unpaused as kafka-python hands new partitions over, holding five
+    orders; the callback runs inside the poll that then fetches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans = self.spans[:2]  # partition 0: the two orders the member runs first
+        self.moved = [BusRecord(SPANS, 1, o, f"w.span-{o}", b"{}") for o in range(5)]
+        self.on_assigned: Any = None
+        self.paused_parts: set[Partition] = set()
+        self.rebalanced = False
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.on_assigned = callbacks["on_assigned"]
+
+    def poll(self, *, timeout_s: float, max_records: int | None = None) -> list[BusRecord]:
+        if self.fetched_spans == 2 and not self.rebalanced:
+            self.rebalanced = True
+            self.on_assigned({Partition(SPANS, 1)})
+        batch = super().poll(timeout_s=timeout_s, max_records=max_records)
+        room = (max_records or 1) - len(batch)
+        if self.rebalanced and Partition(SPANS, 1) not in self.paused_parts and room > 0:
+            batch += self.moved[:room]
+            self.moved = self.moved[room:]
+        return batch
+
+    def assignment(self) -> set[Partition]:
+        moved = {Partition(SPANS, 1)} if self.rebalanced else set()
+        return {Partition(SPANS, 0), Partition(INGEST_TOPIC, 0)} | moved
+
+    def pause(self, parts: Collection[Partition]) -> None:
+        super().pause(parts)
+        self.paused_parts |= set(parts)
+
+    def pause_all(self) -> None:
+        super().pause_all()
+        self.paused_parts |= self.assignment()
+
+    def resume_all(self) -> None:
+        super().resume_all()
+        self.paused_parts = set()
+
+
+def test_a_rebalance_never_gives_a_member_more_span_orders_than_its_cap() -> None:
+    stream = Rebalanced()
+    release = threading.Event()
+    started: list[str] = []
+    slots = [Slot(release, started) for _ in range(8)]
+    loop = WorkerLoop(
+        Settings(metrics_lag_interval_s=3600),
+        stream,  # type: ignore[arg-type]
+        slots,  # type: ignore[arg-type]
+        committer=NoOutputs(),
+        topic_caps={SPANS: 2},
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=([SPANS, INGEST_TOPIC], stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not stream.rebalanced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # time enough to start the moved orders if the cap let it
+        assert stream.rebalanced and started.count(SPANS) == 2, started
+        release.set()
+        while started.count(SPANS) < 7 and time.monotonic() < deadline + 10:
+            time.sleep(0.01)
+        assert started.count(SPANS) == 7  # the moved ones ran as the first two finished
+    finally:
+        release.set()
+        stop.set()
+        thread.join(20)
+
+
 # -- the merging member, with a fake runner and store -------------------------------------------
 
 

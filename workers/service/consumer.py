@@ -182,8 +182,15 @@ class WorkerLoop:
         self._revoked |= revoked
 
     def _on_assigned(self, assigned: set[Partition]) -> None:
+        # A newly assigned partition is not paused, and this runs inside a poll that may fetch
+        # from it: pause it here when its topic is at its cap (or every slot is taken), or a
+        # rebalance hands this member more span orders than its cap (seen: a member that took
+        # a killed member's partitions ran five spans at once with a cap of two).
         if self._at_capacity():
             self.stream.pause(assigned)
+        else:
+            full = {topic for topic, cap in self._topic_caps.items() if self._taken(topic) >= cap}
+            self.stream.pause({p for p in assigned if p.topic in full})
         self.check_ownership()
         self._revoked.clear()
 
@@ -245,11 +252,7 @@ class WorkerLoop:
         self.stream.resume_all()
         room = len(self.slots) - self._ledger.active()
         for topic, cap in self._topic_caps.items():
-            taken = sum(
-                1
-                for part, _ in self._ledger.running() + self._ledger.pending()
-                if part.topic == topic
-            )
+            taken = self._taken(topic)
             if taken >= cap:
                 self.stream.pause({p for p in self.stream.assignment() if p.topic == topic})
             else:
@@ -261,12 +264,24 @@ class WorkerLoop:
             if self._ledger.admit(part, record.offset, record.key):
                 self._deliveries[(part, record.offset)] = _delivery(record)
 
+    def _taken(self, topic: str) -> int:
+        """Records of ``topic`` running or fetched and waiting for a slot."""
+        return sum(
+            1 for part, _ in self._ledger.running() + self._ledger.pending() if part.topic == topic
+        )
+
     def _start_ready(self, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
+        running: dict[str, int] = {}
+        for part, _ in self._ledger.running():
+            running[part.topic] = running.get(part.topic, 0) + 1
         for part in sorted(self._ledger.partitions()):
             for offset in self._ledger.startable(part):
                 if not self._free:
                     return
+                cap = self._topic_caps.get(part.topic)
+                if cap is not None and running.get(part.topic, 0) >= cap:
+                    break  # fetched past its cap anyway (a rebalance): it waits its turn
                 if self._due.get((part, offset), 0.0) > now:
                     continue
                 self._due.pop((part, offset), None)
@@ -277,6 +292,7 @@ class WorkerLoop:
                 box: list[OutRecord] = []
                 settle: list[Settle] = []
                 self._ledger.start(part, offset)
+                running[part.topic] = running.get(part.topic, 0) + 1
                 future = pool.submit(job_context(box, settle).run, handler.handle, delivery)
                 self._running[future] = _Running(delivery, part, slot, box, settle)
 
