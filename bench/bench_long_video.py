@@ -213,7 +213,8 @@ def run(args: argparse.Namespace, workers: int, paths: tuple[Path, Path, Any], u
         killed: list[int] = []
 
         def maybe_kill(elapsed: float) -> None:
-            if not args.kill or killed or elapsed < args.kill_after_s:
+            # A group of one has no member left to take the killed one's spans.
+            if not args.kill or workers < 2 or killed or elapsed < args.kill_after_s:
                 return
             for proc in r.workers.procs:  # the first member still running a span
                 if proc.poll() is None:
