@@ -3,11 +3,12 @@ as they travel (the ingest contract's ``span`` part), and the loop's room for sh
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -243,15 +244,15 @@ class NoOutputs:
         pass
 
 
-def test_span_orders_never_take_the_last_slot() -> None:
-    stream = TwoTopics()
-    release = threading.Event()
+@contextlib.contextmanager
+def _loop_running(stream: TwoTopics, slots: int, release: threading.Event) -> Iterator[list[str]]:
+    """A worker loop over ``stream`` with span orders capped at two, in a thread; yields the
+    topics of the records its slots started, in order. Stopped (spans released) on leaving."""
     started: list[str] = []
-    slots = [Slot(release, started) for _ in range(3)]
     loop = WorkerLoop(
         Settings(metrics_lag_interval_s=3600),
         stream,  # type: ignore[arg-type]
-        slots,  # type: ignore[arg-type]
+        [Slot(release, started) for _ in range(slots)],  # type: ignore[arg-type]
         committer=NoOutputs(),
         topic_caps={SPANS: 2},
     )
@@ -259,6 +260,17 @@ def test_span_orders_never_take_the_last_slot() -> None:
     thread = threading.Thread(target=loop.run, args=([SPANS, INGEST_TOPIC], stop))
     thread.start()
     try:
+        yield started
+    finally:
+        release.set()
+        stop.set()
+        thread.join(20)
+
+
+def test_span_orders_never_take_the_last_slot() -> None:
+    stream = TwoTopics()
+    release = threading.Event()
+    with _loop_running(stream, 3, release) as started:
         deadline = time.monotonic() + 10
         while started.count(SPANS) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -272,10 +284,6 @@ def test_span_orders_never_take_the_last_slot() -> None:
         while started.count(SPANS) < 10 and time.monotonic() < deadline + 10:
             time.sleep(0.01)
         assert started.count(SPANS) == 10  # the rest ran as slots freed
-    finally:
-        release.set()
-        stop.set()
-        thread.join(20)
 
 
 class Rebalanced(TwoTopics):
@@ -325,19 +333,7 @@ class Rebalanced(TwoTopics):
 def test_a_rebalance_never_gives_a_member_more_span_orders_than_its_cap() -> None:
     stream = Rebalanced()
     release = threading.Event()
-    started: list[str] = []
-    slots = [Slot(release, started) for _ in range(8)]
-    loop = WorkerLoop(
-        Settings(metrics_lag_interval_s=3600),
-        stream,  # type: ignore[arg-type]
-        slots,  # type: ignore[arg-type]
-        committer=NoOutputs(),
-        topic_caps={SPANS: 2},
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=loop.run, args=([SPANS, INGEST_TOPIC], stop))
-    thread.start()
-    try:
+    with _loop_running(stream, 8, release) as started:
         deadline = time.monotonic() + 10
         while not stream.rebalanced and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -347,10 +343,6 @@ def test_a_rebalance_never_gives_a_member_more_span_orders_than_its_cap() -> Non
         while started.count(SPANS) < 7 and time.monotonic() < deadline + 10:
             time.sleep(0.01)
         assert started.count(SPANS) == 7  # the moved ones ran as the first two finished
-    finally:
-        release.set()
-        stop.set()
-        thread.join(20)
 
 
 # -- the merging member, with a fake runner and store -------------------------------------------
