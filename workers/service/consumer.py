@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -272,15 +273,13 @@ class WorkerLoop:
 
     def _start_ready(self, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
-        running: dict[str, int] = {}
-        for part, _ in self._ledger.running():
-            running[part.topic] = running.get(part.topic, 0) + 1
+        running = Counter(part.topic for part, _ in self._ledger.running())
         for part in sorted(self._ledger.partitions()):
             for offset in self._ledger.startable(part):
                 if not self._free:
                     return
                 cap = self._topic_caps.get(part.topic)
-                if cap is not None and running.get(part.topic, 0) >= cap:
+                if cap is not None and running[part.topic] >= cap:
                     break  # fetched past its cap anyway (a rebalance): it waits its turn
                 if self._due.get((part, offset), 0.0) > now:
                     continue
@@ -292,7 +291,7 @@ class WorkerLoop:
                 box: list[OutRecord] = []
                 settle: list[Settle] = []
                 self._ledger.start(part, offset)
-                running[part.topic] = running.get(part.topic, 0) + 1
+                running[part.topic] += 1
                 future = pool.submit(job_context(box, settle).run, handler.handle, delivery)
                 self._running[future] = _Running(delivery, part, slot, box, settle)
 
