@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from contracts import IngestEvent, JobWarning, encode
 from vidloc import names
+from vidloc.adapters.ranged_reader import ReadStats
 from vidloc.tenancy import tenant_of_key
 from workers.frames import close_source
 from workers.localizers.kind import LocalizerKind
@@ -44,14 +45,7 @@ def hand_off_by_ranges(
     if handed is None:
         return None
     stats = source.read_stats
-    log.info(
-        "hand-off read %d of %d bytes (%.1f%%) in %d range requests",
-        stats.fetched,
-        stats.size,
-        100.0 * stats.fetched / stats.size if stats.size else 0.0,
-        stats.requests,
-        extra={"video_id": event.effective_video_id, "job_id": job_id},
-    )
+    _log_reads("hand-off", stats, event.effective_video_id, job_id)
     return replace(handed, bytes_fetched=stats.fetched, object_bytes=stats.size)
 
 
@@ -77,15 +71,7 @@ def run_span_ranged(
     if stats is None:
         return outcome
     ctx.metrics.add_span_read(stats.fetched)
-    log.info(
-        "%s read %d of %d bytes (%.1f%%) in %d range requests",
-        span.label,
-        stats.fetched,
-        stats.size,
-        100.0 * stats.fetched / stats.size if stats.size else 0.0,
-        stats.requests,
-        extra={"video_id": video_id, "job_id": job_id},
-    )
+    _log_reads(span.label, stats, video_id, job_id)
     return replace(outcome, bytes_fetched=stats.fetched, object_bytes=stats.size)
 
 
@@ -107,15 +93,7 @@ def merge_by_ranges(
         outcome = work(ctx, whole, job_id, progress, False, plan, feed, {}, [])
     finally:
         close_source(source)
-    stats = source.read_stats
-    log.info(
-        "merge read %d of %d bytes (%.1f%%) in %d range requests",
-        stats.fetched,
-        stats.size,
-        100.0 * stats.fetched / stats.size if stats.size else 0.0,
-        stats.requests,
-        extra={"video_id": whole.effective_video_id, "job_id": job_id},
-    )
+    _log_reads("merge", source.read_stats, whole.effective_video_id, job_id)
     assert isinstance(outcome, JobOutcome)
     return outcome
 
@@ -187,3 +165,16 @@ def _probe_by_ranges(
         extra={"video_id": event.effective_video_id, "job_id": job_id},
     )
     return probed.info
+
+
+def _log_reads(step: str, stats: ReadStats, video_id: str, job_id: str) -> None:
+    """What ``step`` (the hand-off, a span, the merge) read of the object by ranges."""
+    log.info(
+        "%s read %d of %d bytes (%.1f%%) in %d range requests",
+        step,
+        stats.fetched,
+        stats.size,
+        100.0 * stats.fetched / stats.size if stats.size else 0.0,
+        stats.requests,
+        extra={"video_id": video_id, "job_id": job_id},
+    )
