@@ -36,6 +36,7 @@ from contracts.progress import STAGES, ProgressEvent, decode_progress
 from contracts.registry import SCHEMA_NAMES, generate_schemas, schema_for
 from contracts.result import ResultEvent, Summary, decode_result
 from contracts.timeline import (
+    SPANS_PENDING,
     ModelInfo,
     Sampling,
     Timeline,
@@ -64,6 +65,7 @@ __all__ = [
     "ROOT",
     "SCHEMA_IDS",
     "SCHEMA_NAMES",
+    "SPANS_PENDING",
     "STAGES",
     "TIMELINE_V1",
     "AnalysisRequest",

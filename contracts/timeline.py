@@ -116,6 +116,10 @@ class TimelineStats(Part):
     )
 
 
+# The warning a long video's partial timeline carries until its final one replaces it.
+SPANS_PENDING = "spans_pending"
+
+
 class Timeline(Document):
     """``model`` is required when the vlm localizer made the events."""
 
@@ -151,6 +155,13 @@ class Timeline(Document):
     stream: StreamState | None = Field(
         default=None, description="Present on a live stream's growing timeline (docs/streams.md)"
     )
+
+    @property
+    def final(self) -> bool:
+        """True when its job writes nothing after it: not a live stream's growing timeline,
+        not a long video's partial one (its spans still run)."""
+        growing = self.stream is not None and not self.stream.ended
+        return not growing and not any(w.code == SPANS_PENDING for w in self.warnings)
 
     @model_validator(mode="after")
     def _model_named(self) -> Timeline:

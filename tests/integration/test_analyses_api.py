@@ -62,15 +62,14 @@ def test_an_ask_over_http_is_answered_and_listed_apart(group: WorkerGroup) -> No
     base_url, stop = serve_in_thread(create_app(group.settings))
     try:
         with Client(base_url) as vidloc:
-            # Succeeded by its result, not only by the stored timeline: a replica whose bus view
-            # has not caught up says "succeeded" from S3 alone, then "running" while the job's
-            # progress is read and its result not yet committed (the timeline is stored before
-            # the result's transaction); an ask in that window is rightly refused.
-            def succeeded_by_its_result() -> bool:
+            # Succeeded from its stored timeline, whether or not this replica has read the
+            # result yet (the timeline is stored before the result's transaction commits); it
+            # must not say running in between, nor refuse the ask 409 video_running.
+            def succeeded_with_its_job() -> bool:
                 state = vidloc.video(video_id)
                 return state.status == "succeeded" and state.job_id is not None
 
-            _until(succeeded_by_its_result, 60, "the video's result")
+            _until(succeeded_with_its_job, 60, "the video's result")
             before = vidloc.video(video_id)
             with pytest.raises(InvalidRequest):
                 vidloc.ask(video_id, prompt=" ")

@@ -16,6 +16,7 @@ from apistack import (
     unique_id,
 )
 
+from contracts import SPANS_PENDING
 from devkit.serve_api import serve_in_thread
 from vidloc.adapters.kafka import EventPublisher
 from vidloc.api.app import create_app
@@ -33,15 +34,24 @@ def api_settings(stack: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def videos(api_settings: Settings) -> dict[str, str]:
-    """Three videos: one with a timeline, one failed, one running (events published now)."""
-    ids = {s: unique_id(f"api-{s}") for s in ("done", "failed", "running")}
-    doc = timeline_for(
-        ids["done"], api_settings.video_bucket, f"uploads/{ids['done']}.mp4", events=EVENTS
-    )
-    put_timeline(api_settings, doc)
+    """Three videos: one with a timeline, one failed, one running (events published now); and
+    three whose job's progress is read without its result (not yet committed): its final
+    timeline stored, a partial one stored (spans pending), an older job's stored (a re-run)."""
+    names = ("done", "failed", "running", "stored", "partial", "rerun")
+    ids = {s: unique_id(f"api-{s}") for s in names}
+    for name in ("done", "stored", "partial", "rerun"):
+        doc = timeline_for(
+            ids[name], api_settings.video_bucket, f"uploads/{ids[name]}.mp4", events=EVENTS
+        )
+        if name == "partial":
+            doc["warnings"] = [{"code": SPANS_PENDING, "message": "partial: 1 of 4 spans done"}]
+        if name == "rerun":
+            doc["job_id"] = "job-before"
+        put_timeline(api_settings, doc)
     with EventPublisher(api_settings) as publisher:
         publish_failed(publisher, ids["failed"])
-        publish_progress(publisher, ids["running"])
+        for name in ("running", "stored", "partial", "rerun"):
+            publish_progress(publisher, ids[name])
     return ids
 
 
@@ -71,6 +81,23 @@ def test_status_comes_from_s3_and_the_bus(api: httpx.Client, videos: dict[str, s
     )
     one = api.get(f"/videos/{videos['done']}").json()
     assert (one["events"], one["duration_s"]) == (3, 12.0)
+
+
+def test_a_job_whose_final_timeline_is_stored_is_not_running(
+    api: httpx.Client, videos: dict[str, str]
+) -> None:
+    """Its timeline is stored before its result commits: a replica that has read the job's
+    progress and not its result says succeeded, as it did from S3 alone, and never flips back
+    to running (an ask in that window was refused 409 video_running)."""
+    stored = api.get(f"/videos/{videos['stored']}").json()
+    assert (stored["status"], stored["job_id"], stored["events"]) == (
+        "succeeded",
+        f"job-{videos['stored']}",
+        3,
+    )
+    for name in ("partial", "rerun"):  # the job still adds to its timeline; a new job runs
+        state = api.get(f"/videos/{videos[name]}").json()
+        assert (state["status"], state["job_id"]) == ("running", f"job-{videos[name]}"), name
 
 
 def test_status_follows_new_events(

@@ -8,8 +8,9 @@ from html.parser import HTMLParser
 import pytest
 from api_fixtures import make_progress, make_result, make_timeline
 
+from contracts import SPANS_PENDING
 from vidloc.api.query import select_events
-from vidloc.api.status import StatusBook, derive_state, fold_progress, fold_result
+from vidloc.api.status import StatusBook, derive_state, final_job_id, fold_progress, fold_result
 from vidloc.api.timelines import video_id_from_key
 from vidloc.viewer.layout import MIN_WIDTH_PCT, layout_tracks, ruler_ticks
 from vidloc.viewer.render import render_viewer
@@ -86,6 +87,47 @@ def test_a_long_videos_partial_result_keeps_it_running() -> None:
     final = make_result("v", at="2025-01-31T12:07:00Z")
     state = derive_state("v", fold_result(view, final), has_timeline=True)
     assert state is not None and state.status == "succeeded"
+
+
+def test_a_job_whose_final_timeline_is_stored_is_done_before_its_result_is_read() -> None:
+    """The timeline is stored before the result's transaction commits: a reader with the job's
+    progress and not yet its result says succeeded (as a reader of S3 alone does), never running;
+    a re-run (another job) or a long video's partial timeline keeps it running."""
+    running = fold_progress(None, make_progress("v", at="2025-01-31T12:05:00Z", job="job-2"))
+    after_an_old_result = fold_result(running, make_result("v", "failed", job="job-1"))
+    for view in (running, after_an_old_result):
+        state = derive_state("v", view, has_timeline=True, final_job=lambda: "job-2")
+        assert state is not None
+        assert (state.status, state.job_id, state.stage) == ("succeeded", "job-2", None)
+    for final in ("job-1", None):  # an older job's timeline; a partial one (or none readable)
+        state = derive_state("v", running, has_timeline=True, final_job=lambda f=final: f)
+        assert state is not None and (state.status, state.job_id) == ("running", "job-2")
+
+
+def test_the_stored_timeline_is_read_only_when_the_bus_says_running() -> None:
+    def unread() -> str | None:
+        raise AssertionError("the timeline was read")
+
+    done = fold_result(None, make_result("v", at="2025-01-31T12:06:00Z"))
+    unstored = fold_progress(None, make_progress("v"))
+    cases = [
+        (done, True, "succeeded"),
+        (None, True, "succeeded"),
+        (unstored, False, "running"),
+    ]
+    for view, has_timeline, status in cases:
+        state = derive_state("v", view, has_timeline=has_timeline, final_job=unread)
+        assert state is not None and state.status == status
+
+
+def test_a_timeline_is_final_unless_spans_or_a_stream_still_add_to_it() -> None:
+    assert final_job_id(make_timeline()) == "job-1"
+    assert final_job_id(None) is None
+    pending = {"code": SPANS_PENDING, "message": "partial: 1 of 4 spans done"}
+    assert final_job_id(make_timeline(warnings=[pending])) is None
+    growing = {"stream_id": "s-1", "last_seq": 3}
+    assert final_job_id(make_timeline(stream=growing)) is None
+    assert final_job_id(make_timeline(stream={**growing, "ended": True})) == "job-1"
 
 
 def test_fold_keeps_newest_whatever_the_arrival_order() -> None:

@@ -43,7 +43,9 @@ class FakeBus:
         self.sent: list[tuple[str, bytes]] = []
         self.follow = FakeFollower(result)
 
-    def video_state(self, video_id: str, tenant: str | None, has_timeline: bool) -> Any:
+    def video_state(
+        self, video_id: str, tenant: str | None, has_timeline: bool, final_job: str | None = None
+    ) -> Any:
         if self.status is None:
             if not has_timeline:
                 return None

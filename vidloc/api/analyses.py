@@ -9,15 +9,15 @@ by ``vidloc ask`` or before a restart is listed as well as one asked through thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from contracts import DEFAULT_ANALYSIS_ID, Timeline
 from producers.analyses import AnalysisRecord, load_record, load_records
-from vidloc import names
-from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.models import VideoState
-from vidloc.api.status import StatusBook, derive_state
+from vidloc.api.status import StatusBook, derive_state, final_job_id
+from vidloc.api.timelines import TimelineReader
 from vidloc.client.models import Analysis, AnalysisLinks
 from vidloc.viewer.render import AnalysisTab
 
@@ -78,9 +78,15 @@ def _later(
     )
 
 
+def _final_job(
+    timelines: TimelineReader, video_id: str, analysis_id: str, tenant: str | None
+) -> Callable[[], str | None]:
+    """The job of the analysis' stored final timeline, read when asked (derive_state)."""
+    return lambda: final_job_id(timelines.load(video_id, tenant, analysis_id))
+
+
 def later_analyses(
-    store: ObjectStore,
-    bucket: str,
+    timelines: TimelineReader,
     book: StatusBook,
     video_id: str,
     tenant: str | None,
@@ -88,18 +94,19 @@ def later_analyses(
     stalled_after_s: float | None = None,
 ) -> list[Analysis]:
     """The video's later analyses, oldest asked first (then by id)."""
-    records, timelines = load_records(store, bucket, video_id, tenant)
+    records, answered = load_records(timelines.store, timelines.bucket, video_id, tenant)
     views = book.analyses(video_id, tenant)
     now = datetime.now(UTC)
     found = []
-    for aid in set(records) | timelines | set(views):
-        has_timeline = aid in timelines
+    for aid in set(records) | answered | set(views):
+        has_timeline = aid in answered
         state = derive_state(
             video_id,
             views.get(aid),
             has_timeline=has_timeline,
             now=now,
             stalled_after_s=stalled_after_s,
+            final_job=_final_job(timelines, video_id, aid, tenant),
         )
         found.append(_later(video_id, aid, records.get(aid), state, has_timeline))
     epoch = datetime.min.replace(tzinfo=UTC)
@@ -107,8 +114,7 @@ def later_analyses(
 
 
 def later_analysis(
-    store: ObjectStore,
-    bucket: str,
+    timelines: TimelineReader,
     book: StatusBook,
     video_id: str,
     analysis_id: str,
@@ -117,9 +123,9 @@ def later_analysis(
     stalled_after_s: float | None = None,
 ) -> Analysis | None:
     """One later analysis, None when nothing is known of it (for this tenant)."""
-    record = load_record(store, bucket, video_id, analysis_id, tenant)
+    record = load_record(timelines.store, timelines.bucket, video_id, analysis_id, tenant)
     view = book.analysis(video_id, analysis_id, tenant)
-    has_timeline = store.exists(bucket, names.analysis_timeline_key(video_id, analysis_id, tenant))
+    has_timeline = timelines.exists(video_id, tenant, analysis_id)
     if record is None and view is None and not has_timeline:
         return None
     state = derive_state(
@@ -128,6 +134,7 @@ def later_analysis(
         has_timeline=has_timeline,
         now=datetime.now(UTC),
         stalled_after_s=stalled_after_s,
+        final_job=_final_job(timelines, video_id, analysis_id, tenant),
     )
     return _later(video_id, analysis_id, record, state, has_timeline)
 

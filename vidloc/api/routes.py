@@ -29,7 +29,7 @@ from vidloc.api.models import (
 )
 from vidloc.api.probes import Readiness
 from vidloc.api.query import check_window, select_events
-from vidloc.api.status import BusView, StatusBook, derive_state
+from vidloc.api.status import BusView, StatusBook, derive_state, final_job_id
 from vidloc.api.timelines import TimelineReader
 from vidloc.client.models import Analysis
 from vidloc.errors import VidlocError
@@ -59,13 +59,13 @@ class Services:
             has_timeline=has_timeline,
             now=datetime.now(UTC),
             stalled_after_s=self.stalled_after_s,
+            final_job=lambda: final_job_id(self.timelines.load(video_id, caller.tenant)),
         )
 
     def later_analyses(self, caller: Caller, video_id: str) -> list[Analysis]:
         """The video's later analyses as ``caller``'s tenant sees them, oldest asked first."""
         return later_analyses(
-            self.timelines.store,
-            self.timelines.bucket,
+            self.timelines,
             self.book,
             video_id,
             caller.tenant,
@@ -75,8 +75,7 @@ class Services:
     def later_analysis(self, caller: Caller, video_id: str, analysis_id: str) -> Analysis | None:
         """One later analysis as ``caller``'s tenant sees it (None: nothing known of it)."""
         return later_analysis(
-            self.timelines.store,
-            self.timelines.bucket,
+            self.timelines,
             self.book,
             video_id,
             analysis_id,

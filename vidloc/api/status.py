@@ -11,10 +11,11 @@ event by its own timestamp wins, so replays and cross-partition interleaving do 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts import DEFAULT_ANALYSIS_ID, ProgressEvent, ResultEvent
+from contracts import DEFAULT_ANALYSIS_ID, ProgressEvent, ResultEvent, Timeline
 from vidloc import names
 from vidloc.api.models import ErrorDetail, VideoState
 from vidloc.tenancy import event_tenant
@@ -24,6 +25,7 @@ __all__ = [
     "StatusBook",
     "derive_state",
     "event_tenant",
+    "final_job_id",
     "fold_progress",
     "fold_result",
     "later_analysis",
@@ -54,6 +56,11 @@ def fold_progress(view: BusView | None, progress: ProgressEvent) -> BusView:
     return BusView(result=view.result, progress=progress)
 
 
+def final_job_id(timeline: Timeline | None) -> str | None:
+    """The job that wrote ``timeline`` when nothing of that job comes after it, else None."""
+    return timeline.job_id if timeline is not None and timeline.final else None
+
+
 def is_unattributable(result: ResultEvent) -> bool:
     """A refused message that named no video (no id, no source, no Kafka key): not a video
     to list. Its failed result and DLQ record stay on the bus for whoever investigates."""
@@ -70,6 +77,7 @@ def derive_state(
     has_timeline: bool,
     now: datetime | None = None,
     stalled_after_s: float | None = None,
+    final_job: Callable[[], str | None] | None = None,
 ) -> VideoState | None:
     """The video's state, or None when neither S3 nor the bus has heard of it.
 
@@ -77,6 +85,12 @@ def derive_state(
     running (possibly a re-run of a video that already has a timeline); when that progress is
     older than ``stalled_after_s`` at ``now``, the job's worker has stopped reporting (died,
     hung) and the video is ``stalled`` until a redelivered job reports again.
+
+    ``final_job`` says which job wrote the stored final timeline (None: none, or a partial
+    one); it is asked only when the bus says a job runs and a timeline is stored. That job is
+    done: its timeline is stored before its result's transaction commits, and a reader that
+    has its progress but not yet its result (a replica replaying, a slow commit) would
+    otherwise say "running" after a reader of S3 alone said "succeeded".
     """
     view = view or BusView()
     result, progress = view.result, view.progress
@@ -87,6 +101,18 @@ def derive_state(
         and progress.stage not in _TERMINAL_STAGES
         and (result is None or growing or progress.at > result.created_at)
     )
+    # Asked last: it reads the stored timeline.
+    finished = (
+        running
+        and has_timeline
+        and progress is not None
+        and final_job is not None
+        and final_job() == progress.job_id
+    )
+    if finished and progress is not None:
+        return VideoState(
+            video_id=video_id, status="succeeded", job_id=progress.job_id, has_timeline=True
+        )
     if running and progress is not None:
         stalled = (
             now is not None

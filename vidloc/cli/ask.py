@@ -37,7 +37,7 @@ from vidloc.adapters.kafka import EventPublisher, Start, TopicReader
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.api.feed import apply_record
 from vidloc.api.models import VideoState
-from vidloc.api.status import StatusBook, derive_state
+from vidloc.api.status import StatusBook, derive_state, final_job_id
 from vidloc.api.timelines import TimelineReader
 from vidloc.cli.exits import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from vidloc.cli.follow import Follower, print_result
@@ -89,9 +89,10 @@ class Bus(Protocol):
     """What ``ask`` needs of Kafka (tests pass a fake)."""
 
     def video_state(
-        self, video_id: str, tenant: str | None, has_timeline: bool
+        self, video_id: str, tenant: str | None, has_timeline: bool, final_job: str | None = None
     ) -> VideoState | None:
-        """The video's own state from the bus (None: the bus has not heard of it)."""
+        """The video's own state from the bus (None: the bus has not heard of it);
+        ``final_job`` wrote the stored final timeline (status.derive_state)."""
 
     def follower(self) -> Follower | None:
         """A started follower of progress and results (before publishing)."""
@@ -105,7 +106,7 @@ class KafkaBus:
         self._console = console
 
     def video_state(
-        self, video_id: str, tenant: str | None, has_timeline: bool
+        self, video_id: str, tenant: str | None, has_timeline: bool, final_job: str | None = None
     ) -> VideoState | None:
         book = StatusBook()
         starts = {
@@ -123,6 +124,7 @@ class KafkaBus:
             has_timeline=has_timeline,
             now=datetime.now(UTC),
             stalled_after_s=self._settings.api_stalled_after_s,
+            final_job=lambda: final_job,
         )
 
     def follower(self) -> Follower:
@@ -200,7 +202,7 @@ def ask(
     bucket = settings.timeline_bucket
     try:
         timeline = TimelineReader(store, bucket).load(video_id, tenant)
-        state = bus.video_state(video_id, tenant, timeline is not None)
+        state = bus.video_state(video_id, tenant, timeline is not None, final_job_id(timeline))
     except VidlocError as exc:
         return fail(EXIT_FAILED, f"{exc.code}: {exc}")
     if state is None:

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import replace
 
-from contracts import IngestEvent, JobWarning, encode
+from contracts import SPANS_PENDING, IngestEvent, JobWarning, encode
 from vidloc import names
 from vidloc.adapters.ranged_reader import ReadStats
 from vidloc.tenancy import tenant_of_key
@@ -120,7 +120,7 @@ def partial(ctx: JobContext, event: IngestEvent, job_id: str, reported: int) -> 
     cost = price_usage(usage, ctx.prices)
     timeline = job_timeline(ctx, event, job_id, plan, merged, usage, cost, results)
     pending = JobWarning(
-        code="spans_pending",
+        code=SPANS_PENDING,
         message=f"partial: {reported} of {span.count} spans done "
         f"({len(results)} of {len(plan.chunks)} chunks); the final timeline replaces this one",
     )
