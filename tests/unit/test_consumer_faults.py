@@ -225,3 +225,21 @@ def test_sigterm_is_acted_on_while_no_coordinator_answers() -> None:
     assert not thread.is_alive(), "the worker did not stop while the coordinator was silent"
     assert time.monotonic() - started < 5.0
     assert loop.jobs_done == 0
+
+
+def test_the_jobs_read_this_members_share_of_each_topic_as_the_last_rebalance_left_it() -> None:
+    # A long video's hand-off rounds its span count by the group's size, judged from this
+    # share (workers.pipeline.spans.group_slots); job threads read it while the loop polls.
+    stream = GroupStream(1)
+    loop, gates, _, stop, thread = run_loop(stream, ScriptedCommitter(stream), 1)
+    try:
+        assert loop.share.owned(TOPIC) == 0  # nothing assigned yet
+        stream.events.append("assign_back")
+        wait_for(lambda: loop.share.owned(TOPIC) == 1)
+        assert loop.share.owned("video.spans") == 0
+        stream.events.append("assign_elsewhere")
+        wait_for(lambda: loop.share.owned(TOPIC) == 0)
+    finally:
+        gates[0].set()
+        stop.set()
+        thread.join(10)

@@ -87,10 +87,10 @@ def test_a_long_video_is_priced_with_its_spans_and_the_same_bill() -> None:
     plan = _plan((1920, 1080), 1.0, 2 * 3600.0)
     split = estimate_plan(plan, None, EstimateConfig.from_settings(Settings(span_s=300.0)))
     whole = estimate_plan(plan, None, EstimateConfig.from_settings(Settings(span_s=0.0)))
-    # 24 of 300 s rounded up to 32 of 225 s (a multiple of video.spans' 16 partitions), after
-    # the one-chunk lead-in
-    assert (split.spans, whole.spans) == (33, 1)
-    assert split.span_chunks == 8  # 239 chunks of 30 s after the lead-in, 7-8 a span
+    # 24 of 300 s as asked (the workers round it to their group's span slots), after the
+    # one-chunk lead-in
+    assert (split.spans, whole.spans) == (25, 1)
+    assert split.span_chunks == 10  # 239 chunks of 30 s after the lead-in, 9-10 a span
     assert (split.tokens, split.cost) == (whole.tokens, whole.cost)
-    assert "33 spans of up to 8 requests" in render(split)
+    assert "about 25 spans of up to 10 requests" in render(split)
     assert "spans" not in render(whole)

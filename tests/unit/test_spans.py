@@ -72,26 +72,45 @@ def test_a_two_hour_video_makes_spans_of_about_the_asked_length() -> None:
 
 
 @pytest.mark.parametrize(
-    ("duration", "count"),
+    ("duration", "slots", "count"),
     [
-        pytest.param(3600.0, 16, id="an hour: 12 spans rounded up to 16"),
-        pytest.param(7200.0, 32, id="two hours: 24 rounded up to 32"),
-        pytest.param(1200.0, 16, id="20 minutes: 4 rounded up to 16 of 75 s"),
-        pytest.param(600.0, 8, id="10 minutes: no shorter than a quarter span"),
-        pytest.param(310.0, 4, id="just over a span"),
+        pytest.param(3600.0, 8, 8, id="an hour, 8 slots: 12 to one round of 8 (450 s)"),
+        pytest.param(3600.0, 16, 16, id="an hour, 16 slots: 12 up to one round of 16"),
+        pytest.param(3600.0, 2, 12, id="an hour, one member of 2: 12 as asked"),
+        pytest.param(3600.0, 6, 12, id="an hour, 3 members of 2: 12 is two rounds"),
+        pytest.param(7200.0, 8, 24, id="two hours, 8 slots: three rounds"),
+        pytest.param(7200.0, 16, 16, id="two hours, 16 slots: 24 is 1.5 rounds, down to one"),
+        pytest.param(4000.0, 8, 16, id="67 minutes, 8 slots: 14 up to two rounds"),
+        pytest.param(1200.0, 16, 16, id="20 minutes: 4 up to one round of 16 (75 s)"),
+        pytest.param(600.0, 16, 8, id="10 minutes: no shorter than a quarter span"),
+        pytest.param(310.0, 16, 4, id="just over a span"),
     ],
 )
-def test_the_span_count_is_a_multiple_of_the_partitions_while_spans_stay_long_enough(
-    duration: float, count: int
+def test_the_span_count_is_whole_rounds_of_the_groups_slots_near_the_asked_length(
+    duration: float, slots: int, count: int
 ) -> None:
     from workers.pipeline.spans import SHORTEST_SHARE, span_count
 
-    assert span_count(duration, 300.0, 16) == count
-    assert span_count(duration, 300.0) == math.ceil(duration / 300.0)  # no spread: as asked
-    assert duration / count >= 300.0 / SHORTEST_SHARE - 1e-9
-    assert duration / count <= 300.0
-    spans = plan_spans(_chunks(duration), duration, 300.0, 16)
+    assert span_count(duration, 300.0, slots) == count
+    assert span_count(duration, 300.0) == math.ceil(duration / 300.0)  # no slots: as asked
+    assert 300.0 / SHORTEST_SHARE - 1e-9 <= duration / count <= 1.5 * 300.0
+    spans = plan_spans(_chunks(duration), duration, 300.0, slots)
     assert len(spans) == count + len(LEAD_IN)
+
+
+@pytest.mark.parametrize(
+    ("owned", "members"),
+    [(16, 1), (8, 2), (6, 3), (5, 3), (4, 4), (3, 5), (2, 8), (1, 16), (0, 16)],
+)
+def test_a_member_judges_the_group_by_its_share_of_the_span_partitions(
+    owned: int, members: int
+) -> None:
+    """The range assignor over 16 partitions: 3 members own 6, 5 and 5, each judging three; a
+    member owning none is one of more than 16."""
+    from workers.pipeline.spans import group_slots
+
+    assert group_slots(owned, 16, 2) == 2 * members
+    assert group_slots(owned, 16, 0) == members  # a member always runs one span at least
 
 
 def test_the_ledger_merges_on_the_report_that_completes_it_and_on_no_other() -> None:
@@ -473,19 +492,22 @@ def test_span_parts_only_on_span_topics() -> None:
     assert codes == ["span_not_allowed", "span_not_allowed"] and runner.calls == []
 
 
-def test_orders_spread_over_the_partitions_by_work() -> None:
+@pytest.mark.parametrize(("slots", "rounds"), [(16, 2), (8, 1)])
+def test_orders_spread_over_the_partitions_by_work(slots: int, rounds: int) -> None:
     """Four members each own four of 16 partitions (a contiguous range): each gets about a
-    quarter of the chunks, one order on each partition."""
+    quarter of the chunks, in as many orders as rounds of its two span slots."""
     from vidloc.adapters.kafka import partition_for_key
-    from workers.pipeline.spans import runs_at_merge
+    from workers.pipeline.spans import group_slots, runs_at_merge
     from workers.service.spans import span_key
 
+    assert group_slots(4, 16, 2) == 8  # what each of the four members judges
     chunks = _chunks(3600.0)
-    spans = plan_spans(chunks, 3600.0, 300.0, 16)
+    spans = plan_spans(chunks, 3600.0, 300.0, slots)
     orders = span_orders(
         decode_ingest(INGEST), spans, VideoInfo(3600.0, 25.0, 64, 64, "h264"), len(chunks)
     )
     per_member = [0, 0, 0, 0]
+    orders_per_member = [0, 0, 0, 0]
     per_partition = [0] * 16
     for order in orders:
         assert order.span is not None
@@ -495,9 +517,11 @@ def test_orders_spread_over_the_partitions_by_work() -> None:
         key = span_key(order.span, "v-1", 16, lambda k: partition_for_key(k, 16))
         per_partition[partition_for_key(key, 16)] += 1
         per_member[partition_for_key(key, 16) // 4] += chunks_in
+        orders_per_member[partition_for_key(key, 16) // 4] += 1
     assert sum(per_member) == len(chunks) - 1 == 119
-    # One order per partition: each member runs the same number, two rounds of its two slots.
-    assert per_partition == [1] * 16
+    # At most one order per partition; each member runs the same number.
+    assert max(per_partition) == 1 and sum(per_partition) == slots
+    assert orders_per_member == [2 * rounds] * 4
     assert max(per_member) - min(per_member) <= 1, per_member
 
 

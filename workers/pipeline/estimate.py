@@ -48,7 +48,6 @@ class EstimateConfig:
     price_output_per_1k: float
     currency: str
     span_s: float = 0.0
-    span_partitions: int = 1  # the span count is rounded up to a multiple of these
 
     @classmethod
     def from_settings(cls, settings: object) -> EstimateConfig:
@@ -99,7 +98,8 @@ def estimate_plan(plan: JobPlan, prepass: Prepass | None, config: EstimateConfig
     )
     spans: tuple[Span, ...] = ()
     if plan.mode == "uniform" and should_split(plan.info.duration_s, config.span_s, requests):
-        spans = plan_spans(plan.chunks, plan.info.duration_s, config.span_s, config.span_partitions)
+        # As asked: the workers round the count to whole rounds of their group's span slots.
+        spans = plan_spans(plan.chunks, plan.info.duration_s, config.span_s)
     refine = TokenTally()
     boundaries = 0
     if plan.refine and prepass is not None:
@@ -214,8 +214,9 @@ def render(e: Estimate) -> str:
     ]
     if e.spans > 1:
         lines.append(
-            f"long video: {e.spans} spans of up to {e.span_chunks} requests each, worked on by "
-            f"up to {e.spans} workers at once (VIDLOC_SPAN_S); the bill is the same"
+            f"long video: about {e.spans} spans of up to {e.span_chunks} requests each "
+            f"(VIDLOC_SPAN_S; the group rounds the count to the spans its members run at once), "
+            f"worked on by the whole group; the bill is the same"
         )
     if e.refine.requests:
         lines.append(

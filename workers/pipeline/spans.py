@@ -52,27 +52,44 @@ def runs_at_merge(index: int, chunks: int) -> bool:
     return index == 0 and chunks <= LEAD_IN[0]
 
 
-def span_count(duration_s: float, span_s: float, spread: int = 1) -> int:
-    """How many spans (the lead-in aside): about ``duration_s / span_s``, rounded up to a
-    multiple of ``spread``, the partitions the orders are spread over, while spans stay at
-    least ``span_s / SHORTEST_SHARE`` long.
+def span_count(duration_s: float, span_s: float, slots: int = 1) -> int:
+    """How many spans (the lead-in aside): about ``duration_s / span_s``, rounded to the nearest
+    multiple of ``slots``, the span orders the whole group runs at once (ties to fewer spans),
+    while spans stay at least ``span_s / SHORTEST_SHARE`` long. So spans run between 3/4 and
+    1.5 times the asked length, or shorter when the video is less than one round of the
+    group's slots of spans that long.
 
-    Why the multiple: each member owns a contiguous range of those partitions and runs its
-    orders a few at a time. With 12 spans on four members of two span slots each, every member
-    ran two spans side by side and then one alone, which one decoder could not feed to the
-    model as fast as two (a quiet VM: 10 chunks alone in 6.8 s, two spans of 10 in 11.7 s);
-    with 16, each runs two rounds of two, and the whole group finishes together.
+    Why whole rounds: each member runs its orders a few at a time, and every span pays its
+    start (seek, first decode) and its end (its last answers, while nothing of it is left to
+    decode) with model slots idle. Four members of two slots, 60 minutes: 12 spans had every
+    member run two spans side by side and then one alone; 16 spans two rounds of two, 1.35-1.40x
+    the model floor; 8 spans (one round) 1.29x.
     """
-    wanted = math.ceil(duration_s / span_s) if span_s > 0 else 1
-    if spread > 1 and span_s > 0:
-        rounded = math.ceil(wanted / spread) * spread
-        shortest = math.floor(duration_s * SHORTEST_SHARE / span_s)
-        wanted = max(wanted, min(rounded, shortest))
-    return wanted
+    if span_s <= 0:
+        return 1
+    asked = math.ceil(duration_s / span_s)
+    if slots <= 1:
+        return asked
+    rounds = max(1, math.ceil(duration_s / (span_s * slots) - 0.5))
+    rounded = rounds * slots
+    if rounded < asked:
+        return rounded  # longer spans, at most 1.5x the asked length
+    shortest = math.floor(duration_s * SHORTEST_SHARE / span_s)
+    return max(asked, min(rounded, shortest))
+
+
+def group_slots(owned: int, partitions: int, per_member: int) -> int:
+    """The span orders the whole group runs at once, judged by one member from its share of
+    ``video.spans``: the range assignor gives each of n members about ``partitions / n`` of
+    them, so n is about ``partitions / owned`` (exact for 1, 2, 4, 8 or 16 members of 16
+    partitions, within one for the others). A member owning none is one of more members
+    than partitions: every partition's owner runs orders."""
+    members = max(1, round(partitions / owned)) if owned > 0 else partitions
+    return members * max(1, per_member)
 
 
 def plan_spans(
-    chunks: Sequence[Chunk], duration_s: float, span_s: float, spread: int = 1
+    chunks: Sequence[Chunk], duration_s: float, span_s: float, slots: int = 1
 ) -> tuple[Span, ...]:
     """:func:`span_count` spans of consecutive chunks, as even in chunks as can be, after the
     one-chunk lead-in span of :data:`LEAD_IN` when there are chunks enough.
@@ -83,7 +100,7 @@ def plan_spans(
     if not chunks:
         return ()
     asked = max(1, min(len(chunks), span_count(duration_s, span_s)))
-    count = max(1, min(len(chunks), span_count(duration_s, span_s, spread)))
+    count = max(1, min(len(chunks), span_count(duration_s, span_s, slots)))
     if count > asked:
         # Rounded up: still never a span of fewer than two chunks.
         count = max(asked, min(count, len(chunks) // 2))

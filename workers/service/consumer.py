@@ -101,6 +101,20 @@ class _Running:
     orphaned: bool = False  # its partition moved: whatever it produces is dropped
 
 
+class GroupShare:
+    """How many partitions of each topic this member owns, as the last rebalance left them:
+    written on the worker loop's thread, read by job threads (a whole Counter swapped in)."""
+
+    def __init__(self) -> None:
+        self._owned: Counter[str] = Counter()
+
+    def update(self, assignment: Collection[Partition]) -> None:
+        self._owned = Counter(p.topic for p in assignment)
+
+    def owned(self, topic: str) -> int:
+        return self._owned[topic]
+
+
 class WorkerLoop:
     def __init__(
         self,
@@ -111,11 +125,13 @@ class WorkerLoop:
         *,
         committer: Committer | None = None,
         topic_caps: Mapping[str, int] | None = None,
+        share: GroupShare | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         # The most records of a topic running or waiting here at once: a long video's span
         # orders may fill all slots but these, so a short video's ingest always finds one.
         self._topic_caps = dict(topic_caps or {})
+        self.share = share or GroupShare()
         self._lag_due = 0.0
         self.settings = settings
         self.stream = stream
@@ -193,6 +209,7 @@ class WorkerLoop:
             full = {topic for topic, cap in self._topic_caps.items() if self._taken(topic) >= cap}
             self.stream.pause({p for p in assigned if p.topic in full})
         self.check_ownership()
+        self.share.update(self.stream.assignment())
         self._revoked.clear()
 
     def _on_lost(self, lost: set[Partition]) -> None:

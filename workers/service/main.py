@@ -26,8 +26,9 @@ from workers.localizers.registry import localizer_kind
 from workers.model.circuit import CircuitBreaker
 from workers.model.client import http_client_from_settings
 from workers.pipeline.job import JobRunner
+from workers.pipeline.spans import group_slots
 from workers.priority import PrioritySlots
-from workers.service.consumer import WorkerLoop
+from workers.service.consumer import GroupShare, WorkerLoop
 from workers.service.handler import IngestHandler
 from workers.service.outbox import Committer, PlainCommitter, Publish, TransactionCommitter, holding
 from workers.service.work_markers import WorkMarkers
@@ -97,6 +98,7 @@ def build_handlers(
     metrics: Metrics | None = None,
     *,
     publish_progress: Publish | None = None,
+    span_slots: Callable[[], int] | None = None,
 ) -> list[IngestHandler]:
     """One handler per job slot: per-job state (cancel flag, retry hint) apart; the runner,
     model budget and circuit breaker shared, so the breaker sees every job's model failures."""
@@ -117,6 +119,7 @@ def build_handlers(
         frame_budget=frames,
         decode_slots=decoding,
         open_ranged=ranged_opener(settings, store),
+        span_slots=span_slots,
     )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/service/dedup.py.
@@ -171,6 +174,14 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         # In-flight progress (advisory) leaves at once; outcomes wait for their offset.
         EventPublisher(settings) as publisher,
     ):
+        # Span orders may take every slot but one: a short video never waits for a long one.
+        span_cap = max(1, min(settings.span_jobs, settings.effective_worker_jobs - 1))
+        share = GroupShare()
+
+        def span_slots() -> int:
+            owned = share.owned(names.TOPIC_SPANS)
+            return group_slots(owned, settings.span_partitions, span_cap)
+
         handlers = build_handlers(
             settings,
             holding(publisher.publish),
@@ -178,6 +189,7 @@ def _run(settings: Settings, stop: threading.Event) -> int:
             metrics,
             # Advisory: a job does not wait a broker round trip per progress event.
             publish_progress=publisher.publish_soon,
+            span_slots=span_slots,
         )
         # Jobs outlive any poll interval, but the loop keeps polling with partitions paused, so
         # the default interval holds; a short session lets a dead worker's partitions move fast.
@@ -200,8 +212,6 @@ def _run(settings: Settings, stop: threading.Event) -> int:
                 committer = TransactionCommitter(stream, transactions)
             else:
                 committer = PlainCommitter(stream, publisher.publish)
-            # Span orders may take every slot but one: a short video never waits for a long one.
-            span_cap = max(1, min(settings.span_jobs, len(handlers) - 1))
             loop = WorkerLoop(
                 settings,
                 stream,
@@ -209,6 +219,7 @@ def _run(settings: Settings, stop: threading.Event) -> int:
                 metrics,
                 committer=committer,
                 topic_caps={names.TOPIC_SPANS: span_cap},
+                share=share,
             )
             log.info(
                 "worker started: group %s on %s, %d jobs at once, %s commits, localizer default %s",

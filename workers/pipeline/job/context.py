@@ -42,6 +42,9 @@ class JobContext:
     frame_budget: threading.Semaphore | None
     # Chunks decoded at once across the jobs (None: no cap); see fanout.localize_chunks.
     decode_slots: threading.Semaphore | None
+    # The span orders the worker's group runs at once, as this member judges it now (the
+    # span count is rounded to whole rounds of them); None: spans as long as asked.
+    span_slots: Callable[[], int] | None = None
 
     def kind(self, event: IngestEvent) -> LocalizerKind:
         """The localizer the job asked for, else the worker's."""

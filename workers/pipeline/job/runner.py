@@ -42,6 +42,7 @@ class JobRunner:
         frame_budget: threading.Semaphore | None = None,
         decode_slots: threading.Semaphore | None = None,
         open_ranged: Callable[[IngestEvent], RangedFrameSource] | None = None,
+        span_slots: Callable[[], int] | None = None,
     ) -> None:
         self._ctx = JobContext(
             settings=settings,
@@ -61,6 +62,7 @@ class JobRunner:
             open_ranged=open_ranged,
             frame_budget=frame_budget,
             decode_slots=decode_slots,
+            span_slots=span_slots,
         )
 
     @property

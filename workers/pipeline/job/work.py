@@ -127,11 +127,13 @@ def split(ctx: JobContext, event: IngestEvent, job_id: str, plan: JobPlan) -> Ha
     s = ctx.settings
     if plan.mode != "uniform" or not should_split(plan.info.duration_s, s.span_s, len(plan.chunks)):
         return None
-    spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s, s.span_partitions)
+    slots = ctx.span_slots() if ctx.span_slots is not None else 1
+    spans = plan_spans(plan.chunks, plan.info.duration_s, s.span_s, slots)
     log.info(
-        "long video: %d chunks handed to the group in %d spans",
+        "long video: %d chunks handed to the group in %d spans (%d span slots in the group)",
         len(plan.chunks),
         len(spans),
+        slots,
         extra={"video_id": event.effective_video_id, "job_id": job_id},
     )
     return HandOff(spans, plan.info, len(plan.chunks))
