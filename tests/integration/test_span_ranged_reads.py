@@ -200,10 +200,11 @@ def test_the_hand_off_reads_the_header_and_end_only(
             source_opener(settings),
             localizer_factory(settings, http),
             open_ranged=ranged_opener(settings, store),
+            span_slots=lambda: 16,  # a group of 8 members of two span slots
         )
         handed = runner.run_or_hand_off(event, event.job_id, lambda *_: None)
     assert isinstance(handed, HandOff)
-    # Four spans of 120 s rounded up toward the 16 partitions, but never under two chunks.
+    # Four spans of 120 s rounded up toward the group's 16 span slots, never under two chunks.
     assert handed.chunks_total == CHUNKS and len(handed.spans) == CHUNKS // 2
     assert handed.object_bytes == size
     assert 0 < handed.bytes_fetched < 0.1 * size, (handed.bytes_fetched, size)
