@@ -63,7 +63,7 @@ def span_count(duration_s: float, span_s: float, slots: int = 1) -> int:
     start (seek, first decode) and its end (its last answers, while nothing of it is left to
     decode) with model slots idle. Four members of two slots, 60 minutes: 12 spans had every
     member run two spans side by side and then one alone; 16 spans two rounds of two, 1.35-1.40x
-    the model floor; 8 spans (one round) 1.29x.
+    the model floor; 8 spans (one round) 1.29-1.30x.
     """
     if span_s <= 0:
         return 1
@@ -81,9 +81,10 @@ def span_count(duration_s: float, span_s: float, slots: int = 1) -> int:
 def group_slots(owned: int, partitions: int, per_member: int) -> int:
     """The span orders the whole group runs at once, judged by one member from its share of
     ``video.spans``: the range assignor gives each of n members about ``partitions / n`` of
-    them, so n is about ``partitions / owned`` (exact for 1, 2, 4, 8 or 16 members of 16
-    partitions, within one for the others). A member owning none is one of more members
-    than partitions: every partition's owner runs orders."""
+    them, so n is about ``partitions / owned`` (of 16 partitions: exact for 1-4, 8 or 16
+    members, off for others: of 6 members, those owning 3 judge 5 and those owning 2 judge 8;
+    16 partitions do not share out evenly among 6 anyway). A member owning none is one of more
+    members than partitions."""
     members = max(1, round(partitions / owned)) if owned > 0 else partitions
     return members * max(1, per_member)
 
