@@ -6,12 +6,14 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from api_fixtures import make_progress, make_result, make_timeline
+from api_fixtures import MemoryStore, make_progress, make_result, make_timeline
 
 from contracts import SPANS_PENDING
+from vidloc import names
 from vidloc.api.query import select_events
 from vidloc.api.status import StatusBook, derive_state, final_job_id, fold_progress, fold_result
-from vidloc.api.timelines import video_id_from_key
+from vidloc.api.timelines import TimelineReader, video_id_from_key
+from vidloc.errors import StorageUnavailable
 from vidloc.viewer.layout import MIN_WIDTH_PCT, layout_tracks, ruler_ticks
 from vidloc.viewer.render import render_viewer
 
@@ -128,6 +130,22 @@ def test_a_timeline_is_final_unless_spans_or_a_stream_still_add_to_it() -> None:
     growing = {"stream_id": "s-1", "last_seq": 3}
     assert final_job_id(make_timeline(stream=growing)) is None
     assert final_job_id(make_timeline(stream={**growing, "ended": True})) == "job-1"
+
+
+def test_the_reader_names_the_job_of_a_final_timeline_only() -> None:
+    """An unreadable timeline does not break a status answer (the bus decides it then); an
+    unreachable store still does (503)."""
+    store = MemoryStore()
+    reader = TimelineReader(store, "timelines")  # type: ignore[arg-type]
+    store.put_timeline(make_timeline("done"))
+    pending = {"code": SPANS_PENDING, "message": "partial: 1 of 4 spans done"}
+    store.put_timeline(make_timeline("partial", warnings=[pending]))
+    store.objects[("timelines", names.timeline_key("broken"))] = b"{not json"
+    assert reader.final_job("done") == "job-1"
+    assert [reader.final_job(v) for v in ("partial", "broken", "never")] == [None, None, None]
+    store.down = True
+    with pytest.raises(StorageUnavailable):
+        reader.final_job("done")
 
 
 def test_fold_keeps_newest_whatever_the_arrival_order() -> None:

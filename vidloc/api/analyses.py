@@ -16,7 +16,7 @@ from urllib.parse import quote
 from contracts import DEFAULT_ANALYSIS_ID, Timeline
 from producers.analyses import AnalysisRecord, load_record, load_records
 from vidloc.api.models import VideoState
-from vidloc.api.status import StatusBook, derive_state, final_job_id
+from vidloc.api.status import StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
 from vidloc.client.models import Analysis, AnalysisLinks
 from vidloc.viewer.render import AnalysisTab
@@ -82,7 +82,7 @@ def _final_job(
     timelines: TimelineReader, video_id: str, analysis_id: str, tenant: str | None
 ) -> Callable[[], str | None]:
     """The job of the analysis' stored final timeline, read when asked (derive_state)."""
-    return lambda: final_job_id(timelines.load(video_id, tenant, analysis_id))
+    return lambda: timelines.final_job(video_id, tenant, analysis_id)
 
 
 def later_analyses(

@@ -29,7 +29,7 @@ from vidloc.api.models import (
 )
 from vidloc.api.probes import Readiness
 from vidloc.api.query import check_window, select_events
-from vidloc.api.status import BusView, StatusBook, derive_state, final_job_id
+from vidloc.api.status import BusView, StatusBook, derive_state
 from vidloc.api.timelines import TimelineReader
 from vidloc.client.models import Analysis
 from vidloc.errors import VidlocError
@@ -59,7 +59,7 @@ class Services:
             has_timeline=has_timeline,
             now=datetime.now(UTC),
             stalled_after_s=self.stalled_after_s,
-            final_job=lambda: final_job_id(self.timelines.load(video_id, caller.tenant)),
+            final_job=lambda: self.timelines.final_job(video_id, caller.tenant),
         )
 
     def later_analyses(self, caller: Caller, video_id: str) -> list[Analysis]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from contracts import ContractError, Timeline, decode_timeline
 from vidloc import names
 from vidloc.adapters.object_store import ObjectStore
+from vidloc.api.status import final_job_id
 from vidloc.errors import ObjectMissing, VidlocError
+
+log = logging.getLogger(__name__)
 
 _SUFFIX = "/timeline.json"
 
@@ -60,3 +65,18 @@ class TimelineReader:
                 f"stored timeline {self.bucket}/{key} is unreadable: {exc}",
                 code="timeline_unreadable",
             ) from exc
+
+    def final_job(
+        self, video_id: str, tenant: str | None = None, analysis_id: str | None = None
+    ) -> str | None:
+        """The job that wrote the stored timeline when nothing of that job comes after it
+        (``Timeline.final``); None when there is none, it is partial or it is unreadable (a
+        status question is answered without it: the bus then decides)."""
+        try:
+            timeline = self.load(video_id, tenant, analysis_id)
+        except VidlocError as exc:
+            if exc.code != "timeline_unreadable":
+                raise
+            log.warning("%s", exc)
+            return None
+        return final_job_id(timeline)
