@@ -134,6 +134,29 @@ def test_an_ask_publishes_a_v2_event_for_the_first_timelines_object_version(
     assert client.get(f"/videos/vid-1/analyses/{aid}").json()["analysis_id"] == aid
 
 
+def test_an_ask_while_the_finished_jobs_result_is_not_read_yet_is_taken(
+    client: httpx.Client, store: Store, book: StatusBook, publisher: Publisher
+) -> None:
+    """The job stored its final timeline and its result is not committed yet: the bus shows
+    only its progress. The video is done, so the ask is taken, reading the timeline once."""
+    store.put_tenant_timeline("vid-late", None, job_id="job-2")
+    book.apply_progress(make_progress("vid-late", at=datetime.now(UTC).isoformat(), job="job-2"))
+    key = ("timelines", names.timeline_key("vid-late"))
+    reads: list[tuple[str, str]] = []
+    read = store.get_bytes
+
+    def counted(bucket: str, name: str) -> bytes:
+        reads.append((bucket, name))
+        return read(bucket, name)
+
+    store.get_bytes = counted  # type: ignore[method-assign]
+    response = client.post("/videos/vid-late/analyses", json={"prompt": "anyone standing?"})
+    assert response.status_code == 202, response.text
+    assert reads.count(key) == 1
+    [(topic, video, _)] = publisher.sent
+    assert (topic, video) == (names.TOPIC_INGEST, "vid-late")
+
+
 def test_localizer_options_travel_and_options_may_carry_the_question(
     client: httpx.Client, publisher: Publisher
 ) -> None:

@@ -121,7 +121,7 @@ def _question(body: AskRequest) -> tuple[str | None, list[str]]:
 def _askable(deps: Services, caller: Caller, video_id: str) -> Timeline:
     """The first timeline of a video ``caller`` may ask about now, or the error saying why not."""
     timeline = deps.timelines.load(video_id, caller.tenant)
-    state = deps.derive(caller, video_id, has_timeline=timeline is not None)
+    state = deps.derive(caller, video_id, has_timeline=timeline is not None, stored=timeline)
     if state is None:
         raise _not_found(video_id)
     why = refusal(timeline, running=state.status in ("running", "stalled"))

@@ -29,7 +29,7 @@ from vidloc.api.models import (
 )
 from vidloc.api.probes import Readiness
 from vidloc.api.query import check_window, select_events
-from vidloc.api.status import BusView, StatusBook, derive_state
+from vidloc.api.status import BusView, StatusBook, derive_state, final_job_id
 from vidloc.api.timelines import TimelineReader
 from vidloc.client.models import Analysis
 from vidloc.errors import VidlocError
@@ -50,16 +50,27 @@ class Services:
     stalled_after_s: float | None = None
 
     def derive(
-        self, caller: Caller, video_id: str, *, has_timeline: bool, view: BusView | None = None
+        self,
+        caller: Caller,
+        video_id: str,
+        *,
+        has_timeline: bool,
+        view: BusView | None = None,
+        stored: Timeline | None = None,
     ) -> VideoState | None:
-        """``video_id`` as ``caller``'s tenant sees it (None: not one of its videos)."""
+        """``video_id`` as ``caller``'s tenant sees it (None: not one of its videos);
+        ``stored``: its timeline when the caller has read it already (not read again)."""
         return derive_state(
             video_id,
             view if view is not None else self.book.get(video_id, caller.tenant),
             has_timeline=has_timeline,
             now=datetime.now(UTC),
             stalled_after_s=self.stalled_after_s,
-            final_job=lambda: self.timelines.final_job(video_id, caller.tenant),
+            final_job=(
+                (lambda: final_job_id(stored))
+                if stored is not None
+                else (lambda: self.timelines.final_job(video_id, caller.tenant))
+            ),
         )
 
     def later_analyses(self, caller: Caller, video_id: str) -> list[Analysis]:

@@ -101,19 +101,12 @@ def derive_state(
         and progress.stage not in _TERMINAL_STAGES
         and (result is None or growing or progress.at > result.created_at)
     )
-    # Asked last: it reads the stored timeline.
-    finished = (
-        running
-        and has_timeline
-        and progress is not None
-        and final_job is not None
-        and final_job() == progress.job_id
-    )
-    if finished and progress is not None:
-        return VideoState(
-            video_id=video_id, status="succeeded", job_id=progress.job_id, has_timeline=True
-        )
     if running and progress is not None:
+        # Asked last: it reads the stored timeline.
+        if has_timeline and final_job is not None and final_job() == progress.job_id:
+            return VideoState(
+                video_id=video_id, status="succeeded", job_id=progress.job_id, has_timeline=True
+            )
         stalled = (
             now is not None
             and stalled_after_s is not None
