@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -35,12 +36,17 @@ def visible_labels(image: RGBImage, palette: Sequence[PaletteEntry] = PALETTE) -
     """Labels whose colour covers at least MIN_COVERAGE of the image (within tolerance)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         return frozenset()
-    pixels = image.astype(np.int16)
+    pixels = np.ascontiguousarray(image, dtype=np.uint8)
     total = image.shape[0] * image.shape[1]
     seen = set()
     for entry in palette:
-        close = np.all(np.abs(pixels - np.array(entry.rgb, dtype=np.int16)) <= COLOUR_TOLERANCE, 2)
-        if int(close.sum()) >= MIN_COVERAGE * total:
+        # Every channel within COLOUR_TOLERANCE of the entry's: OpenCV's range test in C, ~30x
+        # NumPy's int16 abs-and-all. The fake runs on the machine it benchmarks (bench/), where
+        # at 12 ms a frame it took more than a core from the workers being measured.
+        centre = np.array(entry.rgb, dtype=np.int16)
+        low = np.clip(centre - COLOUR_TOLERANCE, 0, 255).astype(np.uint8)
+        high = np.clip(centre + COLOUR_TOLERANCE, 0, 255).astype(np.uint8)
+        if cv2.countNonZero(cv2.inRange(pixels, low, high)) >= MIN_COVERAGE * total:
             seen.add(entry.label)
     return frozenset(seen)
 

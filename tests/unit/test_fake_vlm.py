@@ -14,7 +14,13 @@ from devkit.fake_vlm.__main__ import parse_args
 from devkit.fake_vlm.server import FakeConfig, serve_in_thread
 from devkit.fake_vlm.styles import ANSWER_STYLES, render_style
 from devkit.fake_vlm.vision import Sighting, events_from_sightings, visible_labels
-from devkit.synth.palette import BACKGROUNDS, entry_for_label
+from devkit.synth.palette import (
+    BACKGROUNDS,
+    COLOUR_TOLERANCE,
+    MIN_COVERAGE,
+    PALETTE,
+    entry_for_label,
+)
 from vidloc.errors import ModelAuthFailed, ModelRateLimited, ModelUnavailable
 from workers.localizers.answer.read import MAX_EVENTS, parse_answer
 from workers.localizers.prompt import build_messages, response_format_for_answer
@@ -122,6 +128,43 @@ def test_vision_sees_only_palette_colours() -> None:
     frames = make_frames(("red circle", 0, 8), ("blue triangle", 0, 8))
     assert visible_labels(frames[0].image) == {"red circle", "blue triangle"}
     assert visible_labels(make_frames()[0].image) == frozenset()
+
+
+def _labels_by_rule(image: np.ndarray[Any, Any]) -> frozenset[str]:
+    """The fake's rule said plainly: every channel within the tolerance, over the coverage."""
+    pixels = image.astype(np.int16)
+    seen = set()
+    for entry in PALETTE:
+        close = np.all(np.abs(pixels - np.array(entry.rgb, dtype=np.int16)) <= COLOUR_TOLERANCE, 2)
+        if close.sum() >= MIN_COVERAGE * image.shape[0] * image.shape[1]:
+            seen.add(entry.label)
+    return frozenset(seen)
+
+
+def test_vision_keeps_the_rule_at_its_edges() -> None:
+    rng = np.random.default_rng(7)
+    # Patches exactly at the tolerance, one past it, and just under and over the coverage.
+    needed = int(np.ceil(MIN_COVERAGE * W * H))
+    for entry in PALETTE:
+        for offset in (
+            COLOUR_TOLERANCE,
+            COLOUR_TOLERANCE + 1,
+            -COLOUR_TOLERANCE,
+            -COLOUR_TOLERANCE - 1,
+        ):
+            for count in (needed - 1, needed):
+                image = np.zeros((H, W, 3), dtype=np.uint8)
+                colour = np.clip(np.array(entry.rgb) + offset, 0, 255).astype(np.uint8)
+                image.reshape(-1, 3)[:count] = colour
+                assert visible_labels(image) == _labels_by_rule(image), (entry.label, offset, count)
+    # And noisy frames with palette-like blobs of every size.
+    for _ in range(100):
+        image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        for entry in PALETTE:
+            y, x, h, w = rng.integers(0, H - 8), rng.integers(0, W - 8), *rng.integers(1, 8, 2)
+            jitter = rng.integers(-70, 71, 3)
+            image[y : y + h, x : x + w] = np.clip(np.array(entry.rgb) + jitter, 0, 255)
+        assert visible_labels(image) == _labels_by_rule(image)
 
 
 def test_events_from_sightings_splits_runs_and_filters() -> None:
