@@ -36,7 +36,9 @@ class LocalizerKind:
     (its semaphore is the worker's one model budget); otherwise each job builds its own.
     ``reports_labels``: the only labels it can give (``None``: whatever the job asks), so a job
     asking for others is warned. ``after_merge``: a step over the merged events of the whole
-    video (the cv localizer turns merged cuts into shots there).
+    video (the cv localizer turns merged cuts into shots there). ``sees_jpeg``: it is sent each
+    frame as its JPEG and never reads the pixels, so a job hands it JPEGs alone (what the job
+    itself needs pixels for, thumbnails, has taken them by then).
     """
 
     name: str
@@ -47,4 +49,5 @@ class LocalizerKind:
     samples_adaptively: bool = False
     joins_instants: bool = True
     reports_labels: tuple[str, ...] | None = None
+    sees_jpeg: bool = False
     after_merge: Callable[[Sequence[DetectedEvent], float], tuple[DetectedEvent, ...]] | None = None

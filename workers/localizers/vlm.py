@@ -170,6 +170,7 @@ KIND = LocalizerKind(
     name="vlm",
     build=lambda deps: vlm_localizer_from_settings(deps.settings, deps.http, deps.metrics),
     asks_model=True,
+    sees_jpeg=True,
     shared=True,
     refines_boundaries=True,
     samples_adaptively=True,

@@ -58,6 +58,18 @@ def as_sent(frames: Iterable[FrameSample], jpeg_quality: int) -> Iterator[FrameS
         yield replace(frame, jpeg=encode_jpeg(frame.pixels(), jpeg_quality=jpeg_quality))
 
 
+def jpeg_only(frames: Iterable[FrameSample], jpeg_quality: int) -> Iterator[FrameSample]:
+    """``frames`` as the model is sent them: each its JPEG (encoded here unless it carries one)
+    and no pixels. For a localizer that reads nothing else: a chunk waiting for the model then
+    holds its frames' JPEGs (~25 KB each at 448x256) instead of their pictures (344 KB each),
+    and a worker holds up to ``2 x VIDLOC_VLM_CONCURRENCY`` such chunks (bench/README.md)."""
+    for frame in frames:
+        jpeg = frame.jpeg
+        if jpeg is None:
+            jpeg = encode_jpeg(frame.pixels(), jpeg_quality=jpeg_quality)
+        yield replace(frame, image=None, jpeg=jpeg)
+
+
 @dataclass
 class PartWriter:
     """Keeps each chunk's own frames as it is assembled (before the model sees it)."""

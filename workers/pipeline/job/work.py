@@ -16,6 +16,7 @@ from workers.model.cost import price_usage
 from workers.pipeline.assemble import assemble, wanted_times
 from workers.pipeline.cached_thumbnails import store_cached_thumbnails
 from workers.pipeline.fanout import localize_chunks
+from workers.pipeline.frame_store import jpeg_only
 from workers.pipeline.job.context import JobContext
 from workers.pipeline.job.finish import finish_events, job_timeline, kept, localize_request
 from workers.pipeline.job.frames import Feed, cache_prefix, keep_frames
@@ -216,7 +217,11 @@ def localize(
                 stopped.append(exc)
 
         wanted = wanted_times(pending)
-        assembled = assemble(pending, wanted, kept(feed.frames(wanted), keep))
+        frames = kept(feed.frames(wanted), keep)
+        if plan.kind.sees_jpeg:
+            # The pixels go once the keeper has seen them: chunks wait for the model as JPEGs.
+            frames = jpeg_only(frames, ctx.settings.vlm_jpeg_quality)
+        assembled = assemble(pending, wanted, frames)
         localize_chunks(
             assembled if feed.writer is None else feed.writer.tap(assembled),
             lambda chunk, frames: timed(chunk, frames, request),
