@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # with two, model floor 60 s); two cost memory (a 30-minute 1080p video: 437 MB tree RSS
     # against 310 MB). docs/delivery.md, "Long videos".
     span_jobs: int = Field(default=2, ge=1)
+    # Spans one worker decodes at once: a span is decoded ahead of the model and its decoder
+    # child then ends (workers/pipeline/ahead.py), so its other span orders wait seconds for
+    # this, not minutes, and the worker holds one span decoder (~70 MB), not one per order.
+    span_decoders: int = Field(default=1, ge=1)
 
     @property
     def span_partitions(self) -> int:

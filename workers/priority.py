@@ -83,6 +83,12 @@ class PrioritySlots(threading.Semaphore):
             self._free += n
             self._ready.notify_all()
 
+    def foreground_waiting(self) -> bool:
+        """Whether a foreground job waits for a slot now (a holder that can give its slot
+        back early, a span's decoder, then does: workers/pipeline/ahead.py)."""
+        with self._ready:
+            return self._waiting_foreground > 0
+
     # Semaphore binds its own acquire here, which would bypass the priority.
     __enter__ = acquire
 

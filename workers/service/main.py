@@ -120,6 +120,8 @@ def build_handlers(
         decode_slots=decoding,
         open_ranged=ranged_opener(settings, store),
         span_slots=span_slots,
+        # A lead-in (foreground) is given a freed span decoder before a span order.
+        span_decoders=PrioritySlots(settings.span_decoders),
     )
     breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
     # Identical work (same object version and options) runs once; see workers/service/dedup.py.

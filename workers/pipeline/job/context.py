@@ -18,6 +18,7 @@ from workers.pipeline.frame_store import FrameStore
 from workers.pipeline.job.outcomes import JobStore
 from workers.pipeline.job_checkpoints import JobCheckpoints, job_fingerprint
 from workers.pipeline.planning import JobPlan, PlanConfig
+from workers.priority import PrioritySlots
 from workers.types import FrameSource, Localizer, RangedFrameSource, VideoInfo
 
 
@@ -45,6 +46,8 @@ class JobContext:
     # The span orders the worker's group runs at once, as this member judges it now (the
     # span count is rounded to whole rounds of them); None: spans as long as asked.
     span_slots: Callable[[], int] | None = None
+    # Spans decoded at once across the jobs (workers/pipeline/ahead.py); None: no cap.
+    span_decoders: PrioritySlots | None = None
 
     def kind(self, event: IngestEvent) -> LocalizerKind:
         """The localizer the job asked for, else the worker's."""

@@ -25,6 +25,7 @@ from workers.pipeline.job.outcomes import HandOff, JobOutcome, JobStore, Progres
 from workers.pipeline.job.reask import from_cache_or_note, require_first_analysis
 from workers.pipeline.job.work import work
 from workers.pipeline.planning import PlanConfig, make_plan, wants_adaptive
+from workers.priority import PrioritySlots
 from workers.types import FrameSource, Localizer, RangedFrameSource, VideoInfo
 
 
@@ -43,6 +44,7 @@ class JobRunner:
         decode_slots: threading.Semaphore | None = None,
         open_ranged: Callable[[IngestEvent], RangedFrameSource] | None = None,
         span_slots: Callable[[], int] | None = None,
+        span_decoders: PrioritySlots | None = None,
     ) -> None:
         self._ctx = JobContext(
             settings=settings,
@@ -63,6 +65,7 @@ class JobRunner:
             frame_budget=frame_budget,
             decode_slots=decode_slots,
             span_slots=span_slots,
+            span_decoders=span_decoders,
         )
 
     @property

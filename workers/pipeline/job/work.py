@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Sequence
 
 from contracts import IngestEvent, JobWarning, encode
 from contracts.span import VideoSpan
 from vidloc import names
 from vidloc.errors import InputError, ModelAnswersUnusable, VidlocError
 from vidloc.tenancy import tenant_of_key
-from workers.frames import source_warnings
+from workers.frames import close_source, source_warnings
 from workers.model.cost import price_usage
+from workers.pipeline.ahead import decoded_ahead
 from workers.pipeline.assemble import assemble, wanted_times
 from workers.pipeline.cached_thumbnails import store_cached_thumbnails
 from workers.pipeline.fanout import localize_chunks
@@ -25,7 +27,7 @@ from workers.pipeline.job_warnings import all_answers_unusable, unusable_message
 from workers.pipeline.planning import JobPlan
 from workers.pipeline.spans import plan_spans, should_split
 from workers.pipeline.thumbnails import FrameKeeper, store_thumbnails
-from workers.types import ChunkResult, Localizer, TokenTally
+from workers.types import ChunkResult, FrameSample, Localizer, TokenTally
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +219,29 @@ def localize(
                 stopped.append(exc)
 
         wanted = wanted_times(pending)
-        frames = kept(feed.frames(wanted), keep)
-        if plan.kind.sees_jpeg:
+        quality = ctx.settings.vlm_jpeg_quality
+
+        def decoded(times: Sequence[float]) -> Iterable[FrameSample]:
+            frames = kept(feed.frames(times), keep)
             # The pixels go once the keeper has seen them: chunks wait for the model as JPEGs.
-            frames = jpeg_only(frames, ctx.settings.vlm_jpeg_quality)
+            return jpeg_only(frames, quality) if plan.kind.sees_jpeg else frames
+
+        frames: Iterable[FrameSample]
+        decoding = ctx.decode_slots
+        source = feed.source
+        if only is not None and source is not None and plan.kind.sees_jpeg:
+            # A span is decoded ahead and its decoder ended; that thread takes the decoding
+            # slots itself (a chunk waiting on it must not hold one).
+            frames = decoded_ahead(
+                decoded,
+                wanted,
+                gate=ctx.span_decoders,
+                decoding=decoding,
+                ended=lambda: close_source(source),
+            )
+            decoding = None
+        else:
+            frames = decoded(wanted)
         assembled = assemble(pending, wanted, frames)
         localize_chunks(
             assembled if feed.writer is None else feed.writer.tap(assembled),
@@ -228,7 +249,7 @@ def localize(
             workers=ctx.settings.vlm_concurrency if plan.kind.asks_model else 1,
             on_result=record,
             budget=ctx.frame_budget,
-            decoding=ctx.decode_slots,
+            decoding=decoding,
             stop=lambda: bool(stopped),
         )
         if stopped:
