@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from contracts import IngestEvent
+from devkit.fake_vlm.faults import Fault
+from devkit.fake_vlm.server import FakeConfig, serve_in_thread
 from devkit.synth.catalogue import spec_named
 from devkit.synth.matrix import MatrixClip, render_clip
 from devkit.synth.render import corrupt_copy, ensure_rendered
@@ -28,11 +30,13 @@ from devkit.synth.spec import SyntheticEvent, VideoSpec
 from vidloc.adapters.object_store import ObjectStore
 from vidloc.adapters.ranged_reader import RangedReader
 from vidloc.errors import ObjectMissing
+from vidloc.metrics import Metrics
 from vidloc.settings import Settings
 from workers.frames import close_source, open_ranged_source
 from workers.frames.probe import probe_video
 from workers.frames.pyav_source import PyAVSource
 from workers.pipeline.job import HandOff, JobRunner
+from workers.priority import PrioritySlots, in_background
 from workers.service.main import localizer_factory, ranged_opener, source_opener
 
 pytestmark = pytest.mark.integration
@@ -75,12 +79,14 @@ def uploaded(stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Object
     yield settings, store, bucket, info.etag
 
 
-def _order(bucket: str, etag: str, size: int, first: int, end: int) -> IngestEvent:
+def _order(
+    bucket: str, etag: str, size: int, first: int, end: int, localizer: str = "cv"
+) -> IngestEvent:
     return IngestEvent.model_validate(
         {
             "event_id": f"ranged-{uuid.uuid4().hex[:8]}",
             "source": {"bucket": bucket, "key": SPEC.filename, "etag": etag, "size": size},
-            "options": {"localizer": "cv", "sample_fps": 1.0, "chunk_s": CHUNK_S},
+            "options": {"localizer": localizer, "sample_fps": 1.0, "chunk_s": CHUNK_S},
             "submitted_at": datetime.now(UTC).isoformat(),
             "span": {
                 "role": "order",
@@ -122,6 +128,53 @@ def test_a_middle_span_reads_well_under_the_whole_object(
     assert done.chunks == 4 and done.chunks_from_checkpoint == 0
     assert done.object_bytes == size
     assert 0 < done.bytes_fetched < 0.6 * size, (done.bytes_fetched, size)
+
+
+def test_a_span_is_decoded_ahead_while_its_chunks_wait_for_the_model(
+    uploaded: tuple[Settings, ObjectStore, str, str],
+) -> None:
+    """The span's decoder runs to the end of the span and ends before the model has answered
+    its first chunk: a worker does not keep a decoder child per span order for as long as the
+    model takes (workers/pipeline/ahead.py)."""
+    settings, store, bucket, etag = uploaded
+    slow = Fault("slow", count=100, delay_s=1.5)
+    base_url, stop = serve_in_thread(config=FakeConfig(faults=(slow,)))
+    settings = settings.model_copy(
+        update={"vlm_base_url": base_url, "vlm_api_key": None, "vlm_concurrency": 1}
+    )
+    size = store.stat(bucket, SPEC.filename).size
+    metrics = Metrics()
+    decoded_at_first_answer: list[float] = []
+
+    def progress(stage: str, done: int, total: int, detail: str) -> None:
+        if stage == "localizing" and "done" in detail and not decoded_at_first_answer:
+            decoded_at_first_answer.append(metrics.frames_decoded._value.get())
+
+    try:
+        with httpx.Client() as http:
+            runner = JobRunner(
+                settings,
+                store,
+                source_opener(settings),
+                localizer_factory(settings, http),
+                metrics,
+                # As a worker builds it: chunks held at once across its jobs.
+                frame_budget=PrioritySlots(2),
+                open_ranged=ranged_opener(settings, store),
+                span_decoders=PrioritySlots(1),
+            )
+            order = _order(bucket, etag, size, 8, 12, localizer="vlm")
+            with in_background():  # as a worker runs a span order
+                done = runner.run_span(order, order.job_id, progress)
+    finally:
+        stop()
+    assert done.chunks == 4 and done.chunks_from_checkpoint == 0
+    # 4 chunks of 30 s at 1 fps (and the frames their overlaps share): every frame the span
+    # decodes is decoded by the first answer, 1.5 s after the first request; streamed, at most
+    # the two chunks the budget holds would have been.
+    total = metrics.frames_decoded._value.get()
+    assert total >= 120
+    assert decoded_at_first_answer == [total]
 
 
 @pytest.mark.parametrize(
