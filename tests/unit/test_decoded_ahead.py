@@ -152,3 +152,29 @@ def test_a_decoding_slot_is_held_only_while_pulling() -> None:
     )
     assert len(frames) == len(TIMES)
     assert slots.acquire(blocking=False)  # given back after the last pull
+
+
+def test_no_more_than_max_ahead_frames_wait_and_the_rest_come_as_taken() -> None:
+    decoder = Decoder()
+    frames = decoded_ahead(
+        decoder.frames, TIMES, gate=None, decoding=None, ended=decoder.end, max_ahead=5
+    )
+    first = next(frames)
+    time.sleep(0.3)
+    # One taken, five waiting, one more pulled and blocked on the full queue.
+    assert len(decoder.pulled) <= 7 and not decoder.ended
+    assert [first.t_s, *(f.t_s for f in frames)] == list(TIMES)
+    assert decoder.ended == 1
+
+
+def test_a_consumer_that_stops_while_the_queue_is_full_is_not_held_up() -> None:
+    decoder = Decoder()
+    frames = decoded_ahead(
+        decoder.frames, TIMES, gate=None, decoding=None, ended=decoder.end, max_ahead=2
+    )
+    next(frames)
+    time.sleep(0.2)
+    started = time.monotonic()
+    frames.close()
+    assert time.monotonic() - started < WAIT_S
+    assert decoder.ended and len(decoder.pulled) < len(TIMES)

@@ -16,7 +16,8 @@ waiter ends its decoder, gives the gate up and, once it has it back, goes on fro
 frame with a new decoder (one child start and one seek).
 
 Held meanwhile: the span's JPEGs not yet handed to the model (a 300 s span at 1 fps and
-448x256 is ~300 frames of 10-40 KB).
+448x256 is ~300 frames of 10-40 KB), at most :data:`MAX_AHEAD_FRAMES`: a span longer than that
+(a large ``VIDLOC_SPAN_S``) decodes the rest as the model takes it, its child alive meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from workers.types import FrameSample
 log = logging.getLogger(__name__)
 
 _END = object()
+# Frames decoded ahead and not yet taken: 15 minutes at 1 fps, 9-36 MB of JPEGs at 448x256.
+MAX_AHEAD_FRAMES = 900
+# How often a decoding thread blocked on a full queue looks whether the consumer stopped.
+_POLL_S = 0.5
 # How long closing waits for the decoding thread to notice, once its decoder is ended.
 _JOIN_S = 30.0
 
@@ -45,13 +50,14 @@ def decoded_ahead(
     gate: PrioritySlots | None,
     decoding: threading.Semaphore | None,
     ended: Callable[[], None],
+    max_ahead: int = MAX_AHEAD_FRAMES,
 ) -> Iterator[FrameSample]:
     """The frames ``open_frames(times)`` yields, pulled to the end by a thread of their own
     (holding ``gate``, and a ``decoding`` slot for each pull, so a short video's decode still
     gets the cores first), then ``ended()`` (the decoder child goes). A decoder error is raised
     here, where the frame it stopped at would have been. Closing this iterator early stops the
     thread and ends the decoder at once."""
-    ready: queue.SimpleQueue[object] = queue.SimpleQueue()
+    ready: queue.Queue[object] = queue.Queue(maxsize=max_ahead)
     stop = threading.Event()
     decoding_now = threading.Event()
     yields = is_background()  # gives the gate up to a waiting lead-in
@@ -76,9 +82,9 @@ def decoded_ahead(
                 delivered += pulled
                 if finished:
                     break
-            ready.put(_END)
+            _put(ready, _END, stop)
         except BaseException as exc:  # handed to the consumer, who raises it
-            ready.put(exc)
+            _put(ready, exc, stop)
 
     # The job's context (its ids in log lines, background or foreground priority) goes along.
     thread = threading.Thread(
@@ -108,7 +114,7 @@ def decoded_ahead(
 
 def _decode(
     source: Iterator[FrameSample],
-    ready: queue.SimpleQueue[object],
+    ready: queue.Queue[object],
     stop: threading.Event,
     decoding: threading.Semaphore | None,
     ended: Callable[[], None],
@@ -126,7 +132,8 @@ def _decode(
                 frame = next(source, _END)
             if frame is _END:
                 return pulled, True
-            ready.put(frame)
+            if not _put(ready, frame, stop):
+                break
             pulled += 1
         return pulled, True
     finally:
@@ -134,3 +141,14 @@ def _decode(
         if close is not None:
             close()  # a generator left half-way kills its child
         ended()
+
+
+def _put(ready: queue.Queue[object], item: object, stop: threading.Event) -> bool:
+    """``item`` queued once there is room; False if the consumer stopped meanwhile."""
+    while True:
+        try:
+            ready.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            if stop.is_set():
+                return False
