@@ -75,12 +75,13 @@ class Settings(BaseSettings):
     span_s: float = Field(default=300.0, ge=0)
     # Span orders one worker runs at once (never its last job slot). One leaves the model slots
     # idle while a span starts and ends (a 60-minute video on one worker: 112 s against 72 s
-    # with two, model floor 60 s); two cost memory (a 30-minute 1080p video: 437 MB tree RSS
-    # against 310 MB). docs/delivery.md, "Long videos".
+    # with two, model floor 60 s). Memory does not grow with it: spans are decoded ahead, one
+    # at a time (span_decoders). docs/delivery.md, "Long videos".
     span_jobs: int = Field(default=2, ge=1)
     # Spans one worker decodes at once: a span is decoded ahead of the model and its decoder
     # child then ends (workers/pipeline/ahead.py), so its other span orders wait seconds for
-    # this, not minutes, and the worker holds one span decoder (~70 MB), not one per order.
+    # this, not minutes, and the worker holds one span decoder (~70 MB), not one per order
+    # (a 2-hour 1080p video on one worker: 259 MB tree RSS, job 69 s; two: 339 MB, 55 s).
     span_decoders: int = Field(default=1, ge=1)
 
     @property
