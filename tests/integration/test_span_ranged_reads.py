@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -109,19 +110,25 @@ def _order(
     )
 
 
+def _runner(settings: Settings, store: ObjectStore, http: httpx.Client, **shared: Any) -> JobRunner:
+    """A worker's job runner, reading spans by ranges (``shared``: what a worker's jobs share)."""
+    return JobRunner(
+        settings,
+        store,
+        source_opener(settings),
+        localizer_factory(settings, http),
+        open_ranged=ranged_opener(settings, store),
+        **shared,
+    )
+
+
 def test_a_middle_span_reads_well_under_the_whole_object(
     uploaded: tuple[Settings, ObjectStore, str, str],
 ) -> None:
     settings, store, bucket, etag = uploaded
     size = store.stat(bucket, SPEC.filename).size
     with httpx.Client() as http:
-        runner = JobRunner(
-            settings,
-            store,
-            source_opener(settings),
-            localizer_factory(settings, http),
-            open_ranged=ranged_opener(settings, store),
-        )
+        runner = _runner(settings, store, http)
         # The third span of four: chunks 8-11, 240-360 s.
         order = _order(bucket, etag, size, 8, 12)
         done = runner.run_span(order, order.job_id, lambda *_: None)
@@ -152,15 +159,13 @@ def test_a_span_is_decoded_ahead_while_its_chunks_wait_for_the_model(
 
     try:
         with httpx.Client() as http:
-            runner = JobRunner(
+            # As a worker builds it: chunks held at once across its jobs, one span decoding.
+            runner = _runner(
                 settings,
                 store,
-                source_opener(settings),
-                localizer_factory(settings, http),
-                metrics,
-                # As a worker builds it: chunks held at once across its jobs.
+                http,
+                metrics=metrics,
                 frame_budget=PrioritySlots(2),
-                open_ranged=ranged_opener(settings, store),
                 span_decoders=PrioritySlots(1),
             )
             order = _order(bucket, etag, size, 8, 12, localizer="vlm")
@@ -247,14 +252,8 @@ def test_the_hand_off_reads_the_header_and_end_only(
     order = _order(bucket, etag, size, 0, CHUNKS)
     event = order.model_copy(update={"span": None})
     with httpx.Client() as http:
-        runner = JobRunner(
-            settings,
-            store,
-            source_opener(settings),
-            localizer_factory(settings, http),
-            open_ranged=ranged_opener(settings, store),
-            span_slots=lambda: 16,  # a group of 8 members of two span slots
-        )
+        # A group of 8 members of two span slots.
+        runner = _runner(settings, store, http, span_slots=lambda: 16)
         handed = runner.run_or_hand_off(event, event.job_id, lambda *_: None)
     assert isinstance(handed, HandOff)
     # Four spans of 120 s rounded up toward the group's 16 span slots, never under two chunks.
