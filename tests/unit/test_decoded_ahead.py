@@ -178,3 +178,22 @@ def test_a_consumer_that_stops_while_the_queue_is_full_is_not_held_up() -> None:
     frames.close()
     assert time.monotonic() - started < WAIT_S
     assert decoder.ended and len(decoder.pulled) < len(TIMES)
+
+
+def test_a_span_with_every_frame_pulled_does_not_give_way_for_nothing() -> None:
+    gate = PrioritySlots(1)
+    hold = threading.Event()
+    span = Decoder(hold=hold, hold_from=TIMES[-1])  # stuck before its last frame
+    with in_background():
+        frames = ahead(span, gate)
+        assert next(frames).t_s == 0.0
+    assert span.started.wait(WAIT_S)
+    lead_in = Decoder()
+    asks = threading.Thread(target=lambda: list(ahead(lead_in, gate)))
+    asks.start()  # a lead-in waits as the span's last frame comes
+    time.sleep(0.1)
+    hold.set()
+    assert [0.0, *(f.t_s for f in frames)] == list(TIMES)
+    assert span.opened == [0.0]  # not opened again for no frames
+    asks.join(WAIT_S)
+    assert lead_in.pulled == list(TIMES)

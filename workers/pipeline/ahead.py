@@ -72,6 +72,7 @@ def decoded_ahead(
                     decoding_now.set()
                     pulled, finished = _decode(
                         iter(open_frames(times[delivered:])),
+                        len(times) - delivered,
                         ready,
                         stop,
                         decoding,
@@ -114,18 +115,20 @@ def decoded_ahead(
 
 def _decode(
     source: Iterator[FrameSample],
+    wanted: int,
     ready: queue.Queue[object],
     stop: threading.Event,
     decoding: threading.Semaphore | None,
     ended: Callable[[], None],
     give_way: Callable[[], bool],
 ) -> tuple[int, bool]:
-    """Frames from ``source`` into ``ready`` until it ends (finished), the consumer stops, or
-    ``give_way`` says a lead-in waits; the decoder is ended either way. (pulled, finished)."""
+    """Frames from ``source`` (``wanted`` of them at most) into ``ready`` until it ends
+    (finished), the consumer stops, or ``give_way`` says a lead-in waits while frames are
+    still wanted; the decoder is ended either way. (pulled, finished)."""
     pulled = 0
     try:
         while not stop.is_set():
-            if pulled and give_way():
+            if 0 < pulled < wanted and give_way():
                 log.info("span decoding gives way to a lead-in after %d frames", pulled)
                 return pulled, False
             with decoding if decoding is not None else nullcontext():
