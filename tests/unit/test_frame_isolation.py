@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -121,6 +122,33 @@ def test_closing_early_kills_the_child() -> None:
     )
     assert next(items) == 0
     items.close()
+    assert_no_child_left()
+
+
+def test_a_child_closed_from_another_thread_wakes_the_one_reading_it() -> None:
+    """A span decoded ahead is ended by its consumer while its decoding thread waits on the
+    child (workers/pipeline/ahead.py): that thread gets DecodeFailed at once, not after the
+    timeout, and no child is left."""
+    child = DecoderChild(timeout_s=600.0)
+    items = child.stream(count_then_hang, (1,), label="test", path="x.mp4")
+    assert next(items) == 0
+    outcome: list[BaseException] = []
+
+    def read_on() -> None:
+        try:
+            next(items)
+        except BaseException as exc:  # the reader's error is the test's finding
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read_on)
+    reader.start()
+    time.sleep(0.3)  # the reader waits on the hanging child
+    started = time.monotonic()
+    child.close()
+    reader.join(10.0)
+    assert not reader.is_alive()
+    assert time.monotonic() - started < 10.0
+    assert len(outcome) == 1 and isinstance(outcome[0], DecodeFailed), outcome
     assert_no_child_left()
 
 

@@ -187,11 +187,17 @@ class DecoderChild:
 
 
 def _stop_all(live: list[tuple[Any, Connection]]) -> None:
-    while live:
-        process, pipe = live.pop()
-        pipe.close()
+    # Another thread may stop the same child at once (a span decoded ahead is ended by its
+    # consumer while the decoding thread's stream ends it too): pop, never check-then-pop.
+    while True:
+        try:
+            process, pipe = live.pop()
+        except IndexError:
+            return
+        # Killed first: a thread waiting on the pipe then reads its end (EOF), not a closed pipe.
         if process.is_alive():
             process.kill()
+        pipe.close()
         process.join(timeout=_JOIN_S)
         if process.exitcode is not None:
             process.close()
@@ -230,14 +236,17 @@ def call_in_child(
 
 
 def _receive(pipe: Connection, child: Any, timeout_s: float, label: str, path: str) -> Any:
-    if not pipe.poll(timeout_s):
-        child.kill()
-        raise DecodeFailed(f"{label} produced nothing for {timeout_s:g} s on {path}; killed")
     try:
+        if not pipe.poll(timeout_s):
+            child.kill()
+            raise DecodeFailed(f"{label} produced nothing for {timeout_s:g} s on {path}; killed")
         return pipe.recv()
     except (EOFError, ConnectionResetError) as exc:
         child.join(timeout=_JOIN_S)
         raise DecodeFailed(f"{label} worker died (exit code {child.exitcode}) on {path}") from exc
+    except OSError as exc:
+        # Our end closed by another thread that stopped the child (DecoderChild.close).
+        raise DecodeFailed(f"{label} worker was stopped while reading {path}") from exc
 
 
 def _serve_requests(pipe: Connection, niceness: int = 0) -> None:

@@ -39,7 +39,9 @@ _END = object()
 MAX_AHEAD_FRAMES = 900
 # How often a decoding thread blocked on a full queue looks whether the consumer stopped.
 _POLL_S = 0.5
-# How long closing waits for the decoding thread to notice, once its decoder is ended.
+# How long closing waits for the decoding thread to stop on its own (it looks between frames),
+# and then, once its decoder is ended from outside, to notice.
+_GRACE_S = 2.0
 _JOIN_S = 30.0
 
 
@@ -104,13 +106,17 @@ def decoded_ahead(
     finally:
         stop.set()
         if decoding_now.is_set() and thread.is_alive():
-            # A consumer that stopped early (a cancel, a chunk's error): the decoder goes now,
-            # which also wakes a thread blocked on it. A thread still waiting for the gate
-            # sees the stop when it gets the gate, and gives it back without decoding.
-            ended()
-            thread.join(_JOIN_S)
+            # A consumer that stopped early (a cancel, a chunk's error): the thread sees the
+            # stop at its next frame and ends its decoder itself. One stuck on a frame is ended
+            # from here (the child killed, which wakes the thread with the pipe's end). A
+            # thread still waiting for the gate sees the stop when it gets the gate, and gives
+            # it back without decoding.
+            thread.join(_GRACE_S)
             if thread.is_alive():
-                log.warning("the span's decoding thread did not stop within %.0f s", _JOIN_S)
+                ended()
+                thread.join(_JOIN_S)
+                if thread.is_alive():
+                    log.warning("the span's decoding thread did not stop within %.0f s", _JOIN_S)
 
 
 def _decode(
