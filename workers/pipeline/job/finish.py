@@ -3,7 +3,7 @@ snapped to cuts, priced and described."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,13 +17,11 @@ from workers.pipeline.join import join_unseparated
 from workers.pipeline.merge import merge_events
 from workers.pipeline.planning import JobPlan, frame_budget_tokens
 from workers.pipeline.reuse import refine_skipped
-from workers.pipeline.thumbnails import FrameKeeper
 from workers.pipeline.timeline import build_timeline
 from workers.refinement.refine import RefineOutcome, refine_events
 from workers.types import (
     ChunkResult,
     DetectedEvent,
-    FrameSample,
     Localizer,
     LocalizeRequest,
     TokenTally,
@@ -145,7 +143,3 @@ def localize_request(event: IngestEvent, plan: JobPlan) -> LocalizeRequest:
         # The object version, not just the video id: a re-upload under one id is new frames.
         media_id=f"{event.effective_video_id}@{event.version_tag}",
     )
-
-
-def kept(frames: Iterable[FrameSample], keep: FrameKeeper | None) -> Iterable[FrameSample]:
-    return frames if keep is None else keep.tap(frames)

@@ -4,6 +4,7 @@ and keeping the decoded ones for later analyses (docs/analyses.md)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,14 @@ from pathlib import Path
 from contracts import IngestEvent
 from vidloc import names
 from vidloc.tenancy import tenant_of_key
+from workers.frames import close_source
+from workers.pipeline.ahead import decoded_ahead
 from workers.pipeline.frame_cache import Manifest
-from workers.pipeline.frame_store import PartWriter, as_sent
+from workers.pipeline.frame_store import PartWriter, as_sent, jpeg_only
 from workers.pipeline.job.context import JobContext
 from workers.pipeline.planning import JobPlan
 from workers.pipeline.reuse import frame_sampling
+from workers.pipeline.thumbnails import FrameKeeper
 from workers.types import FrameSample, FrameSource
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,39 @@ def decoding(
         return decoded if writer is None else as_sent(decoded, quality)
 
     return Feed(frames, source, Path(path), writer, object_size)
+
+
+def chunk_frames(
+    ctx: JobContext,
+    plan: JobPlan,
+    feed: Feed,
+    wanted: Sequence[float],
+    keep: FrameKeeper | None,
+    *,
+    spanned: bool,
+) -> tuple[Iterable[FrameSample], threading.Semaphore | None]:
+    """The frames ``wanted``, as the chunk pipeline takes them, and the decoding slots it should
+    take around each chunk (None: the frames' own thread takes them)."""
+    quality = ctx.settings.vlm_jpeg_quality
+
+    def decoded(times: Sequence[float]) -> Iterable[FrameSample]:
+        frames = feed.frames(times) if keep is None else keep.tap(feed.frames(times))
+        # The pixels go once the keeper has seen them: chunks wait for the model as JPEGs.
+        return jpeg_only(frames, quality) if plan.kind.sees_jpeg else frames
+
+    source = feed.source
+    if not (spanned and source is not None and plan.kind.sees_jpeg):
+        return decoded(wanted), ctx.decode_slots
+    # A span is decoded ahead and its decoder ended; that thread takes the decoding slots
+    # itself (a chunk waiting on it must not hold one).
+    ahead = decoded_ahead(
+        decoded,
+        wanted,
+        gate=ctx.span_decoders,
+        decoding=ctx.decode_slots,
+        ended=lambda: close_source(source),
+    )
+    return ahead, None
 
 
 def keep_frames(ctx: JobContext, event: IngestEvent, plan: JobPlan, feed: Feed) -> Manifest | None:

@@ -5,29 +5,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
 
 from contracts import IngestEvent, JobWarning, encode
 from contracts.span import VideoSpan
 from vidloc import names
 from vidloc.errors import InputError, ModelAnswersUnusable, VidlocError
 from vidloc.tenancy import tenant_of_key
-from workers.frames import close_source, source_warnings
+from workers.frames import source_warnings
 from workers.model.cost import price_usage
-from workers.pipeline.ahead import decoded_ahead
 from workers.pipeline.assemble import assemble, wanted_times
 from workers.pipeline.cached_thumbnails import store_cached_thumbnails
 from workers.pipeline.fanout import localize_chunks
-from workers.pipeline.frame_store import jpeg_only
 from workers.pipeline.job.context import JobContext
-from workers.pipeline.job.finish import finish_events, job_timeline, kept, localize_request
-from workers.pipeline.job.frames import Feed, cache_prefix, keep_frames
+from workers.pipeline.job.finish import finish_events, job_timeline, localize_request
+from workers.pipeline.job.frames import Feed, cache_prefix, chunk_frames, keep_frames
 from workers.pipeline.job.outcomes import HandOff, JobOutcome, ProgressFn, SpanOutcome
 from workers.pipeline.job_warnings import all_answers_unusable, unusable_message
 from workers.pipeline.planning import JobPlan
 from workers.pipeline.spans import plan_spans, should_split
 from workers.pipeline.thumbnails import FrameKeeper, store_thumbnails
-from workers.types import ChunkResult, FrameSample, Localizer, TokenTally
+from workers.types import ChunkResult, Localizer, TokenTally
 
 log = logging.getLogger(__name__)
 
@@ -219,29 +216,7 @@ def localize(
                 stopped.append(exc)
 
         wanted = wanted_times(pending)
-        quality = ctx.settings.vlm_jpeg_quality
-
-        def decoded(times: Sequence[float]) -> Iterable[FrameSample]:
-            frames = kept(feed.frames(times), keep)
-            # The pixels go once the keeper has seen them: chunks wait for the model as JPEGs.
-            return jpeg_only(frames, quality) if plan.kind.sees_jpeg else frames
-
-        frames: Iterable[FrameSample]
-        decoding = ctx.decode_slots
-        source = feed.source
-        if only is not None and source is not None and plan.kind.sees_jpeg:
-            # A span is decoded ahead and its decoder ended; that thread takes the decoding
-            # slots itself (a chunk waiting on it must not hold one).
-            frames = decoded_ahead(
-                decoded,
-                wanted,
-                gate=ctx.span_decoders,
-                decoding=decoding,
-                ended=lambda: close_source(source),
-            )
-            decoding = None
-        else:
-            frames = decoded(wanted)
+        frames, decoding = chunk_frames(ctx, plan, feed, wanted, keep, spanned=only is not None)
         assembled = assemble(pending, wanted, frames)
         localize_chunks(
             assembled if feed.writer is None else feed.writer.tap(assembled),
