@@ -58,7 +58,8 @@ def decoded_ahead(
     (holding ``gate``, and a ``decoding`` slot for each pull, so a short video's decode still
     gets the cores first), then ``ended()`` (the decoder child goes). A decoder error is raised
     here, where the frame it stopped at would have been. Closing this iterator early stops the
-    thread and ends the decoder at once."""
+    thread, which ends the decoder at its next frame (a decode stuck past 2 s is ended from
+    here)."""
     ready: queue.Queue[object] = queue.Queue(maxsize=max_ahead)
     stop = threading.Event()
     decoding_now = threading.Event()
